@@ -1,0 +1,157 @@
+//! Turns SDK errors into the core's [`ResourceError`] with a kind the engine acts on.
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use plinth_core::resource::{ErrorKind, ResourceError};
+
+/// Error codes by what they mean for the caller. Codes are the service's own strings.
+const NOT_FOUND: &[&str] = &[
+    "ResourceNotFoundException",
+    "TableNotFoundException",
+    "InvalidGroup.NotFound",
+    "InvalidGroupId.NotFound",
+    "InvalidGroupId.Malformed",
+    "InvalidVpcID.NotFound",
+    "InvalidPermission.NotFound",
+];
+const IN_USE: &[&str] = &[
+    "ResourceInUseException",
+    "DependencyViolation",
+    "LimitExceededException",
+    "InvalidGroup.InUse",
+];
+const RETRYABLE: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "RequestThrottled",
+    "TooManyRequestsException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "InternalError",
+];
+const AUTH: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "AuthFailure",
+    "ExpiredToken",
+    "ExpiredTokenException",
+];
+
+/// The kind a service error code stands for.
+pub fn kind_of_code(code: &str) -> ErrorKind {
+    if NOT_FOUND.contains(&code) {
+        ErrorKind::NotFound
+    } else if IN_USE.contains(&code) {
+        ErrorKind::InUse
+    } else if RETRYABLE.contains(&code) {
+        ErrorKind::Retryable
+    } else if AUTH.contains(&code) {
+        ErrorKind::Auth
+    } else if code.starts_with("Invalid")
+        || code.contains("Validation")
+        || code.ends_with(".Duplicate")
+    {
+        ErrorKind::Invalid
+    } else {
+        ErrorKind::Other
+    }
+}
+
+/// Classifies any SDK error.
+pub fn classify<E>(err: SdkError<E, Response>) -> ResourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().map(str::to_string);
+            let message = service
+                .err()
+                .message()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}", service.err()));
+            let status = service.raw().status().as_u16();
+            let body = service
+                .raw()
+                .body()
+                .bytes()
+                .map(|b| String::from_utf8_lossy(b).to_lowercase());
+            let unsupported = status == 501
+                || body.as_deref().is_some_and(|b| {
+                    b.contains("not yet implemented") || b.contains("not implemented")
+                });
+            let kind = match (&code, unsupported) {
+                (_, true) => ErrorKind::Unsupported,
+                (Some(c), _) => kind_of_code(c),
+                (None, _) if status >= 500 => ErrorKind::Retryable,
+                (None, _) => ErrorKind::Other,
+            };
+            let message = if message.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                message
+            };
+            ResourceError {
+                kind,
+                code,
+                message,
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            ResourceError::new(ErrorKind::Retryable, describe_chain(&err))
+        }
+        _ => ResourceError::new(ErrorKind::Other, describe_chain(&err)),
+    }
+}
+
+/// The error and its sources, joined: the SDK's top-level messages alone are vague
+/// ("dispatch failure").
+fn describe_chain(err: &dyn std::error::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+/// Shorthand for `.map_err(classify)` on a `send()` result.
+pub trait SendExt<T> {
+    fn classified(self) -> Result<T, ResourceError>;
+}
+
+impl<T, E> SendExt<T> for Result<T, SdkError<E, Response>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    fn classified(self) -> Result<T, ResourceError> {
+        self.map_err(classify)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_to_what_the_engine_does_with_them() {
+        assert_eq!(kind_of_code("DependencyViolation"), ErrorKind::InUse);
+        assert_eq!(
+            kind_of_code("ResourceNotFoundException"),
+            ErrorKind::NotFound
+        );
+        assert_eq!(kind_of_code("ThrottlingException"), ErrorKind::Retryable);
+        assert_eq!(kind_of_code("InvalidParameterValue"), ErrorKind::Invalid);
+    }
+}

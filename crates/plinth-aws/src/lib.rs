@@ -1,0 +1,25 @@
+//! plinth's AWS resource types.
+//!
+//! Every type is one file under `resources/`, implements [`plinth_core::resource::ResourceType`]
+//! and is listed once in [`registry`]. Everything else here is shared plumbing: SDK clients per
+//! region, error classification and waiting.
+
+pub mod clients;
+pub mod errors;
+pub mod resources;
+pub mod wait;
+
+pub use clients::{Aws, AwsOptions, CallStats};
+
+use std::sync::Arc;
+
+use plinth_core::resource::Registry;
+
+/// Every resource type plinth knows, backed by the given clients.
+pub fn registry(aws: &Arc<Aws>) -> Registry {
+    let mut registry = Registry::new();
+    for resource_type in resources::all(aws) {
+        registry.register(resource_type);
+    }
+    registry
+}

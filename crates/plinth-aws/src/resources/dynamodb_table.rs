@@ -1,0 +1,1518 @@
+//! `dynamodb.table`: a DynamoDB table with its keys, billing, secondary indexes, stream, TTL,
+//! point-in-time recovery, deletion protection, table class and tags.
+//!
+//! Canonical form: enum values are the lowercase snake_case of the API's (`keys_only`), except
+//! billing (`on_demand` for `PAY_PER_REQUEST`); every default is filled in; index lists are
+//! sorted by name and `non_key_attributes` sorted; empty lists and unset optionals are absent.
+//! [`canonicalize`] produces it for desired properties and for what `read` builds alike, so the
+//! two shapes cannot drift apart.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_table::builders::UpdateTableFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction,
+    DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndex, GlobalSecondaryIndexDescription,
+    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, LocalSecondaryIndex,
+    PointInTimeRecoverySpecification, PointInTimeRecoveryStatus, Projection, ProjectionType,
+    ProvisionedThroughput, ProvisionedThroughputDescription, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TableClass, TableDescription, TableStatus, Tag,
+    TimeToLiveSpecification, TimeToLiveStatus, UpdateGlobalSecondaryIndexAction,
+};
+use aws_sdk_dynamodb::Client;
+use aws_smithy_types::error::operation::BuildError;
+use plinth_core::resource::{
+    ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
+    ResourceType,
+};
+use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::value::{bool_of, is_unknown, str_of, PathSeg, Props};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tracing::debug;
+
+use crate::errors::SendExt;
+use crate::resources::tags;
+use crate::wait::{self, Poll};
+use crate::Aws;
+
+/// Creating, changing or deleting a table (with index backfills) can take long on real AWS.
+const TABLE_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+const KEY_TYPES: &[&str] = &["S", "N", "B"];
+const BILLING_MODES: &[&str] = &["on_demand", "provisioned"];
+const PROJECTIONS: &[&str] = &["all", "keys_only", "include"];
+const STREAM_VIEWS: &[&str] = &["new_image", "old_image", "new_and_old_images", "keys_only"];
+const TABLE_CLASSES: &[&str] = &["standard", "standard_infrequent_access"];
+
+/// The tags that say which stack, workspace and resource a table belongs to; `find` adopts a
+/// table only when all of them match.
+const OWNER_TAGS: &[&str] = &["plinth:stack", "plinth:workspace", "plinth:resource"];
+
+/// The `dynamodb.table` resource type.
+pub struct DynamodbTable {
+    aws: Arc<Aws>,
+    schema: TypeSchema,
+}
+
+impl DynamodbTable {
+    pub fn new(aws: Arc<Aws>) -> DynamodbTable {
+        DynamodbTable {
+            aws,
+            schema: table_schema(),
+        }
+    }
+}
+
+fn key_shape() -> Shape {
+    Shape::Object(vec![
+        Prop::new("name", Shape::String)
+            .required()
+            .doc("attribute name"),
+        Prop::new("type", Shape::Enum(KEY_TYPES))
+            .required()
+            .doc("S (string), N (number) or B (binary)"),
+    ])
+}
+
+fn capacity_shape() -> Shape {
+    Shape::Integer {
+        min: Some(1),
+        max: None,
+    }
+}
+
+fn projection_props() -> Vec<Prop> {
+    vec![
+        Prop::new("projection", Shape::Enum(PROJECTIONS))
+            .doc("attributes copied into the index; default all"),
+        Prop::new("non_key_attributes", Shape::list(Shape::String))
+            .doc("extra attributes projected with projection: include"),
+    ]
+}
+
+fn gsi_shape() -> Shape {
+    let mut props = vec![
+        Prop::new("name", Shape::String).required(),
+        Prop::new("partition_key", key_shape()).required(),
+        Prop::new("sort_key", key_shape()),
+    ];
+    props.extend(projection_props());
+    props.push(Prop::new("read_capacity", capacity_shape()).doc("required on provisioned tables"));
+    props.push(Prop::new("write_capacity", capacity_shape()).doc("required on provisioned tables"));
+    Shape::Object(props)
+}
+
+fn lsi_shape() -> Shape {
+    let mut props = vec![
+        Prop::new("name", Shape::String).required(),
+        Prop::new("sort_key", key_shape()).required(),
+    ];
+    props.extend(projection_props());
+    Shape::Object(props)
+}
+
+fn table_schema() -> TypeSchema {
+    TypeSchema {
+        type_name: "dynamodb.table",
+        description: "A DynamoDB table: keys, billing, indexes, stream, TTL, PITR, protection",
+        kind: TypeKind::Managed,
+        taggable: true,
+        properties: vec![
+            Prop::new("name", Shape::String)
+                .required()
+                .replaces()
+                .doc("table name, unique in the account and region"),
+            Prop::new("partition_key", key_shape())
+                .required()
+                .replaces()
+                .doc("the partition (hash) key"),
+            Prop::new("sort_key", key_shape())
+                .replaces()
+                .doc("the sort (range) key, if any"),
+            Prop::new("billing_mode", Shape::Enum(BILLING_MODES))
+                .doc("on_demand (default) or provisioned"),
+            Prop::new("read_capacity", capacity_shape())
+                .doc("read capacity units; required with provisioned billing"),
+            Prop::new("write_capacity", capacity_shape())
+                .doc("write capacity units; required with provisioned billing"),
+            Prop::new("global_secondary_indexes", Shape::list(gsi_shape()))
+                .doc("global secondary indexes; added and removed in place, one at a time"),
+            Prop::new("local_secondary_indexes", Shape::list(lsi_shape()))
+                .replaces()
+                .doc("local secondary indexes; need a sort_key; only at creation"),
+            Prop::new("stream_view_type", Shape::Enum(STREAM_VIEWS))
+                .doc("enables a stream with this view; absent means no stream"),
+            Prop::new("ttl_attribute", Shape::String)
+                .doc("attribute holding the expiry time; absent means TTL is off"),
+            Prop::new("point_in_time_recovery", Shape::Bool)
+                .doc("continuous backups; default false"),
+            Prop::new("deletion_protection", Shape::Bool)
+                .doc("refuse deletes while true; default false"),
+            Prop::new("table_class", Shape::Enum(TABLE_CLASSES))
+                .doc("standard (default) or standard_infrequent_access"),
+            Prop::new("tags", Shape::map(Shape::String)).doc("tags on the table"),
+        ],
+        attributes: vec![
+            Attr::new("name", Shape::String, "the table name"),
+            Attr::new("arn", Shape::String, "the table ARN"),
+            Attr::new(
+                "stream_arn",
+                Shape::String,
+                "the latest stream's ARN; absent without a stream",
+            ),
+        ],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Canonical form
+
+/// Fills defaults and sorts sets, for desired properties and read results alike.
+pub fn canonicalize(props: &mut Props) {
+    props.retain(|_, v| !v.is_null());
+    for (key, default) in [
+        ("billing_mode", json!("on_demand")),
+        ("point_in_time_recovery", json!(false)),
+        ("deletion_protection", json!(false)),
+        ("table_class", json!("standard")),
+    ] {
+        props.entry(key).or_insert(default);
+    }
+    for key in ["global_secondary_indexes", "local_secondary_indexes"] {
+        canonical_indexes(props, key);
+    }
+    let tags = tags::tags_of(props);
+    props.insert("tags".into(), tags::tags_value(tags));
+}
+
+fn canonical_indexes(props: &mut Props, key: &str) {
+    let Some(Value::Array(list)) = props.get_mut(key) else {
+        return;
+    };
+    for index in list.iter_mut() {
+        if let Value::Object(map) = index {
+            map.retain(|_, v| !v.is_null());
+            map.entry("projection").or_insert(json!("all"));
+            canonical_non_key(map);
+        }
+    }
+    list.sort_by(|a, b| index_name(a).cmp(index_name(b)));
+    if list.is_empty() {
+        props.remove(key);
+    }
+}
+
+/// `non_key_attributes` is a set: sorted, and absent rather than empty.
+fn canonical_non_key(index: &mut Props) {
+    let Some(Value::Array(names)) = index.get_mut("non_key_attributes") else {
+        return;
+    };
+    names.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+    names.dedup();
+    if names.is_empty() {
+        index.remove("non_key_attributes");
+    }
+}
+
+fn index_name(index: &Value) -> &str {
+    index.get("name").and_then(Value::as_str).unwrap_or("")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Semantic checks
+
+fn path(segments: &[PathSeg]) -> Vec<PathSeg> {
+    segments.to_vec()
+}
+
+fn key(name: &str) -> PathSeg {
+    PathSeg::Key(name.to_string())
+}
+
+fn issue(at: Vec<PathSeg>, message: impl Into<String>) -> PropIssue {
+    PropIssue {
+        path: at,
+        message: message.into(),
+    }
+}
+
+/// The objects of a list property with their paths, skipping anything not yet known.
+fn indexes<'a>(props: &'a Props, list: &str) -> Vec<(Vec<PathSeg>, &'a Props)> {
+    let Some(Value::Array(items)) = props.get(list) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| {
+            v.as_object()
+                .map(|m| (path(&[key(list), PathSeg::Index(i)]), m))
+        })
+        .collect()
+}
+
+/// Capacities exist exactly when billing is provisioned, on the table and on every GSI.
+fn check_capacity(props: &Props, issues: &mut Vec<PropIssue>) {
+    let billing = props
+        .get("billing_mode")
+        .cloned()
+        .unwrap_or(json!("on_demand"));
+    if is_unknown(&billing) {
+        return;
+    }
+    let provisioned = billing == "provisioned";
+    let mut places = vec![(Vec::new(), props, "the table")];
+    for (at, gsi) in indexes(props, "global_secondary_indexes") {
+        places.push((at, gsi, "each global secondary index"));
+    }
+    for (at, map, what) in places {
+        for cap in ["read_capacity", "write_capacity"] {
+            let mut at = at.clone();
+            at.push(key(cap));
+            match (provisioned, map.contains_key(cap)) {
+                (true, false) => issues.push(issue(
+                    at,
+                    format!("{cap} is required for {what} when billing_mode is provisioned"),
+                )),
+                (false, true) => issues.push(issue(
+                    at,
+                    format!("{cap} is only valid with billing_mode: provisioned (on_demand tables have no capacity to set)"),
+                )),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `non_key_attributes` goes with `projection: include` and only with it.
+fn check_projections(props: &Props, issues: &mut Vec<PropIssue>) {
+    let all = indexes(props, "global_secondary_indexes")
+        .into_iter()
+        .chain(indexes(props, "local_secondary_indexes"));
+    for (at, index) in all {
+        let projection = index.get("projection").cloned().unwrap_or(json!("all"));
+        if is_unknown(&projection) {
+            continue;
+        }
+        let non_key = index
+            .get("non_key_attributes")
+            .and_then(Value::as_array)
+            .is_some_and(|l| !l.is_empty());
+        let mut at = at;
+        at.push(key("non_key_attributes"));
+        if projection == "include" && !non_key {
+            issues.push(issue(
+                at,
+                "non_key_attributes is required when projection is include",
+            ));
+        } else if projection != "include" && non_key {
+            issues.push(issue(
+                at,
+                "non_key_attributes is only valid with projection: include",
+            ));
+        }
+    }
+}
+
+/// Index names share one namespace; local indexes need a table sort key.
+fn check_index_names(props: &Props, issues: &mut Vec<PropIssue>) {
+    let lsis = indexes(props, "local_secondary_indexes");
+    if !lsis.is_empty() && !props.contains_key("sort_key") {
+        issues.push(issue(
+            vec![key("local_secondary_indexes")],
+            "local secondary indexes need the table to have a sort_key",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    let all = indexes(props, "global_secondary_indexes")
+        .into_iter()
+        .chain(lsis);
+    for (mut at, index) in all {
+        let Some(name) = str_of(index, "name").filter(|n| !is_unknown(&json!(n))) else {
+            continue;
+        };
+        if !seen.insert(name.to_string()) {
+            at.push(key("name"));
+            issues.push(issue(at, format!("index name {name} is used twice")));
+        }
+    }
+}
+
+/// Every key of the table and its indexes, with the path of its `type`.
+fn all_keys(props: &Props) -> Vec<(Vec<PathSeg>, &Props)> {
+    let mut owners = vec![(Vec::new(), props, &["partition_key", "sort_key"][..])];
+    for (at, gsi) in indexes(props, "global_secondary_indexes") {
+        owners.push((at, gsi, &["partition_key", "sort_key"][..]));
+    }
+    for (at, lsi) in indexes(props, "local_secondary_indexes") {
+        owners.push((at, lsi, &["sort_key"][..]));
+    }
+    let mut keys = Vec::new();
+    for (at, owner, fields) in owners {
+        for field in fields {
+            if let Some(Value::Object(k)) = owner.get(*field) {
+                let mut at = at.clone();
+                at.push(key(field));
+                keys.push((at, k));
+            }
+        }
+    }
+    keys
+}
+
+/// AttributeDefinitions are derived from the keys, so one attribute needs one type everywhere.
+fn check_attribute_types(props: &Props, issues: &mut Vec<PropIssue>) {
+    let mut types: BTreeMap<String, (String, Vec<PathSeg>)> = BTreeMap::new();
+    for (at, k) in all_keys(props) {
+        let (Some(name), Some(ty)) = (str_of(k, "name"), str_of(k, "type")) else {
+            continue;
+        };
+        if is_unknown(&json!(name)) || is_unknown(&json!(ty)) {
+            continue;
+        }
+        match types.get(name) {
+            Some((first, first_at)) if first != ty => {
+                let mut at = at;
+                at.push(key("type"));
+                issues.push(issue(
+                    at,
+                    format!(
+                        "attribute {name} is type {ty} here but {first} at {}",
+                        plinth_core::value::path_to_string(first_at)
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                types.insert(name.to_string(), (ty.to_string(), at));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed view of canonical properties, for create and update
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct KeySpec {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct IndexSpec {
+    name: String,
+    /// Global indexes only; a local index shares the table's.
+    partition_key: Option<KeySpec>,
+    sort_key: Option<KeySpec>,
+    #[serde(default = "default_projection")]
+    projection: String,
+    #[serde(default)]
+    non_key_attributes: Vec<String>,
+    read_capacity: Option<i64>,
+    write_capacity: Option<i64>,
+}
+
+impl IndexSpec {
+    /// Keys and projection: what cannot change without deleting and re-creating the index.
+    fn same_definition(&self, other: &IndexSpec) -> bool {
+        self.partition_key == other.partition_key
+            && self.sort_key == other.sort_key
+            && self.projection == other.projection
+            && self.non_key_attributes == other.non_key_attributes
+    }
+    fn capacity(&self) -> Option<(i64, i64)> {
+        self.read_capacity.zip(self.write_capacity)
+    }
+}
+
+fn default_projection() -> String {
+    "all".into()
+}
+fn default_billing() -> String {
+    "on_demand".into()
+}
+fn default_class() -> String {
+    "standard".into()
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct TableSpec {
+    name: String,
+    partition_key: KeySpec,
+    sort_key: Option<KeySpec>,
+    #[serde(default = "default_billing")]
+    billing_mode: String,
+    read_capacity: Option<i64>,
+    write_capacity: Option<i64>,
+    #[serde(default)]
+    global_secondary_indexes: Vec<IndexSpec>,
+    #[serde(default)]
+    local_secondary_indexes: Vec<IndexSpec>,
+    stream_view_type: Option<String>,
+    ttl_attribute: Option<String>,
+    #[serde(default)]
+    point_in_time_recovery: bool,
+    #[serde(default)]
+    deletion_protection: bool,
+    #[serde(default = "default_class")]
+    table_class: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+impl TableSpec {
+    fn from_props(props: &Props) -> ResourceResult<TableSpec> {
+        serde_json::from_value(Value::Object(props.clone()))
+            .map_err(|e| ResourceError::invalid(format!("dynamodb.table properties: {e}")))
+    }
+    fn provisioned(&self) -> bool {
+        self.billing_mode == "provisioned"
+    }
+    /// Table capacity when provisioned; `None` on demand.
+    fn capacity(&self) -> Option<(i64, i64)> {
+        if self.provisioned() {
+            self.read_capacity.zip(self.write_capacity)
+        } else {
+            None
+        }
+    }
+    fn gsi(&self, name: &str) -> Option<&IndexSpec> {
+        self.global_secondary_indexes
+            .iter()
+            .find(|g| g.name == name)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request building
+
+fn built<T>(result: Result<T, BuildError>) -> ResourceResult<T> {
+    result.map_err(|e| ResourceError::other(format!("building a DynamoDB request: {e}")))
+}
+
+/// `keys_only` → `KEYS_ONLY`: the API's enums are the canonical values in upper case.
+fn api_enum(value: &str) -> String {
+    value.to_ascii_uppercase()
+}
+
+fn billing_mode(spec: &TableSpec) -> BillingMode {
+    if spec.provisioned() {
+        BillingMode::Provisioned
+    } else {
+        BillingMode::PayPerRequest
+    }
+}
+
+fn key_schema(
+    partition: &KeySpec,
+    sort: Option<&KeySpec>,
+) -> ResourceResult<Vec<KeySchemaElement>> {
+    let mut schema = vec![built(
+        KeySchemaElement::builder()
+            .attribute_name(&partition.name)
+            .key_type(KeyType::Hash)
+            .build(),
+    )?];
+    if let Some(sort) = sort {
+        schema.push(built(
+            KeySchemaElement::builder()
+                .attribute_name(&sort.name)
+                .key_type(KeyType::Range)
+                .build(),
+        )?);
+    }
+    Ok(schema)
+}
+
+fn throughput((read, write): (i64, i64)) -> ResourceResult<ProvisionedThroughput> {
+    built(
+        ProvisionedThroughput::builder()
+            .read_capacity_units(read)
+            .write_capacity_units(write)
+            .build(),
+    )
+}
+
+fn projection(index: &IndexSpec) -> Projection {
+    let non_key = (!index.non_key_attributes.is_empty()).then(|| index.non_key_attributes.clone());
+    Projection::builder()
+        .projection_type(ProjectionType::from(api_enum(&index.projection).as_str()))
+        .set_non_key_attributes(non_key)
+        .build()
+}
+
+/// The keys of the table, its local indexes and the given global indexes, as the
+/// AttributeDefinitions AWS wants: every key attribute once, and nothing else.
+fn attribute_definitions(
+    spec: &TableSpec,
+    gsis: &[&IndexSpec],
+) -> ResourceResult<Vec<AttributeDefinition>> {
+    let mut keys: Vec<&KeySpec> = vec![&spec.partition_key];
+    keys.extend(spec.sort_key.as_ref());
+    keys.extend(
+        spec.local_secondary_indexes
+            .iter()
+            .filter_map(|l| l.sort_key.as_ref()),
+    );
+    for gsi in gsis {
+        keys.extend(gsi.partition_key.as_ref());
+        keys.extend(gsi.sort_key.as_ref());
+    }
+    let unique: BTreeMap<&str, &str> = keys
+        .iter()
+        .map(|k| (k.name.as_str(), k.kind.as_str()))
+        .collect();
+    unique
+        .into_iter()
+        .map(|(name, kind)| {
+            built(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::from(kind))
+                    .build(),
+            )
+        })
+        .collect()
+}
+
+fn missing_key(index: &IndexSpec) -> ResourceError {
+    ResourceError::invalid(format!("index {} has no partition_key", index.name))
+}
+
+fn gsi_request(index: &IndexSpec) -> ResourceResult<GlobalSecondaryIndex> {
+    let partition = index
+        .partition_key
+        .as_ref()
+        .ok_or_else(|| missing_key(index))?;
+    built(
+        GlobalSecondaryIndex::builder()
+            .index_name(&index.name)
+            .set_key_schema(Some(key_schema(partition, index.sort_key.as_ref())?))
+            .projection(projection(index))
+            .set_provisioned_throughput(index.capacity().map(throughput).transpose()?)
+            .build(),
+    )
+}
+
+fn gsi_create_action(index: &IndexSpec) -> ResourceResult<GlobalSecondaryIndexUpdate> {
+    let partition = index
+        .partition_key
+        .as_ref()
+        .ok_or_else(|| missing_key(index))?;
+    let action = built(
+        CreateGlobalSecondaryIndexAction::builder()
+            .index_name(&index.name)
+            .set_key_schema(Some(key_schema(partition, index.sort_key.as_ref())?))
+            .projection(projection(index))
+            .set_provisioned_throughput(index.capacity().map(throughput).transpose()?)
+            .build(),
+    )?;
+    Ok(GlobalSecondaryIndexUpdate::builder().create(action).build())
+}
+
+fn gsi_delete_action(name: &str) -> ResourceResult<GlobalSecondaryIndexUpdate> {
+    let action = built(
+        DeleteGlobalSecondaryIndexAction::builder()
+            .index_name(name)
+            .build(),
+    )?;
+    Ok(GlobalSecondaryIndexUpdate::builder().delete(action).build())
+}
+
+fn gsi_capacity_action(
+    name: &str,
+    capacity: (i64, i64),
+) -> ResourceResult<GlobalSecondaryIndexUpdate> {
+    let action = built(
+        UpdateGlobalSecondaryIndexAction::builder()
+            .index_name(name)
+            .provisioned_throughput(throughput(capacity)?)
+            .build(),
+    )?;
+    Ok(GlobalSecondaryIndexUpdate::builder().update(action).build())
+}
+
+fn lsi_request(spec: &TableSpec, index: &IndexSpec) -> ResourceResult<LocalSecondaryIndex> {
+    let sort = index.sort_key.as_ref().ok_or_else(|| {
+        ResourceError::invalid(format!("local index {} has no sort_key", index.name))
+    })?;
+    built(
+        LocalSecondaryIndex::builder()
+            .index_name(&index.name)
+            .set_key_schema(Some(key_schema(&spec.partition_key, Some(sort))?))
+            .projection(projection(index))
+            .build(),
+    )
+}
+
+fn stream_spec(view: Option<&str>) -> ResourceResult<StreamSpecification> {
+    built(
+        StreamSpecification::builder()
+            .stream_enabled(view.is_some())
+            .set_stream_view_type(view.map(|v| StreamViewType::from(api_enum(v).as_str())))
+            .build(),
+    )
+}
+
+fn aws_tags(tags: &BTreeMap<String, String>) -> ResourceResult<Option<Vec<Tag>>> {
+    if tags.is_empty() {
+        return Ok(None);
+    }
+    let list = tags
+        .iter()
+        .map(|(k, v)| built(Tag::builder().key(k).value(v).build()))
+        .collect::<ResourceResult<Vec<_>>>()?;
+    Ok(Some(list))
+}
+
+fn create_request(
+    client: &Client,
+    spec: &TableSpec,
+) -> ResourceResult<aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder> {
+    let all_gsis: Vec<&IndexSpec> = spec.global_secondary_indexes.iter().collect();
+    let gsis = spec
+        .global_secondary_indexes
+        .iter()
+        .map(gsi_request)
+        .collect::<ResourceResult<Vec<_>>>()?;
+    let lsis = spec
+        .local_secondary_indexes
+        .iter()
+        .map(|l| lsi_request(spec, l))
+        .collect::<ResourceResult<Vec<_>>>()?;
+    Ok(client
+        .create_table()
+        .table_name(&spec.name)
+        .set_attribute_definitions(Some(attribute_definitions(spec, &all_gsis)?))
+        .set_key_schema(Some(key_schema(
+            &spec.partition_key,
+            spec.sort_key.as_ref(),
+        )?))
+        .billing_mode(billing_mode(spec))
+        .set_provisioned_throughput(spec.capacity().map(throughput).transpose()?)
+        .set_global_secondary_indexes((!gsis.is_empty()).then_some(gsis))
+        .set_local_secondary_indexes((!lsis.is_empty()).then_some(lsis))
+        .set_stream_specification(
+            spec.stream_view_type
+                .as_deref()
+                .map(|v| stream_spec(Some(v)))
+                .transpose()?,
+        )
+        .table_class(TableClass::from(api_enum(&spec.table_class).as_str()))
+        .deletion_protection_enabled(spec.deletion_protection)
+        .set_tags(aws_tags(&spec.tags)?))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/// What DescribeTable does not say and three more calls do.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TableExtras {
+    pub ttl_attribute: Option<String>,
+    pub point_in_time_recovery: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl TableExtras {
+    fn of(spec: &TableSpec) -> TableExtras {
+        TableExtras {
+            ttl_attribute: spec.ttl_attribute.clone(),
+            point_in_time_recovery: spec.point_in_time_recovery,
+            tags: spec.tags.clone(),
+        }
+    }
+}
+
+fn unexpected(what: &str) -> ResourceError {
+    ResourceError::other(format!("DescribeTable returned no {what}"))
+}
+
+fn key_json(
+    schema: &[KeySchemaElement],
+    kind: KeyType,
+    types: &BTreeMap<&str, &str>,
+) -> ResourceResult<Option<Value>> {
+    let Some(element) = schema.iter().find(|k| k.key_type == kind) else {
+        return Ok(None);
+    };
+    let name = element.attribute_name.as_str();
+    let ty = types
+        .get(name)
+        .ok_or_else(|| unexpected(&format!("attribute definition for key {name}")))?;
+    Ok(Some(json!({"name": name, "type": ty})))
+}
+
+fn projection_json(index: &mut Props, projection: Option<&Projection>) {
+    let kind = projection
+        .and_then(|p| p.projection_type())
+        .map(|t| t.as_str().to_ascii_lowercase())
+        .unwrap_or_else(default_projection);
+    index.insert("projection".into(), json!(kind));
+    let non_key = projection
+        .map(|p| p.non_key_attributes())
+        .unwrap_or_default();
+    if !non_key.is_empty() {
+        index.insert("non_key_attributes".into(), json!(non_key));
+    }
+}
+
+fn capacity_json(map: &mut Props, throughput: Option<&ProvisionedThroughputDescription>) {
+    let read = throughput
+        .and_then(|t| t.read_capacity_units())
+        .unwrap_or(0);
+    let write = throughput
+        .and_then(|t| t.write_capacity_units())
+        .unwrap_or(0);
+    map.insert("read_capacity".into(), json!(read));
+    map.insert("write_capacity".into(), json!(write));
+}
+
+fn gsi_json(
+    gsi: &GlobalSecondaryIndexDescription,
+    types: &BTreeMap<&str, &str>,
+    provisioned: bool,
+) -> ResourceResult<Value> {
+    let name = gsi.index_name().ok_or_else(|| unexpected("index name"))?;
+    let mut index = Props::new();
+    index.insert("name".into(), json!(name));
+    let partition = key_json(gsi.key_schema(), KeyType::Hash, types)?
+        .ok_or_else(|| unexpected(&format!("partition key of index {name}")))?;
+    index.insert("partition_key".into(), partition);
+    if let Some(sort) = key_json(gsi.key_schema(), KeyType::Range, types)? {
+        index.insert("sort_key".into(), sort);
+    }
+    projection_json(&mut index, gsi.projection());
+    if provisioned {
+        capacity_json(&mut index, gsi.provisioned_throughput());
+    }
+    Ok(Value::Object(index))
+}
+
+fn lsis_json(desc: &TableDescription, types: &BTreeMap<&str, &str>) -> ResourceResult<Vec<Value>> {
+    desc.local_secondary_indexes()
+        .iter()
+        .map(|lsi| {
+            let name = lsi.index_name().ok_or_else(|| unexpected("index name"))?;
+            let mut index = Props::new();
+            index.insert("name".into(), json!(name));
+            let sort = key_json(lsi.key_schema(), KeyType::Range, types)?
+                .ok_or_else(|| unexpected(&format!("sort key of index {name}")))?;
+            index.insert("sort_key".into(), sort);
+            projection_json(&mut index, lsi.projection());
+            Ok(Value::Object(index))
+        })
+        .collect()
+}
+
+fn is_provisioned(desc: &TableDescription) -> bool {
+    // Tables created before on-demand existed have no summary and are provisioned.
+    !matches!(
+        desc.billing_mode_summary().and_then(|s| s.billing_mode()),
+        Some(BillingMode::PayPerRequest)
+    )
+}
+
+fn stream_view(desc: &TableDescription) -> Option<String> {
+    desc.stream_specification()
+        .filter(|s| s.stream_enabled())
+        .and_then(|s| s.stream_view_type())
+        .map(|v| v.as_str().to_ascii_lowercase())
+}
+
+/// The table's properties in canonical form: DescribeTable plus the `extras`.
+pub fn props_from_description(
+    desc: &TableDescription,
+    extras: &TableExtras,
+) -> ResourceResult<Props> {
+    let types: BTreeMap<&str, &str> = desc
+        .attribute_definitions()
+        .iter()
+        .map(|a| (a.attribute_name.as_str(), a.attribute_type.as_str()))
+        .collect();
+    let provisioned = is_provisioned(desc);
+    let mut props = Props::new();
+    props.insert(
+        "name".into(),
+        json!(desc.table_name().ok_or_else(|| unexpected("TableName"))?),
+    );
+    let partition = key_json(desc.key_schema(), KeyType::Hash, &types)?
+        .ok_or_else(|| unexpected("partition key"))?;
+    props.insert("partition_key".into(), partition);
+    if let Some(sort) = key_json(desc.key_schema(), KeyType::Range, &types)? {
+        props.insert("sort_key".into(), sort);
+    }
+    let billing = if provisioned {
+        "provisioned"
+    } else {
+        "on_demand"
+    };
+    props.insert("billing_mode".into(), json!(billing));
+    if provisioned {
+        capacity_json(&mut props, desc.provisioned_throughput());
+    }
+    let gsis = desc
+        .global_secondary_indexes()
+        .iter()
+        // An index being deleted is already gone as far as the stack is concerned.
+        .filter(|g| g.index_status() != Some(&IndexStatus::Deleting))
+        .map(|g| gsi_json(g, &types, provisioned))
+        .collect::<ResourceResult<Vec<_>>>()?;
+    props.insert("global_secondary_indexes".into(), Value::Array(gsis));
+    props.insert(
+        "local_secondary_indexes".into(),
+        Value::Array(lsis_json(desc, &types)?),
+    );
+    if let Some(view) = stream_view(desc) {
+        props.insert("stream_view_type".into(), json!(view));
+    }
+    if let Some(ttl) = &extras.ttl_attribute {
+        props.insert("ttl_attribute".into(), json!(ttl));
+    }
+    props.insert(
+        "point_in_time_recovery".into(),
+        json!(extras.point_in_time_recovery),
+    );
+    props.insert(
+        "deletion_protection".into(),
+        json!(desc.deletion_protection_enabled().unwrap_or(false)),
+    );
+    // No TableClassSummary means the table has never left the standard class.
+    let class = desc
+        .table_class_summary()
+        .and_then(|s| s.table_class())
+        .map(|c| c.as_str().to_ascii_lowercase())
+        .unwrap_or_else(default_class);
+    props.insert("table_class".into(), json!(class));
+    props.insert("tags".into(), tags::tags_value(extras.tags.clone()));
+    canonicalize(&mut props);
+    Ok(props)
+}
+
+/// The whole observation of a described table: canonical properties and attributes.
+pub fn observed_from_description(
+    desc: &TableDescription,
+    extras: &TableExtras,
+) -> ResourceResult<Observed> {
+    let props = props_from_description(desc, extras)?;
+    let name = str_of(&props, "name").unwrap_or_default().to_string();
+    let mut attrs = Props::new();
+    attrs.insert("name".into(), json!(name));
+    attrs.insert(
+        "arn".into(),
+        json!(desc.table_arn().ok_or_else(|| unexpected("TableArn"))?),
+    );
+    // LatestStreamArn outlives a disabled stream; only an enabled one is worth referencing.
+    if stream_view(desc).is_some() {
+        if let Some(arn) = desc.latest_stream_arn() {
+            attrs.insert("stream_arn".into(), json!(arn));
+        }
+    }
+    Ok(Observed {
+        id: name,
+        props,
+        attrs,
+    })
+}
+
+/// DescribeTable; `None` when the table does not exist.
+async fn describe(client: &Client, name: &str) -> ResourceResult<Option<TableDescription>> {
+    match client
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .classified()
+    {
+        Ok(out) => Ok(out.table),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn read_ttl(client: &Client, name: &str) -> ResourceResult<Option<String>> {
+    let out = client
+        .describe_time_to_live()
+        .table_name(name)
+        .send()
+        .await
+        .classified()?;
+    let Some(ttl) = out.time_to_live_description() else {
+        return Ok(None);
+    };
+    // ENABLING already has the attribute; DISABLING is on its way out.
+    let on = matches!(
+        ttl.time_to_live_status(),
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+    );
+    Ok(ttl.attribute_name().filter(|_| on).map(str::to_string))
+}
+
+async fn read_pitr(client: &Client, name: &str) -> ResourceResult<bool> {
+    let out = client
+        .describe_continuous_backups()
+        .table_name(name)
+        .send()
+        .await
+        .classified()?;
+    Ok(matches!(
+        out.continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|p| p.point_in_time_recovery_status()),
+        Some(PointInTimeRecoveryStatus::Enabled)
+    ))
+}
+
+async fn read_tags(client: &Client, arn: &str) -> ResourceResult<BTreeMap<String, String>> {
+    let mut tags = BTreeMap::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = client
+            .list_tags_of_resource()
+            .resource_arn(arn)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .classified()?;
+        for tag in out.tags() {
+            // AWS-reserved tags cannot be set or removed by anyone, so they are not ours to diff.
+            if !tag.key().starts_with("aws:") {
+                tags.insert(tag.key().to_string(), tag.value().to_string());
+            }
+        }
+        match out.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(tags),
+        }
+    }
+}
+
+async fn read_extras(client: &Client, name: &str, arn: &str) -> ResourceResult<TableExtras> {
+    let (ttl_attribute, point_in_time_recovery, tags) = futures::try_join!(
+        read_ttl(client, name),
+        read_pitr(client, name),
+        read_tags(client, arn)
+    )?;
+    Ok(TableExtras {
+        ttl_attribute,
+        point_in_time_recovery,
+        tags,
+    })
+}
+
+/// Why the table is not ready yet: its own status or an index's; `None` when all are ACTIVE.
+fn busy_status(desc: &TableDescription) -> Option<String> {
+    match desc.table_status() {
+        Some(TableStatus::Active) | None => {}
+        Some(status) => return Some(status.as_str().to_string()),
+    }
+    desc.global_secondary_indexes()
+        .iter()
+        .find_map(|g| match g.index_status() {
+            Some(IndexStatus::Active) | None => None,
+            Some(status) => Some(format!(
+                "index {} {}",
+                g.index_name().unwrap_or("?"),
+                status.as_str()
+            )),
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changing
+
+/// A fixed deadline for a whole operation, so a chain of waits shares one time limit.
+fn with_deadline(ctx: &OpContext, default: Duration) -> OpContext {
+    let mut ctx = ctx.clone();
+    ctx.deadline = Some(ctx.deadline_or(default));
+    ctx
+}
+
+fn protected(name: &str) -> ResourceError {
+    ResourceError::invalid(format!(
+        "table {name} has deletion protection enabled; set deletion_protection: false and apply \
+         before destroying or replacing it"
+    ))
+}
+
+/// CreateTable's ResourceInUseException means the name is taken, not that something is busy.
+fn already_exists(name: &str, err: ResourceError) -> ResourceError {
+    if err.code.as_deref() == Some("ResourceInUseException") {
+        ResourceError {
+            kind: ErrorKind::Invalid,
+            message: format!(
+                "a table named {name} already exists in this account and region ({})",
+                err.message
+            ),
+            ..err
+        }
+    } else {
+        err
+    }
+}
+
+/// One table's operations, sharing a client and an operation deadline.
+struct TableOps<'a> {
+    client: Client,
+    name: &'a str,
+    ctx: OpContext,
+    /// The last description a wait returned, so the final observation needs no extra call.
+    last: Option<TableDescription>,
+}
+
+impl TableOps<'_> {
+    fn request(&self) -> UpdateTableFluentBuilder {
+        self.client.update_table().table_name(self.name)
+    }
+
+    async fn wait_ready(&mut self) -> ResourceResult<TableDescription> {
+        let what = format!("table {} to be ACTIVE", self.name);
+        let (client, name) = (&self.client, self.name);
+        let desc = wait::until(&self.ctx, &what, TABLE_LIMIT, || async move {
+            let desc = describe(client, name).await?.ok_or_else(|| {
+                ResourceError::new(ErrorKind::NotFound, format!("table {name} disappeared"))
+            })?;
+            Ok(match busy_status(&desc) {
+                None => Poll::Ready(desc),
+                Some(status) => Poll::Pending(status),
+            })
+        })
+        .await?;
+        self.last = Some(desc.clone());
+        Ok(desc)
+    }
+
+    /// One UpdateTable call, retried while AWS says the table or an index is busy, then a wait
+    /// until the table and every index are ACTIVE again.
+    async fn apply(&mut self, what: &str, request: UpdateTableFluentBuilder) -> ResourceResult<()> {
+        debug!(table = self.name, what, "UpdateTable");
+        wait::retry_while_busy(&self.ctx, what, TABLE_LIMIT, || {
+            let request = request.clone();
+            async move { request.send().await.classified().map(|_| ()) }
+        })
+        .await?;
+        self.wait_ready().await.map(|_| ())
+    }
+
+    async fn set_ttl(&self, before: Option<&str>, after: Option<&str>) -> ResourceResult<()> {
+        if before == after {
+            return Ok(());
+        }
+        // AWS enables TTL on one attribute at a time: switching means disabling the old first.
+        let steps = before
+            .map(|a| (a, false))
+            .into_iter()
+            .chain(after.map(|a| (a, true)));
+        for (attribute, enabled) in steps {
+            let spec = built(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(attribute)
+                    .enabled(enabled)
+                    .build(),
+            )?;
+            let request = self
+                .client
+                .update_time_to_live()
+                .table_name(self.name)
+                .time_to_live_specification(spec);
+            debug!(table = self.name, attribute, enabled, "UpdateTimeToLive");
+            wait::retry_while_busy(&self.ctx, "setting TTL", TABLE_LIMIT, || {
+                let request = request.clone();
+                async move { request.send().await.classified().map(|_| ()) }
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn set_pitr(&self, enabled: bool) -> ResourceResult<()> {
+        let spec = built(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(enabled)
+                .build(),
+        )?;
+        let request = self
+            .client
+            .update_continuous_backups()
+            .table_name(self.name)
+            .point_in_time_recovery_specification(spec);
+        debug!(table = self.name, enabled, "UpdateContinuousBackups");
+        wait::retry_while_busy(
+            &self.ctx,
+            "setting point-in-time recovery",
+            TABLE_LIMIT,
+            || {
+                let request = request.clone();
+                async move {
+                    request
+                        .send()
+                        .await
+                        .classified()
+                        .map(|_| ())
+                        .map_err(backups_busy)
+                }
+            },
+        )
+        .await
+    }
+
+    async fn set_tags(
+        &self,
+        arn: &str,
+        before: &BTreeMap<String, String>,
+        after: &BTreeMap<String, String>,
+    ) -> ResourceResult<()> {
+        let (set, remove) = tags::tag_changes(before, after);
+        if !remove.is_empty() {
+            let request = self
+                .client
+                .untag_resource()
+                .resource_arn(arn)
+                .set_tag_keys(Some(remove));
+            wait::retry_while_busy(&self.ctx, "removing tags", TABLE_LIMIT, || {
+                let request = request.clone();
+                async move { request.send().await.classified().map(|_| ()) }
+            })
+            .await?;
+        }
+        if let Some(set) = aws_tags(&set)? {
+            let request = self
+                .client
+                .tag_resource()
+                .resource_arn(arn)
+                .set_tags(Some(set));
+            wait::retry_while_busy(&self.ctx, "tagging", TABLE_LIMIT, || {
+                let request = request.clone();
+                async move { request.send().await.classified().map(|_| ()) }
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Right after a table is created, AWS may still be setting up backups for it.
+fn backups_busy(err: ResourceError) -> ResourceError {
+    if err.code.as_deref() == Some("ContinuousBackupsUnavailableException") {
+        ResourceError {
+            kind: ErrorKind::InUse,
+            ..err
+        }
+    } else {
+        err
+    }
+}
+
+/// How the global indexes change: which go, which come, which keep their definition.
+struct GsiPlan<'a> {
+    delete: Vec<&'a IndexSpec>,
+    create: Vec<&'a IndexSpec>,
+    kept: Vec<&'a IndexSpec>,
+}
+
+fn gsi_plan<'a>(old: &'a TableSpec, new: &'a TableSpec) -> GsiPlan<'a> {
+    let same = |a: &IndexSpec, b: &IndexSpec| a.same_definition(b);
+    let delete = old
+        .global_secondary_indexes
+        .iter()
+        .filter(|o| !new.gsi(&o.name).is_some_and(|n| same(o, n)))
+        .collect();
+    let (kept, create) = new
+        .global_secondary_indexes
+        .iter()
+        .partition(|n| old.gsi(&n.name).is_some_and(|o| same(o, n)));
+    GsiPlan {
+        delete,
+        create,
+        kept,
+    }
+}
+
+/// The one UpdateTable for billing mode and capacities (table and kept indexes), if needed.
+fn capacity_request(
+    ops: &TableOps<'_>,
+    old: &TableSpec,
+    new: &TableSpec,
+    kept: &[&IndexSpec],
+) -> ResourceResult<Option<UpdateTableFluentBuilder>> {
+    let switched = old.billing_mode != new.billing_mode;
+    // AWS rejects a throughput "change" to the current values, so send only real changes.
+    let table = new
+        .capacity()
+        .filter(|c| switched || old.capacity() != Some(*c));
+    let mut gsi_updates = Vec::new();
+    for index in kept.iter().filter(|_| new.provisioned()) {
+        let previous = old.gsi(&index.name).and_then(IndexSpec::capacity);
+        if let Some(capacity) = index
+            .capacity()
+            .filter(|c| switched || previous != Some(*c))
+        {
+            gsi_updates.push(gsi_capacity_action(&index.name, capacity)?);
+        }
+    }
+    if !switched && table.is_none() && gsi_updates.is_empty() {
+        return Ok(None);
+    }
+    let mut request = ops.request();
+    if switched {
+        request = request.billing_mode(billing_mode(new));
+    }
+    Ok(Some(
+        request
+            .set_provisioned_throughput(table.map(throughput).transpose()?)
+            .set_global_secondary_index_updates((!gsi_updates.is_empty()).then_some(gsi_updates)),
+    ))
+}
+
+async fn update_indexes_and_capacity(
+    ops: &mut TableOps<'_>,
+    old: &TableSpec,
+    new: &TableSpec,
+) -> ResourceResult<()> {
+    let plan = gsi_plan(old, new);
+    // Deletions first: a billing switch to provisioned would otherwise need capacities for
+    // indexes about to go. AWS takes one index creation or deletion per call.
+    for index in &plan.delete {
+        let request = ops
+            .request()
+            .global_secondary_index_updates(gsi_delete_action(&index.name)?);
+        ops.apply(&format!("deleting index {}", index.name), request)
+            .await?;
+    }
+    if let Some(request) = capacity_request(ops, old, new, &plan.kept)? {
+        ops.apply("changing billing and capacity", request).await?;
+    }
+    let mut present = plan.kept.clone();
+    for index in &plan.create {
+        present.push(index);
+        let request = ops
+            .request()
+            .set_attribute_definitions(Some(attribute_definitions(new, &present)?))
+            .global_secondary_index_updates(gsi_create_action(index)?);
+        ops.apply(&format!("creating index {}", index.name), request)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn update_table_settings(
+    ops: &mut TableOps<'_>,
+    old: &TableSpec,
+    new: &TableSpec,
+) -> ResourceResult<()> {
+    if old.stream_view_type != new.stream_view_type {
+        // A stream's view type cannot change in place: the old stream goes, a new one comes.
+        if old.stream_view_type.is_some() {
+            let request = ops.request().stream_specification(stream_spec(None)?);
+            ops.apply("disabling the stream", request).await?;
+        }
+        if let Some(view) = new.stream_view_type.as_deref() {
+            let request = ops.request().stream_specification(stream_spec(Some(view))?);
+            ops.apply("enabling the stream", request).await?;
+        }
+    }
+    if old.table_class != new.table_class {
+        let class = TableClass::from(api_enum(&new.table_class).as_str());
+        ops.apply("changing the table class", ops.request().table_class(class))
+            .await?;
+    }
+    if old.deletion_protection != new.deletion_protection {
+        let request = ops
+            .request()
+            .deletion_protection_enabled(new.deletion_protection);
+        ops.apply("changing deletion protection", request).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ResourceType for DynamodbTable {
+    fn schema(&self) -> &TypeSchema {
+        &self.schema
+    }
+
+    fn check(&self, props: &Props) -> Vec<PropIssue> {
+        let mut issues = Vec::new();
+        check_capacity(props, &mut issues);
+        check_projections(props, &mut issues);
+        check_index_names(props, &mut issues);
+        check_attribute_types(props, &mut issues);
+        issues
+    }
+
+    fn normalize(&self, props: &mut Props, _ctx: &NormalizeContext) -> ResourceResult<()> {
+        canonicalize(props);
+        Ok(())
+    }
+
+    fn known_attrs(&self, props: &Props) -> Props {
+        props
+            .get("name")
+            .filter(|v| v.is_string())
+            .map(|name| Props::from_iter([("name".to_string(), name.clone())]))
+            .unwrap_or_default()
+    }
+
+    async fn read(
+        &self,
+        ctx: &OpContext,
+        id: &str,
+        _prior: &Props,
+    ) -> ResourceResult<Option<Observed>> {
+        let client = self.aws.dynamodb(&ctx.region);
+        let Some(desc) = describe(&client, id).await? else {
+            return Ok(None);
+        };
+        // A table being deleted will be gone in moments; planning around it would be wrong.
+        if desc.table_status() == Some(&TableStatus::Deleting) {
+            return Ok(None);
+        }
+        let arn = desc.table_arn().ok_or_else(|| unexpected("TableArn"))?;
+        let extras = match read_extras(&client, id, arn).await {
+            Ok(extras) => extras,
+            // Deleted between DescribeTable and the other reads.
+            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        observed_from_description(&desc, &extras).map(Some)
+    }
+
+    async fn find(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Option<Observed>> {
+        let Some(name) = str_of(props, "name") else {
+            return Ok(None);
+        };
+        let Some(observed) = self.read(ctx, name, props).await? else {
+            return Ok(None);
+        };
+        let (want, have) = (tags::tags_of(props), tags::tags_of(&observed.props));
+        let ours = OWNER_TAGS
+            .iter()
+            .all(|k| want.contains_key(*k) && want.get(*k) == have.get(*k));
+        debug!(table = name, ours, "found an existing table");
+        Ok(ours.then_some(observed))
+    }
+
+    async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
+        let spec = TableSpec::from_props(props)?;
+        let client = self.aws.dynamodb(&ctx.region);
+        let request = create_request(&client, &spec)?;
+        let mut ops = TableOps {
+            client,
+            name: &spec.name,
+            ctx: with_deadline(ctx, TABLE_LIMIT),
+            last: None,
+        };
+        debug!(table = spec.name, "CreateTable");
+        wait::retry_while_busy(&ops.ctx, "creating the table", TABLE_LIMIT, || {
+            let request = request.clone();
+            let name = spec.name.clone();
+            async move {
+                request
+                    .send()
+                    .await
+                    .classified()
+                    .map(|_| ())
+                    .map_err(|e| already_exists(&name, e))
+            }
+        })
+        .await?;
+        let desc = ops.wait_ready().await?;
+        ops.set_ttl(None, spec.ttl_attribute.as_deref()).await?;
+        if spec.point_in_time_recovery {
+            ops.set_pitr(true).await?;
+        }
+        observed_from_description(&desc, &TableExtras::of(&spec))
+    }
+
+    async fn update(
+        &self,
+        ctx: &OpContext,
+        id: &str,
+        before: &Props,
+        after: &Props,
+    ) -> ResourceResult<Observed> {
+        let (old, new) = (
+            TableSpec::from_props(before)?,
+            TableSpec::from_props(after)?,
+        );
+        let mut ops = TableOps {
+            client: self.aws.dynamodb(&ctx.region),
+            name: id,
+            ctx: with_deadline(ctx, TABLE_LIMIT),
+            last: None,
+        };
+        update_indexes_and_capacity(&mut ops, &old, &new).await?;
+        update_table_settings(&mut ops, &old, &new).await?;
+        ops.set_ttl(old.ttl_attribute.as_deref(), new.ttl_attribute.as_deref())
+            .await?;
+        if old.point_in_time_recovery != new.point_in_time_recovery {
+            ops.set_pitr(new.point_in_time_recovery).await?;
+        }
+        let desc = match ops.last.take() {
+            Some(desc) => desc,
+            None => ops.wait_ready().await?,
+        };
+        let arn = desc.table_arn().ok_or_else(|| unexpected("TableArn"))?;
+        ops.set_tags(arn, &old.tags, &new.tags).await?;
+        observed_from_description(&desc, &TableExtras::of(&new))
+    }
+
+    async fn delete(&self, ctx: &OpContext, id: &str, props: &Props) -> ResourceResult<()> {
+        // Never switch protection off on the user's behalf: that is what it protects against.
+        if bool_of(props, "deletion_protection") == Some(true) {
+            return Err(protected(id));
+        }
+        let client = self.aws.dynamodb(&ctx.region);
+        let ctx = with_deadline(ctx, TABLE_LIMIT);
+        debug!(table = id, "DeleteTable");
+        let gone = wait::retry_while_busy(&ctx, "deleting the table", TABLE_LIMIT, || {
+            let request = client.delete_table().table_name(id);
+            async move {
+                match request.send().await.classified() {
+                    Ok(_) => Ok(false),
+                    Err(e) if e.kind == ErrorKind::NotFound => Ok(true),
+                    Err(e) if is_protection_error(&e) => Err(protected(id)),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await?;
+        if gone {
+            return Ok(());
+        }
+        wait::until(
+            &ctx,
+            &format!("table {id} to be deleted"),
+            TABLE_LIMIT,
+            || {
+                let client = &client;
+                async move {
+                    Ok(match describe(client, id).await? {
+                        None => Poll::Ready(()),
+                        Some(desc) => Poll::Pending(
+                            desc.table_status()
+                                .map(|s| s.as_str().to_string())
+                                .unwrap_or_default(),
+                        ),
+                    })
+                }
+            },
+        )
+        .await
+    }
+}
+
+/// AWS's refusal to delete a protected table is a plain ValidationException; its message is
+/// the only way to tell it apart.
+fn is_protection_error(err: &ResourceError) -> bool {
+    let message = err.message.to_ascii_lowercase();
+    err.code.as_deref() == Some("ValidationException")
+        && (message.contains("protected against deletion")
+            || message.contains("deletion protection"))
+}

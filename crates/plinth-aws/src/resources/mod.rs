@@ -1,0 +1,23 @@
+//! One file per resource type. Adding a type: write its file, add one line to `all`.
+
+use std::sync::Arc;
+
+use plinth_core::resource::ResourceType;
+
+use crate::Aws;
+
+pub mod dynamodb_items;
+pub mod dynamodb_table;
+pub mod ec2_default_vpc;
+pub mod ec2_security_group;
+pub mod tags;
+
+/// Every resource type, constructed over the shared clients.
+pub fn all(aws: &Arc<Aws>) -> Vec<Arc<dyn ResourceType>> {
+    vec![
+        Arc::new(dynamodb_table::DynamodbTable::new(aws.clone())),
+        Arc::new(dynamodb_items::DynamodbItems::new(aws.clone())),
+        Arc::new(ec2_default_vpc::DefaultVpc::new(aws.clone())),
+        Arc::new(ec2_security_group::SecurityGroup::new(aws.clone())),
+    ]
+}

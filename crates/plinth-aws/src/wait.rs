@@ -1,0 +1,90 @@
+//! Polling and retrying until AWS says a resource is ready, gone or free, within a deadline.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use plinth_core::resource::{ErrorKind, OpContext, ResourceError, ResourceResult};
+
+/// Polls start fast (emulators and quick operations answer at once) and back off to this.
+const MAX_POLL: Duration = Duration::from_secs(10);
+const FIRST_POLL: Duration = Duration::from_millis(100);
+
+/// What one poll found.
+pub enum Poll<T> {
+    Ready(T),
+    /// Not yet; the string says what it is doing now ("CREATING").
+    Pending(String),
+}
+
+/// Calls `poll` until it is ready, reporting progress, or fails with a timeout after
+/// `default_limit` (or the stack's `lifecycle.timeouts`).
+pub async fn until<T, F, Fut>(
+    ctx: &OpContext,
+    what: &str,
+    default_limit: Duration,
+    mut poll: F,
+) -> ResourceResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ResourceResult<Poll<T>>>,
+{
+    let started = Instant::now();
+    let deadline = ctx.deadline_or(default_limit);
+    let mut delay = FIRST_POLL;
+    loop {
+        match poll().await? {
+            Poll::Ready(value) => return Ok(value),
+            Poll::Pending(status) => {
+                if Instant::now() >= deadline {
+                    return Err(ResourceError::timeout(started.elapsed(), what));
+                }
+                ctx.progress
+                    .status(&format!("waiting for {what} ({status})"));
+            }
+        }
+        tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
+        delay = (delay * 2).min(MAX_POLL);
+    }
+}
+
+/// Runs `op` again while it fails with an error of kind `InUse` or `Retryable` (a table still
+/// being created, a group still referenced), backing off, until the deadline.
+pub async fn retry_while_busy<T, F, Fut>(
+    ctx: &OpContext,
+    what: &str,
+    default_limit: Duration,
+    mut op: F,
+) -> ResourceResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ResourceResult<T>>,
+{
+    let started = Instant::now();
+    let deadline = ctx.deadline_or(default_limit);
+    let mut delay = FIRST_POLL * 5;
+    loop {
+        match op().await {
+            Ok(value) => return Ok(value),
+            Err(err) if matches!(err.kind, ErrorKind::InUse | ErrorKind::Retryable) => {
+                if Instant::now() >= deadline {
+                    return Err(ResourceError {
+                        message: format!(
+                            "{} (still failing after {}s of retries while {what})",
+                            err.message,
+                            started.elapsed().as_secs()
+                        ),
+                        ..err
+                    });
+                }
+                ctx.progress.status(&format!(
+                    "{what}: {} — retrying",
+                    err.code.as_deref().unwrap_or("busy")
+                ));
+                tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now())))
+                    .await;
+                delay = (delay * 2).min(MAX_POLL);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}

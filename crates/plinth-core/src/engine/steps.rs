@@ -1,0 +1,201 @@
+//! A plan as a graph of steps: each step is one operation on one resource, with the steps
+//! it must wait for.
+
+use std::collections::BTreeMap;
+
+use petgraph::algo::toposort;
+use petgraph::graph::DiGraph;
+
+use crate::plan::{Action, Plan, ResourceChange};
+
+/// One operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StepKind {
+    Create,
+    Update,
+    /// The second step of a resource whose references close a cycle.
+    CompleteDeferred,
+    Delete,
+    /// A lookup.
+    Read,
+    /// Record a resource an interrupted run created.
+    Adopt,
+    /// Drop a resource that is already gone from state.
+    Forget,
+}
+
+impl StepKind {
+    pub fn verb(self) -> &'static str {
+        match self {
+            StepKind::Create => "creating",
+            StepKind::Update | StepKind::CompleteDeferred => "updating",
+            StepKind::Delete => "destroying",
+            StepKind::Read => "reading",
+            StepKind::Adopt => "adopting",
+            StepKind::Forget => "forgetting",
+        }
+    }
+    pub fn past(self) -> &'static str {
+        match self {
+            StepKind::Create => "created",
+            StepKind::Update | StepKind::CompleteDeferred => "updated",
+            StepKind::Delete => "destroyed",
+            StepKind::Read => "read",
+            StepKind::Adopt => "adopted",
+            StepKind::Forget => "forgotten",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub name: String,
+    pub kind: StepKind,
+    /// Indexes of the steps this one waits for.
+    pub deps: Vec<usize>,
+    /// For the delete half of a create-before-destroy replacement: the old resource.
+    pub deposed: bool,
+}
+
+/// The steps of a plan in a valid order; `Err` names a cycle (a planner bug, never input).
+pub fn build(plan: &Plan) -> Result<Vec<Step>, String> {
+    let by_name = plan.by_name();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut index: BTreeMap<(String, StepKind), usize> = BTreeMap::new();
+    let mut add = |steps: &mut Vec<Step>, name: &str, kind: StepKind, deposed: bool| {
+        index.insert((name.to_string(), kind), steps.len());
+        steps.push(Step {
+            name: name.to_string(),
+            kind,
+            deps: Vec::new(),
+            deposed,
+        });
+    };
+    for r in &plan.resources {
+        match r.action {
+            Action::NoOp if r.adopted == Some(true) => {
+                add(&mut steps, &r.name, StepKind::Adopt, false)
+            }
+            Action::NoOp => {}
+            Action::Read => add(&mut steps, &r.name, StepKind::Read, false),
+            Action::Create => add(&mut steps, &r.name, StepKind::Create, false),
+            Action::Update => add(&mut steps, &r.name, StepKind::Update, false),
+            Action::Replace => {
+                add(
+                    &mut steps,
+                    &r.name,
+                    StepKind::Delete,
+                    r.lifecycle.create_before_destroy,
+                );
+                add(&mut steps, &r.name, StepKind::Create, false);
+            }
+            Action::Delete if r.adopted == Some(false) => {
+                add(&mut steps, &r.name, StepKind::Forget, false)
+            }
+            Action::Delete => add(&mut steps, &r.name, StepKind::Delete, false),
+        }
+        if needs_deferred_step(r, &by_name) {
+            add(&mut steps, &r.name, StepKind::CompleteDeferred, false);
+        }
+    }
+    let find = |name: &str, kind: StepKind| index.get(&(name.to_string(), kind)).copied();
+    let producer = |name: &str| {
+        [
+            StepKind::Create,
+            StepKind::Update,
+            StepKind::Read,
+            StepKind::Adopt,
+        ]
+        .into_iter()
+        .find_map(|k| find(name, k))
+    };
+    for i in 0..steps.len() {
+        let Some(r) = by_name.get(steps[i].name.as_str()) else {
+            continue;
+        };
+        let deps = step_deps(&steps[i], r, plan, &find, &producer);
+        steps[i].deps = deps;
+    }
+    check_acyclic(&steps)?;
+    Ok(steps)
+}
+
+/// A second step is needed when a deferred reference points at something that does not
+/// exist yet (its id is only known after it is created).
+fn needs_deferred_step(r: &ResourceChange, by_name: &BTreeMap<&str, &ResourceChange>) -> bool {
+    matches!(r.action, Action::Create | Action::Update | Action::Replace)
+        && r.deferred.iter().any(|t| {
+            by_name
+                .get(t.as_str())
+                .is_some_and(|c| matches!(c.action, Action::Create | Action::Replace))
+        })
+}
+
+fn step_deps(
+    step: &Step,
+    r: &ResourceChange,
+    plan: &Plan,
+    find: &dyn Fn(&str, StepKind) -> Option<usize>,
+    producer: &dyn Fn(&str) -> Option<usize>,
+) -> Vec<usize> {
+    let mut deps = Vec::new();
+    let cbd = r.lifecycle.create_before_destroy;
+    match step.kind {
+        StepKind::Create | StepKind::Update | StepKind::Read => {
+            deps.extend(r.deps.iter().filter_map(|d| producer(d)));
+            if step.kind == StepKind::Create && r.action == Action::Replace && !cbd {
+                deps.extend(find(&r.name, StepKind::Delete));
+            }
+        }
+        StepKind::CompleteDeferred => {
+            deps.extend(producer(&r.name));
+            deps.extend(r.deferred.iter().filter_map(|d| producer(d)));
+        }
+        StepKind::Delete => {
+            if r.action == Action::Replace && cbd {
+                deps.extend(find(&r.name, StepKind::Create));
+            }
+            let outright = r.action == Action::Delete || cbd;
+            for other in &plan.resources {
+                if other.name == r.name {
+                    continue;
+                }
+                let hard = other.prior_deps.contains(&r.name);
+                let soft = other.prior_soft_deps.contains(&r.name);
+                if hard {
+                    deps.extend(find(&other.name, StepKind::Delete));
+                }
+                // Whoever stops referring to this resource does so before it goes.
+                if outright && (hard || soft) {
+                    deps.extend(find(&other.name, StepKind::Update));
+                    deps.extend(find(&other.name, StepKind::CompleteDeferred));
+                    if other.action == Action::Replace {
+                        deps.extend(find(&other.name, StepKind::Create));
+                    }
+                }
+            }
+        }
+        StepKind::Adopt | StepKind::Forget => {}
+    }
+    deps.sort_unstable();
+    deps.dedup();
+    deps
+}
+
+fn check_acyclic(steps: &[Step]) -> Result<(), String> {
+    let mut g = DiGraph::<usize, ()>::new();
+    let nodes: Vec<_> = (0..steps.len()).map(|i| g.add_node(i)).collect();
+    for (i, s) in steps.iter().enumerate() {
+        for &d in &s.deps {
+            g.add_edge(nodes[d], nodes[i], ());
+        }
+    }
+    toposort(&g, None).map(|_| ()).map_err(|cycle| {
+        let s = &steps[g[cycle.node_id()]];
+        format!(
+            "internal error: the plan's steps form a cycle through {} of `{}`",
+            s.kind.verb(),
+            s.name
+        )
+    })
+}

@@ -1,0 +1,195 @@
+//! The plan: what apply will do, as plain data. The terminal renderer, `--json` and saved
+//! plan files all read this one model.
+
+pub mod diff;
+pub mod planner;
+pub mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::stack::expr::SpannedExpr;
+use crate::stack::Lifecycle;
+use crate::value::Props;
+
+pub use planner::{make_plan, PlanError, PlanRequest};
+
+/// Bumped when the plan JSON changes incompatibly.
+pub const FORMAT_VERSION: &str = "1.0";
+
+/// What happens to one resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    NoOp,
+    /// A lookup read for the first time (or whose inputs are known only at apply).
+    Read,
+    Create,
+    Update,
+    Replace,
+    Delete,
+}
+
+impl Action {
+    /// Terraform's symbols, which people already read.
+    pub fn symbol(self, create_before_destroy: bool) -> &'static str {
+        match self {
+            Action::NoOp => " ",
+            Action::Read => "<=",
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace if create_before_destroy => "+/-",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+    pub fn is_change(self) -> bool {
+        !matches!(self, Action::NoOp | Action::Read)
+    }
+}
+
+/// Whether the plan converges the stack or tears it down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Apply,
+    Destroy,
+}
+
+/// One resource's planned change.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResourceChange {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub region: String,
+    pub action: Action,
+    /// For `Replace`: the properties whose change forces a new resource.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace_reasons: Vec<String>,
+    /// The physical id now (for update, replace, delete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Canonical properties as AWS reports them now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Props>,
+    /// Canonical desired properties; unknown values are the `UNKNOWN` sentinel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Props>,
+    /// Attributes as they are now (no-op, update) or as a lookup read them.
+    #[serde(default, skip_serializing_if = "Props::is_empty")]
+    pub attrs: Props,
+    /// The properties with references still in, resolved at apply time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<SpannedExpr>,
+    /// What this resource waits for (its references and `depends_on`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deps: Vec<String>,
+    /// References in deferrable properties (security-group rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub soft_deps: Vec<String>,
+    /// Targets of references applied in a second step, after both sides exist.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub deferred: BTreeSet<String>,
+    /// What the resource referred to when last applied (orders its deletion).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prior_deps: Vec<String>,
+    /// Of those, references from deferrable properties.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prior_soft_deps: Vec<String>,
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    /// The state said this was being created when a run was killed; plan found it and
+    /// adopts it (`Some(true)`) or did not (`Some(false)`, it is created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted: Option<bool>,
+}
+
+/// One output's planned value.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OutputChange {
+    pub name: String,
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<SpannedExpr>,
+}
+
+/// A whole plan. Saved with `plan -o`, applied with `apply FILE`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: String,
+    /// Always `plinth-plan`, so `apply FILE` can tell a plan from a stack file.
+    pub kind: String,
+    pub stack: String,
+    pub workspace: String,
+    pub stack_file: String,
+    pub region: String,
+    pub mode: Mode,
+    /// The state this plan was made against; apply refuses if it moved on.
+    pub lineage: String,
+    pub serial: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_after: Option<String>,
+    pub resources: Vec<ResourceChange>,
+    pub outputs: Vec<OutputChange>,
+    /// Values to mask wherever they appear (sensitive variables). Saved plan files carry
+    /// them (they carry the values anyway); `--json` output never does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive_values: Vec<String>,
+}
+
+/// How many resources each action touches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+}
+
+impl Plan {
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for r in &self.resources {
+            match r.action {
+                Action::Create => c.create += 1,
+                Action::Update => c.update += 1,
+                Action::Replace => c.replace += 1,
+                Action::Delete => c.delete += 1,
+                Action::NoOp | Action::Read => {}
+            }
+        }
+        c
+    }
+
+    /// True when apply would change any resource or output.
+    pub fn has_changes(&self) -> bool {
+        self.resources.iter().any(|r| r.action.is_change())
+            || self.outputs.iter().any(|o| o.action.is_change())
+            || self.resources.iter().any(|r| r.adopted.is_some())
+    }
+
+    pub fn change(&self, name: &str) -> Option<&ResourceChange> {
+        self.resources.iter().find(|r| r.name == name)
+    }
+
+    /// Per-resource map for quick lookups.
+    pub fn by_name(&self) -> BTreeMap<&str, &ResourceChange> {
+        self.resources
+            .iter()
+            .map(|r| (r.name.as_str(), r))
+            .collect()
+    }
+}

@@ -1,0 +1,627 @@
+//! Desired (the stack) against actual (what AWS reports now) → a [`Plan`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures::stream::{self, StreamExt};
+use serde_json::Value;
+
+use crate::graph::DepGraph;
+use crate::plan::diff;
+use crate::plan::{Action, Mode, OutputChange, Plan, ResourceChange, FORMAT_VERSION};
+use crate::resource::{
+    NormalizeContext, Observed, OpContext, Registry, ResourceError, ResourceType,
+};
+use crate::schema::{TypeKind, TypeSchema};
+use crate::stack::expr::{self, Expr, Ref, SpannedExpr, Target};
+use crate::stack::{ResourceDecl, Stack};
+use crate::state::{ResourceState, State, Status};
+use crate::value::{self, Props};
+
+/// Everything a plan is made from.
+pub struct PlanRequest<'a> {
+    pub stack: &'a Stack,
+    pub graph: &'a DepGraph,
+    pub state: &'a State,
+    pub registry: &'a Registry,
+    pub mode: Mode,
+    /// `--target`: limit the plan to these resources (and what they need, or what needs
+    /// them when destroying).
+    pub targets: Vec<String>,
+    /// How many reads run at once while refreshing.
+    pub parallelism: usize,
+    pub now: SystemTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("reading `{name}` ({type_name} {id}) failed: {source}")]
+    Refresh {
+        name: String,
+        type_name: String,
+        id: String,
+        #[source]
+        source: ResourceError,
+    },
+    #[error("looking up `{name}` ({type_name}) failed: {source}")]
+    Lookup {
+        name: String,
+        type_name: String,
+        #[source]
+        source: ResourceError,
+    },
+    #[error("`{name}`: {message}")]
+    Invalid { name: String, message: String },
+    #[error("the state holds `{name}` of type `{type_name}`, which this plinth does not know")]
+    UnknownType { name: String, type_name: String },
+    #[error("--target {0}: no resource of that name in the stack or the state")]
+    UnknownTarget(String),
+    #[error("{}", prevent_destroy_message(.0))]
+    PreventDestroy(Vec<(String, Action)>),
+}
+
+fn prevent_destroy_message(items: &[(String, Action)]) -> String {
+    let list: Vec<String> = items
+        .iter()
+        .map(|(name, action)| {
+            let verb = if *action == Action::Replace {
+                "be replaced"
+            } else {
+                "be destroyed"
+            };
+            format!("`{name}` would {verb}")
+        })
+        .collect();
+    format!(
+        "lifecycle.prevent_destroy forbids this plan: {}. Remove `prevent_destroy` from the resource's lifecycle (and apply) if you really mean it.",
+        list.join(", ")
+    )
+}
+
+/// What the refresh found for one state entry.
+struct Refreshed {
+    observed: Option<Observed>,
+    adopted: Option<bool>,
+}
+
+/// Reads everything in state (in parallel), diffs it against the stack, and returns the plan.
+pub async fn make_plan(req: PlanRequest<'_>) -> Result<Plan, PlanError> {
+    check_targets(&req)?;
+    let refreshed = refresh(&req).await?;
+    let (expires_at, expires_after) = expiry(&req);
+    let mut planner = Planner {
+        req: &req,
+        refreshed: &refreshed,
+        expires_at: expires_at.clone(),
+        planned_attrs: BTreeMap::new(),
+    };
+    let mut resources = match req.mode {
+        Mode::Apply => planner.plan_stack().await?,
+        Mode::Destroy => Vec::new(),
+    };
+    resources.extend(planner.plan_deletes());
+    check_prevent_destroy(&resources, req.stack)?;
+    let outputs = planner.plan_outputs();
+    Ok(Plan {
+        format_version: FORMAT_VERSION.to_string(),
+        kind: "plinth-plan".into(),
+        stack: req.stack.name.clone(),
+        workspace: req.stack.workspace.clone(),
+        stack_file: req.stack.file.display_path(),
+        region: req.stack.region.clone(),
+        mode: req.mode,
+        lineage: req.state.lineage.clone(),
+        serial: req.state.serial,
+        expires_at,
+        expires_after,
+        resources,
+        outputs,
+        sensitive_values: req.stack.sensitive_values(),
+    })
+}
+
+fn check_targets(req: &PlanRequest) -> Result<(), PlanError> {
+    for t in &req.targets {
+        if req.stack.resource(t).is_none() && !req.state.resources.contains_key(t) {
+            return Err(PlanError::UnknownTarget(t.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// `expires_after` is stamped once: the time stays fixed until the duration itself changes.
+fn expiry(req: &PlanRequest) -> (Option<String>, Option<String>) {
+    let Some(e) = &req.stack.expires_after else {
+        return (None, None);
+    };
+    if req.state.expires_after.as_deref() == Some(e.text.as_str()) && req.state.expires_at.is_some()
+    {
+        return (req.state.expires_at.clone(), Some(e.text.clone()));
+    }
+    let at = humantime::format_rfc3339_seconds(req.now + e.duration).to_string();
+    (Some(at), Some(e.text.clone()))
+}
+
+async fn refresh(req: &PlanRequest<'_>) -> Result<BTreeMap<String, Refreshed>, PlanError> {
+    let mut jobs = Vec::new();
+    for (name, rs) in &req.state.resources {
+        let rt =
+            req.registry
+                .get(&rs.type_name)
+                .cloned()
+                .ok_or_else(|| PlanError::UnknownType {
+                    name: name.clone(),
+                    type_name: rs.type_name.clone(),
+                })?;
+        if rt.schema().kind == TypeKind::Lookup {
+            continue; // lookups are re-read from the stack, not from state
+        }
+        jobs.push((name.clone(), rs.clone(), rt));
+    }
+    let results: Vec<Result<(String, Refreshed), PlanError>> = stream::iter(jobs)
+        .map(|(name, rs, rt)| async move { refresh_one(name, rs, rt).await })
+        .buffer_unordered(req.parallelism.max(1))
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+async fn refresh_one(
+    name: String,
+    rs: ResourceState,
+    rt: Arc<dyn ResourceType>,
+) -> Result<(String, Refreshed), PlanError> {
+    let ctx = OpContext::new(rs.region.clone(), name.clone());
+    let refresh_error = |source| PlanError::Refresh {
+        name: name.clone(),
+        type_name: rs.type_name.clone(),
+        id: rs.id.clone(),
+        source,
+    };
+    let refreshed = match rs.status {
+        Status::Creating => {
+            let observed = rt.find(&ctx, &rs.props).await.map_err(refresh_error)?;
+            let adopted = Some(observed.is_some());
+            Refreshed { observed, adopted }
+        }
+        Status::Ready | Status::PendingDelete { .. } => Refreshed {
+            observed: rt
+                .read(&ctx, &rs.id, &rs.props)
+                .await
+                .map_err(refresh_error)?,
+            adopted: None,
+        },
+    };
+    Ok((name, refreshed))
+}
+
+struct Planner<'a> {
+    req: &'a PlanRequest<'a>,
+    refreshed: &'a BTreeMap<String, Refreshed>,
+    expires_at: Option<String>,
+    /// Attributes of each planned resource as they will be after apply (unknown where
+    /// only apply can tell).
+    planned_attrs: BTreeMap<String, Props>,
+}
+
+impl Planner<'_> {
+    async fn plan_stack(&mut self) -> Result<Vec<ResourceChange>, PlanError> {
+        let scope = self.scope();
+        let mut changes = Vec::new();
+        for name in self.req.graph.creation_order() {
+            if !scope.contains(&name) {
+                continue;
+            }
+            let Some(decl) = self.req.stack.resource(&name) else {
+                continue;
+            };
+            let change = self.plan_resource(decl).await?;
+            self.planned_attrs.insert(name, change.attrs.clone());
+            changes.push(change);
+        }
+        // References that close a cycle were evaluated before their target was planned:
+        // evaluate those resources again now that every attribute is planned.
+        for change in changes.iter_mut().filter(|c| !c.deferred.is_empty()) {
+            if let Some(decl) = self.req.stack.resource(&change.name) {
+                *change = self.plan_resource(decl).await?;
+            }
+        }
+        Ok(changes)
+    }
+
+    fn scope(&self) -> BTreeSet<String> {
+        if self.req.targets.is_empty() {
+            self.req
+                .stack
+                .resources
+                .iter()
+                .map(|r| r.name.clone())
+                .collect()
+        } else {
+            self.req.graph.with_dependencies(&self.req.targets)
+        }
+    }
+
+    async fn plan_resource(&self, decl: &ResourceDecl) -> Result<ResourceChange, PlanError> {
+        let rt = self.rt(&decl.name, &decl.type_name)?;
+        let schema = rt.schema();
+        let template = desired_template(decl, self.req.stack, schema, self.expires_at.as_deref());
+        let mut desired = self.evaluate(&decl.name, &template);
+        let base_dir = self
+            .req
+            .stack
+            .file
+            .path
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        rt.normalize(&mut desired, &NormalizeContext { base_dir })
+            .map_err(|e| PlanError::Invalid {
+                name: decl.name.clone(),
+                message: e.message,
+            })?;
+        if let Some(issue) = rt.check(&desired).into_iter().next() {
+            let path = value::path_to_string(&issue.path);
+            return Err(PlanError::Invalid {
+                name: decl.name.clone(),
+                message: format!("{path}: {}", issue.message),
+            });
+        }
+        let mut change = self.base_change(decl, template);
+        if schema.kind == TypeKind::Lookup {
+            return self.plan_lookup(change, rt.as_ref(), desired).await;
+        }
+        let refreshed = self.refreshed.get(&decl.name);
+        change.adopted = refreshed.and_then(|r| r.adopted);
+        let observed = refreshed.and_then(|r| r.observed.as_ref());
+        let Some(observed) = observed else {
+            change.action = Action::Create;
+            change.attrs = planned_attrs_unknown(schema, rt.known_attrs(&desired));
+            change.after = Some(desired);
+            return Ok(change);
+        };
+        apply_ignore_changes(
+            &mut desired,
+            &observed.props,
+            &decl.lifecycle.ignore_changes,
+        );
+        change.id = Some(observed.id.clone());
+        change.before = Some(observed.props.clone());
+        let changed = diff::changed_keys(&observed.props, &desired)
+            .into_iter()
+            .any(|k| diff::differs(observed.props.get(&k), desired.get(&k)));
+        if !changed {
+            change.action = Action::NoOp;
+            change.attrs = observed.attrs.clone();
+        } else {
+            change.replace_reasons = rt.replace_reasons(&observed.props, &desired);
+            if change.replace_reasons.is_empty() {
+                change.action = Action::Update;
+                change.attrs = overlay(observed.attrs.clone(), rt.known_attrs(&desired));
+            } else {
+                change.action = Action::Replace;
+                change.attrs = planned_attrs_unknown(schema, rt.known_attrs(&desired));
+            }
+        }
+        change.after = Some(desired);
+        Ok(change)
+    }
+
+    async fn plan_lookup(
+        &self,
+        mut change: ResourceChange,
+        rt: &dyn ResourceType,
+        desired: Props,
+    ) -> Result<ResourceChange, PlanError> {
+        let previous = self.req.state.resources.get(&change.name);
+        change.action = Action::Read;
+        if value::contains_unknown(&Value::Object(desired.clone())) {
+            change.attrs = planned_attrs_unknown(rt.schema(), Props::new());
+        } else {
+            let ctx = OpContext::new(change.region.clone(), change.name.clone());
+            let observed = rt
+                .lookup(&ctx, &desired)
+                .await
+                .map_err(|source| PlanError::Lookup {
+                    name: change.name.clone(),
+                    type_name: change.type_name.clone(),
+                    source,
+                })?;
+            if previous.is_some_and(|p| p.attrs == observed.attrs && p.id == observed.id) {
+                change.action = Action::NoOp;
+            }
+            change.id = Some(observed.id);
+            change.attrs = observed.attrs;
+        }
+        change.after = Some(desired);
+        Ok(change)
+    }
+
+    fn base_change(&self, decl: &ResourceDecl, template: SpannedExpr) -> ResourceChange {
+        let graph = self.req.graph;
+        let prior = self.req.state.resources.get(&decl.name);
+        ResourceChange {
+            name: decl.name.clone(),
+            type_name: decl.type_name.clone(),
+            region: decl.region.clone(),
+            action: Action::NoOp,
+            replace_reasons: Vec::new(),
+            id: None,
+            before: None,
+            after: None,
+            attrs: Props::new(),
+            template: Some(template),
+            deps: graph.dependencies(&decl.name),
+            soft_deps: graph.soft_dependencies(&decl.name),
+            deferred: graph.deferred(&decl.name),
+            prior_deps: prior.map(|p| p.deps.clone()).unwrap_or_default(),
+            prior_soft_deps: prior.map(|p| p.soft_deps.clone()).unwrap_or_default(),
+            lifecycle: decl.lifecycle.clone(),
+            adopted: None,
+        }
+    }
+
+    fn rt(&self, name: &str, type_name: &str) -> Result<Arc<dyn ResourceType>, PlanError> {
+        self.req
+            .registry
+            .get(type_name)
+            .cloned()
+            .ok_or_else(|| PlanError::UnknownType {
+                name: name.into(),
+                type_name: type_name.into(),
+            })
+    }
+
+    fn evaluate(&self, owner: &str, template: &SpannedExpr) -> Props {
+        let value = template.eval(&|r| self.resolve(owner, r));
+        match value {
+            Value::Object(m) => m,
+            _ => Props::new(),
+        }
+    }
+
+    fn resolve(&self, _owner: &str, r: &Ref) -> Value {
+        let Target::Resource {
+            resource,
+            attr,
+            path,
+        } = &r.target
+        else {
+            return value::unknown();
+        };
+        let attrs = match self.planned_attrs.get(resource) {
+            Some(a) => a,
+            // A deferred target not planned yet: what exists now, if anything.
+            None => match self
+                .refreshed
+                .get(resource)
+                .and_then(|r| r.observed.as_ref())
+            {
+                Some(o) => &o.attrs,
+                None => return value::unknown(),
+            },
+        };
+        let Some(v) = attrs.get(attr) else {
+            return Value::Null;
+        };
+        expr::project(v, path).unwrap_or(Value::Null)
+    }
+
+    fn plan_deletes(&self) -> Vec<ResourceChange> {
+        let state = self.req.state;
+        let destroy_scope = self.destroy_scope();
+        let mut out = Vec::new();
+        for (name, rs) in &state.resources {
+            let in_stack = self.req.stack.resource(name).is_some();
+            let wanted = match self.req.mode {
+                Mode::Destroy => destroy_scope.contains(name),
+                Mode::Apply => {
+                    !in_stack && (self.req.targets.is_empty() || self.req.targets.contains(name))
+                }
+            };
+            if !wanted {
+                continue;
+            }
+            let observed = self.refreshed.get(name).and_then(|r| r.observed.as_ref());
+            let gone = observed.is_none() && self.refreshed.contains_key(name);
+            out.push(ResourceChange {
+                name: name.clone(),
+                type_name: rs.type_name.clone(),
+                region: rs.region.clone(),
+                action: Action::Delete,
+                replace_reasons: Vec::new(),
+                id: Some(rs.id.clone()),
+                before: Some(
+                    observed
+                        .map(|o| o.props.clone())
+                        .unwrap_or_else(|| rs.props.clone()),
+                ),
+                after: None,
+                attrs: rs.attrs.clone(),
+                template: None,
+                deps: Vec::new(),
+                soft_deps: Vec::new(),
+                deferred: BTreeSet::new(),
+                prior_deps: rs.deps.clone(),
+                prior_soft_deps: rs.soft_deps.clone(),
+                lifecycle: self
+                    .req
+                    .stack
+                    .resource(name)
+                    .map(|d| d.lifecycle.clone())
+                    .unwrap_or_else(|| rs.lifecycle.clone()),
+                // Already gone (deleted by hand, or a pending deletion that finished): apply
+                // only forgets it.
+                adopted: gone.then_some(false),
+            });
+        }
+        out
+    }
+
+    /// For a targeted destroy: the targets and everything that (per state) depends on them.
+    fn destroy_scope(&self) -> BTreeSet<String> {
+        let state = self.req.state;
+        if self.req.targets.is_empty() {
+            return state.resources.keys().cloned().collect();
+        }
+        let mut scope: BTreeSet<String> = BTreeSet::new();
+        let mut todo = self.req.targets.clone();
+        while let Some(n) = todo.pop() {
+            if scope.insert(n.clone()) {
+                for (other, rs) in &state.resources {
+                    if rs.deps.contains(&n) {
+                        todo.push(other.clone());
+                    }
+                }
+            }
+        }
+        scope
+    }
+
+    fn plan_outputs(&self) -> Vec<OutputChange> {
+        let state = self.req.state;
+        let mut out = Vec::new();
+        if self.req.mode == Mode::Apply {
+            for o in &self.req.stack.outputs {
+                let after = o.value.eval(&|r| self.resolve("", r));
+                let before = state.outputs.get(&o.name).map(|s| s.value.clone());
+                let action = match &before {
+                    None => Action::Create,
+                    Some(b) if diff::differs(Some(b), Some(&after)) => Action::Update,
+                    Some(_) => Action::NoOp,
+                };
+                out.push(OutputChange {
+                    name: o.name.clone(),
+                    action,
+                    before,
+                    after: Some(after),
+                    sensitive: o.sensitive,
+                    description: o.description.clone(),
+                    template: Some(o.value.clone()),
+                });
+            }
+        }
+        for (name, s) in &state.outputs {
+            let kept = self.req.mode == Mode::Apply
+                && self.req.stack.outputs.iter().any(|o| &o.name == name);
+            if !kept {
+                out.push(OutputChange {
+                    name: name.clone(),
+                    action: Action::Delete,
+                    before: Some(s.value.clone()),
+                    after: None,
+                    sensitive: s.sensitive,
+                    description: s.description.clone(),
+                    template: None,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// The properties to evaluate: the declared ones, with the stack's tags, the resource's
+/// own and the `plinth:*` tags merged for taggable types.
+pub fn desired_template(
+    decl: &ResourceDecl,
+    stack: &Stack,
+    schema: &TypeSchema,
+    expires_at: Option<&str>,
+) -> SpannedExpr {
+    let mut template = decl.props.clone();
+    if !schema.taggable {
+        return template;
+    }
+    let Expr::Map(entries) = &mut template.expr else {
+        return template;
+    };
+    let mut tags: Vec<(String, SpannedExpr)> = stack
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), SpannedExpr::lit(Value::String(v.clone()))))
+        .collect();
+    let own = entries
+        .iter()
+        .position(|(k, _)| k == "tags")
+        .map(|i| entries.remove(i).1);
+    if let Some(SpannedExpr {
+        expr: Expr::Map(own),
+        ..
+    }) = own
+    {
+        for (k, v) in own {
+            tags.retain(|(existing, _)| existing != &k);
+            tags.push((k, v));
+        }
+    }
+    let mut plinth = vec![
+        ("plinth:stack", stack.name.clone()),
+        ("plinth:workspace", stack.workspace.clone()),
+        ("plinth:resource", decl.name.clone()),
+    ];
+    if let Some(at) = expires_at {
+        plinth.push(("plinth:expires-at", at.to_string()));
+    }
+    for (k, v) in plinth {
+        tags.retain(|(existing, _)| existing != k);
+        tags.push((k.to_string(), SpannedExpr::lit(Value::String(v))));
+    }
+    tags.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.push((
+        "tags".into(),
+        SpannedExpr::new(Expr::Map(tags), template.span),
+    ));
+    template
+}
+
+/// Every declared attribute unknown, except those known from desired properties.
+fn planned_attrs_unknown(schema: &TypeSchema, known: Props) -> Props {
+    let mut attrs: Props = schema
+        .attributes
+        .iter()
+        .map(|a| (a.name.to_string(), value::unknown()))
+        .collect();
+    for (k, v) in known {
+        attrs.insert(k, v);
+    }
+    attrs
+}
+
+fn overlay(mut base: Props, top: Props) -> Props {
+    for (k, v) in top {
+        base.insert(k, v);
+    }
+    base
+}
+
+/// `lifecycle.ignore_changes`: the listed properties keep what AWS has.
+fn apply_ignore_changes(desired: &mut Props, actual: &Props, ignored: &[String]) {
+    for prop in ignored {
+        match actual.get(prop) {
+            Some(v) => desired.insert(prop.clone(), v.clone()),
+            None => desired.remove(prop),
+        };
+    }
+}
+
+fn check_prevent_destroy(changes: &[ResourceChange], stack: &Stack) -> Result<(), PlanError> {
+    let blocked: Vec<(String, Action)> = changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Delete | Action::Replace))
+        .filter(|c| c.adopted != Some(false) || c.action != Action::Delete)
+        .filter(|c| {
+            stack
+                .resource(&c.name)
+                .map(|d| d.lifecycle.prevent_destroy)
+                .unwrap_or(c.lifecycle.prevent_destroy)
+        })
+        .map(|c| (c.name.clone(), c.action))
+        .collect();
+    if blocked.is_empty() {
+        Ok(())
+    } else {
+        Err(PlanError::PreventDestroy(blocked))
+    }
+}

@@ -1,0 +1,275 @@
+//! The one boundary between the core and a cloud API.
+//!
+//! A resource type is the only code that knows a service. The core hands it canonical,
+//! fully resolved properties (plain JSON) and gets back what the service reports, mapped
+//! into the same canonical shape, so the planner can diff the two without knowing either.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::schema::{Change, TypeSchema};
+use crate::value::{PathSeg, Props};
+
+/// What a service reports about one resource, in canonical form.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// The physical id the type reads, updates and deletes by (a table name, `sg-…`).
+    pub id: String,
+    /// Properties in the same canonical shape `normalize` gives desired properties.
+    pub props: Props,
+    /// Attributes others reference (`arn`, `stream_arn`, …).
+    pub attrs: Props,
+}
+
+/// How an operation failed, so the engine knows whether to retry, wait or stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// Throttled or a transient service error: retry with backoff.
+    Retryable,
+    /// The thing does not exist.
+    NotFound,
+    /// The thing is busy or referenced (ResourceInUse, DependencyViolation): wait and retry.
+    InUse,
+    /// The service rejected the request as invalid: do not retry.
+    Invalid,
+    /// The service (or emulator) does not implement the operation.
+    Unsupported,
+    /// Access denied or missing credentials.
+    Auth,
+    /// A wait ran past its timeout.
+    Timeout,
+    /// Anything else.
+    Other,
+}
+
+/// A failed operation: what kind, the service's error code, and its message.
+#[derive(Clone, Debug, thiserror::Error, Serialize, Deserialize)]
+#[error("{}{message}", code.as_ref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct ResourceError {
+    pub kind: ErrorKind,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl ResourceError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> ResourceError {
+        ResourceError {
+            kind,
+            code: None,
+            message: message.into(),
+        }
+    }
+    pub fn with_code(mut self, code: impl Into<String>) -> ResourceError {
+        self.code = Some(code.into());
+        self
+    }
+    pub fn invalid(message: impl Into<String>) -> ResourceError {
+        ResourceError::new(ErrorKind::Invalid, message)
+    }
+    pub fn other(message: impl Into<String>) -> ResourceError {
+        ResourceError::new(ErrorKind::Other, message)
+    }
+    pub fn timeout(waited: Duration, what: &str) -> ResourceError {
+        ResourceError::new(
+            ErrorKind::Timeout,
+            format!(
+                "timed out after {} waiting for {what}",
+                humantime::format_duration(Duration::from_secs(waited.as_secs()))
+            ),
+        )
+    }
+}
+
+pub type ResourceResult<T> = Result<T, ResourceError>;
+
+/// Receives progress from long operations ("waiting for table ACTIVE").
+pub trait Progress: Send + Sync {
+    fn status(&self, message: &str);
+}
+
+/// A progress sink that drops everything (plan-time reads, tests).
+pub struct NoProgress;
+impl Progress for NoProgress {
+    fn status(&self, _message: &str) {}
+}
+
+/// Per-operation time limits; a stack can override them in `lifecycle.timeouts`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Timeouts {
+    pub create: Option<Duration>,
+    pub update: Option<Duration>,
+    pub delete: Option<Duration>,
+}
+
+/// Everything an operation needs besides its properties.
+#[derive(Clone)]
+pub struct OpContext {
+    /// The region the resource lives in.
+    pub region: String,
+    /// The logical name in the stack (`users`).
+    pub name: String,
+    /// When the current operation must give up waiting.
+    pub deadline: Option<Instant>,
+    pub progress: Arc<dyn Progress>,
+}
+
+impl OpContext {
+    pub fn new(region: impl Into<String>, name: impl Into<String>) -> OpContext {
+        OpContext {
+            region: region.into(),
+            name: name.into(),
+            deadline: None,
+            progress: Arc::new(NoProgress),
+        }
+    }
+    pub fn with_deadline(mut self, limit: Option<Duration>) -> OpContext {
+        self.deadline = limit.map(|d| Instant::now() + d);
+        self
+    }
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> OpContext {
+        self.progress = progress;
+        self
+    }
+    /// The deadline, or `default` from now when the stack set none.
+    pub fn deadline_or(&self, default: Duration) -> Instant {
+        self.deadline.unwrap_or_else(|| Instant::now() + default)
+    }
+}
+
+/// What `normalize` may need from outside the properties.
+#[derive(Clone, Debug, Default)]
+pub struct NormalizeContext {
+    /// The folder of the stack file, for properties naming files (`items_file`).
+    pub base_dir: PathBuf,
+}
+
+/// A semantic problem in a resource's properties, located by its path for the message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PropIssue {
+    pub path: Vec<PathSeg>,
+    pub message: String,
+}
+
+impl PropIssue {
+    pub fn at(path: &[&str], message: impl Into<String>) -> PropIssue {
+        PropIssue {
+            path: path.iter().map(|s| PathSeg::Key(s.to_string())).collect(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One AWS (or other service) resource type. Implementations live in their own crate,
+/// one type per file, and are registered in one list.
+#[async_trait]
+pub trait ResourceType: Send + Sync {
+    fn schema(&self) -> &TypeSchema;
+
+    /// Semantic checks the schema's shapes cannot express (capacity required with
+    /// provisioned billing, …). Values may still be unknown here; skip those.
+    fn check(&self, _props: &Props) -> Vec<PropIssue> {
+        Vec::new()
+    }
+
+    /// Brings resolved desired properties into canonical form: defaults AWS would apply
+    /// filled in, lists that are sets sorted, shorthands expanded. `read` must return the
+    /// same shape, so that an unchanged resource diffs as equal.
+    fn normalize(&self, _props: &mut Props, _ctx: &NormalizeContext) -> ResourceResult<()> {
+        Ok(())
+    }
+
+    /// Attributes known from desired properties before the resource exists (a table's
+    /// `name`), so plans show them instead of "(known after apply)".
+    fn known_attrs(&self, _props: &Props) -> Props {
+        Props::new()
+    }
+
+    /// Why changing `before` into `after` needs a new resource; empty when it can be done in
+    /// place. The default names each changed property the schema marks `Replace`.
+    fn replace_reasons(&self, before: &Props, after: &Props) -> Vec<String> {
+        self.schema()
+            .properties
+            .iter()
+            .filter(|p| p.change == Change::Replace && before.get(p.name) != after.get(p.name))
+            .map(|p| p.name.to_string())
+            .collect()
+    }
+
+    /// The current state of the resource with this id, `None` when it no longer exists.
+    /// `prior` holds the properties last applied (null on import).
+    async fn read(
+        &self,
+        ctx: &OpContext,
+        id: &str,
+        prior: &Props,
+    ) -> ResourceResult<Option<Observed>>;
+
+    /// Finds an existing resource these desired properties identify (by name and the
+    /// `plinth:*` tags), so a create that was interrupted before its result was recorded
+    /// is adopted instead of duplicated. `None` when there is nothing to adopt.
+    async fn find(&self, _ctx: &OpContext, _props: &Props) -> ResourceResult<Option<Observed>> {
+        Ok(None)
+    }
+
+    /// Creates the resource and waits until it is usable.
+    async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed>;
+
+    /// Changes the resource in place from `before` (as read) to `after` (desired).
+    async fn update(
+        &self,
+        ctx: &OpContext,
+        id: &str,
+        before: &Props,
+        after: &Props,
+    ) -> ResourceResult<Observed>;
+
+    /// Deletes the resource and, unless the type says otherwise, waits until it is gone.
+    async fn delete(&self, ctx: &OpContext, id: &str, props: &Props) -> ResourceResult<()>;
+
+    /// For lookups (`TypeKind::Lookup`): reads what the properties select.
+    async fn lookup(&self, _ctx: &OpContext, _props: &Props) -> ResourceResult<Observed> {
+        Err(ResourceError::new(
+            ErrorKind::Unsupported,
+            format!("{} is not a lookup", self.schema().type_name),
+        ))
+    }
+}
+
+/// All resource types, by type name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    types: BTreeMap<&'static str, Arc<dyn ResourceType>>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+    pub fn register(&mut self, resource_type: Arc<dyn ResourceType>) {
+        self.types
+            .insert(resource_type.schema().type_name, resource_type);
+    }
+    pub fn get(&self, type_name: &str) -> Option<&Arc<dyn ResourceType>> {
+        self.types.get(type_name)
+    }
+    pub fn schema(&self, type_name: &str) -> Option<&TypeSchema> {
+        self.types.get(type_name).map(|t| t.schema())
+    }
+    pub fn type_names(&self) -> Vec<&'static str> {
+        self.types.keys().copied().collect()
+    }
+    pub fn schemas(&self) -> Vec<&TypeSchema> {
+        self.types.values().map(|t| t.schema()).collect()
+    }
+}
+
+/// Makes a JSON value out of anything serialisable, for attributes built in code.
+pub fn to_value<T: Serialize>(value: T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}

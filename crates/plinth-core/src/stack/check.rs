@@ -1,0 +1,332 @@
+//! Checks expressions against a resource type's declared shapes, with positions.
+
+use serde_json::Value;
+
+use crate::diag::{Diagnostic, Diagnostics, SourceFile, Span};
+use crate::schema::{Prop, Shape, TypeSchema};
+use crate::stack::expr::{Expr, SpannedExpr, Target};
+
+/// "unknown key `x` in …; expected one of …", with a suggestion when one is close.
+pub fn unknown_key(
+    file: &SourceFile,
+    span: Span,
+    key: &str,
+    allowed: &[&str],
+    context: &str,
+) -> Diagnostic {
+    let d = Diagnostic::error(
+        file,
+        span,
+        format!(
+            "unknown key `{key}` in {context}; expected one of: {}",
+            allowed.join(", ")
+        ),
+    );
+    match did_you_mean(key, allowed) {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+        None => d,
+    }
+}
+
+/// The closest candidate within a small edit distance.
+pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d <= (c.len().max(word.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Resolves the shape of a resource attribute reference, for whole-reference typing.
+pub trait AttrShapes {
+    fn attr_shape(&self, resource: &str, attr: &str) -> Option<Shape>;
+}
+
+/// Checks one resource's properties (a map expression) against its type.
+pub fn check_props(
+    file: &SourceFile,
+    schema: &TypeSchema,
+    props: &SpannedExpr,
+    name_span: Span,
+    attrs: &dyn AttrShapes,
+    diags: &mut Diagnostics,
+) {
+    let context = format!("{} `{}`", schema.type_name, "properties");
+    let checker = Checker { file, attrs };
+    checker.check_object(
+        &schema.properties,
+        props,
+        name_span,
+        &format!("a {} resource", schema.type_name),
+        &context,
+        diags,
+    );
+}
+
+struct Checker<'a> {
+    file: &'a SourceFile,
+    attrs: &'a dyn AttrShapes,
+}
+
+impl Checker<'_> {
+    fn check_object(
+        &self,
+        props: &[Prop],
+        value: &SpannedExpr,
+        owner_span: Span,
+        context: &str,
+        _what: &str,
+        diags: &mut Diagnostics,
+    ) {
+        let Expr::Map(entries) = &value.expr else {
+            return self.check_other(&Shape::Object(props.to_vec()), value, diags);
+        };
+        let names: Vec<&str> = props.iter().map(|p| p.name).collect();
+        for (key, v) in entries {
+            match props.iter().find(|p| p.name == key) {
+                Some(p) => self.check(&p.shape, v, diags),
+                None => diags.push(unknown_key(self.file, v.key_span, key, &names, context)),
+            }
+        }
+        for p in props.iter().filter(|p| p.required) {
+            if !entries.iter().any(|(k, _)| k == p.name) {
+                let span = if value.span.is_known() {
+                    value.span
+                } else {
+                    owner_span
+                };
+                diags.push(Diagnostic::error(
+                    self.file,
+                    if entries.is_empty() { owner_span } else { span },
+                    format!(
+                        "missing required key `{}` in {context}: expected {}",
+                        p.name,
+                        p.shape.describe()
+                    ),
+                ));
+            }
+        }
+    }
+
+    fn check(&self, shape: &Shape, value: &SpannedExpr, diags: &mut Diagnostics) {
+        match shape {
+            Shape::Object(props) => {
+                self.check_object(props, value, value.span, "this map", "", diags)
+            }
+            Shape::List(item) => match &value.expr {
+                Expr::List(items) => items.iter().for_each(|i| self.check(item, i, diags)),
+                _ => self.check_other(shape, value, diags),
+            },
+            Shape::Map(inner) => match &value.expr {
+                Expr::Map(entries) => entries
+                    .iter()
+                    .for_each(|(_, v)| self.check(inner, v, diags)),
+                _ => self.check_other(shape, value, diags),
+            },
+            Shape::OneOf(shapes) => {
+                let fits = shapes.iter().find(|s| {
+                    let mut trial = Diagnostics::default();
+                    self.check(s, value, &mut trial);
+                    !trial.has_errors()
+                });
+                if fits.is_none() {
+                    diags.push(self.mismatch(shape, value));
+                }
+            }
+            _ => self.check_other(shape, value, diags),
+        }
+    }
+
+    /// Scalars, references and structure mismatches.
+    fn check_other(&self, shape: &Shape, value: &SpannedExpr, diags: &mut Diagnostics) {
+        match &value.expr {
+            Expr::Lit(v) => {
+                if let Some(problem) = scalar_problem(shape, v) {
+                    diags.push(Diagnostic::error(self.file, value.span, problem));
+                }
+            }
+            Expr::Ref(r) => {
+                if let Target::Resource {
+                    resource,
+                    attr,
+                    path,
+                } = &r.target
+                {
+                    let Some(found) = self.attrs.attr_shape(resource, attr) else {
+                        return; // dangling references are reported once, elsewhere
+                    };
+                    if path.is_empty() && !compatible(&found, shape) {
+                        diags.push(Diagnostic::error(
+                            self.file,
+                            value.span,
+                            format!(
+                                "`${{{}}}` is {}, expected {}",
+                                r.target,
+                                found.describe(),
+                                shape.describe()
+                            ),
+                        ));
+                    }
+                }
+            }
+            Expr::Concat(_) => {
+                if !compatible(&Shape::String, shape) {
+                    diags.push(self.mismatch(shape, value));
+                }
+            }
+            Expr::List(_) | Expr::Map(_) => {
+                if !matches!(shape, Shape::Any) {
+                    diags.push(self.mismatch(shape, value));
+                }
+            }
+        }
+    }
+
+    fn mismatch(&self, shape: &Shape, value: &SpannedExpr) -> Diagnostic {
+        Diagnostic::error(
+            self.file,
+            value.span,
+            format!(
+                "expected {}, found {}",
+                shape.describe(),
+                expr_kind(&value.expr)
+            ),
+        )
+    }
+}
+
+fn expr_kind(e: &Expr) -> &'static str {
+    match e {
+        Expr::Lit(v) => value_kind(v),
+        Expr::Ref(_) => "a reference",
+        Expr::Concat(_) => "a string",
+        Expr::List(_) => "a list",
+        Expr::Map(_) => "a map",
+    }
+}
+
+pub fn value_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+/// What is wrong with a literal for a scalar shape, if anything.
+pub fn scalar_problem(shape: &Shape, v: &Value) -> Option<String> {
+    let found = value_kind(v);
+    let expected = shape.describe();
+    match (shape, v) {
+        (Shape::Any, _) => None,
+        (Shape::String, Value::String(_)) => None,
+        (Shape::Number, Value::Number(_)) => None,
+        (Shape::Bool, Value::Bool(_)) => None,
+        (Shape::Integer { min, max }, Value::Number(n)) => match n.as_i64() {
+            None => Some(format!("expected {expected}, found {n}")),
+            Some(i) if min.is_some_and(|lo| i < lo) || max.is_some_and(|hi| i > hi) => {
+                Some(format!("{i} is out of range: expected {expected}"))
+            }
+            Some(_) => None,
+        },
+        (Shape::Enum(values), Value::String(s)) => {
+            if values.contains(&s.as_str()) {
+                None
+            } else {
+                let hint = did_you_mean(s, values)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                Some(format!(
+                    "`{s}` is not valid here: expected {expected}{hint}"
+                ))
+            }
+        }
+        (Shape::OneOf(shapes), _) => {
+            if shapes.iter().any(|s| scalar_problem(s, v).is_none()) {
+                None
+            } else {
+                Some(format!("expected {expected}, found {found}"))
+            }
+        }
+        _ => Some(format!("expected {expected}, found {found}")),
+    }
+}
+
+/// Whether a value of shape `found` may stand where `expected` is wanted.
+pub fn compatible(found: &Shape, expected: &Shape) -> bool {
+    match (found, expected) {
+        (Shape::Any, _) | (_, Shape::Any) => true,
+        (_, Shape::OneOf(options)) => options.iter().any(|o| compatible(found, o)),
+        (Shape::OneOf(options), _) => options.iter().any(|o| compatible(o, expected)),
+        (Shape::String | Shape::Enum(_), Shape::String | Shape::Enum(_)) => true,
+        (Shape::Integer { .. }, Shape::Integer { .. } | Shape::Number) => true,
+        (Shape::Number, Shape::Number) => true,
+        (Shape::Bool, Shape::Bool) => true,
+        (Shape::List(a), Shape::List(b)) => compatible(a, b),
+        (Shape::Map(_) | Shape::Object(_), Shape::Map(_) | Shape::Object(_)) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(
+            did_you_mean("partition_kye", &["partition_key", "sort_key"]),
+            Some("partition_key")
+        );
+        assert_eq!(did_you_mean("zzz", &["partition_key", "sort_key"]), None);
+    }
+
+    #[test]
+    fn scalar_messages_say_what_was_expected() {
+        assert_eq!(
+            scalar_problem(&Shape::Enum(&["on_demand", "provisioned"]), &json!("ondemand")),
+            Some("`ondemand` is not valid here: expected one of on_demand, provisioned (did you mean `on_demand`?)".into())
+        );
+        assert_eq!(
+            scalar_problem(&Shape::int_range(1, 65535), &json!(70000)),
+            Some("70000 is out of range: expected an integer from 1 to 65535".into())
+        );
+        assert_eq!(
+            scalar_problem(&Shape::integer(), &json!("x")),
+            Some("expected an integer, found a string".into())
+        );
+    }
+
+    #[test]
+    fn references_are_typed_by_their_attribute() {
+        assert!(compatible(
+            &Shape::list(Shape::String),
+            &Shape::list(Shape::String)
+        ));
+        assert!(!compatible(&Shape::list(Shape::String), &Shape::String));
+        assert!(compatible(
+            &Shape::String,
+            &Shape::OneOf(vec![Shape::integer(), Shape::String])
+        ));
+    }
+}

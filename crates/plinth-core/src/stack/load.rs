@@ -1,0 +1,845 @@
+//! Reads a stack file into a checked [`Stack`], collecting every problem with its position.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::diag::{Diagnostic, Diagnostics, SourceFile, Span};
+use crate::resource::{PropIssue, Registry, Timeouts};
+use crate::schema::{Shape, TypeKind, LIFECYCLE_KEYS, RESERVED_KEYS};
+use crate::stack::check::{self, AttrShapes};
+use crate::stack::expr::{self, Expr, Ref, SpannedExpr, Target};
+use crate::stack::vars::{self, VarInputs};
+use crate::stack::yaml::{self, Key, Node, NodeValue};
+use crate::stack::{Expiry, Lifecycle, OutputDecl, ResourceDecl, Stack, VarValue};
+use crate::value::{self, Props};
+
+const TOP_KEYS: &[&str] = &[
+    "stack",
+    "region",
+    "description",
+    "vars",
+    "tags",
+    "expires_after",
+    "resources",
+    "outputs",
+];
+const OUTPUT_KEYS: &[&str] = &["value", "description", "sensitive"];
+
+/// What the command line adds to a stack file.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub vars: VarInputs,
+    pub workspace: String,
+    /// The region when the stack names none (`AWS_REGION`, the profile's region).
+    pub fallback_region: Option<String>,
+}
+
+/// Reads and checks a stack file. Warnings come back with the stack; errors instead of it.
+pub fn load(
+    path: &Path,
+    registry: &Registry,
+    options: &LoadOptions,
+) -> Result<(Stack, Diagnostics), Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic::plain(format!(
+            "cannot read stack file {}: {e}",
+            path.display()
+        ))])
+    })?;
+    load_str(SourceFile::new(path, text), registry, options)
+}
+
+/// [`load`] for text already in memory.
+pub fn load_str(
+    file: SourceFile,
+    registry: &Registry,
+    options: &LoadOptions,
+) -> Result<(Stack, Diagnostics), Diagnostics> {
+    let root = yaml::parse(&file).map_err(|d| Diagnostics(vec![d]))?;
+    let mut loader = Loader {
+        file: &file,
+        registry,
+        diags: Diagnostics::default(),
+    };
+    let stack = loader.stack(&root, options);
+    let mut diags = loader.diags;
+    if let (Some(stack), false) = (&stack, diags.has_errors()) {
+        if let Err(cycles) = crate::graph::DepGraph::build(stack, registry) {
+            diags.extend(cycles);
+        }
+    }
+    match stack {
+        Some(stack) => diags.into_result(stack),
+        None => Err(diags),
+    }
+}
+
+struct Loader<'a> {
+    file: &'a SourceFile,
+    registry: &'a Registry,
+    diags: Diagnostics,
+}
+
+impl Loader<'_> {
+    fn error(&mut self, span: Span, message: impl Into<String>) {
+        self.diags.push(Diagnostic::error(self.file, span, message));
+    }
+
+    fn stack(&mut self, root: &Node, options: &LoadOptions) -> Option<Stack> {
+        let Some(entries) = root.as_map() else {
+            self.error(
+                root.span,
+                format!(
+                    "a stack file must be a map with `stack:` and `resources:`, found {}",
+                    root.kind()
+                ),
+            );
+            return None;
+        };
+        for (key, _) in entries {
+            if !TOP_KEYS.contains(&key.name.as_str()) {
+                let d =
+                    check::unknown_key(self.file, key.span, &key.name, TOP_KEYS, "the stack file");
+                self.diags.push(d);
+            }
+        }
+        let name = self.stack_name(root);
+        let region = self.region(root, options);
+        let description = root
+            .get("description")
+            .and_then(|n| self.string(n, "`description`"));
+        let decls = root
+            .get("vars")
+            .map(|n| vars::declarations(self.file, n, &mut self.diags))
+            .unwrap_or_default();
+        let values = vars::resolve(&decls, &options.vars, self.file, &mut self.diags);
+        let expires_after = root.get("expires_after").and_then(|n| self.expiry(n));
+        let tags = root
+            .get("tags")
+            .map(|n| self.string_map(n, "`tags`"))
+            .unwrap_or_default();
+        let mut resources = match root.get("resources") {
+            Some(n) => self.resources(n, &region),
+            None => {
+                self.error(
+                    root.span,
+                    "missing required key `resources`: expected a map of resources",
+                );
+                Vec::new()
+            }
+        };
+        let mut outputs = root
+            .get("outputs")
+            .map(|n| self.outputs(n))
+            .unwrap_or_default();
+        let (name, region) = (name?, region?);
+        let builtins = Builtins {
+            vars: &values,
+            stack_name: &name,
+            region: &region,
+            workspace: &options.workspace,
+        };
+        self.bind(&mut resources, &mut outputs, &builtins);
+        self.check_resources(&resources, &outputs);
+        let vars = decls
+            .iter()
+            .map(|d| VarValue {
+                name: d.name.clone(),
+                value: values.get(&d.name).cloned().unwrap_or(Value::Null),
+                sensitive: d.sensitive,
+            })
+            .collect();
+        Some(Stack {
+            file: self.file.clone(),
+            name,
+            region,
+            description,
+            workspace: options.workspace.clone(),
+            tags,
+            expires_after,
+            vars,
+            resources,
+            outputs,
+        })
+    }
+
+    fn stack_name(&mut self, root: &Node) -> Option<String> {
+        let Some(node) = root.get("stack") else {
+            self.error(
+                root.span,
+                "missing required key `stack`: expected the stack's name, e.g. `stack: week3-lab`",
+            );
+            return None;
+        };
+        let name = self.string(node, "`stack`")?;
+        let valid = name.len() <= 40
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            self.error(
+                node.span,
+                format!("`{name}` is not a valid stack name: expected lowercase letters, digits and `-`, starting with a letter, at most 40 characters"),
+            );
+            return None;
+        }
+        Some(name)
+    }
+
+    fn region(&mut self, root: &Node, options: &LoadOptions) -> Option<String> {
+        match root.get("region") {
+            Some(node) => self.string(node, "`region`"),
+            None => match &options.fallback_region {
+                Some(r) => Some(r.clone()),
+                None => {
+                    self.error(
+                        root.span,
+                        "no region: add `region:` to the stack file or set AWS_REGION",
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match &node.value {
+            NodeValue::Str(s) => Some(s.clone()),
+            _ => {
+                self.error(
+                    node.span,
+                    format!("{what} must be a string, found {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn string_map(&mut self, node: &Node, what: &str) -> BTreeMap<String, String> {
+        let Some(entries) = node.as_map() else {
+            self.error(
+                node.span,
+                format!("{what} must be a map of strings, found {}", node.kind()),
+            );
+            return BTreeMap::new();
+        };
+        let mut out = BTreeMap::new();
+        for (key, value) in entries {
+            let text = match &value.value {
+                NodeValue::Str(s) => s.clone(),
+                NodeValue::Int(i) => i.to_string(),
+                NodeValue::Float(f) => f.to_string(),
+                NodeValue::Bool(b) => b.to_string(),
+                _ => {
+                    self.error(
+                        value.span,
+                        format!(
+                            "tag `{}` must be a string, found {}",
+                            key.name,
+                            value.kind()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            out.insert(key.name.clone(), text);
+        }
+        out
+    }
+
+    fn expiry(&mut self, node: &Node) -> Option<Expiry> {
+        let text = self.string(node, "`expires_after`")?;
+        match humantime::parse_duration(&text) {
+            Ok(duration) if duration >= Duration::from_secs(60) => Some(Expiry { text, duration }),
+            _ => {
+                self.error(
+                    node.span,
+                    format!(
+                        "`{text}` is not a duration: expected e.g. 90m, 8h or 3d (at least 1m)"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn resources(&mut self, node: &Node, default_region: &Option<String>) -> Vec<ResourceDecl> {
+        let Some(entries) = node.as_map() else {
+            self.error(
+                node.span,
+                format!(
+                    "`resources` must be a map of resource names, found {}",
+                    node.kind()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (key, body) in entries {
+            if !seen.insert(key.name.clone()) {
+                self.error(key.span, format!("duplicate resource name `{}`", key.name));
+                continue;
+            }
+            if let Some(decl) = self.resource(key, body, default_region) {
+                out.push(decl);
+            }
+        }
+        out
+    }
+
+    fn resource(
+        &mut self,
+        key: &Key,
+        body: &Node,
+        default_region: &Option<String>,
+    ) -> Option<ResourceDecl> {
+        let name = &key.name;
+        let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            self.error(key.span, format!("`{name}` is not a valid resource name: expected lowercase letters, digits and `_`, starting with a letter"));
+        }
+        let Some(entries) = body.as_map() else {
+            self.error(
+                body.span,
+                format!(
+                    "resource `{name}` must be a map with a `type`, found {}",
+                    body.kind()
+                ),
+            );
+            return None;
+        };
+        let type_name = self.resource_type(key, body)?;
+        let schema = self.registry.schema(&type_name)?.clone();
+        let region = match body.get("region") {
+            Some(n) => self.string(n, "`region`")?,
+            None => default_region.clone().unwrap_or_default(),
+        };
+        let depends_on = body
+            .get("depends_on")
+            .map(|n| self.name_list(n))
+            .unwrap_or_default();
+        let lifecycle = body
+            .get("lifecycle")
+            .map(|n| self.lifecycle(n, &schema))
+            .unwrap_or_default();
+        let mut props = Vec::new();
+        for (k, v) in entries {
+            if RESERVED_KEYS.contains(&k.name.as_str()) {
+                continue;
+            }
+            if schema.prop(&k.name).is_none() {
+                let mut allowed: Vec<&str> = schema.properties.iter().map(|p| p.name).collect();
+                allowed.extend(RESERVED_KEYS);
+                let d = check::unknown_key(
+                    self.file,
+                    k.span,
+                    &k.name,
+                    &allowed,
+                    &format!("{type_name} `{name}`"),
+                );
+                self.diags.push(d);
+                continue;
+            }
+            let mut e = self.expr(v);
+            e.key_span = k.span;
+            props.push((k.name.clone(), e));
+        }
+        if schema.kind == TypeKind::Lookup && lifecycle != Lifecycle::default() {
+            self.error(
+                key.span,
+                format!("{type_name} is a lookup: it has no lifecycle"),
+            );
+        }
+        Some(ResourceDecl {
+            name: name.clone(),
+            name_span: key.span,
+            type_name,
+            region,
+            depends_on,
+            lifecycle,
+            props: SpannedExpr {
+                expr: Expr::Map(props),
+                span: body.span,
+                key_span: key.span,
+            },
+        })
+    }
+
+    fn resource_type(&mut self, key: &Key, body: &Node) -> Option<String> {
+        let Some(node) = body.get("type") else {
+            self.error(
+                key.span,
+                format!(
+                    "resource `{}` has no `type`: expected one of {}",
+                    key.name,
+                    self.registry.type_names().join(", ")
+                ),
+            );
+            return None;
+        };
+        let type_name = self.string(node, "`type`")?;
+        if self.registry.get(&type_name).is_none() {
+            let names = self.registry.type_names();
+            let mut d = Diagnostic::error(
+                self.file,
+                node.span,
+                format!(
+                    "unknown resource type `{type_name}`: expected one of {}",
+                    names.join(", ")
+                ),
+            );
+            if let Some(s) = check::did_you_mean(&type_name, &names) {
+                d = d.with_help(format!("did you mean `{s}`?"));
+            }
+            self.diags.push(d);
+            return None;
+        }
+        Some(type_name)
+    }
+
+    fn name_list(&mut self, node: &Node) -> Vec<(String, Span)> {
+        let NodeValue::Seq(items) = &node.value else {
+            self.error(
+                node.span,
+                format!(
+                    "`depends_on` must be a list of resource names, found {}",
+                    node.kind()
+                ),
+            );
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|i| {
+                // `${name.attr}` and bare names are both accepted: people write either.
+                let text = self.string(i, "each `depends_on` entry")?;
+                let bare = text.trim_start_matches("${").trim_end_matches('}');
+                let name = bare.split('.').next().unwrap_or(bare).to_string();
+                Some((name, i.span))
+            })
+            .collect()
+    }
+
+    fn lifecycle(&mut self, node: &Node, schema: &crate::schema::TypeSchema) -> Lifecycle {
+        let mut out = Lifecycle::default();
+        let Some(entries) = node.as_map() else {
+            self.error(
+                node.span,
+                format!("`lifecycle` must be a map, found {}", node.kind()),
+            );
+            return out;
+        };
+        for (key, value) in entries {
+            match key.name.as_str() {
+                "prevent_destroy" => out.prevent_destroy = self.boolean(value, "prevent_destroy"),
+                "create_before_destroy" => {
+                    out.create_before_destroy = self.boolean(value, "create_before_destroy")
+                }
+                "ignore_changes" => out.ignore_changes = self.ignore_changes(value, schema),
+                "timeouts" => out.timeouts = self.timeouts(value),
+                other => {
+                    let d = check::unknown_key(
+                        self.file,
+                        key.span,
+                        other,
+                        LIFECYCLE_KEYS,
+                        "`lifecycle`",
+                    );
+                    self.diags.push(d);
+                }
+            }
+        }
+        out
+    }
+
+    fn boolean(&mut self, node: &Node, what: &str) -> bool {
+        match node.value {
+            NodeValue::Bool(b) => b,
+            _ => {
+                self.error(
+                    node.span,
+                    format!("`{what}` must be true or false, found {}", node.kind()),
+                );
+                false
+            }
+        }
+    }
+
+    fn ignore_changes(&mut self, node: &Node, schema: &crate::schema::TypeSchema) -> Vec<String> {
+        let NodeValue::Seq(items) = &node.value else {
+            self.error(
+                node.span,
+                format!(
+                    "`ignore_changes` must be a list of property names, found {}",
+                    node.kind()
+                ),
+            );
+            return Vec::new();
+        };
+        let names: Vec<&str> = schema.properties.iter().map(|p| p.name).collect();
+        let mut out = Vec::new();
+        for item in items {
+            let Some(name) = self.string(item, "each `ignore_changes` entry") else {
+                continue;
+            };
+            if schema.prop(&name).is_none() {
+                let d = check::unknown_key(
+                    self.file,
+                    item.span,
+                    &name,
+                    &names,
+                    &format!("`ignore_changes` of a {}", schema.type_name),
+                );
+                self.diags.push(d);
+                continue;
+            }
+            out.push(name);
+        }
+        out
+    }
+
+    fn timeouts(&mut self, node: &Node) -> Timeouts {
+        let mut out = Timeouts::default();
+        let Some(entries) = node.as_map() else {
+            self.error(
+                node.span,
+                format!(
+                    "`timeouts` must be a map of create/update/delete durations, found {}",
+                    node.kind()
+                ),
+            );
+            return out;
+        };
+        for (key, value) in entries {
+            let slot = match key.name.as_str() {
+                "create" => &mut out.create,
+                "update" => &mut out.update,
+                "delete" => &mut out.delete,
+                other => {
+                    let d = check::unknown_key(
+                        self.file,
+                        key.span,
+                        other,
+                        &["create", "update", "delete"],
+                        "`timeouts`",
+                    );
+                    self.diags.push(d);
+                    continue;
+                }
+            };
+            match value.as_str().map(humantime::parse_duration) {
+                Some(Ok(d)) => *slot = Some(d),
+                _ => self.diags.push(Diagnostic::error(
+                    self.file,
+                    value.span,
+                    "expected a duration such as 30m or 1h",
+                )),
+            }
+        }
+        out
+    }
+
+    fn outputs(&mut self, node: &Node) -> Vec<OutputDecl> {
+        let Some(entries) = node.as_map() else {
+            self.error(
+                node.span,
+                format!(
+                    "`outputs` must be a map of output names, found {}",
+                    node.kind()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, body) in entries {
+            let long_form = body
+                .as_map()
+                .filter(|m| m.iter().any(|(k, _)| k.name == "value"));
+            let decl = match long_form {
+                None => OutputDecl {
+                    name: key.name.clone(),
+                    value: self.expr(body),
+                    description: None,
+                    sensitive: false,
+                },
+                Some(m) => {
+                    let mut decl = OutputDecl {
+                        name: key.name.clone(),
+                        value: SpannedExpr::lit(Value::Null),
+                        description: None,
+                        sensitive: false,
+                    };
+                    for (k, v) in m {
+                        match k.name.as_str() {
+                            "value" => decl.value = self.expr(v),
+                            "description" => decl.description = self.string(v, "`description`"),
+                            "sensitive" => decl.sensitive = self.boolean(v, "sensitive"),
+                            other => {
+                                let d = check::unknown_key(
+                                    self.file,
+                                    k.span,
+                                    other,
+                                    OUTPUT_KEYS,
+                                    &format!("output `{}`", key.name),
+                                );
+                                self.diags.push(d);
+                            }
+                        }
+                    }
+                    decl
+                }
+            };
+            out.push(decl);
+        }
+        out
+    }
+
+    /// A YAML value as an expression: strings are parsed for references.
+    fn expr(&mut self, node: &Node) -> SpannedExpr {
+        let e = match &node.value {
+            NodeValue::Str(s) => match expr::parse_string(s, node.span) {
+                Ok(e) => e,
+                Err(err) => {
+                    let span = Span {
+                        column: node.span.column + err.offset,
+                        offset: node.span.offset + err.offset,
+                        len: 2,
+                        ..node.span
+                    };
+                    self.error(span, err.message);
+                    Expr::Lit(Value::String(s.clone()))
+                }
+            },
+            NodeValue::Seq(items) => Expr::List(items.iter().map(|i| self.expr(i)).collect()),
+            NodeValue::Map(entries) => Expr::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        let mut e = self.expr(v);
+                        e.key_span = k.span;
+                        (k.name.clone(), e)
+                    })
+                    .collect(),
+            ),
+            _ => Expr::Lit(node.to_json()),
+        };
+        SpannedExpr::new(e, node.span)
+    }
+
+    /// Binds variables and built-ins; reports unknown variables.
+    fn bind(&mut self, resources: &mut [ResourceDecl], outputs: &mut [OutputDecl], b: &Builtins) {
+        let file = self.file;
+        let diags = &mut self.diags;
+        let mut bind_one = |e: &mut SpannedExpr| {
+            let mut unknown: Vec<Ref> = Vec::new();
+            let result = e.bind(&mut |r: &Ref| {
+                let v = b.value(r);
+                if v.is_none() && matches!(r.target, Target::Var { .. }) {
+                    unknown.push(r.clone());
+                }
+                v
+            });
+            if let Err(err) = result {
+                diags.push(Diagnostic::error(file, err.span, err.message));
+            }
+            for r in unknown {
+                let Target::Var { name } = &r.target else {
+                    continue;
+                };
+                let names: Vec<&str> = b.vars.keys().map(String::as_str).collect();
+                let mut d = Diagnostic::error(
+                    file,
+                    r.span,
+                    format!(
+                        "unknown variable `{name}`: declare it under `vars:` (declared: {})",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                );
+                if let Some(s) = check::did_you_mean(name, &names) {
+                    d = d.with_help(format!("did you mean `var.{s}`?"));
+                }
+                diags.push(d);
+            }
+        };
+        for r in resources.iter_mut() {
+            bind_one(&mut r.props);
+        }
+        for o in outputs.iter_mut() {
+            bind_one(&mut o.value);
+        }
+    }
+
+    /// References to resources, shapes and each type's own semantic checks.
+    fn check_resources(&mut self, resources: &[ResourceDecl], outputs: &[OutputDecl]) {
+        let shapes = DeclaredAttrs {
+            resources,
+            registry: self.registry,
+        };
+        let names: Vec<&str> = resources.iter().map(|r| r.name.as_str()).collect();
+        for r in resources {
+            for (dep, span) in &r.depends_on {
+                if !names.contains(&dep.as_str()) {
+                    self.dangling(*span, dep, &names);
+                } else if dep == &r.name {
+                    self.error(*span, format!("`{}` cannot depend on itself", r.name));
+                }
+            }
+            for reference in r.props.refs() {
+                self.check_ref(reference, resources, &names, Some(&r.name));
+            }
+            let Some(rt) = self.registry.get(&r.type_name) else {
+                continue;
+            };
+            let mut local = Diagnostics::default();
+            check::check_props(
+                self.file,
+                rt.schema(),
+                &r.props,
+                r.name_span,
+                &shapes,
+                &mut local,
+            );
+            let clean = !local.has_errors();
+            self.diags.extend(local);
+            if clean {
+                let props = eval_with_unknowns(&r.props);
+                for issue in rt.check(&props) {
+                    self.issue(&r.props, issue);
+                }
+            }
+        }
+        for o in outputs {
+            for reference in o.value.refs() {
+                self.check_ref(reference, resources, &names, None);
+            }
+        }
+    }
+
+    fn check_ref(
+        &mut self,
+        r: &Ref,
+        resources: &[ResourceDecl],
+        names: &[&str],
+        owner: Option<&str>,
+    ) {
+        let Target::Resource { resource, attr, .. } = &r.target else {
+            return;
+        };
+        let Some(decl) = resources.iter().find(|d| &d.name == resource) else {
+            return self.dangling(r.span, resource, names);
+        };
+        if owner == Some(resource.as_str()) {
+            return self.error(
+                r.span,
+                format!("`${{{}}}`: a resource cannot refer to itself", r.target),
+            );
+        }
+        let Some(schema) = self.registry.schema(&decl.type_name) else {
+            return;
+        };
+        if schema.attr(attr).is_none() {
+            let attrs: Vec<&str> = schema.attributes.iter().map(|a| a.name).collect();
+            let mut d = Diagnostic::error(
+                self.file,
+                r.span,
+                format!(
+                    "`${{{}}}`: {} has no attribute `{attr}`; it has {}",
+                    r.target,
+                    decl.type_name,
+                    attrs.join(", ")
+                ),
+            );
+            if let Some(s) = check::did_you_mean(attr, &attrs) {
+                d = d.with_help(format!("did you mean `{resource}.{s}`?"));
+            }
+            self.diags.push(d);
+        }
+    }
+
+    fn dangling(&mut self, span: Span, name: &str, names: &[&str]) {
+        let mut d = Diagnostic::error(
+            self.file,
+            span,
+            format!(
+                "reference to undeclared resource `{name}`; the stack declares {}",
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        );
+        if let Some(s) = check::did_you_mean(name, names) {
+            d = d.with_help(format!("did you mean `{s}`?"));
+        }
+        self.diags.push(d);
+    }
+
+    fn issue(&mut self, props: &SpannedExpr, issue: PropIssue) {
+        let span = props.span_at(&issue.path);
+        let path = value::path_to_string(&issue.path);
+        let message = if path.is_empty() {
+            issue.message
+        } else {
+            format!("`{path}`: {}", issue.message)
+        };
+        self.error(span, message);
+    }
+}
+
+/// Every reference to a resource evaluated as unknown: what a type's `check` sees at load.
+pub fn eval_with_unknowns(props: &SpannedExpr) -> Props {
+    match props.eval(&|_| value::unknown()) {
+        Value::Object(m) => m,
+        _ => Props::new(),
+    }
+}
+
+struct Builtins<'a> {
+    vars: &'a BTreeMap<String, Value>,
+    stack_name: &'a str,
+    region: &'a str,
+    workspace: &'a str,
+}
+
+impl Builtins<'_> {
+    fn value(&self, r: &Ref) -> Option<Value> {
+        match &r.target {
+            Target::Var { name } => self.vars.get(name).cloned(),
+            Target::StackName => Some(Value::String(self.stack_name.to_string())),
+            Target::StackRegion => Some(Value::String(self.region.to_string())),
+            Target::Workspace => Some(Value::String(self.workspace.to_string())),
+            Target::AccountId | Target::Resource { .. } => None,
+        }
+    }
+}
+
+struct DeclaredAttrs<'a> {
+    resources: &'a [ResourceDecl],
+    registry: &'a Registry,
+}
+
+impl AttrShapes for DeclaredAttrs<'_> {
+    fn attr_shape(&self, resource: &str, attr: &str) -> Option<Shape> {
+        let decl = self.resources.iter().find(|d| d.name == resource)?;
+        Some(
+            self.registry
+                .schema(&decl.type_name)?
+                .attr(attr)?
+                .shape
+                .clone(),
+        )
+    }
+}

@@ -1,0 +1,150 @@
+//! What plinth believes exists: one JSON document per stack and workspace.
+//!
+//! `serial` grows with every write and `lineage` names one state's history, so a saved plan
+//! can refuse to apply against a state that moved on.
+
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::stack::Lifecycle;
+use crate::value::Props;
+
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    pub lineage: String,
+    pub serial: u64,
+    pub stack: String,
+    pub workspace: String,
+    /// When the environment expires (RFC 3339), fixed at first apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// The `expires_after` that `expires_at` was computed from; a new value re-stamps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_after: Option<String>,
+    #[serde(default)]
+    pub resources: BTreeMap<String, ResourceState>,
+    #[serde(default)]
+    pub outputs: BTreeMap<String, OutputState>,
+}
+
+/// One resource as last applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceState {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub region: String,
+    /// The physical id; empty while `status` is `Creating`.
+    pub id: String,
+    pub status: Status,
+    /// Canonical properties as last applied (or, for `Creating`, as requested).
+    pub props: Props,
+    #[serde(default)]
+    pub attrs: Props,
+    /// Resources this one referred to when applied (orders its deletion after they stop).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deps: Vec<String>,
+    /// References from deferrable properties: they do not order deletion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub soft_deps: Vec<String>,
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+}
+
+/// Where a resource is in its life, as far as plinth knows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum Status {
+    Ready,
+    /// A create started but its result was never recorded (plinth was killed): the next
+    /// plan looks it up by name and tags and adopts it, or creates it.
+    Creating,
+    /// Deletion was accepted but had not finished when plinth stopped.
+    PendingDelete {
+        reason: String,
+        since: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputState {
+    pub value: Value,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sensitive: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl State {
+    pub fn new(stack: &str, workspace: &str) -> State {
+        State {
+            version: STATE_VERSION,
+            lineage: uuid::Uuid::new_v4().to_string(),
+            serial: 0,
+            stack: stack.to_string(),
+            workspace: workspace.to_string(),
+            expires_at: None,
+            expires_after: None,
+            resources: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one journal entry.
+    pub fn apply_entry(&mut self, entry: &JournalEntry) {
+        match entry {
+            JournalEntry::Begin { name, resource } => {
+                // A create that never finished: remember what was asked, so the next run can
+                // adopt the resource instead of making a second one.
+                self.resources
+                    .entry(name.clone())
+                    .or_insert_with(|| resource.clone());
+            }
+            JournalEntry::Put { name, resource } => {
+                self.resources.insert(name.clone(), resource.clone());
+            }
+            JournalEntry::Remove { name } => {
+                self.resources.remove(name);
+            }
+            JournalEntry::Outputs { outputs } => self.outputs = outputs.clone(),
+            JournalEntry::Expiry {
+                expires_at,
+                expires_after,
+            } => {
+                self.expires_at = expires_at.clone();
+                self.expires_after = expires_after.clone();
+            }
+        }
+    }
+}
+
+/// One finished (or started) operation, appended and fsynced as it happens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "op")]
+pub enum JournalEntry {
+    /// A create is about to be sent.
+    Begin {
+        name: String,
+        resource: ResourceState,
+    },
+    Put {
+        name: String,
+        resource: ResourceState,
+    },
+    Remove {
+        name: String,
+    },
+    Outputs {
+        outputs: BTreeMap<String, OutputState>,
+    },
+    Expiry {
+        expires_at: Option<String>,
+        expires_after: Option<String>,
+    },
+}

@@ -1,0 +1,435 @@
+//! The local state backend: `.plinth/<stack>/<workspace>/` beside the stack file.
+//!
+//! - `state.json` is replaced atomically (temp file, fsync, rename, fsync the folder);
+//!   the previous one is kept as `state.json.backup`.
+//! - `journal.jsonl` receives every finished operation, fsynced, while an apply runs; it is
+//!   folded into the state at the end, or at the next start if plinth was killed.
+//! - `lock` is created with O_EXCL and names the pid, host and command holding it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::state::{JournalEntry, State};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid plinth state file: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the state is locked by {holder}\n  lock file: {path}\n  if no plinth is running there, remove the lock file")]
+    Locked { path: PathBuf, holder: String },
+    #[error("{path} belongs to stack `{found}`, not `{expected}`")]
+    WrongStack {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Who holds a lock.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub pid: u32,
+    pub host: String,
+    pub command: String,
+    pub since: String,
+}
+
+impl std::fmt::Display for LockInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` (pid {} on {}, since {})",
+            self.command, self.pid, self.host, self.since
+        )
+    }
+}
+
+/// The files of one stack and workspace.
+#[derive(Clone, Debug)]
+pub struct StateFiles {
+    pub dir: PathBuf,
+}
+
+impl StateFiles {
+    /// `root/<stack>/<workspace>/`.
+    pub fn new(root: &Path, stack: &str, workspace: &str) -> StateFiles {
+        StateFiles {
+            dir: root.join(stack).join(workspace),
+        }
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+    pub fn backup(&self) -> PathBuf {
+        self.dir.join("state.json.backup")
+    }
+    pub fn journal(&self) -> PathBuf {
+        self.dir.join("journal.jsonl")
+    }
+    pub fn lock(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+
+    /// Reads the state without locking (for `show`, `output`); a journal left by a killed
+    /// run is folded in memory so readers see what really exists.
+    pub fn read(&self, stack: &str, workspace: &str) -> Result<State, StoreError> {
+        let mut state = self.read_file(stack, workspace)?;
+        for entry in self.read_journal()? {
+            state.apply_entry(&entry);
+        }
+        Ok(state)
+    }
+
+    fn read_file(&self, stack: &str, workspace: &str) -> Result<State, StoreError> {
+        let path = self.state();
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(State::new(stack, workspace))
+            }
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let state: State = serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        if state.stack != stack {
+            return Err(StoreError::WrongStack {
+                path,
+                found: state.stack,
+                expected: stack.to_string(),
+            });
+        }
+        Ok(state)
+    }
+
+    /// Journal entries in order. A torn last line (killed mid-write) is ignored: its
+    /// operation was not acknowledged as recorded.
+    fn read_journal(&self) -> Result<Vec<JournalEntry>, StoreError> {
+        let path = self.journal();
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let mut out = Vec::new();
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(io_err(&path))?;
+            match serde_json::from_str::<JournalEntry>(&line) {
+                Ok(entry) => out.push(entry),
+                Err(_) => {
+                    tracing::warn!(path = %path.display(), "ignoring a torn journal line");
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes the lock, folds any journal a killed run left, and returns the state.
+    pub fn lock_and_read(
+        &self,
+        stack: &str,
+        workspace: &str,
+        command: &str,
+    ) -> Result<(LockedState, State), StoreError> {
+        fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        let lock = Lock::acquire(&self.lock(), command)?;
+        let mut state = self.read_file(stack, workspace)?;
+        let entries = self.read_journal()?;
+        let locked = LockedState {
+            files: self.clone(),
+            journal: Mutex::new(None),
+            _lock: lock,
+        };
+        if !entries.is_empty() {
+            tracing::info!(
+                entries = entries.len(),
+                "recovering operations recorded by an interrupted run"
+            );
+            for entry in &entries {
+                state.apply_entry(entry);
+            }
+            locked.write(&mut state)?;
+        }
+        Ok((locked, state))
+    }
+}
+
+/// A held lock on one state; the journal and the final write go through it.
+pub struct LockedState {
+    files: StateFiles,
+    journal: Mutex<Option<File>>,
+    _lock: Lock,
+}
+
+impl LockedState {
+    pub fn files(&self) -> &StateFiles {
+        &self.files
+    }
+
+    /// Appends one entry to the journal and fsyncs it before returning.
+    pub fn record(&self, entry: &JournalEntry) -> Result<(), StoreError> {
+        let path = self.files.journal();
+        let mut guard = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(io_err(&path))?;
+            *guard = Some(file);
+        }
+        let Some(file) = guard.as_mut() else {
+            return Ok(());
+        };
+        let mut line =
+            serde_json::to_vec(entry).map_err(|e| io_err(&path)(std::io::Error::other(e)))?;
+        line.push(b'\n');
+        file.write_all(&line).map_err(io_err(&path))?;
+        file.sync_data().map_err(io_err(&path))
+    }
+
+    /// Writes the state atomically with a backup of the previous one, then drops the journal.
+    pub fn write(&self, state: &mut State) -> Result<(), StoreError> {
+        state.serial += 1;
+        let path = self.files.state();
+        let tmp = self.files.dir.join("state.json.tmp");
+        let mut text = serde_json::to_vec_pretty(state)
+            .map_err(|e| io_err(&path)(std::io::Error::other(e)))?;
+        text.push(b'\n');
+        {
+            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+            f.write_all(&text).map_err(io_err(&tmp))?;
+            f.sync_all().map_err(io_err(&tmp))?;
+        }
+        if path.exists() {
+            fs::copy(&path, self.files.backup()).map_err(io_err(&self.files.backup()))?;
+        }
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(&self.files.dir)?;
+        // Only now is everything in the journal also in the state file.
+        *self.journal.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        match fs::remove_file(self.files.journal()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&self.files.journal())(e)),
+        }
+        sync_dir(&self.files.dir)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+/// An O_EXCL lock file, removed on drop.
+struct Lock {
+    path: PathBuf,
+}
+
+impl Lock {
+    fn acquire(path: &Path, command: &str) -> Result<Lock, StoreError> {
+        let info = LockInfo {
+            pid: std::process::id(),
+            host: hostname(),
+            command: command.to_string(),
+            since: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        };
+        for _ in 0..2 {
+            match OpenOptions::new().write(true).create_new(true).open(path) {
+                Ok(mut f) => {
+                    let text = serde_json::to_string(&info).unwrap_or_default();
+                    f.write_all(text.as_bytes())
+                        .and_then(|_| f.sync_all())
+                        .map_err(io_err(path))?;
+                    return Ok(Lock {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = fs::read_to_string(path)
+                        .ok()
+                        .and_then(|t| serde_json::from_str::<LockInfo>(&t).ok());
+                    match holder {
+                        Some(h) if h.host == info.host && !process_alive(h.pid) => {
+                            tracing::warn!(
+                                pid = h.pid,
+                                "removing a stale lock left by a process that no longer runs"
+                            );
+                            fs::remove_file(path).map_err(io_err(path))?;
+                        }
+                        Some(h) => {
+                            return Err(StoreError::Locked {
+                                path: path.to_path_buf(),
+                                holder: h.to_string(),
+                            })
+                        }
+                        None => {
+                            return Err(StoreError::Locked {
+                                path: path.to_path_buf(),
+                                holder: "an unknown process (unreadable lock file)".into(),
+                            })
+                        }
+                    }
+                }
+                Err(e) => return Err(io_err(path)(e)),
+            }
+        }
+        Err(StoreError::Locked {
+            path: path.to_path_buf(),
+            holder: "another plinth".into(),
+        })
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true // without a cheap check, never break someone else's lock
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{ResourceState, Status};
+
+    fn resource(id: &str) -> ResourceState {
+        ResourceState {
+            type_name: "test.thing".into(),
+            region: "us-east-1".into(),
+            id: id.into(),
+            status: Status::Ready,
+            props: Default::default(),
+            attrs: Default::default(),
+            deps: vec![],
+            soft_deps: vec![],
+            lifecycle: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_second_locker_is_refused_while_the_first_holds_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = StateFiles::new(dir.path(), "demo", "default");
+        let (_held, _) = files
+            .lock_and_read("demo", "default", "apply")
+            .expect("first lock");
+        let err = files
+            .lock_and_read("demo", "default", "plan")
+            .err()
+            .expect("second lock refused");
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_journal_left_by_a_killed_run_is_folded_in_at_the_next_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = StateFiles::new(dir.path(), "demo", "default");
+        {
+            let (locked, mut state) = files
+                .lock_and_read("demo", "default", "apply")
+                .expect("lock");
+            locked.write(&mut state).expect("write");
+            locked
+                .record(&JournalEntry::Put {
+                    name: "a".into(),
+                    resource: resource("id-a"),
+                })
+                .expect("record");
+            locked
+                .record(&JournalEntry::Begin {
+                    name: "b".into(),
+                    resource: ResourceState {
+                        status: Status::Creating,
+                        ..resource("")
+                    },
+                })
+                .expect("record");
+            // Simulate a crash: the lock is dropped, the journal stays, a torn line follows.
+            let mut f = OpenOptions::new()
+                .append(true)
+                .open(files.journal())
+                .expect("journal");
+            f.write_all(b"{\"op\":\"put\",\"na").expect("torn write");
+        }
+        let (_locked, state) = files
+            .lock_and_read("demo", "default", "apply")
+            .expect("relock");
+        assert_eq!(state.resources["a"].id, "id-a");
+        assert_eq!(state.resources["b"].status, Status::Creating);
+        assert_eq!(state.serial, 2, "recovery wrote the folded state");
+        assert!(!files.journal().exists(), "journal removed once folded");
+    }
+
+    #[test]
+    fn writes_keep_a_backup_of_the_previous_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = StateFiles::new(dir.path(), "demo", "default");
+        let (locked, mut state) = files
+            .lock_and_read("demo", "default", "apply")
+            .expect("lock");
+        locked.write(&mut state).expect("first write");
+        state.resources.insert("a".into(), resource("id-a"));
+        locked.write(&mut state).expect("second write");
+        let backup: State =
+            serde_json::from_str(&fs::read_to_string(files.backup()).expect("backup"))
+                .expect("json");
+        assert_eq!(backup.serial, 1);
+        assert!(backup.resources.is_empty());
+        assert_eq!(files.read("demo", "default").expect("read").serial, 2);
+    }
+
+    #[test]
+    fn a_state_of_another_stack_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = StateFiles::new(dir.path(), "demo", "default");
+        let (locked, mut state) = files
+            .lock_and_read("demo", "default", "apply")
+            .expect("lock");
+        locked.write(&mut state).expect("write");
+        drop(locked);
+        assert!(matches!(
+            files.read("other", "default"),
+            Err(StoreError::WrongStack { .. })
+        ));
+    }
+}

@@ -1,0 +1,77 @@
+//! `plinth import TYPE.NAME ID`: records an existing resource in state, so the next plan
+//! diffs the stack against it instead of creating a second one.
+
+use clap::Args;
+use plinth_core::resource::OpContext;
+use plinth_core::state::{ResourceState, Status};
+
+use super::{fail, CliResult, GlobalArgs, Session, Ui};
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The resource's type and logical name, e.g. `dynamodb.table.users`.
+    pub address: String,
+    /// Its id in AWS (a table name, a security group id).
+    pub id: String,
+}
+
+pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
+    let Some((type_name, name)) = args.address.rsplit_once('.') else {
+        return fail(format!(
+            "`{}`: expected TYPE.NAME, e.g. dynamodb.table.users",
+            args.address
+        ));
+    };
+    let session = Session::open(global, &None, ui).await?;
+    let Some(rt) = session.registry.get(type_name).cloned() else {
+        return fail(format!(
+            "unknown resource type `{type_name}`; types: {}",
+            session.registry.type_names().join(", ")
+        ));
+    };
+    let decl = session.stack.resource(name);
+    if let Some(d) = decl {
+        if d.type_name != type_name {
+            return fail(format!(
+                "`{name}` is a {} in the stack file, not a {type_name}",
+                d.type_name
+            ));
+        }
+    }
+    let (locked, mut state) = session.files.lock_and_read(
+        &session.stack.name,
+        &session.stack.workspace,
+        "plinth import",
+    )?;
+    if let Some(existing) = state.resources.get(name) {
+        return fail(format!("`{name}` is already in state (id {}); `plinth state rm {name}` first to import another", existing.id));
+    }
+    let region = decl
+        .map(|d| d.region.clone())
+        .unwrap_or_else(|| session.stack.region.clone());
+    let ctx = OpContext::new(region.clone(), name);
+    let observed = rt.read(&ctx, &args.id, &Default::default()).await?;
+    let Some(observed) = observed else {
+        return fail(format!("no {type_name} with id `{}` in {region}", args.id));
+    };
+    state.resources.insert(
+        name.to_string(),
+        ResourceState {
+            type_name: type_name.to_string(),
+            region,
+            id: observed.id.clone(),
+            status: Status::Ready,
+            props: observed.props,
+            attrs: observed.attrs,
+            deps: session.graph.dependencies(name),
+            soft_deps: session.graph.soft_dependencies(name),
+            lifecycle: decl.map(|d| d.lifecycle.clone()).unwrap_or_default(),
+        },
+    );
+    locked.write(&mut state)?;
+    ui.out(&format!("Imported {type_name} `{name}` [id={}]. Run `plinth plan` to see how it differs from the stack file.", observed.id));
+    if decl.is_none() {
+        ui.out(&format!("Note: `{name}` is not in the stack file, so the next apply would destroy it; add it to the stack first."));
+    }
+    Ok(0)
+}

@@ -1,0 +1,350 @@
+//! The command line: one file per command; this file holds the shared arguments, the
+//! loading every command does, and the mapping of errors to messages and exit codes.
+
+mod apply;
+mod graph;
+mod import;
+mod output;
+mod plan;
+mod schema;
+mod show;
+mod state;
+mod ui;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use plinth_aws::{Aws, AwsOptions};
+use plinth_core::diag::{self, Diagnostics};
+use plinth_core::graph::DepGraph;
+use plinth_core::resource::Registry;
+use plinth_core::stack::vars::VarInputs;
+use plinth_core::stack::{self, LoadOptions, Stack};
+use plinth_core::state::store::StateFiles;
+
+pub use ui::Ui;
+
+/// Infrastructure as code for AWS course and lab environments.
+#[derive(Debug, Parser)]
+#[command(name = "plinth", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// The stack file (commands that take a STACK_FILE argument accept it there too).
+    #[arg(
+        short = 'f',
+        long = "file",
+        global = true,
+        env = "PLINTH_STACK",
+        default_value = "plinth.yaml"
+    )]
+    pub file: PathBuf,
+    /// Keeps one environment's state apart from another's.
+    #[arg(
+        short = 'w',
+        long,
+        global = true,
+        env = "PLINTH_WORKSPACE",
+        default_value = "default"
+    )]
+    pub workspace: String,
+    /// Where state lives (default: `.plinth` beside the stack file).
+    #[arg(long, global = true, env = "PLINTH_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Send every AWS call here (an emulator); the SDK also reads AWS_ENDPOINT_URL.
+    #[arg(long, global = true)]
+    pub endpoint_url: Option<String>,
+    /// The AWS profile to use.
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// Set a variable: NAME=VALUE (repeatable).
+    #[arg(long = "var", global = true, value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    /// Read variables from a YAML file (repeatable; later files win).
+    #[arg(long = "var-file", global = true, value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+    /// No colour, even on a terminal.
+    #[arg(long, global = true, env = "NO_COLOR", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_color: bool,
+    /// More logging (-v info, -vv debug, -vvv trace); PLINTH_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print how many AWS calls were made, by operation, when the command ends.
+    #[arg(long, global = true)]
+    pub stats: bool,
+    /// Maximum attempts per AWS call (the SDK's retry with backoff).
+    #[arg(long, global = true, env = "PLINTH_MAX_ATTEMPTS")]
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a stack file without calling AWS.
+    Validate(validate::ValidateArgs),
+    /// Show what apply would change.
+    Plan(plan::PlanArgs),
+    /// Make AWS match the stack (or apply a saved plan exactly).
+    Apply(apply::ApplyArgs),
+    /// Delete everything the stack created.
+    Destroy(apply::DestroyArgs),
+    /// Show the state: resources, their ids and attributes, and outputs.
+    Show(show::ShowArgs),
+    /// Print outputs (all, or one by name).
+    Output(output::OutputArgs),
+    /// Inspect or edit the state.
+    #[command(subcommand)]
+    State(state::StateCommand),
+    /// Bring an existing AWS resource under plinth's management.
+    Import(import::ImportArgs),
+    /// Print the dependency graph in Graphviz DOT.
+    Graph(graph::GraphArgs),
+    /// Print a JSON Schema of the stack format (for editors).
+    Schema,
+}
+
+/// Sets up `tracing`: warnings by default, more with -v, or `PLINTH_LOG`.
+pub fn init_logging(global: &GlobalArgs) {
+    let default = match global.verbose {
+        0 => "warn",
+        1 => "info,aws=warn",
+        2 => "debug,aws_smithy_runtime=info,hyper=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs a command and returns the process exit code.
+pub async fn run(cli: Cli) -> u8 {
+    let ui = Ui::new(&cli.global);
+    let result = match cli.command {
+        Command::Validate(a) => validate::run(&cli.global, a, &ui).await,
+        Command::Plan(a) => plan::run(&cli.global, a, &ui).await,
+        Command::Apply(a) => apply::run_apply(&cli.global, a, &ui).await,
+        Command::Destroy(a) => apply::run_destroy(&cli.global, a, &ui).await,
+        Command::Show(a) => show::run(&cli.global, a, &ui).await,
+        Command::Output(a) => output::run(&cli.global, a, &ui).await,
+        Command::State(c) => state::run(&cli.global, c, &ui).await,
+        Command::Import(a) => import::run(&cli.global, a, &ui).await,
+        Command::Graph(a) => graph::run(&cli.global, a, &ui).await,
+        Command::Schema => schema::run(&ui),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            ui.error(&err);
+            1
+        }
+    }
+}
+
+/// A failed command, printed once by `run`.
+#[derive(Debug)]
+pub enum CliError {
+    /// Problems in a stack or variable file, each with its position.
+    Diagnostics(Diagnostics),
+    Message(String),
+}
+
+impl<E: std::error::Error> From<E> for CliError {
+    fn from(e: E) -> CliError {
+        CliError::Message(error_chain(&e))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let s = cause.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+pub fn fail<T>(message: impl Into<String>) -> Result<T, CliError> {
+    Err(CliError::Message(message.into()))
+}
+
+pub type CliResult = Result<u8, CliError>;
+
+/// The stack file: the command's own argument if given, else `-f`.
+pub fn stack_path(global: &GlobalArgs, arg: &Option<PathBuf>) -> PathBuf {
+    arg.clone().unwrap_or_else(|| global.file.clone())
+}
+
+/// A registry whose clients are never used (validate, schema, graph make no calls).
+pub fn offline_registry() -> Registry {
+    plinth_aws::registry(&Arc::new(Aws::offline()))
+}
+
+/// Loads the AWS configuration chain.
+pub async fn connect(global: &GlobalArgs, region: Option<String>) -> Arc<Aws> {
+    let options = AwsOptions {
+        endpoint_url: global.endpoint_url.clone(),
+        profile: global.profile.clone(),
+        max_attempts: global.max_attempts,
+        region,
+    };
+    Arc::new(Aws::load(&options).await)
+}
+
+/// Reads and checks the stack file; prints warnings, returns errors as diagnostics.
+pub fn load_stack(
+    global: &GlobalArgs,
+    path: &Path,
+    registry: &Registry,
+    fallback_region: Option<String>,
+    ui: &Ui,
+) -> Result<(Stack, DepGraph), CliError> {
+    let options = LoadOptions {
+        vars: VarInputs {
+            files: global.var_files.clone(),
+            pairs: global.vars.clone(),
+        },
+        workspace: global.workspace.clone(),
+        fallback_region: fallback_region
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok()),
+    };
+    validate_workspace(&global.workspace)?;
+    let (stack, warnings) = stack::load(path, registry, &options).map_err(CliError::Diagnostics)?;
+    for w in warnings.warnings() {
+        ui.diagnostic(w);
+    }
+    let graph = DepGraph::build(&stack, registry).map_err(CliError::Diagnostics)?;
+    Ok((stack, graph))
+}
+
+fn validate_workspace(name: &str) -> Result<(), CliError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        fail(format!(
+            "workspace `{name}`: expected letters, digits, `-` and `_` (at most 64)"
+        ))
+    }
+}
+
+/// Everything a command that talks to AWS needs.
+pub struct Session {
+    pub aws: Arc<Aws>,
+    pub registry: Registry,
+    pub stack: Stack,
+    pub graph: DepGraph,
+    pub files: StateFiles,
+}
+
+impl Session {
+    /// Connects, loads the stack and binds `${account_id}` if the stack uses it.
+    pub async fn open(
+        global: &GlobalArgs,
+        stack_arg: &Option<PathBuf>,
+        ui: &Ui,
+    ) -> Result<Session, CliError> {
+        let path = stack_path(global, stack_arg);
+        // Checking the stack needs only the types' schemas, so it happens before any AWS
+        // configuration is loaded; the stack's region then spares the SDK a region lookup.
+        let fallback = std::env::var("AWS_REGION")
+            .ok()
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+        let (mut stack, graph) =
+            match load_stack(global, &path, &offline_registry(), fallback.clone(), ui) {
+                Err(CliError::Diagnostics(d))
+                    if fallback.is_none()
+                        && d.0.iter().any(|x| x.message.starts_with("no region")) =>
+                {
+                    let aws = connect(global, None).await;
+                    load_stack(global, &path, &offline_registry(), aws.default_region(), ui)?
+                }
+                other => other?,
+            };
+        let aws = connect(global, Some(stack.region.clone())).await;
+        let registry = plinth_aws::registry(&aws);
+        if stack.needs_account_id() {
+            let id = aws.account_id(&stack.region).await.map_err(|e| {
+                CliError::Message(format!("reading the account id for ${{account_id}}: {e}"))
+            })?;
+            stack.bind_account_id(&id);
+        }
+        ui.add_secrets(stack.sensitive_values());
+        let files = state_files(global, &path, &stack.name, &stack.workspace);
+        Ok(Session {
+            aws,
+            registry,
+            stack,
+            graph,
+            files,
+        })
+    }
+}
+
+/// The state files of a stack file's stack and workspace.
+pub fn state_files(
+    global: &GlobalArgs,
+    stack_path: &Path,
+    stack: &str,
+    workspace: &str,
+) -> StateFiles {
+    let root = global.state_dir.clone().unwrap_or_else(|| {
+        stack_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join(".plinth")
+    });
+    StateFiles::new(&root, stack, workspace)
+}
+
+/// For commands that only read state: the stack's name from the file, without AWS.
+pub fn state_of(
+    global: &GlobalArgs,
+    stack_arg: &Option<PathBuf>,
+    ui: &Ui,
+) -> Result<(Stack, StateFiles), CliError> {
+    let path = stack_path(global, stack_arg);
+    let registry = offline_registry();
+    let (stack, _) = load_stack(global, &path, &registry, Some("us-east-1".into()), ui)?;
+    ui.add_secrets(stack.sensitive_values());
+    let files = state_files(global, &path, &stack.name, &stack.workspace);
+    Ok((stack, files))
+}
+
+/// Prints `--stats` to stderr as one JSON line, for people and benchmarks alike.
+pub fn print_stats(global: &GlobalArgs, aws: &Aws) {
+    if !global.stats {
+        return;
+    }
+    let stats = serde_json::json!({
+        "aws_calls": aws.stats.total(),
+        "by_operation": aws.stats.by_operation(),
+    });
+    eprintln!("plinth-stats: {stats}");
+}
+
+pub fn display_path(p: &Path) -> String {
+    diag::display_path(p)
+}

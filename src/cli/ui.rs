@@ -1,0 +1,190 @@
+//! Everything printed to a person: masked, coloured only on a terminal.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use plinth_core::diag::{self, Diagnostic};
+use plinth_core::engine::{Outcome, Reporter, StepKind, StepResult};
+use plinth_core::plan::render::mask_values;
+
+use super::{CliError, GlobalArgs};
+
+#[derive(Clone)]
+pub struct Ui {
+    pub color: bool,
+    secrets: Arc<Mutex<Vec<String>>>,
+}
+
+impl Ui {
+    pub fn new(global: &GlobalArgs) -> Ui {
+        let color = !global.no_color && std::io::stdout().is_terminal();
+        Ui {
+            color,
+            secrets: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Values that must never be printed (sensitive variables).
+    pub fn add_secrets(&self, values: Vec<String>) {
+        if let Ok(mut s) = self.secrets.lock() {
+            s.extend(values);
+        }
+    }
+
+    pub fn mask(&self, text: &str) -> String {
+        match self.secrets.lock() {
+            Ok(s) if !s.is_empty() => mask_values(text, &s),
+            _ => text.to_string(),
+        }
+    }
+
+    /// A line to stdout.
+    pub fn out(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{}", self.mask(text));
+    }
+
+    /// Text to stdout as is (already ends with a newline).
+    pub fn out_raw(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = write!(stdout, "{}", self.mask(text));
+        let _ = stdout.flush();
+    }
+
+    /// A line to stderr.
+    pub fn err(&self, text: &str) {
+        eprintln!("{}", self.mask(text));
+    }
+
+    pub fn bold(&self, text: &str) -> String {
+        if self.color {
+            let s = anstyle::Style::new().bold();
+            format!("{}{text}{}", s.render(), s.render_reset())
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn colored(&self, color: anstyle::AnsiColor, text: &str) -> String {
+        if self.color {
+            let s = anstyle::Style::new().fg_color(Some(color.into())).bold();
+            format!("{}{text}{}", s.render(), s.render_reset())
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn diagnostic(&self, d: &Diagnostic) {
+        let report = diag::to_report(d);
+        self.err(&format!("{report:?}"));
+    }
+
+    pub fn error(&self, err: &CliError) {
+        match err {
+            CliError::Diagnostics(diags) => {
+                for d in &diags.0 {
+                    self.diagnostic(d);
+                }
+                let n = diags.errors().count();
+                self.err(&format!(
+                    "{}: {n} problem{} found",
+                    self.colored(anstyle::AnsiColor::Red, "error"),
+                    if n == 1 { "" } else { "s" }
+                ));
+            }
+            CliError::Message(m) => self.err(&format!(
+                "{}: {m}",
+                self.colored(anstyle::AnsiColor::Red, "error")
+            )),
+        }
+    }
+
+    /// Asks for "yes" on a terminal; refuses without `--yes` when stdin is not one.
+    pub fn confirm(&self, question: &str, auto_approve: bool) -> Result<bool, CliError> {
+        if auto_approve {
+            return Ok(true);
+        }
+        if !std::io::stdin().is_terminal() {
+            return super::fail("stdin is not a terminal, so plinth cannot ask for confirmation: pass --yes (or --auto-approve) to go ahead");
+        }
+        self.out_raw(&format!(
+            "{}\n  Only 'yes' will be accepted.\n\n  Enter a value: ",
+            self.bold(question)
+        ));
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        Ok(answer.trim() == "yes")
+    }
+}
+
+/// Engine progress as lines, Terraform style: one when a step starts, one every few seconds
+/// while it waits, one when it ends.
+pub struct LineReporter {
+    pub ui: Ui,
+}
+
+fn noun(kind: StepKind) -> &'static str {
+    match kind {
+        StepKind::Create => "Creation",
+        StepKind::Update | StepKind::CompleteDeferred => "Modification",
+        StepKind::Delete => "Destruction",
+        StepKind::Read => "Read",
+        StepKind::Adopt => "Adoption",
+        StepKind::Forget => "Removal from state",
+    }
+}
+
+pub fn short_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 60 {
+        format!("{}m{}s", secs / 60, secs % 60)
+    } else if d.as_millis() >= 1000 {
+        format!("{secs}s")
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+impl Reporter for LineReporter {
+    fn started(&self, name: &str, kind: StepKind) {
+        let verb = kind.verb();
+        let mut v = verb.chars();
+        let verb = v
+            .next()
+            .map(|c| c.to_uppercase().collect::<String>() + v.as_str())
+            .unwrap_or_default();
+        self.ui.out(&format!("{}: {verb}…", self.ui.bold(name)));
+    }
+    fn still_running(&self, name: &str, kind: StepKind, elapsed: Duration, status: Option<&str>) {
+        let status = status.map(|s| format!(" — {s}")).unwrap_or_default();
+        self.ui.out(&format!(
+            "{}: Still {}… [{} elapsed]{status}",
+            self.ui.bold(name),
+            kind.verb(),
+            short_duration(elapsed)
+        ));
+    }
+    fn finished(&self, result: &StepResult, id: Option<&str>) {
+        let name = self.ui.bold(&result.name);
+        match &result.outcome {
+            Outcome::Done => {
+                let id = id
+                    .filter(|i| !i.is_empty() && result.kind != StepKind::Delete)
+                    .map(|i| format!(" [id={i}]"))
+                    .unwrap_or_default();
+                self.ui.out(&format!(
+                    "{name}: {} complete after {}{id}",
+                    noun(result.kind),
+                    short_duration(result.elapsed)
+                ));
+            }
+            Outcome::Failed(e) => self.ui.err(&format!(
+                "{name}: {} failed after {}: {e}",
+                noun(result.kind),
+                short_duration(result.elapsed)
+            )),
+            Outcome::Skipped { .. } | Outcome::NotStarted => {}
+        }
+    }
+}

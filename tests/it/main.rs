@@ -1,0 +1,8 @@
+//! The one integration-test binary (each extra binary would relink the whole AWS SDK).
+//!
+//! - `mock_*`: SDK-level tests replaying real AWS responses for what the emulator lacks.
+//! - `e2e_*`: the real `plinth` binary against a moto server the harness starts.
+
+mod mock_dynamodb;
+mod mock_ec2;
+mod mock_support;

@@ -1,0 +1,1353 @@
+//! `dynamodb.table` and `dynamodb.items` against replayed DynamoDB responses: what the
+//! emulator cannot show (tables and indexes that take time, busy and limit errors, throttling,
+//! unprocessed batch items, deletion protection), plus plain tests of the item conversion and
+//! of the canonical form both sides of a diff must share.
+//!
+//! Clients run with the SDK's own retries off, so every mocked response is exactly one call
+//! and the rules (in `RuleMode::Sequential`) pin the order of calls.
+
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput;
+use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
+use aws_sdk_dynamodb::operation::update_table::UpdateTableInput;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, BillingModeSummary,
+    GlobalSecondaryIndexDescription, IndexStatus, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ProvisionedThroughputDescription, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TableDescription, TableStatus,
+};
+use aws_sdk_dynamodb::Client;
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use plinth_aws::resources::dynamodb_items::{
+    canonical_value, item_from_attributes, item_to_attributes, DynamodbItems,
+};
+use plinth_aws::resources::dynamodb_table::{props_from_description, DynamodbTable, TableExtras};
+use plinth_core::resource::{ErrorKind, NormalizeContext, OpContext, Progress, ResourceType};
+use plinth_core::value::{PathSeg, Props};
+use serde_json::{json, Value};
+
+use crate::mock_support::{json_error, json_ok, mocked_aws, REGION};
+
+const ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/users";
+
+fn client(rules: &[&Rule]) -> Client {
+    mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, rules, |c| c
+        .retry_config(RetryConfig::disabled()))
+}
+
+fn any_order_client(rules: &[&Rule]) -> Client {
+    mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, |c| c
+        .retry_config(RetryConfig::disabled()))
+}
+
+fn table_type(client: Client) -> DynamodbTable {
+    let aws = mocked_aws();
+    aws.insert_dynamodb(REGION, client);
+    DynamodbTable::new(aws)
+}
+
+fn items_type(client: Client) -> DynamodbItems {
+    let aws = mocked_aws();
+    aws.insert_dynamodb(REGION, client);
+    DynamodbItems::new(aws)
+}
+
+/// Keeps every progress message, to show that a wait really happened.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<String>>);
+
+impl Progress for Recorded {
+    fn status(&self, message: &str) {
+        self.0.lock().expect("lock").push(message.to_string());
+    }
+}
+
+fn ctx_with(progress: Arc<Recorded>) -> OpContext {
+    OpContext::new(REGION, "users").with_progress(progress)
+}
+
+fn ctx() -> OpContext {
+    OpContext::new(REGION, "users")
+}
+
+fn obj(value: Value) -> Props {
+    value.as_object().cloned().expect("an object")
+}
+
+/// Desired `users` table properties as the core hands them over: tags merged, normalized.
+fn desired(extra: Value) -> Props {
+    let mut props = obj(json!({
+        "name": "users",
+        "partition_key": {"name": "UserId", "type": "S"},
+        "tags": {"plinth:stack": "lab", "plinth:workspace": "default", "plinth:resource": "users"},
+    }));
+    props.extend(obj(extra));
+    table_type(client(&[]))
+        .normalize(&mut props, &NormalizeContext::default())
+        .expect("normalizes");
+    props
+}
+
+fn gsi(name: &str, attribute: &str) -> Value {
+    json!({"name": name, "partition_key": {"name": attribute, "type": "S"}})
+}
+
+/// A DescribeTable body for the on-demand `users` table with these (index, key, status).
+fn users_table(status: &str, indexes: &[(&str, &str, &str)]) -> Value {
+    let mut definitions = vec![json!({"AttributeName": "UserId", "AttributeType": "S"})];
+    let gsis: Vec<Value> = indexes
+        .iter()
+        .map(|(name, attribute, status)| {
+            definitions.push(json!({"AttributeName": attribute, "AttributeType": "S"}));
+            json!({
+                "IndexName": name,
+                "KeySchema": [{"AttributeName": attribute, "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+                "IndexStatus": status,
+                "ProvisionedThroughput": {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0, "NumberOfDecreasesToday": 0},
+                "IndexArn": format!("{ARN}/index/{name}")
+            })
+        })
+        .collect();
+    let mut table = json!({
+        "TableName": "users",
+        "TableArn": ARN,
+        "TableId": "0b1c2d3e-0000-4000-8000-000000000000",
+        "TableStatus": status,
+        "AttributeDefinitions": definitions,
+        "KeySchema": [{"AttributeName": "UserId", "KeyType": "HASH"}],
+        "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
+        "ProvisionedThroughput": {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0, "NumberOfDecreasesToday": 0},
+        "CreationDateTime": 1.7e9,
+        "ItemCount": 0,
+        "TableSizeBytes": 0,
+        "DeletionProtectionEnabled": false
+    });
+    if !gsis.is_empty() {
+        table["GlobalSecondaryIndexes"] = Value::Array(gsis);
+    }
+    table
+}
+
+fn describe_rule(status: &str, indexes: &[(&str, &str, &str)]) -> Rule {
+    let body = json!({ "Table": users_table(status, indexes) });
+    mock!(Client::describe_table)
+        .match_requests(|r| r.table_name() == Some("users"))
+        .then_http_response(move || json_ok(body.clone()))
+}
+
+fn not_found_rule() -> Rule {
+    mock!(Client::describe_table).then_http_response(|| {
+        json_error(
+            400,
+            "ResourceNotFoundException",
+            "Requested resource not found: Table: users not found",
+        )
+    })
+}
+
+/// The index names an UpdateTable creates, and the attributes it defines.
+fn creates(input: &UpdateTableInput) -> (Vec<String>, Vec<String>) {
+    let created = input
+        .global_secondary_index_updates()
+        .iter()
+        .filter_map(|u| u.create().map(|c| c.index_name().to_string()))
+        .collect();
+    let mut defined: Vec<String> = input
+        .attribute_definitions()
+        .iter()
+        .map(|d| d.attribute_name().to_string())
+        .collect();
+    defined.sort();
+    (created, defined)
+}
+
+// ---------------------------------------------------------------------------------------------
+// dynamodb.table
+
+#[tokio::test]
+async fn create_sends_everything_and_waits_from_creating_to_active() {
+    let create = mock!(Client::create_table)
+        .match_requests(|r| {
+            let tags: Vec<(&str, &str)> = r.tags().iter().map(|t| (t.key(), t.value())).collect();
+            r.table_name() == Some("users")
+                && r.billing_mode() == Some(&BillingMode::PayPerRequest)
+                && r.provisioned_throughput().is_none()
+                && r.attribute_definitions().len() == 1
+                && r.key_schema()[0].attribute_name() == "UserId"
+                && r.deletion_protection_enabled() == Some(false)
+                && tags.contains(&("plinth:stack", "lab"))
+                && tags.len() == 3
+        })
+        .then_http_response(|| json_ok(json!({"TableDescription": users_table("CREATING", &[])})));
+    let creating = describe_rule("CREATING", &[]);
+    let active = describe_rule("ACTIVE", &[]);
+    let table = table_type(client(&[&create, &creating, &active]));
+    let progress = Arc::new(Recorded::default());
+
+    let props = desired(json!({}));
+    let observed = table
+        .create(&ctx_with(progress.clone()), &props)
+        .await
+        .expect("created");
+
+    assert_eq!(
+        (create.num_calls(), creating.num_calls(), active.num_calls()),
+        (1, 1, 1)
+    );
+    assert_eq!(observed.id, "users");
+    assert_eq!(
+        observed.props, props,
+        "the observation is the canonical desired state"
+    );
+    assert_eq!(observed.attrs.get("arn"), Some(&json!(ARN)));
+    assert_eq!(observed.attrs.get("stream_arn"), None);
+    let messages = progress.0.lock().expect("lock").clone();
+    assert_eq!(
+        messages,
+        vec!["waiting for table users to be ACTIVE (CREATING)".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn create_sets_ttl_and_retries_pitr_while_backups_are_unavailable() {
+    let create = mock!(Client::create_table)
+        .then_http_response(|| json_ok(json!({"TableDescription": users_table("ACTIVE", &[])})));
+    let active = describe_rule("ACTIVE", &[]);
+    let ttl = mock!(Client::update_time_to_live)
+        .match_requests(|r| {
+            r.time_to_live_specification()
+                .is_some_and(|s| s.enabled() && s.attribute_name() == "ExpiresAt")
+        })
+        .then_http_response(|| {
+            json_ok(
+                json!({"TimeToLiveSpecification": {"Enabled": true, "AttributeName": "ExpiresAt"}}),
+            )
+        });
+    let backups_busy = mock!(Client::update_continuous_backups).then_http_response(|| {
+        json_error(
+            400,
+            "ContinuousBackupsUnavailableException",
+            "Backups are being enabled for the table: users. Please retry later",
+        )
+    });
+    let pitr = mock!(Client::update_continuous_backups)
+        .match_requests(|r| {
+            r.point_in_time_recovery_specification()
+                .is_some_and(|s| s.point_in_time_recovery_enabled())
+        })
+        .then_http_response(|| {
+            json_ok(json!({"ContinuousBackupsDescription": {
+                "ContinuousBackupsStatus": "ENABLED",
+                "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "ENABLED"}
+            }}))
+        });
+    let table = table_type(client(&[&create, &active, &ttl, &backups_busy, &pitr]));
+
+    let props = desired(json!({"ttl_attribute": "ExpiresAt", "point_in_time_recovery": true}));
+    let observed = table.create(&ctx(), &props).await.expect("created");
+
+    assert_eq!(
+        (ttl.num_calls(), backups_busy.num_calls(), pitr.num_calls()),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        observed.props.get("ttl_attribute"),
+        Some(&json!("ExpiresAt"))
+    );
+    assert_eq!(
+        observed.props.get("point_in_time_recovery"),
+        Some(&json!(true))
+    );
+}
+
+#[tokio::test]
+async fn create_retries_throttling_but_reports_a_taken_name() {
+    let throttled = mock!(Client::create_table).then_http_response(|| {
+        json_error(
+            400,
+            "ThrottlingException",
+            "Rate of requests exceeds the allowed throughput.",
+        )
+    });
+    let created = mock!(Client::create_table)
+        .then_http_response(|| json_ok(json!({"TableDescription": users_table("CREATING", &[])})));
+    let active = describe_rule("ACTIVE", &[]);
+    let table = table_type(client(&[&throttled, &created, &active]));
+    table
+        .create(&ctx(), &desired(json!({})))
+        .await
+        .expect("created after a retry");
+    assert_eq!((throttled.num_calls(), created.num_calls()), (1, 1));
+
+    let taken = mock!(Client::create_table).then_http_response(|| {
+        json_error(400, "ResourceInUseException", "Table already exists: users")
+    });
+    let table = table_type(client(&[&taken]));
+    let err = table
+        .create(&ctx(), &desired(json!({})))
+        .await
+        .expect_err("name taken");
+    assert_eq!(err.kind, ErrorKind::Invalid, "not retried as busy: {err}");
+    assert!(
+        err.message.contains("a table named users already exists"),
+        "{err}"
+    );
+    assert_eq!(taken.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn gsi_addition_is_retried_after_limit_exceeded_and_in_use() {
+    let limited = mock!(Client::update_table).then_http_response(|| {
+        json_error(
+            400,
+            "LimitExceededException",
+            "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table",
+        )
+    });
+    let in_use = mock!(Client::update_table).then_http_response(|| {
+        json_error(
+            400,
+            "ResourceInUseException",
+            "Attempt to change a resource which is still in use: Table is being updated: users",
+        )
+    });
+    let accepted = mock!(Client::update_table)
+        .match_requests(|r| creates(r) == (vec!["by_email".into()], vec!["Email".into(), "UserId".into()]))
+        .then_http_response(|| {
+            json_ok(json!({"TableDescription": users_table("UPDATING", &[("by_email", "Email", "CREATING")])}))
+        });
+    let building = describe_rule("ACTIVE", &[("by_email", "Email", "CREATING")]);
+    let built = describe_rule("ACTIVE", &[("by_email", "Email", "ACTIVE")]);
+    let table = table_type(client(&[&limited, &in_use, &accepted, &building, &built]));
+    let progress = Arc::new(Recorded::default());
+
+    let before = desired(json!({}));
+    let after = desired(json!({"global_secondary_indexes": [gsi("by_email", "Email")]}));
+    let observed = table
+        .update(&ctx_with(progress.clone()), "users", &before, &after)
+        .await
+        .expect("updated");
+
+    assert_eq!(
+        (
+            limited.num_calls(),
+            in_use.num_calls(),
+            accepted.num_calls()
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!((building.num_calls(), built.num_calls()), (1, 1));
+    assert_eq!(observed.props, after);
+    let messages = progress.0.lock().expect("lock").clone();
+    assert!(
+        messages
+            .contains(&"creating index by_email: LimitExceededException — retrying".to_string()),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .contains(&"creating index by_email: ResourceInUseException — retrying".to_string()),
+        "{messages:?}"
+    );
+    assert!(
+        messages.contains(
+            &"waiting for table users to be ACTIVE (index by_email CREATING)".to_string()
+        ),
+        "{messages:?}"
+    );
+}
+
+#[tokio::test]
+async fn two_gsi_additions_are_two_updates_with_a_wait_between() {
+    let first = mock!(Client::update_table)
+        .match_requests(|r| {
+            creates(r)
+                == (
+                    vec!["by_email".into()],
+                    vec!["Email".into(), "UserId".into()],
+                )
+        })
+        .then_http_response(|| json_ok(json!({"TableDescription": users_table("UPDATING", &[])})));
+    let first_building = describe_rule("ACTIVE", &[("by_email", "Email", "CREATING")]);
+    let first_built = describe_rule("ACTIVE", &[("by_email", "Email", "ACTIVE")]);
+    let second = mock!(Client::update_table)
+        .match_requests(|r| {
+            creates(r)
+                == (
+                    vec!["by_team".into()],
+                    vec!["Email".into(), "Team".into(), "UserId".into()],
+                )
+        })
+        .then_http_response(|| json_ok(json!({"TableDescription": users_table("UPDATING", &[])})));
+    let both = describe_rule(
+        "ACTIVE",
+        &[
+            ("by_email", "Email", "ACTIVE"),
+            ("by_team", "Team", "ACTIVE"),
+        ],
+    );
+    let table = table_type(client(&[
+        &first,
+        &first_building,
+        &first_built,
+        &second,
+        &both,
+    ]));
+
+    let before = desired(json!({}));
+    // Written out of order: canonical form sorts indexes by name.
+    let after = desired(
+        json!({"global_secondary_indexes": [gsi("by_team", "Team"), gsi("by_email", "Email")]}),
+    );
+    let observed = table
+        .update(&ctx(), "users", &before, &after)
+        .await
+        .expect("updated");
+
+    for rule in [&first, &first_building, &first_built, &second, &both] {
+        assert_eq!(rule.num_calls(), 1);
+    }
+    let names: Vec<&Value> = after["global_secondary_indexes"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|g| &g["name"])
+        .collect();
+    assert_eq!(names, vec![&json!("by_email"), &json!("by_team")]);
+    assert_eq!(observed.props, after);
+}
+
+#[tokio::test]
+async fn changed_gsi_is_deleted_then_created_and_capacity_changes_in_place() {
+    let provisioned = |extra: Value| {
+        let mut p =
+            obj(json!({"billing_mode": "provisioned", "read_capacity": 5, "write_capacity": 5}));
+        p.extend(obj(extra));
+        desired(Value::Object(p))
+    };
+    let before = provisioned(json!({"global_secondary_indexes": [
+        {"name": "by_email", "partition_key": {"name": "Email", "type": "S"}, "read_capacity": 1, "write_capacity": 1},
+        {"name": "by_team", "partition_key": {"name": "Team", "type": "S"}, "read_capacity": 1, "write_capacity": 1}
+    ]}));
+    let after = provisioned(json!({"read_capacity": 10, "global_secondary_indexes": [
+        {"name": "by_email", "partition_key": {"name": "Email", "type": "S"}, "read_capacity": 2, "write_capacity": 1},
+        {"name": "by_team", "partition_key": {"name": "Team", "type": "S"}, "projection": "keys_only", "read_capacity": 1, "write_capacity": 1}
+    ]}));
+    let delete = mock!(Client::update_table)
+        .match_requests(|r| {
+            let updates = r.global_secondary_index_updates();
+            updates.len() == 1
+                && updates[0]
+                    .delete()
+                    .is_some_and(|d| d.index_name() == "by_team")
+        })
+        .then_http_response(|| json_ok(json!({"TableDescription": users_table("UPDATING", &[])})));
+    let gone = describe_rule("ACTIVE", &[("by_email", "Email", "ACTIVE")]);
+    let capacity = mock!(Client::update_table)
+        .match_requests(|r| {
+            let updates = r.global_secondary_index_updates();
+            r.billing_mode().is_none()
+                && r.provisioned_throughput()
+                    .map(|t| (t.read_capacity_units(), t.write_capacity_units()))
+                    == Some((10, 5))
+                && updates.len() == 1
+                && updates[0].update().is_some_and(|u| {
+                    u.index_name() == "by_email"
+                        && u.provisioned_throughput().map(|t| t.read_capacity_units()) == Some(2)
+                })
+        })
+        .then_http_response(|| json_ok(json!({"TableDescription": users_table("UPDATING", &[])})));
+    let updated = describe_rule("ACTIVE", &[("by_email", "Email", "ACTIVE")]);
+    let recreate = mock!(Client::update_table)
+        .match_requests(|r| {
+            let create = r
+                .global_secondary_index_updates()
+                .first()
+                .and_then(|u| u.create());
+            create.is_some_and(|c| {
+                c.index_name() == "by_team"
+                    && c.projection().and_then(|p| p.projection_type())
+                        == Some(&ProjectionType::KeysOnly)
+            })
+        })
+        .then_http_response(|| json_ok(json!({"TableDescription": users_table("UPDATING", &[])})));
+    let done = describe_rule(
+        "ACTIVE",
+        &[
+            ("by_email", "Email", "ACTIVE"),
+            ("by_team", "Team", "ACTIVE"),
+        ],
+    );
+    let table = table_type(client(&[
+        &delete, &gone, &capacity, &updated, &recreate, &done,
+    ]));
+
+    table
+        .update(&ctx(), "users", &before, &after)
+        .await
+        .expect("updated");
+    for rule in [&delete, &gone, &capacity, &updated, &recreate, &done] {
+        assert_eq!(rule.num_calls(), 1);
+    }
+}
+
+#[tokio::test]
+async fn read_of_a_missing_table_is_none_and_throttling_is_retryable() {
+    let missing = not_found_rule();
+    let table = table_type(client(&[&missing]));
+    assert_eq!(
+        table
+            .read(&ctx(), "users", &Props::new())
+            .await
+            .expect("read"),
+        None
+    );
+    assert_eq!(missing.num_calls(), 1);
+
+    let throttled = mock!(Client::describe_table).then_http_response(|| {
+        json_error(
+            400,
+            "ThrottlingException",
+            "Rate of requests exceeds the allowed throughput.",
+        )
+    });
+    let table = table_type(client(&[&throttled]));
+    let err = table
+        .read(&ctx(), "users", &Props::new())
+        .await
+        .expect_err("throttled");
+    assert_eq!(err.kind, ErrorKind::Retryable);
+    assert_eq!(err.code.as_deref(), Some("ThrottlingException"));
+}
+
+#[tokio::test]
+async fn read_returns_what_normalize_gives_for_the_same_table() {
+    let mut table_json = users_table(
+        "ACTIVE",
+        &[
+            ("by_team", "Team", "ACTIVE"),
+            ("by_email", "Email", "ACTIVE"),
+        ],
+    );
+    table_json["GlobalSecondaryIndexes"][0]["Projection"] =
+        json!({"ProjectionType": "INCLUDE", "NonKeyAttributes": ["Name", "Age"]});
+    table_json["StreamSpecification"] =
+        json!({"StreamEnabled": true, "StreamViewType": "NEW_AND_OLD_IMAGES"});
+    table_json["LatestStreamArn"] = json!(format!("{ARN}/stream/2024-01-01T00:00:00.000"));
+    let describe = {
+        let body = json!({ "Table": table_json });
+        mock!(Client::describe_table).then_http_response(move || json_ok(body.clone()))
+    };
+    let ttl = mock!(Client::describe_time_to_live).then_http_response(|| {
+        json_ok(json!({"TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED", "AttributeName": "ExpiresAt"}}))
+    });
+    let pitr = mock!(Client::describe_continuous_backups).then_http_response(|| {
+        json_ok(json!({"ContinuousBackupsDescription": {
+            "ContinuousBackupsStatus": "ENABLED",
+            "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "DISABLED"}
+        }}))
+    });
+    let tags = mock!(Client::list_tags_of_resource)
+        .match_requests(|r| r.resource_arn() == Some(ARN))
+        .then_http_response(|| {
+            json_ok(json!({"Tags": [
+                {"Key": "plinth:resource", "Value": "users"},
+                {"Key": "aws:cloudformation:stack-name", "Value": "not ours"},
+                {"Key": "plinth:stack", "Value": "lab"},
+                {"Key": "plinth:workspace", "Value": "default"}
+            ]}))
+        });
+    let table = table_type(any_order_client(&[&describe, &ttl, &pitr, &tags]));
+
+    let observed = table
+        .read(&ctx(), "users", &Props::new())
+        .await
+        .expect("read")
+        .expect("exists");
+    let want = desired(json!({
+        "billing_mode": "on_demand",
+        "global_secondary_indexes": [
+            {"name": "by_team", "partition_key": {"name": "Team", "type": "S"},
+             "projection": "include", "non_key_attributes": ["Age", "Name"]},
+            gsi("by_email", "Email")
+        ],
+        "stream_view_type": "new_and_old_images",
+        "ttl_attribute": "ExpiresAt"
+    }));
+    assert_eq!(observed.props, want);
+    assert_eq!(
+        serde_json::to_string(&observed.props).expect("json"),
+        serde_json::to_string(&want).expect("json"),
+        "same order too, so plans and state files are stable"
+    );
+    assert_eq!(
+        observed.attrs.get("stream_arn"),
+        Some(&json!(format!("{ARN}/stream/2024-01-01T00:00:00.000")))
+    );
+    for rule in [&describe, &ttl, &pitr, &tags] {
+        assert_eq!(rule.num_calls(), 1);
+    }
+}
+
+#[tokio::test]
+async fn delete_waits_until_the_table_is_gone() {
+    let delete = mock!(Client::delete_table)
+        .then_http_response(|| json_ok(json!({"TableDescription": users_table("DELETING", &[])})));
+    let deleting = describe_rule("DELETING", &[]);
+    let gone = not_found_rule();
+    let table = table_type(client(&[&delete, &deleting, &gone]));
+    table
+        .delete(&ctx(), "users", &desired(json!({})))
+        .await
+        .expect("deleted");
+    assert_eq!(
+        (delete.num_calls(), deleting.num_calls(), gone.num_calls()),
+        (1, 1, 1)
+    );
+
+    // Already gone: success, without waiting.
+    let missing = mock!(Client::delete_table).then_http_response(|| {
+        json_error(
+            400,
+            "ResourceNotFoundException",
+            "Requested resource not found: Table: users not found",
+        )
+    });
+    let table = table_type(client(&[&missing]));
+    table
+        .delete(&ctx(), "users", &desired(json!({})))
+        .await
+        .expect("nothing to delete");
+    assert_eq!(missing.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn deletion_protection_refuses_delete_without_disabling_it() {
+    // No rules: any call at all would panic.
+    let table = table_type(client(&[]));
+    let props = desired(json!({"deletion_protection": true}));
+    let err = table
+        .delete(&ctx(), "users", &props)
+        .await
+        .expect_err("protected");
+    assert_eq!(err.kind, ErrorKind::Invalid);
+    assert!(
+        err.message.contains("set deletion_protection: false"),
+        "{err}"
+    );
+
+    // State said unprotected, AWS says otherwise: the same clear error, no retries.
+    let refused = mock!(Client::delete_table).then_http_response(|| {
+        json_error(
+            400,
+            "ValidationException",
+            "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
+        )
+    });
+    let table = table_type(client(&[&refused]));
+    let err = table
+        .delete(&ctx(), "users", &desired(json!({})))
+        .await
+        .expect_err("protected in AWS");
+    assert_eq!(err.kind, ErrorKind::Invalid);
+    assert!(
+        err.message.contains("set deletion_protection: false"),
+        "{err}"
+    );
+    assert_eq!(refused.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn find_adopts_only_a_table_with_this_resources_tags() {
+    let reads = |owner: &'static str| {
+        let describe = describe_rule("ACTIVE", &[]);
+        let ttl = mock!(Client::describe_time_to_live).then_http_response(|| {
+            json_ok(json!({"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}))
+        });
+        let pitr = mock!(Client::describe_continuous_backups).then_http_response(|| {
+            json_ok(
+                json!({"ContinuousBackupsDescription": {"ContinuousBackupsStatus": "ENABLED",
+                "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "DISABLED"}}}),
+            )
+        });
+        let tags = mock!(Client::list_tags_of_resource).then_http_response(move || {
+            json_ok(json!({"Tags": [
+                {"Key": "plinth:stack", "Value": owner},
+                {"Key": "plinth:workspace", "Value": "default"},
+                {"Key": "plinth:resource", "Value": "users"}
+            ]}))
+        });
+        table_type(any_order_client(&[&describe, &ttl, &pitr, &tags]))
+    };
+    let props = desired(json!({}));
+    let ours = reads("lab").find(&ctx(), &props).await.expect("find");
+    assert_eq!(ours.map(|o| o.id), Some("users".to_string()));
+    let theirs = reads("another-stack")
+        .find(&ctx(), &props)
+        .await
+        .expect("find");
+    assert_eq!(theirs, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// dynamodb.table: canonical form and checks, no mocks
+
+fn description(gsi_names: &[&str]) -> TableDescription {
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key")
+    };
+    let mut definitions = vec!["UserId", "Joined"];
+    definitions.extend(gsi_names.iter().map(|_| "Team"));
+    definitions.dedup();
+    let mut builder = TableDescription::builder()
+        .table_name("users")
+        .table_arn(ARN)
+        .table_status(TableStatus::Active)
+        .key_schema(key("UserId", KeyType::Hash))
+        .key_schema(key("Joined", KeyType::Range))
+        .billing_mode_summary(
+            BillingModeSummary::builder()
+                .billing_mode(BillingMode::Provisioned)
+                .build(),
+        )
+        .provisioned_throughput(
+            ProvisionedThroughputDescription::builder()
+                .read_capacity_units(5)
+                .write_capacity_units(3)
+                .build(),
+        )
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::KeysOnly)
+                .build()
+                .expect("stream"),
+        )
+        .deletion_protection_enabled(true);
+    for name in definitions {
+        let ty = if name == "Joined" {
+            ScalarAttributeType::N
+        } else {
+            ScalarAttributeType::S
+        };
+        builder = builder.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ty)
+                .build()
+                .expect("definition"),
+        );
+    }
+    for name in gsi_names {
+        builder = builder.global_secondary_indexes(
+            GlobalSecondaryIndexDescription::builder()
+                .index_name(*name)
+                .key_schema(key("Team", KeyType::Hash))
+                .key_schema(key("Joined", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::KeysOnly)
+                        .build(),
+                )
+                .index_status(IndexStatus::Active)
+                .provisioned_throughput(
+                    ProvisionedThroughputDescription::builder()
+                        .read_capacity_units(1)
+                        .write_capacity_units(2)
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    builder.build()
+}
+
+#[test]
+fn described_table_and_normalized_desired_props_are_equal() {
+    let desc = description(&["z_index", "a_index"]);
+    let extras = TableExtras {
+        ttl_attribute: None,
+        point_in_time_recovery: false,
+        tags: [("plinth:stack".to_string(), "lab".to_string())].into(),
+    };
+    let read = props_from_description(&desc, &extras).expect("maps");
+    let index = |name: &str| {
+        json!({"name": name, "partition_key": {"name": "Team", "type": "S"},
+               "sort_key": {"name": "Joined", "type": "N"}, "projection": "keys_only",
+               "read_capacity": 1, "write_capacity": 2})
+    };
+    let mut want = obj(json!({
+        "name": "users",
+        "partition_key": {"name": "UserId", "type": "S"},
+        "sort_key": {"name": "Joined", "type": "N"},
+        "billing_mode": "provisioned",
+        "read_capacity": 5,
+        "write_capacity": 3,
+        "global_secondary_indexes": [index("z_index"), index("a_index")],
+        "local_secondary_indexes": [],
+        "stream_view_type": "keys_only",
+        "deletion_protection": true,
+        "tags": {"plinth:stack": "lab"}
+    }));
+    DynamodbTable::new(mocked_aws())
+        .normalize(&mut want, &NormalizeContext::default())
+        .expect("normalizes");
+    assert_eq!(read, want);
+    assert_eq!(
+        want.get("table_class"),
+        Some(&json!("standard")),
+        "default filled in"
+    );
+    assert_eq!(want.get("point_in_time_recovery"), Some(&json!(false)));
+    assert_eq!(
+        want.get("local_secondary_indexes"),
+        None,
+        "empty lists are absent"
+    );
+    assert_eq!(
+        want["global_secondary_indexes"][0]["name"],
+        json!("a_index")
+    );
+}
+
+#[test]
+fn check_reports_capacity_projection_and_type_problems_by_path() {
+    let table = DynamodbTable::new(mocked_aws());
+    let issues = table.check(&obj(json!({
+        "name": "users",
+        "partition_key": {"name": "UserId", "type": "S"},
+        "billing_mode": "provisioned",
+        "read_capacity": 5,
+        "global_secondary_indexes": [
+            {"name": "by_id", "partition_key": {"name": "UserId", "type": "N"},
+             "projection": "include", "read_capacity": 1, "write_capacity": 1}
+        ]
+    })));
+    let found: Vec<(String, String)> = issues
+        .iter()
+        .map(|i| {
+            (
+                plinth_core::value::path_to_string(&i.path),
+                i.message.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (
+                "write_capacity".to_string(),
+                "write_capacity is required for the table when billing_mode is provisioned"
+                    .to_string()
+            ),
+            (
+                "global_secondary_indexes[0].non_key_attributes".to_string(),
+                "non_key_attributes is required when projection is include".to_string()
+            ),
+            (
+                "global_secondary_indexes[0].partition_key.type".to_string(),
+                "attribute UserId is type N here but S at partition_key".to_string()
+            ),
+        ]
+    );
+
+    let on_demand = table.check(&obj(json!({
+        "name": "users",
+        "partition_key": {"name": "UserId", "type": "S"},
+        "read_capacity": 5,
+        "local_secondary_indexes": [{"name": "by_age", "sort_key": {"name": "Age", "type": "N"}}]
+    })));
+    let paths: Vec<Vec<PathSeg>> = on_demand.iter().map(|i| i.path.clone()).collect();
+    assert_eq!(
+        paths,
+        vec![
+            vec![PathSeg::Key("read_capacity".into())],
+            vec![PathSeg::Key("local_secondary_indexes".into())],
+        ]
+    );
+
+    // Values not known until apply are skipped, not reported.
+    let unknown = table.check(&obj(json!({
+        "name": "users",
+        "partition_key": {"name": "UserId", "type": "S"},
+        "billing_mode": plinth_core::value::UNKNOWN,
+    })));
+    assert_eq!(unknown, vec![]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// dynamodb.items
+
+fn user_item(id: &str, score: i64) -> Value {
+    json!({"UserId": id, "Score": score})
+}
+
+/// What one BatchWriteItem asks for: `put u-1` / `delete u-2`, in request order.
+fn writes(input: &BatchWriteItemInput) -> Vec<String> {
+    let id = |attrs: &std::collections::HashMap<String, AttributeValue>| {
+        attrs
+            .get("UserId")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    input
+        .request_items()
+        .and_then(|m| m.get("users"))
+        .map(|requests| {
+            requests
+                .iter()
+                .map(|r| match (r.put_request(), r.delete_request()) {
+                    (Some(put), _) => format!("put {}", id(put.item())),
+                    (_, Some(delete)) => format!("delete {}", id(delete.key())),
+                    _ => "?".to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn gets(input: &BatchGetItemInput) -> Vec<String> {
+    input
+        .request_items()
+        .and_then(|m| m.get("users"))
+        .map(|k| {
+            k.keys()
+                .iter()
+                .map(|key| {
+                    key.get("UserId")
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn items_props(items: Vec<Value>) -> Props {
+    let mut props = obj(json!({"table": "users", "items": items}));
+    items_type(client(&[]))
+        .normalize(&mut props, &NormalizeContext::default())
+        .expect("normalizes");
+    props
+}
+
+#[tokio::test]
+async fn batch_writes_hold_25_and_unprocessed_items_are_resent() {
+    let items: Vec<Value> = (0..27)
+        .map(|i| user_item(&format!("u-{i:02}"), i))
+        .collect();
+    let describe = describe_rule("ACTIVE", &[]);
+    let first = mock!(Client::batch_write_item)
+        .match_requests(|r| {
+            let w = writes(r);
+            w.len() == 25 && w[0] == "put u-00" && w[24] == "put u-24"
+        })
+        .then_http_response(|| {
+            json_ok(json!({"UnprocessedItems": {"users": [
+                {"PutRequest": {"Item": {"UserId": {"S": "u-23"}, "Score": {"N": "23"}}}},
+                {"PutRequest": {"Item": {"UserId": {"S": "u-24"}, "Score": {"N": "24"}}}}
+            ]}}))
+        });
+    let resent = mock!(Client::batch_write_item)
+        .match_requests(|r| writes(r) == ["put u-23", "put u-24"])
+        .then_http_response(|| json_ok(json!({"UnprocessedItems": {}})));
+    let rest = mock!(Client::batch_write_item)
+        .match_requests(|r| writes(r) == ["put u-25", "put u-26"])
+        .then_http_response(|| json_ok(json!({"UnprocessedItems": {}})));
+    let seeded = items_type(client(&[&describe, &first, &resent, &rest]));
+
+    let props = items_props(items);
+    let observed = seeded.create(&ctx(), &props).await.expect("written");
+
+    for rule in [&describe, &first, &resent, &rest] {
+        assert_eq!(rule.num_calls(), 1);
+    }
+    assert_eq!(observed.id, "users");
+    assert_eq!(observed.attrs.get("count"), Some(&json!(27)));
+    assert_eq!(observed.props, props);
+}
+
+#[tokio::test]
+async fn throttled_batch_write_is_retried() {
+    let describe = describe_rule("ACTIVE", &[]);
+    let throttled = mock!(Client::batch_write_item).then_http_response(|| {
+        json_error(
+            400,
+            "ProvisionedThroughputExceededException",
+            "The level of configured provisioned throughput for the table was exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+        )
+    });
+    let accepted = mock!(Client::batch_write_item)
+        .match_requests(|r| writes(r) == ["put u-1"])
+        .then_http_response(|| json_ok(json!({"UnprocessedItems": {}})));
+    let seeded = items_type(client(&[&describe, &throttled, &accepted]));
+    seeded
+        .create(&ctx(), &items_props(vec![user_item("u-1", 1)]))
+        .await
+        .expect("written after a retry");
+    assert_eq!((throttled.num_calls(), accepted.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn items_without_their_key_or_with_a_repeated_key_are_refused() {
+    let describe = describe_rule("ACTIVE", &[]);
+    let seeded = items_type(client(&[&describe]));
+    let props = items_props(vec![user_item("u-1", 1), json!({"Name": "no key"})]);
+    let err = seeded
+        .create(&ctx(), &props)
+        .await
+        .expect_err("missing key");
+    assert_eq!(err.kind, ErrorKind::Invalid);
+    assert_eq!(
+        err.message,
+        "items[1] has no UserId attribute (the table's partition key)"
+    );
+
+    let describe = describe_rule("ACTIVE", &[]);
+    let seeded = items_type(client(&[&describe]));
+    let props = items_props(vec![
+        user_item("u-1", 1),
+        user_item("u-2", 2),
+        user_item("u-1", 3),
+    ]);
+    let err = seeded
+        .create(&ctx(), &props)
+        .await
+        .expect_err("repeated key");
+    assert_eq!(
+        err.message,
+        "items[0] and items[2] have the same key [\"u-1\"]"
+    );
+}
+
+#[tokio::test]
+async fn read_gets_exactly_the_managed_keys_in_prior_order_resending_unprocessed_keys() {
+    let prior = items_props(vec![
+        user_item("u-3", 3),
+        user_item("u-1", 1),
+        user_item("u-2", 2),
+    ]);
+    let describe = describe_rule("ACTIVE", &[]);
+    let first = mock!(Client::batch_get_item)
+        .match_requests(|r| {
+            gets(r) == ["u-3", "u-1", "u-2"]
+                && r.request_items().and_then(|m| m.get("users")).and_then(|k| k.consistent_read()) == Some(true)
+        })
+        .then_http_response(|| {
+            json_ok(json!({
+                "Responses": {"users": [{"UserId": {"S": "u-1"}, "Score": {"N": "1.0"}}]},
+                "UnprocessedKeys": {"users": {"Keys": [{"UserId": {"S": "u-3"}}, {"UserId": {"S": "u-2"}}], "ConsistentRead": true}}
+            }))
+        });
+    let second = mock!(Client::batch_get_item)
+        .match_requests(|r| gets(r) == ["u-3", "u-2"])
+        .then_http_response(|| {
+            // u-2 was deleted behind plinth's back; u-3 changed.
+            json_ok(json!({
+                "Responses": {"users": [{"UserId": {"S": "u-3"}, "Score": {"N": "30"}}]},
+                "UnprocessedKeys": {}
+            }))
+        });
+    let seeded = items_type(client(&[&describe, &first, &second]));
+
+    let observed = seeded
+        .read(&ctx(), "users", &prior)
+        .await
+        .expect("read")
+        .expect("table exists");
+
+    assert_eq!(
+        observed.props.get("items"),
+        Some(&json!([user_item("u-3", 30), user_item("u-1", 1)]))
+    );
+    assert_eq!(observed.attrs.get("count"), Some(&json!(2)));
+    for rule in [&describe, &first, &second] {
+        assert_eq!(rule.num_calls(), 1);
+    }
+}
+
+#[tokio::test]
+async fn read_without_a_table_is_none_and_import_scans_everything() {
+    let missing = not_found_rule();
+    let seeded = items_type(client(&[&missing]));
+    let prior = items_props(vec![user_item("u-1", 1)]);
+    assert_eq!(
+        seeded.read(&ctx(), "users", &prior).await.expect("read"),
+        None
+    );
+
+    let describe = describe_rule("ACTIVE", &[]);
+    let page1 = mock!(Client::scan)
+        .match_requests(|r| r.exclusive_start_key().is_none())
+        .then_http_response(|| {
+            json_ok(
+                json!({"Items": [{"UserId": {"S": "u-2"}}], "Count": 1, "ScannedCount": 1,
+                           "LastEvaluatedKey": {"UserId": {"S": "u-2"}}}),
+            )
+        });
+    let page2 = mock!(Client::scan)
+        .match_requests(|r| r.exclusive_start_key().is_some())
+        .then_http_response(|| {
+            json_ok(json!({"Items": [{"UserId": {"S": "u-1"}, "Tags": {"SS": ["b", "a"]}}], "Count": 1, "ScannedCount": 1}))
+        });
+    let seeded = items_type(client(&[&describe, &page1, &page2]));
+    let observed = seeded
+        .read(&ctx(), "users", &Props::new())
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        observed.props.get("items"),
+        Some(&json!([{"Tags": {"$string_set": ["a", "b"]}, "UserId": "u-1"}, {"UserId": "u-2"}]))
+    );
+}
+
+#[tokio::test]
+async fn update_puts_only_changed_items_and_deletes_only_removed_ones() {
+    let before = items_props(vec![
+        user_item("u-1", 1),
+        user_item("u-2", 2),
+        user_item("u-3", 3),
+    ]);
+    let after = items_props(vec![
+        user_item("u-1", 1),
+        user_item("u-2", 20),
+        user_item("u-4", 4),
+    ]);
+    let describe = describe_rule("ACTIVE", &[]);
+    let write = mock!(Client::batch_write_item)
+        .match_requests(|r| writes(r) == ["delete u-3", "put u-2", "put u-4"])
+        .then_http_response(|| json_ok(json!({"UnprocessedItems": {}})));
+    let seeded = items_type(client(&[&describe, &write]));
+
+    let observed = seeded
+        .update(&ctx(), "users", &before, &after)
+        .await
+        .expect("updated");
+    assert_eq!(write.num_calls(), 1);
+    assert_eq!(observed.props, after);
+    assert_eq!(observed.attrs.get("count"), Some(&json!(3)));
+
+    // Nothing changed: no write at all.
+    let describe = describe_rule("ACTIVE", &[]);
+    let seeded = items_type(client(&[&describe]));
+    seeded
+        .update(&ctx(), "users", &after, &after)
+        .await
+        .expect("no-op");
+}
+
+#[tokio::test]
+async fn delete_removes_the_managed_items_and_a_missing_table_is_success() {
+    let props = items_props(vec![user_item("u-1", 1), user_item("u-2", 2)]);
+    let describe = describe_rule("ACTIVE", &[]);
+    let write = mock!(Client::batch_write_item)
+        .match_requests(|r| writes(r) == ["delete u-1", "delete u-2"])
+        .then_http_response(|| json_ok(json!({"UnprocessedItems": {}})));
+    let seeded = items_type(client(&[&describe, &write]));
+    seeded
+        .delete(&ctx(), "users", &props)
+        .await
+        .expect("deleted");
+    assert_eq!(write.num_calls(), 1);
+
+    let missing = not_found_rule();
+    let seeded = items_type(client(&[&missing]));
+    seeded
+        .delete(&ctx(), "users", &props)
+        .await
+        .expect("table already gone");
+}
+
+// ---------------------------------------------------------------------------------------------
+// dynamodb.items: conversion and canonical form, no mocks
+
+#[test]
+fn plain_values_convert_to_the_attribute_values_they_stand_for() {
+    let item = json!({
+        "UserId": "u-1",
+        "Age": 41,
+        "Ratio": 0.25,
+        "Whole": 2.0,
+        "Admin": true,
+        "Manager": null,
+        "Roles": ["a", 1],
+        "Address": {"City": "Oslo"},
+        "Avatar": {"$binary": "aGVsbG8="},
+        "Tags": {"$string_set": ["b", "a"]},
+        "Scores": {"$number_set": [3, 1.5]},
+        "Keys": {"$binary_set": ["AQ==", "AA=="]}
+    });
+    let attrs = item_to_attributes(&item).expect("converts");
+    assert_eq!(attrs["UserId"], AttributeValue::S("u-1".into()));
+    assert_eq!(attrs["Age"], AttributeValue::N("41".into()));
+    assert_eq!(attrs["Ratio"], AttributeValue::N("0.25".into()));
+    assert_eq!(attrs["Whole"], AttributeValue::N("2".into()));
+    assert_eq!(attrs["Admin"], AttributeValue::Bool(true));
+    assert_eq!(attrs["Manager"], AttributeValue::Null(true));
+    assert_eq!(
+        attrs["Roles"],
+        AttributeValue::L(vec![
+            AttributeValue::S("a".into()),
+            AttributeValue::N("1".into())
+        ])
+    );
+    assert_eq!(
+        attrs["Address"],
+        AttributeValue::M([("City".to_string(), AttributeValue::S("Oslo".into()))].into())
+    );
+    assert_eq!(
+        attrs["Avatar"],
+        AttributeValue::B(Blob::new(b"hello".to_vec()))
+    );
+    assert_eq!(
+        attrs["Tags"],
+        AttributeValue::Ss(vec!["b".into(), "a".into()])
+    );
+    assert_eq!(
+        attrs["Scores"],
+        AttributeValue::Ns(vec!["3".into(), "1.5".into()])
+    );
+    assert_eq!(
+        attrs["Keys"],
+        AttributeValue::Bs(vec![Blob::new(vec![1]), Blob::new(vec![0])])
+    );
+
+    // And back: sets sorted, 2.0 is 2 (as DynamoDB stores it), typed maps as written.
+    let back = item_from_attributes(&attrs).expect("converts back");
+    let mut want = item.clone();
+    want["Whole"] = json!(2);
+    want["Tags"] = json!({"$string_set": ["a", "b"]});
+    want["Scores"] = json!({"$number_set": [1.5, 3]});
+    want["Keys"] = json!({"$binary_set": ["AA==", "AQ=="]});
+    assert_eq!(back, want);
+    assert_eq!(
+        canonical_value(&back).expect("canonical"),
+        back,
+        "canonical form is a fixed point"
+    );
+}
+
+#[test]
+fn numbers_compare_the_way_dynamodb_stores_them() {
+    assert_eq!(canonical_value(&json!(1.0)).expect("n"), json!(1));
+    assert_eq!(canonical_value(&json!(-0.0)).expect("n"), json!(0));
+    assert_eq!(canonical_value(&json!(1e3)).expect("n"), json!(1000));
+    assert_eq!(canonical_value(&json!(0.1)).expect("n"), json!(0.1));
+    assert_eq!(
+        canonical_value(&json!(u64::MAX)).expect("n"),
+        json!(u64::MAX)
+    );
+    let stored: std::collections::HashMap<String, AttributeValue> =
+        [("N".to_string(), AttributeValue::N("1.50E+1".into()))].into();
+    assert_eq!(
+        item_from_attributes(&stored).expect("reads"),
+        json!({"N": 15})
+    );
+}
+
+#[test]
+fn bad_typed_values_are_errors_naming_where_they_are() {
+    let err = |item: Value| item_to_attributes(&item).expect_err("refused");
+    assert_eq!(
+        err(json!({"Tags": {"$string_set": ["a", "a"]}})),
+        "Tags.$string_set[1]: duplicate set member \"a\""
+    );
+    assert_eq!(
+        err(json!({"Scores": {"$number_set": [1, 1.0]}})),
+        "Scores.$number_set[1]: duplicate set member 1.0"
+    );
+    assert_eq!(
+        err(json!({"Tags": {"$string_set": []}})),
+        "Tags.$string_set: DynamoDB sets cannot be empty"
+    );
+    assert!(err(json!({"Data": [{"$binary": "not base64!"}]}))
+        .starts_with("Data[0].$binary: \"not base64!\" is not valid base64"));
+    assert_eq!(
+        item_to_attributes(&json!("x")).expect_err("not a map"),
+        "each item must be a map, found \"x\""
+    );
+}
+
+#[test]
+fn normalize_merges_items_file_and_canonicalises() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("users.yaml"),
+        "- UserId: u-2\n  Score: 2.0\n  Tags: {$string_set: [z, y]}\n- {UserId: u-3}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("more.json"),
+        r#"[{"UserId": "u-4", "Score": 1.5}]"#,
+    )
+    .expect("write");
+    let seeded = items_type(client(&[]));
+    let ctx = NormalizeContext {
+        base_dir: dir.path().to_path_buf(),
+    };
+
+    let mut props = obj(
+        json!({"table": "users", "items": [{"UserId": "u-1", "Score": 1.0}], "items_file": "users.yaml"}),
+    );
+    seeded.normalize(&mut props, &ctx).expect("normalizes");
+    assert_eq!(
+        Value::Object(props.clone()),
+        json!({"table": "users", "items": [
+            {"Score": 1, "UserId": "u-1"},
+            {"Score": 2, "Tags": {"$string_set": ["y", "z"]}, "UserId": "u-2"},
+            {"UserId": "u-3"}
+        ]})
+    );
+    assert!(!props.contains_key("items_file"));
+
+    let mut json_file = obj(json!({"table": "users", "items_file": "more.json"}));
+    seeded.normalize(&mut json_file, &ctx).expect("normalizes");
+    assert_eq!(
+        json_file.get("items"),
+        Some(&json!([{"Score": 1.5, "UserId": "u-4"}]))
+    );
+
+    // The same items written differently are the same canonical items.
+    let mut again = obj(json!({"table": "users", "items": [
+        {"UserId": "u-1", "Score": 1},
+        {"UserId": "u-2", "Tags": {"$string_set": ["z", "y"]}, "Score": 2},
+        {"UserId": "u-3"}
+    ]}));
+    seeded.normalize(&mut again, &ctx).expect("normalizes");
+    assert_eq!(again, props);
+
+    let mut missing = obj(json!({"table": "users", "items_file": "nope.yaml"}));
+    let err = seeded
+        .normalize(&mut missing, &ctx)
+        .expect_err("no such file");
+    assert!(err.message.contains("nope.yaml"), "{err}");
+
+    std::fs::write(dir.path().join("map.yaml"), "UserId: u-1\n").expect("write");
+    let mut not_a_list = obj(json!({"table": "users", "items_file": "map.yaml"}));
+    let err = seeded.normalize(&mut not_a_list, &ctx).expect_err("a map");
+    assert!(
+        err.message
+            .ends_with("expected a list of items, found a map"),
+        "{err}"
+    );
+
+    let mut bad_item = obj(
+        json!({"table": "users", "items": [{"UserId": "u-1"}, {"Set": {"$number_set": ["x"]}}]}),
+    );
+    let err = seeded.normalize(&mut bad_item, &ctx).expect_err("bad set");
+    assert_eq!(
+        err.message,
+        "items[1].Set.$number_set[0]: expected a number, found \"x\""
+    );
+}
