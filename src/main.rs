@@ -8,6 +8,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // Diagnostics start with `file:line:column`; wrapping would split that line apart.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     cli::init_logging(&args.global);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1284,7 +1284,7 @@ fn normalize_merges_items_file_and_canonicalises() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("users.yaml"),
-        "- UserId: u-2\n  Score: 2.0\n  Tags: {$string_set: [z, y]}\n- {UserId: u-3}\n",
+        "- UserId: u-2\n  Score: 2.0\n  Tags: {$string_set: [pear, apple]}\n- {UserId: u-3}\n",
     )
     .expect("write");
     std::fs::write(
@@ -1305,7 +1305,7 @@ fn normalize_merges_items_file_and_canonicalises() {
         Value::Object(props.clone()),
         json!({"table": "users", "items": [
             {"Score": 1, "UserId": "u-1"},
-            {"Score": 2, "Tags": {"$string_set": ["y", "z"]}, "UserId": "u-2"},
+            {"Score": 2, "Tags": {"$string_set": ["apple", "pear"]}, "UserId": "u-2"},
             {"UserId": "u-3"}
         ]})
     );
@@ -1321,11 +1321,16 @@ fn normalize_merges_items_file_and_canonicalises() {
     // The same items written differently are the same canonical items.
     let mut again = obj(json!({"table": "users", "items": [
         {"UserId": "u-1", "Score": 1},
-        {"UserId": "u-2", "Tags": {"$string_set": ["z", "y"]}, "Score": 2},
+        {"UserId": "u-2", "Tags": {"$string_set": ["pear", "apple"]}, "Score": 2},
         {"UserId": "u-3"}
     ]}));
     seeded.normalize(&mut again, &ctx).expect("normalizes");
     assert_eq!(again, props);
+    assert_eq!(
+        serde_json::to_string(&again).expect("json"),
+        serde_json::to_string(&props).expect("json"),
+        "maps in items are sorted, so equal items also serialise identically"
+    );
 
     let mut missing = obj(json!({"table": "users", "items_file": "nope.yaml"}));
     let err = seeded

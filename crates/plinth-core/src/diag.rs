@@ -129,11 +129,10 @@ impl miette::Diagnostic for Diagnostic {
             .as_ref()
             .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
+    // The source is attached by `to_report` as a named source, so snippets are headed by
+    // `file:line:column`.
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.file
-            .as_ref()
-            .filter(|_| self.span.is_known())
-            .map(|f| &f.text as &dyn SourceCode)
+        None
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         if self.file.is_none() || !self.span.is_known() {

@@ -9,4 +9,6 @@ pub mod resource;
 pub mod schema;
 pub mod stack;
 pub mod state;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod value;

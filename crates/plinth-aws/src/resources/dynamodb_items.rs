@@ -219,12 +219,12 @@ fn typed(map: &Map<String, Value>) -> Option<(&str, &Value)> {
 }
 
 fn typed_to_attribute(tag: &str, inner: &Value) -> Conv<AttributeValue> {
-    let hex = |b: &Blob| BASE64.encode(b.as_ref());
+    let encoded = |b: &Blob| BASE64.encode(b.as_ref());
     Ok(match tag {
         BINARY => AttributeValue::B(decode_binary(inner)?),
         STRING_SET => AttributeValue::Ss(set_members(inner, string_member, String::clone)?),
         NUMBER_SET => AttributeValue::Ns(set_members(inner, number_member, String::clone)?),
-        _ => AttributeValue::Bs(set_members(inner, decode_binary, hex)?),
+        _ => AttributeValue::Bs(set_members(inner, decode_binary, encoded)?),
     })
 }
 
@@ -268,7 +268,7 @@ fn sorted_map(map: &HashMap<String, AttributeValue>) -> Conv<Value> {
 }
 
 fn tagged(tag: &str, value: Value) -> Value {
-    Value::Object(Map::from_iter([(tag.to_string(), value)]))
+    Value::Object([(tag.to_string(), value)].into_iter().collect())
 }
 
 /// Number sets in numeric order (DynamoDB returns sets in no particular order).
@@ -609,6 +609,34 @@ async fn write_all(
     Ok(())
 }
 
+/// The writes that turn `before` into `after`: deletes for keys no longer listed, puts for
+/// items that are new or differ. Items in neither are never touched.
+fn changes(
+    schema: &KeySchema,
+    before: &[Value],
+    after: &[Value],
+) -> ResourceResult<Vec<WriteRequest>> {
+    let wanted = keyed_items(schema, after)?;
+    let wanted_ids: HashSet<&str> = wanted.iter().map(|(k, _)| k.id.as_str()).collect();
+    let existing = known_keys(schema, before);
+    let mut requests = Vec::new();
+    for (key, _) in &existing {
+        if !wanted_ids.contains(key.id.as_str()) {
+            requests.push(delete_request(key)?);
+        }
+    }
+    let existing: HashMap<&str, &Value> = existing
+        .iter()
+        .map(|(k, item)| (k.id.as_str(), *item))
+        .collect();
+    for (key, item) in &wanted {
+        if existing.get(key.id.as_str()) != Some(item) {
+            requests.push(put_request(item)?);
+        }
+    }
+    Ok(requests)
+}
+
 type Attributes = HashMap<String, AttributeValue>;
 
 /// One BatchGetItem of at most 100 keys, resending UnprocessedKeys until none are left.
@@ -699,12 +727,18 @@ fn observed(table: &str, items: Vec<Value>) -> Observed {
     let count = items.len();
     Observed {
         id: table.to_string(),
-        props: Props::from_iter([
+        props: [
             ("table".to_string(), json!(table)),
             ("items".to_string(), Value::Array(items)),
-        ]),
-        attrs: Props::from_iter([("count".to_string(), json!(count))]),
+        ]
+        .into_iter()
+        .collect(),
+        attrs: count_attr(count),
     }
+}
+
+fn count_attr(count: usize) -> Props {
+    [("count".to_string(), json!(count))].into_iter().collect()
 }
 
 fn no_table(table: &str) -> ResourceError {
@@ -821,7 +855,7 @@ impl ResourceType for DynamodbItems {
     fn known_attrs(&self, props: &Props) -> Props {
         match props.get("items") {
             Some(Value::Array(items)) if !props.contains_key("items_file") => {
-                Props::from_iter([("count".to_string(), json!(items.len()))])
+                count_attr(items.len())
             }
             _ => Props::new(),
         }
@@ -880,23 +914,7 @@ impl ResourceType for DynamodbItems {
         let client = self.aws.dynamodb(&ctx.region);
         let ctx = with_deadline(ctx);
         let schema = key_schema(&client, id).await?.ok_or_else(|| no_table(id))?;
-        let wanted = keyed_items(&schema, items)?;
-        let existing: HashMap<String, &Value> = known_keys(&schema, items_of(before))
-            .into_iter()
-            .map(|(k, item)| (k.id, item))
-            .collect();
-        let wanted_ids: HashSet<&str> = wanted.iter().map(|(k, _)| k.id.as_str()).collect();
-        let mut requests = Vec::new();
-        for (key, _) in known_keys(&schema, items_of(before)) {
-            if !wanted_ids.contains(key.id.as_str()) {
-                requests.push(delete_request(&key)?);
-            }
-        }
-        for (key, item) in &wanted {
-            if existing.get(&key.id) != Some(item) {
-                requests.push(put_request(item)?);
-            }
-        }
+        let requests = changes(&schema, items_of(before), items)?;
         debug!(table = id, changes = requests.len(), "updating items");
         write_all(&ctx, &client, id, requests).await?;
         Ok(observed(id, items.to_vec()))

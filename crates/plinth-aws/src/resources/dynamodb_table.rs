@@ -29,7 +29,7 @@ use plinth_core::resource::{
     ResourceType,
 };
 use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
-use plinth_core::value::{bool_of, is_unknown, str_of, PathSeg, Props};
+use plinth_core::value::{bool_of, str_of, PathSeg, Props, UNKNOWN};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::debug;
@@ -187,6 +187,57 @@ pub fn canonicalize(props: &mut Props) {
     }
     let tags = tags::tags_of(props);
     props.insert("tags".into(), tags::tags_value(tags));
+    in_order(props, TABLE_ORDER);
+}
+
+/// Property order in canonical form (the schema's), so canonical props serialise identically.
+const TABLE_ORDER: &[&str] = &[
+    "name",
+    "partition_key",
+    "sort_key",
+    "billing_mode",
+    "read_capacity",
+    "write_capacity",
+    "global_secondary_indexes",
+    "local_secondary_indexes",
+    "stream_view_type",
+    "ttl_attribute",
+    "point_in_time_recovery",
+    "deletion_protection",
+    "table_class",
+    "tags",
+];
+const INDEX_ORDER: &[&str] = &[
+    "name",
+    "partition_key",
+    "sort_key",
+    "projection",
+    "non_key_attributes",
+    "read_capacity",
+    "write_capacity",
+];
+const KEY_ORDER: &[&str] = &["name", "type"];
+
+/// Reorders `map`'s keys: those in `order` first, in that order, then any others as they were.
+/// Maps compare equal in any order; this keeps plans and state files byte-stable too.
+fn reorder(map: &mut Props, order: &[&str]) {
+    let mut rest = std::mem::take(map);
+    for key in order {
+        if let Some(value) = rest.shift_remove(*key) {
+            map.insert((*key).to_string(), value);
+        }
+    }
+    map.extend(rest);
+}
+
+/// Reorders a table's or an index's keys, and those of its key objects.
+fn in_order(map: &mut Props, order: &[&str]) {
+    reorder(map, order);
+    for key in ["partition_key", "sort_key"] {
+        if let Some(Value::Object(k)) = map.get_mut(key) {
+            reorder(k, KEY_ORDER);
+        }
+    }
 }
 
 fn canonical_indexes(props: &mut Props, key: &str) {
@@ -198,6 +249,7 @@ fn canonical_indexes(props: &mut Props, key: &str) {
             map.retain(|_, v| !v.is_null());
             map.entry("projection").or_insert(json!("all"));
             canonical_non_key(map);
+            in_order(map, INDEX_ORDER);
         }
     }
     list.sort_by(|a, b| index_name(a).cmp(index_name(b)));
@@ -225,8 +277,9 @@ fn index_name(index: &Value) -> &str {
 // ---------------------------------------------------------------------------------------------
 // Semantic checks
 
-fn path(segments: &[PathSeg]) -> Vec<PathSeg> {
-    segments.to_vec()
+/// False for a value that is, or contains, the not-yet-known sentinel.
+fn known(text: &str) -> bool {
+    !text.contains(UNKNOWN)
 }
 
 fn key(name: &str) -> PathSeg {
@@ -250,18 +303,15 @@ fn indexes<'a>(props: &'a Props, list: &str) -> Vec<(Vec<PathSeg>, &'a Props)> {
         .enumerate()
         .filter_map(|(i, v)| {
             v.as_object()
-                .map(|m| (path(&[key(list), PathSeg::Index(i)]), m))
+                .map(|m| (vec![key(list), PathSeg::Index(i)], m))
         })
         .collect()
 }
 
 /// Capacities exist exactly when billing is provisioned, on the table and on every GSI.
 fn check_capacity(props: &Props, issues: &mut Vec<PropIssue>) {
-    let billing = props
-        .get("billing_mode")
-        .cloned()
-        .unwrap_or(json!("on_demand"));
-    if is_unknown(&billing) {
+    let billing = str_of(props, "billing_mode").unwrap_or("on_demand");
+    if !known(billing) {
         return;
     }
     let provisioned = billing == "provisioned";
@@ -280,7 +330,7 @@ fn check_capacity(props: &Props, issues: &mut Vec<PropIssue>) {
                 )),
                 (false, true) => issues.push(issue(
                     at,
-                    format!("{cap} is only valid with billing_mode: provisioned (on_demand tables have no capacity to set)"),
+                    format!("{cap} is only valid with billing_mode: provisioned"),
                 )),
                 _ => {}
             }
@@ -294,8 +344,8 @@ fn check_projections(props: &Props, issues: &mut Vec<PropIssue>) {
         .into_iter()
         .chain(indexes(props, "local_secondary_indexes"));
     for (at, index) in all {
-        let projection = index.get("projection").cloned().unwrap_or(json!("all"));
-        if is_unknown(&projection) {
+        let projection = str_of(index, "projection").unwrap_or("all");
+        if !known(projection) {
             continue;
         }
         let non_key = index
@@ -332,7 +382,7 @@ fn check_index_names(props: &Props, issues: &mut Vec<PropIssue>) {
         .into_iter()
         .chain(lsis);
     for (mut at, index) in all {
-        let Some(name) = str_of(index, "name").filter(|n| !is_unknown(&json!(n))) else {
+        let Some(name) = str_of(index, "name").filter(|n| known(n)) else {
             continue;
         };
         if !seen.insert(name.to_string()) {
@@ -342,7 +392,7 @@ fn check_index_names(props: &Props, issues: &mut Vec<PropIssue>) {
     }
 }
 
-/// Every key of the table and its indexes, with the path of its `type`.
+/// Every key object of the table and its indexes, with its path.
 fn all_keys(props: &Props) -> Vec<(Vec<PathSeg>, &Props)> {
     let mut owners = vec![(Vec::new(), props, &["partition_key", "sort_key"][..])];
     for (at, gsi) in indexes(props, "global_secondary_indexes") {
@@ -371,7 +421,7 @@ fn check_attribute_types(props: &Props, issues: &mut Vec<PropIssue>) {
         let (Some(name), Some(ty)) = (str_of(k, "name"), str_of(k, "type")) else {
             continue;
         };
-        if is_unknown(&json!(name)) || is_unknown(&json!(ty)) {
+        if !known(name) || !known(ty) {
             continue;
         }
         match types.get(name) {
@@ -831,23 +881,31 @@ pub fn props_from_description(
     desc: &TableDescription,
     extras: &TableExtras,
 ) -> ResourceResult<Props> {
-    let types: BTreeMap<&str, &str> = desc
-        .attribute_definitions()
-        .iter()
-        .map(|a| (a.attribute_name.as_str(), a.attribute_type.as_str()))
-        .collect();
-    let provisioned = is_provisioned(desc);
     let mut props = Props::new();
     props.insert(
         "name".into(),
         json!(desc.table_name().ok_or_else(|| unexpected("TableName"))?),
     );
+    insert_keys_and_capacity(&mut props, desc)?;
+    insert_settings(&mut props, desc, extras);
+    canonicalize(&mut props);
+    Ok(props)
+}
+
+/// Keys, billing, capacities and indexes: what DescribeTable says about the key schema.
+fn insert_keys_and_capacity(props: &mut Props, desc: &TableDescription) -> ResourceResult<()> {
+    let types: BTreeMap<&str, &str> = desc
+        .attribute_definitions()
+        .iter()
+        .map(|a| (a.attribute_name.as_str(), a.attribute_type.as_str()))
+        .collect();
     let partition = key_json(desc.key_schema(), KeyType::Hash, &types)?
         .ok_or_else(|| unexpected("partition key"))?;
     props.insert("partition_key".into(), partition);
     if let Some(sort) = key_json(desc.key_schema(), KeyType::Range, &types)? {
         props.insert("sort_key".into(), sort);
     }
+    let provisioned = is_provisioned(desc);
     let billing = if provisioned {
         "provisioned"
     } else {
@@ -855,7 +913,7 @@ pub fn props_from_description(
     };
     props.insert("billing_mode".into(), json!(billing));
     if provisioned {
-        capacity_json(&mut props, desc.provisioned_throughput());
+        capacity_json(props, desc.provisioned_throughput());
     }
     let gsis = desc
         .global_secondary_indexes()
@@ -865,24 +923,23 @@ pub fn props_from_description(
         .map(|g| gsi_json(g, &types, provisioned))
         .collect::<ResourceResult<Vec<_>>>()?;
     props.insert("global_secondary_indexes".into(), Value::Array(gsis));
-    props.insert(
-        "local_secondary_indexes".into(),
-        Value::Array(lsis_json(desc, &types)?),
-    );
+    let lsis = lsis_json(desc, &types)?;
+    props.insert("local_secondary_indexes".into(), Value::Array(lsis));
+    Ok(())
+}
+
+/// Stream, TTL, PITR, protection, class and tags.
+fn insert_settings(props: &mut Props, desc: &TableDescription, extras: &TableExtras) {
     if let Some(view) = stream_view(desc) {
         props.insert("stream_view_type".into(), json!(view));
     }
     if let Some(ttl) = &extras.ttl_attribute {
         props.insert("ttl_attribute".into(), json!(ttl));
     }
-    props.insert(
-        "point_in_time_recovery".into(),
-        json!(extras.point_in_time_recovery),
-    );
-    props.insert(
-        "deletion_protection".into(),
-        json!(desc.deletion_protection_enabled().unwrap_or(false)),
-    );
+    let pitr = extras.point_in_time_recovery;
+    props.insert("point_in_time_recovery".into(), json!(pitr));
+    let protection = desc.deletion_protection_enabled().unwrap_or(false);
+    props.insert("deletion_protection".into(), json!(protection));
     // No TableClassSummary means the table has never left the standard class.
     let class = desc
         .table_class_summary()
@@ -891,8 +948,6 @@ pub fn props_from_description(
         .unwrap_or_else(default_class);
     props.insert("table_class".into(), json!(class));
     props.insert("tags".into(), tags::tags_value(extras.tags.clone()));
-    canonicalize(&mut props);
-    Ok(props)
 }
 
 /// The whole observation of a described table: canonical properties and attributes.
@@ -1247,7 +1302,9 @@ fn capacity_request(
         .capacity()
         .filter(|c| switched || old.capacity() != Some(*c));
     let mut gsi_updates = Vec::new();
-    for index in kept.iter().filter(|_| new.provisioned()) {
+    // On-demand indexes have no capacity; `kept` index capacities are only sent when provisioned.
+    let provisioned_kept = if new.provisioned() { kept } else { &[] };
+    for index in provisioned_kept {
         let previous = old.gsi(&index.name).and_then(IndexSpec::capacity);
         if let Some(capacity) = index
             .capacity()
@@ -1355,7 +1412,7 @@ impl ResourceType for DynamodbTable {
         props
             .get("name")
             .filter(|v| v.is_string())
-            .map(|name| Props::from_iter([("name".to_string(), name.clone())]))
+            .map(|name| [("name".to_string(), name.clone())].into_iter().collect())
             .unwrap_or_default()
     }
 
@@ -1486,26 +1543,22 @@ impl ResourceType for DynamodbTable {
         if gone {
             return Ok(());
         }
-        wait::until(
-            &ctx,
-            &format!("table {id} to be deleted"),
-            TABLE_LIMIT,
-            || {
-                let client = &client;
-                async move {
-                    Ok(match describe(client, id).await? {
-                        None => Poll::Ready(()),
-                        Some(desc) => Poll::Pending(
-                            desc.table_status()
-                                .map(|s| s.as_str().to_string())
-                                .unwrap_or_default(),
-                        ),
-                    })
-                }
-            },
-        )
-        .await
+        wait_deleted(&ctx, &client, id).await
     }
+}
+
+async fn wait_deleted(ctx: &OpContext, client: &Client, name: &str) -> ResourceResult<()> {
+    let what = format!("table {name} to be deleted");
+    wait::until(ctx, &what, TABLE_LIMIT, || async move {
+        Ok(match describe(client, name).await? {
+            None => Poll::Ready(()),
+            Some(desc) => {
+                let status = desc.table_status().map(|s| s.as_str().to_string());
+                Poll::Pending(status.unwrap_or_default())
+            }
+        })
+    })
+    .await
 }
 
 /// AWS's refusal to delete a protected table is a plain ValidationException; its message is

@@ -1156,7 +1156,7 @@ async fn apply_rules(
             direction.redescribe(ec2, id, redescribe).await?;
             changed = true;
         }
-        let revoke = permissions(&changes.revoke, id, false);
+        let revoke = permissions(&changes.revoke, id, true);
         if !revoke.is_empty() {
             direction.revoke(ec2, id, revoke).await?;
             changed = true;

@@ -422,18 +422,12 @@ impl Run<'_> {
         };
         let mut template = template.clone();
         if withhold {
-            let pending: BTreeSet<String> = change
-                .deferred
-                .iter()
-                .filter(|t| {
-                    !lock(&self.live)
-                        .resources
-                        .get(*t)
-                        .is_some_and(|r| r.status == Status::Ready && self.done_for(t))
-                })
-                .cloned()
+            let pending: BTreeSet<String> = steps::split_targets(change, self.req.plan)
+                .into_iter()
+                .filter(|t| !self.done_for(t))
                 .collect();
             if !pending.is_empty() {
+                tracing::debug!(resource = %change.name, ?pending, "leaving references to these for a second step");
                 withhold_deferred(&mut template, rt.schema(), &pending);
             }
         }

@@ -1,7 +1,7 @@
 //! A plan as a graph of steps: each step is one operation on one resource, with the steps
 //! it must wait for.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use petgraph::algo::toposort;
 use petgraph::graph::DiGraph;
@@ -94,7 +94,7 @@ pub fn build(plan: &Plan) -> Result<Vec<Step>, String> {
             }
             Action::Delete => add(&mut steps, &r.name, StepKind::Delete, false),
         }
-        if needs_deferred_step(r, &by_name) {
+        if needs_deferred_step(r, plan) {
             add(&mut steps, &r.name, StepKind::CompleteDeferred, false);
         }
     }
@@ -120,15 +120,32 @@ pub fn build(plan: &Plan) -> Result<Vec<Step>, String> {
     Ok(steps)
 }
 
-/// A second step is needed when a deferred reference points at something that does not
-/// exist yet (its id is only known after it is created).
-fn needs_deferred_step(r: &ResourceChange, by_name: &BTreeMap<&str, &ResourceChange>) -> bool {
-    matches!(r.action, Action::Create | Action::Update | Action::Replace)
-        && r.deferred.iter().any(|t| {
-            by_name
-                .get(t.as_str())
-                .is_some_and(|c| matches!(c.action, Action::Create | Action::Replace))
-        })
+/// Targets whose references `r` applies in a second step:
+/// - deferred references (they close a cycle) to something that does not exist yet, and
+/// - references in deferrable properties to something replaced delete-first: the old one
+///   cannot be deleted while `r` still refers to it (AWS answers DependencyViolation), so
+///   `r` first lets go of it, and refers to the new one once it exists.
+pub fn split_targets(r: &ResourceChange, plan: &Plan) -> BTreeSet<String> {
+    if !matches!(r.action, Action::Create | Action::Update | Action::Replace) {
+        return BTreeSet::new();
+    }
+    let action_of = |t: &str| {
+        plan.change(t)
+            .map(|c| (c.action, c.lifecycle.create_before_destroy))
+    };
+    let deferred = r
+        .deferred
+        .iter()
+        .filter(|t| matches!(action_of(t), Some((Action::Create | Action::Replace, _))));
+    let replaced = r
+        .soft_deps
+        .iter()
+        .filter(|t| matches!(action_of(t), Some((Action::Replace, false))));
+    deferred.chain(replaced).cloned().collect()
+}
+
+fn needs_deferred_step(r: &ResourceChange, plan: &Plan) -> bool {
+    !split_targets(r, plan).is_empty()
 }
 
 fn step_deps(
@@ -140,16 +157,22 @@ fn step_deps(
 ) -> Vec<usize> {
     let mut deps = Vec::new();
     let cbd = r.lifecycle.create_before_destroy;
+    let split = split_targets(r, plan);
     match step.kind {
         StepKind::Create | StepKind::Update | StepKind::Read => {
-            deps.extend(r.deps.iter().filter_map(|d| producer(d)));
+            deps.extend(
+                r.deps
+                    .iter()
+                    .filter(|d| !split.contains(*d))
+                    .filter_map(|d| producer(d)),
+            );
             if step.kind == StepKind::Create && r.action == Action::Replace && !cbd {
                 deps.extend(find(&r.name, StepKind::Delete));
             }
         }
         StepKind::CompleteDeferred => {
             deps.extend(producer(&r.name));
-            deps.extend(r.deferred.iter().filter_map(|d| producer(d)));
+            deps.extend(split.iter().filter_map(|d| producer(d)));
         }
         StepKind::Delete => {
             if r.action == Action::Replace && cbd {
@@ -166,6 +189,10 @@ fn step_deps(
                     deps.extend(find(&other.name, StepKind::Delete));
                 }
                 // Whoever stops referring to this resource does so before it goes.
+                if soft && split_targets(other, plan).contains(&r.name) {
+                    deps.extend(find(&other.name, StepKind::Update));
+                    deps.extend(find(&other.name, StepKind::Create));
+                }
                 if outright && (hard || soft) {
                     deps.extend(find(&other.name, StepKind::Update));
                     deps.extend(find(&other.name, StepKind::CompleteDeferred));

@@ -105,14 +105,9 @@ impl Checker<'_> {
         }
         for p in props.iter().filter(|p| p.required) {
             if !entries.iter().any(|(k, _)| k == p.name) {
-                let span = if value.span.is_known() {
-                    value.span
-                } else {
-                    owner_span
-                };
                 diags.push(Diagnostic::error(
                     self.file,
-                    if entries.is_empty() { owner_span } else { span },
+                    owner_span,
                     format!(
                         "missing required key `{}` in {context}: expected {}",
                         p.name,
@@ -124,6 +119,11 @@ impl Checker<'_> {
     }
 
     fn check(&self, shape: &Shape, value: &SpannedExpr, diags: &mut Diagnostics) {
+        // A whole reference to a list or map variable was bound to a literal list or map:
+        // check its elements like written ones, at the reference's place.
+        if let Expr::Lit(v @ (Value::Array(_) | Value::Object(_))) = &value.expr {
+            return self.check(shape, &structured(v, value.span), diags);
+        }
         match shape {
             Shape::Object(props) => {
                 self.check_object(props, value, value.span, "this map", "", diags)
@@ -145,7 +145,7 @@ impl Checker<'_> {
                     !trial.has_errors()
                 });
                 if fits.is_none() {
-                    diags.push(self.mismatch(shape, value));
+                    diags.push(self.one_of_mismatch(shapes, shape, value));
                 }
             }
             _ => self.check_other(shape, value, diags),
@@ -197,6 +197,21 @@ impl Checker<'_> {
         }
     }
 
+    /// For a literal of the right kind but the wrong value (a port out of range), the
+    /// specific problem says more than "expected A or B".
+    fn one_of_mismatch(&self, shapes: &[Shape], shape: &Shape, value: &SpannedExpr) -> Diagnostic {
+        if let Expr::Lit(v) = &value.expr {
+            let specific = shapes
+                .iter()
+                .filter_map(|s| scalar_problem(s, v))
+                .find(|p| !p.starts_with("expected "));
+            if let Some(problem) = specific {
+                return Diagnostic::error(self.file, value.span, problem);
+            }
+        }
+        self.mismatch(shape, value)
+    }
+
     fn mismatch(&self, shape: &Shape, value: &SpannedExpr) -> Diagnostic {
         Diagnostic::error(
             self.file,
@@ -208,6 +223,20 @@ impl Checker<'_> {
             ),
         )
     }
+}
+
+/// A literal list or map as a list or map expression whose parts all sit at `span`.
+fn structured(v: &Value, span: Span) -> SpannedExpr {
+    let expr = match v {
+        Value::Array(items) => Expr::List(items.iter().map(|i| structured(i, span)).collect()),
+        Value::Object(map) => Expr::Map(
+            map.iter()
+                .map(|(k, v)| (k.clone(), structured(v, span)))
+                .collect(),
+        ),
+        scalar => Expr::Lit(scalar.clone()),
+    };
+    SpannedExpr::new(expr, span)
 }
 
 fn expr_kind(e: &Expr) -> &'static str {

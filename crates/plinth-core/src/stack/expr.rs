@@ -280,9 +280,9 @@ pub struct ParseError {
 }
 
 /// Parses a string that may contain `${…}` references. `span` is the string's place in the
-/// file; reference spans are offset from it (exact for plain and quoted strings without
-/// escapes).
-pub fn parse_string(text: &str, span: Span) -> Result<Expr, ParseError> {
+/// file and `quoted` whether it starts with a quote; reference spans are offset from it
+/// (exact unless the string contains escapes or spans lines).
+pub fn parse_string(text: &str, span: Span, quoted: bool) -> Result<Expr, ParseError> {
     let mut parts = Vec::new();
     let mut literal = String::new();
     let mut rest = text;
@@ -311,7 +311,7 @@ pub fn parse_string(text: &str, span: Span) -> Result<Expr, ParseError> {
             }
             parts.push(Part::Ref(Ref {
                 target,
-                span: sub_span(span, ref_offset, close + 3),
+                span: sub_span(span, text, ref_offset, quoted, close + 3),
             }));
             let used = pos + 2 + close + 1;
             rest = &rest[used..];
@@ -333,20 +333,26 @@ pub fn parse_string(text: &str, span: Span) -> Result<Expr, ParseError> {
     })
 }
 
-/// The span of `len` bytes at `offset` inside a string written at `span`. Quoted strings
-/// start one column after their quote.
-fn sub_span(span: Span, offset: usize, len: usize) -> Span {
+/// The span of `len` bytes at byte `offset` of `text`, a string written at `span` (after
+/// its opening quote when `quoted`). Columns count characters, as the YAML parser's do.
+fn sub_span(span: Span, text: &str, offset: usize, quoted: bool, len: usize) -> Span {
     if !span.is_known() {
         return span;
     }
-    let quoted = span.len > 0 && span.len >= len + 2 && offset + len + 2 <= span.len;
-    let shift = offset + usize::from(quoted && span.len > len);
+    let quote = usize::from(quoted);
     Span {
-        offset: span.offset + shift,
+        offset: span.offset + quote + offset,
         len,
         line: span.line,
-        column: span.column + shift,
+        column: span.column + quote + column_offset(text, offset),
     }
+}
+
+/// How many characters precede byte `offset` of `text`.
+pub fn column_offset(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map(|s| s.chars().count())
+        .unwrap_or(offset)
 }
 
 fn parse_target(inner: &str) -> Result<Target, String> {
@@ -446,7 +452,7 @@ mod tests {
 
     #[test]
     fn a_whole_reference_keeps_its_type() {
-        let e = parse_string("${vpc.subnet_ids}", span()).expect("parses");
+        let e = parse_string("${vpc.subnet_ids}", span(), false).expect("parses");
         let Expr::Ref(r) = e else {
             panic!("not a ref: {e:?}")
         };
@@ -457,7 +463,7 @@ mod tests {
 
     #[test]
     fn interpolation_and_escapes() {
-        let e = parse_string("$${literal}-${var.student}-users", span()).expect("parses");
+        let e = parse_string("$${literal}-${var.student}-users", span(), false).expect("parses");
         let mut se = SpannedExpr::new(e, span());
         se.bind(&mut |r| match &r.target {
             Target::Var { name } if name == "student" => Some(json!("ana")),
@@ -469,14 +475,18 @@ mod tests {
 
     #[test]
     fn a_bound_escape_is_never_read_again_as_a_reference() {
-        let mut se = SpannedExpr::new(parse_string("$${var.x}", span()).expect("parses"), span());
+        let mut se = SpannedExpr::new(
+            parse_string("$${var.x}", span(), false).expect("parses"),
+            span(),
+        );
         se.bind(&mut |_| Some(json!("WRONG"))).expect("binds");
         assert_eq!(se.expr, Expr::Lit(json!("${var.x}")));
     }
 
     #[test]
     fn paths_with_keys_and_indexes() {
-        let Expr::Ref(r) = parse_string("${vpc.subnet_ids[1]}", span()).expect("parses") else {
+        let Expr::Ref(r) = parse_string("${vpc.subnet_ids[1]}", span(), false).expect("parses")
+        else {
             panic!("not a ref")
         };
         assert_eq!(
@@ -491,21 +501,21 @@ mod tests {
 
     #[test]
     fn malformed_references_say_what_was_expected() {
-        let err = parse_string("x-${users}", span()).expect_err("bad ref");
+        let err = parse_string("x-${users}", span(), false).expect_err("bad ref");
         assert_eq!(err.offset, 2);
         assert!(
             err.message.contains("expected `${resource.attribute}`"),
             "{}",
             err.message
         );
-        let err = parse_string("${users.name", span()).expect_err("unterminated");
+        let err = parse_string("${users.name", span(), false).expect_err("unterminated");
         assert!(err.message.contains("unterminated"), "{}", err.message);
     }
 
     #[test]
     fn lists_cannot_be_interpolated_into_strings() {
         let mut se = SpannedExpr::new(
-            parse_string("ids: ${var.ids}", span()).expect("parses"),
+            parse_string("ids: ${var.ids}", span(), false).expect("parses"),
             span(),
         );
         let err = se

@@ -602,15 +602,24 @@ impl Loader<'_> {
         out
     }
 
+    /// Whether a scalar was written in quotes (its content starts one column later).
+    fn quoted(&self, node: &Node) -> bool {
+        matches!(
+            self.file.text.as_bytes().get(node.span.offset),
+            Some(b'"' | b'\'')
+        )
+    }
+
     /// A YAML value as an expression: strings are parsed for references.
     fn expr(&mut self, node: &Node) -> SpannedExpr {
         let e = match &node.value {
-            NodeValue::Str(s) => match expr::parse_string(s, node.span) {
+            NodeValue::Str(s) => match expr::parse_string(s, node.span, self.quoted(node)) {
                 Ok(e) => e,
                 Err(err) => {
+                    let quote = usize::from(self.quoted(node));
                     let span = Span {
-                        column: node.span.column + err.offset,
-                        offset: node.span.offset + err.offset,
+                        column: node.span.column + quote + expr::column_offset(s, err.offset),
+                        offset: node.span.offset + quote + err.offset,
                         len: 2,
                         ..node.span
                     };

@@ -7,6 +7,8 @@
 pub mod check;
 pub mod expr;
 pub mod load;
+#[cfg(test)]
+mod tests;
 pub mod vars;
 pub mod yaml;
 

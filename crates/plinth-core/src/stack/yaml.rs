@@ -217,7 +217,13 @@ pub fn parse(file: &SourceFile) -> Result<Node, Diagnostic> {
             "the file is empty; expected a YAML map with `stack:` and `resources:`",
         ));
     }
-    serde_saphyr::from_str::<Node>(text).map_err(|err| {
+    // YAML 1.2 booleans only: in YAML 1.1 `N`, `y`, `no` and `off` are booleans, which turns
+    // a DynamoDB key type `N` into `false`. Numbers with leading zeros (`007`) stay strings.
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        leading_zero_numbers_as_strings: true,
+    };
+    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|err| {
         let span = err.location().map(|l| span_of(&l)).unwrap_or(Span {
             offset: 0,
             len: 0,
@@ -228,9 +234,22 @@ pub fn parse(file: &SourceFile) -> Result<Node, Diagnostic> {
     })
 }
 
-/// serde-saphyr's messages carry their own snippet; keep the sentence only.
+/// serde-saphyr's messages carry their own position and snippet; keep the sentence only
+/// (every diagnostic starts with the position already).
 fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).trim().to_string()
+    let line = message.lines().next().unwrap_or(message).trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    let without_position = line
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+        .filter(|(pos, _)| pos.contains("column"))
+        .map(|(_, text)| text)
+        .unwrap_or(line);
+    without_position
+        .split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or(without_position)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -257,8 +276,8 @@ mod tests {
 
     #[test]
     fn scalars_keep_their_yaml_types() {
-        let node = parse_str("a: 1\nb: '1'\nc: true\nd: 1.5\ne: ~\nf: [x]\n");
-        let kinds: Vec<_> = ["a", "b", "c", "d", "e", "f"]
+        let node = parse_str("a: 1\nb: '1'\nc: true\nd: 1.5\ne: ~\nf: [x]\ng: N\nh: no\ni: 007\n");
+        let kinds: Vec<_> = ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
             .iter()
             .map(|k| node.get(k).expect("key").kind())
             .collect();
@@ -270,7 +289,10 @@ mod tests {
                 "a boolean",
                 "a number",
                 "null",
-                "a list"
+                "a list",
+                "a string",
+                "a string",
+                "a string"
             ]
         );
     }

@@ -1,0 +1,775 @@
+//! Test support: a fake cloud with two resource types, stack loading from strings, and a
+//! harness that plans and applies against a temporary state folder.
+//!
+//! The fake records every call with its start and end instant, so tests can assert ordering
+//! and overlap; latency and failures are configured per logical resource name.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::diag::{Diagnostic, Diagnostics, SourceFile};
+use crate::engine::{self, ApplyReport, ApplyRequest, Outcome, Reporter, StepKind, StepResult};
+use crate::graph::DepGraph;
+use crate::plan::{make_plan, Mode, Plan, PlanError, PlanRequest};
+use crate::resource::{
+    ErrorKind, Observed, OpContext, PropIssue, Registry, ResourceError, ResourceResult,
+    ResourceType,
+};
+use crate::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use crate::stack::load::{load_str, LoadOptions};
+use crate::stack::Stack;
+use crate::state::store::{LockedState, StateFiles};
+use crate::state::{ResourceState, State, Status};
+use crate::value::{self, Props};
+
+/// Locks a mutex, ignoring poisoning (a failed assertion in one task must not hide others).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The operations the fake records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Op {
+    Read,
+    Find,
+    Create,
+    Update,
+    Delete,
+    Lookup,
+}
+
+/// One call to the fake, with when it started and ended.
+#[derive(Clone, Debug)]
+pub(crate) struct Call {
+    pub op: Op,
+    pub name: String,
+    pub start: Instant,
+    pub end: Instant,
+}
+
+/// One object the fake "cloud" holds.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Object {
+    pub type_name: String,
+    /// The logical name of the resource that created it.
+    pub name: String,
+    pub props: Props,
+    pub attrs: Props,
+}
+
+/// The shared in-memory service behind every fake type.
+pub(crate) struct FakeCloud {
+    objects: Mutex<BTreeMap<String, Object>>,
+    next_id: AtomicUsize,
+    default_latency: Mutex<Duration>,
+    latency: Mutex<HashMap<String, Duration>>,
+    op_latency: Mutex<HashMap<(Op, String), Duration>>,
+    failures: Mutex<HashMap<(Op, String), ResourceError>>,
+    log: Mutex<Vec<Call>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// When the cloud was made: call instants are reported relative to it.
+    pub epoch: Instant,
+}
+
+impl FakeCloud {
+    pub fn new() -> Arc<FakeCloud> {
+        Arc::new(FakeCloud {
+            objects: Mutex::new(BTreeMap::new()),
+            next_id: AtomicUsize::new(1),
+            default_latency: Mutex::new(Duration::ZERO),
+            latency: Mutex::new(HashMap::new()),
+            op_latency: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            log: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            epoch: Instant::now(),
+        })
+    }
+
+    /// Every call to any resource takes this long unless configured otherwise.
+    pub fn set_default_latency(&self, d: Duration) {
+        *lock(&self.default_latency) = d;
+    }
+    /// Every call for the resource `name` takes this long.
+    pub fn set_latency(&self, name: &str, d: Duration) {
+        lock(&self.latency).insert(name.to_string(), d);
+    }
+    /// `op` on `name` takes this long (overrides the per-name latency).
+    pub fn set_op_latency(&self, op: Op, name: &str, d: Duration) {
+        lock(&self.op_latency).insert((op, name.to_string()), d);
+    }
+    /// `op` on `name` fails (after its latency) with `error`.
+    pub fn fail(&self, op: Op, name: &str, error: ResourceError) {
+        lock(&self.failures).insert((op, name.to_string()), error);
+    }
+
+    fn latency_for(&self, op: Op, name: &str) -> Duration {
+        if let Some(d) = lock(&self.op_latency).get(&(op, name.to_string())) {
+            return *d;
+        }
+        if let Some(d) = lock(&self.latency).get(name) {
+            return *d;
+        }
+        *lock(&self.default_latency)
+    }
+
+    /// Wraps one call: counts it in flight, sleeps its latency, applies an injected failure
+    /// or runs `body`, and logs it.
+    async fn call<T>(
+        &self,
+        op: Op,
+        name: &str,
+        body: impl FnOnce(&FakeCloud) -> ResourceResult<T>,
+    ) -> ResourceResult<T> {
+        let start = Instant::now();
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let latency = self.latency_for(op, name);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let injected = lock(&self.failures).get(&(op, name.to_string())).cloned();
+        let result = match injected {
+            Some(e) => Err(e),
+            None => body(self),
+        };
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        lock(&self.log).push(Call {
+            op,
+            name: name.to_string(),
+            start,
+            end: Instant::now(),
+        });
+        result
+    }
+
+    /// All calls so far, in the order they ended.
+    pub fn calls(&self) -> Vec<Call> {
+        lock(&self.log).clone()
+    }
+    /// Calls of one kind, in the order they ended.
+    pub fn calls_of(&self, op: Op) -> Vec<Call> {
+        self.calls().into_iter().filter(|c| c.op == op).collect()
+    }
+    /// The single call `op` on `name`; panics when there is not exactly one.
+    pub fn call_of(&self, op: Op, name: &str) -> Call {
+        let found: Vec<Call> = self
+            .calls()
+            .into_iter()
+            .filter(|c| c.op == op && c.name == name)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "expected exactly one {op:?} of `{name}`, got {found:?}"
+        );
+        found[0].clone()
+    }
+    /// Names that saw `op`, in the order the calls ended.
+    pub fn names_of(&self, op: Op) -> Vec<String> {
+        self.calls_of(op).into_iter().map(|c| c.name).collect()
+    }
+    /// The most calls that were ever in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+    /// Milliseconds since the cloud was made (for readable failure messages).
+    pub fn ms(&self, at: Instant) -> u128 {
+        at.duration_since(self.epoch).as_millis()
+    }
+    pub fn clear_log(&self) {
+        lock(&self.log).clear();
+        self.max_in_flight.store(0, Ordering::SeqCst);
+    }
+
+    /// Everything that exists, by id.
+    pub fn objects(&self) -> BTreeMap<String, Object> {
+        lock(&self.objects).clone()
+    }
+    /// The one object created for the logical name `name`.
+    pub fn object_named(&self, name: &str) -> Option<(String, Object)> {
+        lock(&self.objects)
+            .iter()
+            .find(|(_, o)| o.name == name)
+            .map(|(id, o)| (id.clone(), o.clone()))
+    }
+    /// Puts an object in the cloud as if something had created it; returns its id.
+    pub fn insert(&self, type_name: &str, name: &str, props: Props) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let id = format!("thing-{n}");
+        let attrs = thing_attrs(&id, &props);
+        lock(&self.objects).insert(
+            id.clone(),
+            Object {
+                type_name: type_name.to_string(),
+                name: name.to_string(),
+                props,
+                attrs,
+            },
+        );
+        id
+    }
+    /// Changes an object behind plinth's back (drift).
+    pub fn tamper(&self, id: &str, key: &str, value: Value) {
+        if let Some(o) = lock(&self.objects).get_mut(id) {
+            o.props.insert(key.to_string(), value);
+        }
+    }
+    pub fn remove(&self, id: &str) {
+        lock(&self.objects).remove(id);
+    }
+}
+
+fn thing_attrs(id: &str, props: &Props) -> Props {
+    let mut attrs = Props::new();
+    attrs.insert("id".into(), json!(id));
+    attrs.insert("arn".into(), json!(format!("arn:fake:thing/{id}")));
+    if let Some(name) = props.get("name") {
+        attrs.insert("name".into(), name.clone());
+    }
+    attrs
+}
+
+/// The schema of `test.thing`.
+pub(crate) fn thing_schema() -> TypeSchema {
+    TypeSchema {
+        type_name: "test.thing",
+        description: "a fake managed resource",
+        kind: TypeKind::Managed,
+        taggable: true,
+        properties: vec![
+            Prop::new("name", Shape::String).required().replaces(),
+            Prop::new("size", Shape::int_range(0, 1000)),
+            Prop::new("mode", Shape::Enum(&["fast", "slow", "fixed"])),
+            Prop::new("peer", Shape::String),
+            Prop::new("subnets", Shape::list(Shape::String)),
+            Prop::new(
+                "rules",
+                Shape::list(Shape::Object(vec![
+                    Prop::new("peer", Shape::String).required(),
+                    Prop::new("port", Shape::int_range(1, 65535)),
+                ])),
+            )
+            .deferrable(),
+            Prop::new("secret", Shape::String).sensitive(),
+            Prop::new("tags", Shape::map(Shape::String)),
+        ],
+        attributes: vec![
+            Attr::new("id", Shape::String, "the physical id"),
+            Attr::new("arn", Shape::String, "the ARN"),
+            Attr::new("name", Shape::String, "the name"),
+        ],
+    }
+}
+
+/// The schema of `test.network`, a lookup with a list attribute.
+pub(crate) fn network_schema() -> TypeSchema {
+    TypeSchema {
+        type_name: "test.network",
+        description: "a fake lookup",
+        kind: TypeKind::Lookup,
+        taggable: false,
+        properties: vec![Prop::new("name", Shape::String)],
+        attributes: vec![
+            Attr::new("id", Shape::String, "the network id"),
+            Attr::new("cidr", Shape::String, "the CIDR block"),
+            Attr::new("subnet_ids", Shape::list(Shape::String), "subnets"),
+        ],
+    }
+}
+
+/// A resource type backed by a [`FakeCloud`].
+pub(crate) struct FakeType {
+    schema: TypeSchema,
+    cloud: Arc<FakeCloud>,
+}
+
+impl FakeType {
+    pub fn new(schema: TypeSchema, cloud: Arc<FakeCloud>) -> FakeType {
+        FakeType { schema, cloud }
+    }
+}
+
+#[async_trait]
+impl ResourceType for FakeType {
+    fn schema(&self) -> &TypeSchema {
+        &self.schema
+    }
+
+    fn check(&self, props: &Props) -> Vec<PropIssue> {
+        if value::str_of(props, "mode") == Some("fixed") && props.contains_key("size") {
+            return vec![PropIssue::at(
+                &["size"],
+                "cannot be set when `mode` is fixed",
+            )];
+        }
+        Vec::new()
+    }
+
+    fn known_attrs(&self, props: &Props) -> Props {
+        let mut out = Props::new();
+        if self.schema.kind == TypeKind::Managed {
+            if let Some(name) = props.get("name").filter(|v| v.is_string()) {
+                out.insert("name".into(), name.clone());
+            }
+        }
+        out
+    }
+
+    async fn read(
+        &self,
+        ctx: &OpContext,
+        id: &str,
+        _prior: &Props,
+    ) -> ResourceResult<Option<Observed>> {
+        let id = id.to_string();
+        self.cloud
+            .call(Op::Read, &ctx.name, |c| {
+                Ok(lock(&c.objects).get(&id).map(|o| Observed {
+                    id: id.clone(),
+                    props: o.props.clone(),
+                    attrs: o.attrs.clone(),
+                }))
+            })
+            .await
+    }
+
+    async fn find(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Option<Observed>> {
+        let type_name = self.schema.type_name;
+        let wanted = props.get("name").cloned();
+        self.cloud
+            .call(Op::Find, &ctx.name, |c| {
+                Ok(lock(&c.objects)
+                    .iter()
+                    .find(|(_, o)| {
+                        o.type_name == type_name && o.props.get("name") == wanted.as_ref()
+                    })
+                    .map(|(id, o)| Observed {
+                        id: id.clone(),
+                        props: o.props.clone(),
+                        attrs: o.attrs.clone(),
+                    }))
+            })
+            .await
+    }
+
+    async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
+        ctx.progress
+            .status(&format!("waiting for `{}` to be ready", ctx.name));
+        let type_name = self.schema.type_name;
+        let name = ctx.name.clone();
+        let props = props.clone();
+        self.cloud
+            .call(Op::Create, &ctx.name, move |c| {
+                if value::contains_unknown(&Value::Object(props.clone())) {
+                    return Err(ResourceError::invalid("create got an unknown value"));
+                }
+                let id = c.insert(type_name, &name, props.clone());
+                let attrs = lock(&c.objects)[&id].attrs.clone();
+                Ok(Observed { id, props, attrs })
+            })
+            .await
+    }
+
+    async fn update(
+        &self,
+        ctx: &OpContext,
+        id: &str,
+        _before: &Props,
+        after: &Props,
+    ) -> ResourceResult<Observed> {
+        let id = id.to_string();
+        let after = after.clone();
+        self.cloud
+            .call(Op::Update, &ctx.name, move |c| {
+                let mut objects = lock(&c.objects);
+                let Some(o) = objects.get_mut(&id) else {
+                    return Err(ResourceError::new(
+                        ErrorKind::NotFound,
+                        format!("{id} does not exist"),
+                    ));
+                };
+                o.props = after.clone();
+                o.attrs = thing_attrs(&id, &after);
+                Ok(Observed {
+                    id: id.clone(),
+                    props: after,
+                    attrs: o.attrs.clone(),
+                })
+            })
+            .await
+    }
+
+    async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
+        let id = id.to_string();
+        self.cloud
+            .call(Op::Delete, &ctx.name, move |c| {
+                match lock(&c.objects).remove(&id) {
+                    Some(_) => Ok(()),
+                    None => Err(ResourceError::new(
+                        ErrorKind::NotFound,
+                        format!("{id} does not exist"),
+                    )),
+                }
+            })
+            .await
+    }
+
+    async fn lookup(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
+        let name = value::str_of(props, "name")
+            .unwrap_or("default")
+            .to_string();
+        self.cloud
+            .call(Op::Lookup, &ctx.name, move |_| {
+                Ok(Observed {
+                    id: format!("net-{name}"),
+                    props: Props::new(),
+                    attrs: json!({
+                        "id": format!("net-{name}"),
+                        "cidr": "10.0.0.0/16",
+                        "subnet_ids": ["subnet-a", "subnet-b"],
+                    })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                })
+            })
+            .await
+    }
+}
+
+/// A registry with `test.thing` and `test.network`, both backed by `cloud`.
+pub(crate) fn registry(cloud: &Arc<FakeCloud>) -> Registry {
+    let mut r = Registry::new();
+    r.register(Arc::new(FakeType::new(thing_schema(), cloud.clone())));
+    r.register(Arc::new(FakeType::new(network_schema(), cloud.clone())));
+    r
+}
+
+/// Load options as the CLI gives them by default (workspace `default`, no fallback region).
+pub(crate) fn options() -> LoadOptions {
+    LoadOptions {
+        vars: Default::default(),
+        workspace: "default".into(),
+        fallback_region: None,
+    }
+}
+
+/// Loads `text` as `stack.yaml` with the fake registry.
+pub(crate) fn load_with(
+    text: &str,
+    registry: &Registry,
+    options: &LoadOptions,
+) -> Result<(Stack, Diagnostics), Diagnostics> {
+    load_str(SourceFile::new("stack.yaml", text), registry, options)
+}
+
+/// Loads `text` with the fake registry and default options.
+pub(crate) fn load(text: &str) -> Result<Stack, Diagnostics> {
+    load_with(text, &registry(&FakeCloud::new()), &options()).map(|(s, _)| s)
+}
+
+/// Loads `text` and expects it to fail; returns the errors.
+pub(crate) fn load_err(text: &str) -> Diagnostics {
+    match load(text) {
+        Ok(stack) => panic!("expected errors, got a stack: {stack:#?}"),
+        Err(d) => d,
+    }
+}
+
+/// The only error of a failed load (panics when there is not exactly one).
+pub(crate) fn only_error(text: &str) -> Diagnostic {
+    let diags = load_err(text);
+    let errors: Vec<&Diagnostic> = diags.errors().collect();
+    assert_eq!(errors.len(), 1, "expected exactly one error, got:\n{diags}");
+    errors[0].clone()
+}
+
+/// 1-based line and column of the `n`th (0-based) occurrence of `needle` in `text`.
+pub(crate) fn position_nth(text: &str, needle: &str, n: usize) -> (usize, usize) {
+    let offset = text
+        .match_indices(needle)
+        .nth(n)
+        .unwrap_or_else(|| panic!("`{needle}` occurs fewer than {} times", n + 1))
+        .0;
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let column = text[line_start..offset].chars().count() + 1;
+    (line, column)
+}
+
+/// 1-based line and column of the first occurrence of `needle` in `text`.
+pub(crate) fn position(text: &str, needle: &str) -> (usize, usize) {
+    position_nth(text, needle, 0)
+}
+
+/// Where a diagnostic points.
+pub(crate) fn at(d: &Diagnostic) -> (usize, usize) {
+    (d.span.line, d.span.column)
+}
+
+/// `props` as a JSON object (panics on anything else).
+pub(crate) fn props(v: Value) -> Props {
+    match v {
+        Value::Object(m) => m,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// The tags plinth adds to a taggable resource of stack `demo`, workspace `default`.
+pub(crate) fn plinth_tags(resource: &str) -> Value {
+    json!({
+        "plinth:resource": resource,
+        "plinth:stack": "demo",
+        "plinth:workspace": "default",
+    })
+}
+
+/// A `test.thing`'s canonical props as the planner computes them for stack `demo`:
+/// `declared` plus the plinth tags.
+pub(crate) fn canonical(resource: &str, declared: Value) -> Props {
+    let mut p = props(declared);
+    p.insert("tags".into(), plinth_tags(resource));
+    p
+}
+
+/// One reporter event.
+#[derive(Clone, Debug)]
+pub(crate) enum Event {
+    Started {
+        name: String,
+        kind: StepKind,
+    },
+    StillRunning {
+        name: String,
+        kind: StepKind,
+        status: Option<String>,
+    },
+    Finished {
+        name: String,
+        kind: StepKind,
+        outcome: Outcome,
+        id: Option<String>,
+    },
+}
+
+/// A reporter that remembers everything it was told.
+#[derive(Default)]
+pub(crate) struct Recorder {
+    pub events: Mutex<Vec<Event>>,
+}
+
+impl Recorder {
+    pub fn events(&self) -> Vec<Event> {
+        lock(&self.events).clone()
+    }
+    pub fn started(&self) -> Vec<(String, StepKind)> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Started { name, kind } => Some((name, kind)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Reporter for Recorder {
+    fn started(&self, name: &str, kind: StepKind) {
+        lock(&self.events).push(Event::Started {
+            name: name.into(),
+            kind,
+        });
+    }
+    fn still_running(&self, name: &str, kind: StepKind, _elapsed: Duration, status: Option<&str>) {
+        lock(&self.events).push(Event::StillRunning {
+            name: name.into(),
+            kind,
+            status: status.map(str::to_string),
+        });
+    }
+    fn finished(&self, result: &StepResult, id: Option<&str>) {
+        lock(&self.events).push(Event::Finished {
+            name: result.name.clone(),
+            kind: result.kind,
+            outcome: result.outcome.clone(),
+            id: id.map(str::to_string),
+        });
+    }
+}
+
+/// A fake cloud, its registry and a temporary state folder, for plan and apply tests.
+pub(crate) struct Harness {
+    pub cloud: Arc<FakeCloud>,
+    pub registry: Registry,
+    pub dir: tempfile::TempDir,
+    pub options: LoadOptions,
+    pub parallelism: usize,
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        let cloud = FakeCloud::new();
+        Harness {
+            registry: registry(&cloud),
+            cloud,
+            dir: tempfile::tempdir().expect("a temporary state folder"),
+            options: options(),
+            parallelism: 16,
+        }
+    }
+
+    /// Loads a stack that must be valid.
+    pub fn stack(&self, text: &str) -> Stack {
+        match load_with(text, &self.registry, &self.options) {
+            Ok((stack, _)) => stack,
+            Err(d) => panic!("the stack should load:\n{d}"),
+        }
+    }
+
+    pub fn graph(&self, stack: &Stack) -> DepGraph {
+        DepGraph::build(stack, &self.registry).expect("an acyclic graph")
+    }
+
+    /// Plans `stack` against `state`.
+    pub async fn plan_against(
+        &self,
+        stack: &Stack,
+        state: &State,
+        mode: Mode,
+        targets: &[&str],
+    ) -> Result<Plan, PlanError> {
+        self.plan_at(stack, state, mode, targets, SystemTime::now())
+            .await
+    }
+
+    pub async fn plan_at(
+        &self,
+        stack: &Stack,
+        state: &State,
+        mode: Mode,
+        targets: &[&str],
+        now: SystemTime,
+    ) -> Result<Plan, PlanError> {
+        let graph = self.graph(stack);
+        make_plan(PlanRequest {
+            stack,
+            graph: &graph,
+            state,
+            registry: &self.registry,
+            mode,
+            targets: targets.iter().map(|t| t.to_string()).collect(),
+            parallelism: 8,
+            now,
+        })
+        .await
+    }
+
+    pub fn files(&self) -> StateFiles {
+        StateFiles::new(self.dir.path(), "demo", "default")
+    }
+
+    /// Takes the lock and reads (recovering any journal).
+    pub fn lock(&self) -> (LockedState, State) {
+        self.files()
+            .lock_and_read("demo", "default", "test")
+            .expect("the state lock")
+    }
+
+    /// Runs `plan` against the locked state with a fresh reporter and a cancel channel
+    /// nobody triggers.
+    pub async fn run(
+        &self,
+        plan: &Plan,
+        locked: &LockedState,
+        state: State,
+        cancel: watch::Receiver<bool>,
+        reporter: Arc<Recorder>,
+    ) -> ApplyReport {
+        engine::apply(ApplyRequest {
+            plan,
+            registry: &self.registry,
+            store: locked,
+            state,
+            parallelism: self.parallelism,
+            reporter,
+            cancel,
+            base_dir: self.dir.path().to_path_buf(),
+            progress_after: Duration::from_secs(60),
+            progress_every: Duration::from_secs(60),
+        })
+        .await
+        .expect("the engine runs")
+    }
+
+    /// Locks, plans `text` in `mode` against the stored state, applies, and unlocks.
+    pub async fn converge(&self, text: &str, mode: Mode) -> (Plan, ApplyReport, Arc<Recorder>) {
+        let stack = self.stack(text);
+        let (locked, state) = self.lock();
+        let plan = self
+            .plan_against(&stack, &state, mode, &[])
+            .await
+            .expect("a plan");
+        let (_tx, rx) = watch::channel(false);
+        let recorder = Arc::new(Recorder::default());
+        let report = self.run(&plan, &locked, state, rx, recorder.clone()).await;
+        (plan, report, recorder)
+    }
+
+    /// The state as stored (without taking the lock).
+    pub fn stored_state(&self) -> State {
+        self.files()
+            .read("demo", "default")
+            .expect("readable state")
+    }
+}
+
+/// A `Ready` state entry for a `test.thing` the cloud already holds.
+pub(crate) fn ready(cloud: &FakeCloud, name: &str, props: Props) -> ResourceState {
+    let id = cloud.insert("test.thing", name, props.clone());
+    let attrs = cloud.objects()[&id].attrs.clone();
+    ResourceState {
+        type_name: "test.thing".into(),
+        region: "us-east-1".into(),
+        id,
+        status: Status::Ready,
+        props,
+        attrs,
+        deps: Vec::new(),
+        soft_deps: Vec::new(),
+        lifecycle: Default::default(),
+    }
+}
+
+/// An empty state of stack `demo`, workspace `default`.
+pub(crate) fn empty_state() -> State {
+    State::new("demo", "default")
+}
+
+/// The outcome of each step by `(name, kind)`.
+pub(crate) fn outcomes(report: &ApplyReport) -> BTreeMap<(String, StepKind), Outcome> {
+    report
+        .results
+        .iter()
+        .map(|r| ((r.name.clone(), r.kind), r.outcome.clone()))
+        .collect()
+}
+
+/// A short word for an outcome, for compact assertions.
+pub(crate) fn word(o: &Outcome) -> String {
+    match o {
+        Outcome::Done => "done".into(),
+        Outcome::Failed(_) => "failed".into(),
+        Outcome::Skipped { because } => format!("skipped({because})"),
+        Outcome::NotStarted => "not started".into(),
+    }
+}

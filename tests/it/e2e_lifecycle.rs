@@ -1,0 +1,286 @@
+//! The whole life of a stack against the emulator: apply, check what exists, re-plan with
+//! no changes, change in place, replace, destroy, and check that nothing is left.
+
+use crate::harness::{groups_of_stack, tables_of_stack, Env, Moto};
+
+const STACK: &str = include_str!("../../stacks/week2-data-lab.yaml");
+const USERS: &str = include_str!("../../stacks/data/users.yaml");
+
+fn lab_env(moto: &Moto) -> Env {
+    let env = Env::with_emulator(moto);
+    env.write("lab.yaml", STACK);
+    env.write("data/users.yaml", USERS);
+    env
+}
+
+fn edit(env: &Env, from: &str, to: &str) {
+    let path = env.path("lab.yaml");
+    let text = std::fs::read_to_string(&path).expect("read stack");
+    assert!(text.contains(from), "the stack no longer contains {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write stack");
+}
+
+async fn ingress_ports(env: &Env, group_name: &str) -> Vec<(i32, i32, Vec<String>)> {
+    let out = env
+        .ec2()
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values(group_name)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("describe group");
+    let group = out
+        .security_groups()
+        .first()
+        .cloned()
+        .expect("group exists");
+    let mut rules: Vec<(i32, i32, Vec<String>)> = group
+        .ip_permissions()
+        .iter()
+        .map(|p| {
+            let mut sources: Vec<String> = p
+                .user_id_group_pairs()
+                .iter()
+                .filter_map(|g| g.group_id().map(str::to_string))
+                .collect();
+            sources.extend(
+                p.ip_ranges()
+                    .iter()
+                    .filter_map(|r| r.cidr_ip().map(str::to_string)),
+            );
+            sources.extend(
+                p.ipv6_ranges()
+                    .iter()
+                    .filter_map(|r| r.cidr_ipv6().map(str::to_string)),
+            );
+            sources.sort();
+            (
+                p.from_port().unwrap_or(-1),
+                p.to_port().unwrap_or(-1),
+                sources,
+            )
+        })
+        .collect();
+    rules.sort();
+    rules
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_week2_lab_applies_replans_clean_changes_in_place_replaces_and_destroys_to_nothing() {
+    let moto = Moto::start(0);
+    let env = lab_env(&moto);
+    let ddb = env.dynamodb();
+    let ec2 = env.ec2();
+
+    // Apply: every resource exists in the emulator as declared.
+    env.plinth(&["apply", "lab.yaml", "--yes"]).ok();
+    let orders = ddb
+        .describe_table()
+        .table_name("demo-orders")
+        .send()
+        .await
+        .expect("orders table");
+    let table = orders.table().expect("table description");
+    let mut gsis: Vec<&str> = table
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|g| g.index_name())
+        .collect();
+    gsis.sort();
+    assert_eq!(gsis, ["by-product", "by-status"]);
+    assert_eq!(table.local_secondary_indexes().len(), 1);
+    assert_eq!(
+        table
+            .stream_specification()
+            .and_then(|s| s.stream_view_type())
+            .map(|v| v.as_str()),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+    let ttl = ddb
+        .describe_time_to_live()
+        .table_name("demo-orders")
+        .send()
+        .await
+        .expect("ttl");
+    assert_eq!(
+        ttl.time_to_live_description()
+            .and_then(|t| t.attribute_name()),
+        Some("ExpiresAt")
+    );
+    let users = ddb
+        .scan()
+        .table_name("demo-users")
+        .send()
+        .await
+        .expect("scan users");
+    assert_eq!(users.count(), 30, "30 seed items");
+    let alice = ddb
+        .get_item()
+        .table_name("demo-users")
+        .key(
+            "UserId",
+            aws_sdk_dynamodb::types::AttributeValue::S("u-101".into()),
+        )
+        .send()
+        .await
+        .expect("get item");
+    let item = alice.item().expect("u-101 exists");
+    assert_eq!(
+        item.get("Name")
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str),
+        Some("Alice")
+    );
+    assert_eq!(
+        item.get("Cohort")
+            .and_then(|v| v.as_n().ok())
+            .map(String::as_str),
+        Some("2025")
+    );
+    assert_eq!(
+        item.get("Active").and_then(|v| v.as_bool().ok()),
+        Some(&false)
+    );
+    let groups = groups_of_stack(&ec2, "week2-data-lab").await;
+    assert_eq!(groups.len(), 3, "{groups:?}");
+    let id_of = |name: &str| {
+        groups
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(id, _)| id.clone())
+            .expect("group")
+    };
+    let (app, cache, web) = (id_of("demo-app"), id_of("demo-cache"), id_of("demo-web"));
+    // The two groups that refer to each other both carry their rule.
+    assert_eq!(
+        ingress_ports(&env, "demo-cache").await,
+        vec![(6379, 6379, vec![app.clone()])]
+    );
+    assert_eq!(
+        ingress_ports(&env, "demo-app").await,
+        vec![
+            (8080, 8080, vec![web.clone()]),
+            (9000, 9010, vec![cache.clone()])
+        ]
+    );
+
+    // Re-plan: nothing to do.
+    let replan = env
+        .plinth(&["plan", "lab.yaml", "--detailed-exitcode"])
+        .ok();
+    assert!(replan.stdout.contains("No changes."), "{}", replan.stdout);
+
+    // In place: a third GSI and a changed rule.
+    edit(
+        &env,
+        "      - name: by-product\n",
+        "      - name: by-region\n        partition_key: { name: Region, type: S }\n        read_capacity: 1\n        write_capacity: 1\n      - name: by-product\n",
+    );
+    edit(
+        &env,
+        "ports: 6379, security_group",
+        "ports: 6380, security_group",
+    );
+    let plan = env
+        .plinth(&["plan", "lab.yaml", "--detailed-exitcode"])
+        .expect_code(2);
+    assert!(
+        plan.stdout.contains(
+            "~ orders (dynamodb.table, us-east-1) [demo-orders] will be updated in place"
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("~ cache_sg (ec2.security_group, us-east-1)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+        "{}",
+        plan.stdout
+    );
+    env.plinth(&["apply", "lab.yaml", "--yes"]).ok();
+    let orders = ddb
+        .describe_table()
+        .table_name("demo-orders")
+        .send()
+        .await
+        .expect("orders table");
+    assert_eq!(
+        orders.table().map(|t| t.global_secondary_indexes().len()),
+        Some(3)
+    );
+    assert_eq!(
+        ingress_ports(&env, "demo-cache").await,
+        vec![(6380, 6380, vec![app.clone()])]
+    );
+    assert_eq!(
+        groups_of_stack(&ec2, "week2-data-lab").await.len(),
+        3,
+        "updated in place, not recreated"
+    );
+    env.plinth(&["plan", "lab.yaml", "--detailed-exitcode"])
+        .ok();
+
+    // Replacement: a new description forces a new web group; its dependents follow it.
+    edit(
+        &env,
+        "description: web tier, open to the internet on HTTPS",
+        "description: web tier v2",
+    );
+    let plan = env
+        .plinth(&["plan", "lab.yaml", "--detailed-exitcode"])
+        .expect_code(2);
+    assert!(
+        plan.stdout
+            .contains("-/+ web_sg (ec2.security_group, us-east-1)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("description forces replacement"),
+        "{}",
+        plan.stdout
+    );
+    env.plinth(&["apply", "lab.yaml", "--yes"]).ok();
+    let groups = groups_of_stack(&ec2, "week2-data-lab").await;
+    let new_web = groups
+        .iter()
+        .find(|(_, n)| n == "demo-web")
+        .map(|(id, _)| id.clone())
+        .expect("web group");
+    assert_ne!(new_web, web, "the web group was replaced");
+    assert_eq!(groups.len(), 3, "the old web group is gone: {groups:?}");
+    assert_eq!(
+        ingress_ports(&env, "demo-app").await,
+        vec![
+            (8080, 8080, vec![new_web]),
+            (9000, 9010, vec![cache.clone()])
+        ]
+    );
+    env.plinth(&["plan", "lab.yaml", "--detailed-exitcode"])
+        .ok();
+
+    // Destroy: nothing tagged with the stack remains.
+    env.plinth(&["destroy", "lab.yaml", "--yes"]).ok();
+    assert!(groups_of_stack(&ec2, "week2-data-lab").await.is_empty());
+    assert!(tables_of_stack(&ddb, "week2-data-lab").await.is_empty());
+    assert!(ddb
+        .list_tables()
+        .send()
+        .await
+        .expect("list")
+        .table_names()
+        .is_empty());
+    let state = env.state("week2-data-lab");
+    assert_eq!(state["resources"].as_object().map(|m| m.len()), Some(0));
+    assert_eq!(state["outputs"].as_object().map(|m| m.len()), Some(0));
+}

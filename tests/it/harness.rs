@@ -1,0 +1,266 @@
+//! End-to-end harness: a moto server on a free loopback port (one per test binary, or one
+//! per test that needs special settings), the real `plinth` binary run in a temporary
+//! folder, and SDK clients to check what really exists in the emulator.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::config::Credentials;
+
+pub const REGION: &str = "us-east-1";
+
+/// A running emulator, stopped when dropped (and by itself if this process dies).
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts a fresh emulator; `latency_ms` delays every request.
+    pub fn start(latency_ms: u64) -> Moto {
+        let port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulator/moto_server.py");
+        let child = Command::new(python())
+            .arg(&script)
+            .args(["--port", &port.to_string()])
+            .args(["--parent-pid", &std::process::id().to_string()])
+            .args(["--latency-ms", &latency_ms.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the moto server (pip install -r tests/emulator/requirements.txt)");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        wait_for_port(port);
+        Moto { child, endpoint }
+    }
+
+    /// The emulator shared by every test that needs no special settings. Tests keep apart
+    /// by using their own stack and resource names.
+    pub fn shared() -> &'static Moto {
+        static SHARED: OnceLock<Moto> = OnceLock::new();
+        SHARED.get_or_init(|| Moto::start(0))
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python() -> String {
+    std::env::var("PLINTH_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the moto server did not start listening on port {port} within 60s");
+}
+
+/// What a plinth run printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+    /// Fails the test with everything plinth printed unless it exited with `code`.
+    pub fn expect_code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "plinth panicked:\n{}",
+            self.stderr
+        );
+        self
+    }
+    pub fn ok(self) -> Run {
+        self.expect_code(0)
+    }
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// One test's folder with its stack files and state, against one emulator.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub endpoint: String,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env::with_emulator(Moto::shared())
+    }
+
+    pub fn with_emulator(moto: &Moto) -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("temp dir"),
+            endpoint: moto.endpoint.clone(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a file in the test folder (stack files, variable files, item files).
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create folder");
+        }
+        std::fs::write(&path, text).expect("write file");
+        path
+    }
+
+    /// The plinth command, set up for the emulator, not yet started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_plinth"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env("AWS_CONFIG_FILE", self.path("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.path("no-aws-credentials"),
+            )
+            .env("NO_COLOR", "1")
+            .env("PLINTH_MAX_ATTEMPTS", "2")
+            .env_remove("PLINTH_STACK")
+            .env_remove("PLINTH_WORKSPACE")
+            .env_remove("PLINTH_STATE_DIR")
+            .env_remove("AWS_PROFILE")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs plinth to the end.
+    pub fn plinth(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run plinth"))
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::for_tests())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(conf)
+    }
+
+    pub fn ec2(&self) -> aws_sdk_ec2::Client {
+        let conf = aws_sdk_ec2::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_ec2::config::Credentials::for_tests())
+            .build();
+        aws_sdk_ec2::Client::from_conf(conf)
+    }
+
+    /// The state file as JSON.
+    pub fn state(&self, stack: &str) -> serde_json::Value {
+        let path = self.path(&format!(".plinth/{stack}/default/state.json"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        serde_json::from_str(&text).expect("state is JSON")
+    }
+}
+
+/// Security groups (id, name) tagged `plinth:stack = stack`.
+pub async fn groups_of_stack(ec2: &aws_sdk_ec2::Client, stack: &str) -> Vec<(String, String)> {
+    let out = ec2
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:plinth:stack")
+                .values(stack)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("describe groups");
+    let mut groups: Vec<(String, String)> = out
+        .security_groups()
+        .iter()
+        .map(|g| {
+            (
+                g.group_id().unwrap_or_default().to_string(),
+                g.group_name().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    groups.sort();
+    groups
+}
+
+/// Tables tagged `plinth:stack = stack`.
+pub async fn tables_of_stack(ddb: &aws_sdk_dynamodb::Client, stack: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let names = ddb
+        .list_tables()
+        .send()
+        .await
+        .expect("list tables")
+        .table_names()
+        .to_vec();
+    for name in names {
+        let Ok(desc) = ddb.describe_table().table_name(&name).send().await else {
+            continue;
+        };
+        let Some(arn) = desc.table().and_then(|t| t.table_arn()) else {
+            continue;
+        };
+        let tags = ddb
+            .list_tags_of_resource()
+            .resource_arn(arn)
+            .send()
+            .await
+            .expect("list tags");
+        if tags
+            .tags()
+            .iter()
+            .any(|t| t.key() == "plinth:stack" && t.value() == stack)
+        {
+            out.push(name);
+        }
+    }
+    out.sort();
+    out
+}
