@@ -3,6 +3,8 @@
 //! - `mock_*`: SDK-level tests replaying real AWS responses for what the emulator lacks.
 //! - `e2e_*`: the real `plinth` binary against a moto server the harness starts.
 
+mod e2e_cli;
+mod e2e_interrupt;
 mod e2e_lifecycle;
 mod harness;
 mod mock_dynamodb;

@@ -290,3 +290,211 @@ fn collect_edges(stack: &Stack, registry: &Registry) -> Vec<Edge> {
     }
     edges
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{load, registry, FakeCloud};
+
+    const HEAD: &str = "stack: demo\nregion: us-east-1\nresources:\n";
+
+    fn stack(resources: &str) -> Stack {
+        match load(&format!("{HEAD}{resources}")) {
+            Ok(s) => s,
+            Err(d) => panic!("the stack should load:\n{d}"),
+        }
+    }
+
+    fn graph(stack: &Stack) -> DepGraph {
+        DepGraph::build(stack, &registry(&FakeCloud::new())).expect("acyclic")
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn set(v: &[&str]) -> BTreeSet<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// a ← b ← c (depends_on), d refers to a and c; e stands alone.
+    fn diamond() -> Stack {
+        stack(
+            "  d:\n    type: test.thing\n    name: \"${a.name}-${c.name}\"\n  c:\n    type: test.thing\n    name: c\n    depends_on: [b]\n  b:\n    type: test.thing\n    name: b\n    peer: ${a.arn}\n  a:\n    type: test.thing\n    name: a\n  e:\n    type: test.thing\n    name: e\n",
+        )
+    }
+
+    #[test]
+    fn creation_order_puts_every_dependency_before_its_dependents() {
+        let g = graph(&diamond());
+        let order = g.creation_order();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, names(&["a", "b", "c", "d", "e"]), "each once");
+        let pos = |n: &str| order.iter().position(|x| x == n).expect("present");
+        for (dep, dependent) in [("a", "b"), ("b", "c"), ("a", "d"), ("c", "d")] {
+            assert!(
+                pos(dep) < pos(dependent),
+                "{dep} must come before {dependent}: {order:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn direct_dependencies_and_dependents_come_from_references_and_depends_on() {
+        let g = graph(&diamond());
+        assert_eq!(g.dependencies("d"), names(&["a", "c"]));
+        assert_eq!(g.dependencies("c"), names(&["b"]), "depends_on is an edge");
+        assert_eq!(g.dependencies("a"), Vec::<String>::new());
+        assert_eq!(g.dependents("a"), names(&["b", "d"]));
+        assert_eq!(g.dependents("e"), Vec::<String>::new());
+        assert_eq!(g.dependencies("nope"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn two_references_to_the_same_resource_make_one_edge() {
+        let g = graph(&stack(
+            "  a:\n    type: test.thing\n    name: a\n  b:\n    type: test.thing\n    name: \"${a.name}\"\n    peer: \"${a.arn}/${a.id}\"\n",
+        ));
+        assert_eq!(g.dependencies("b"), names(&["a"]));
+        let dot = g.to_dot(&diamond());
+        assert_eq!(dot.matches("\"a\" -> \"b\"").count(), 1, "{dot}");
+    }
+
+    #[test]
+    fn with_dependencies_and_with_dependents_are_transitive() {
+        let g = graph(&diamond());
+        assert_eq!(g.with_dependencies(&names(&["c"])), set(&["a", "b", "c"]));
+        assert_eq!(
+            g.with_dependencies(&names(&["d"])),
+            set(&["a", "b", "c", "d"])
+        );
+        assert_eq!(g.with_dependencies(&names(&["e"])), set(&["e"]));
+        assert_eq!(g.with_dependents(&names(&["b"])), set(&["b", "c", "d"]));
+        assert_eq!(
+            g.with_dependents(&names(&["a"])),
+            set(&["a", "b", "c", "d"])
+        );
+        assert_eq!(
+            g.with_dependents(&names(&["b", "e"])),
+            set(&["b", "c", "d", "e"])
+        );
+    }
+
+    /// x and y each have a rule naming the other.
+    fn mutual() -> Stack {
+        stack(
+            "  x:\n    type: test.thing\n    name: x\n    rules: [{ peer: \"${y.id}\", port: 80 }]\n  y:\n    type: test.thing\n    name: y\n    rules: [{ peer: \"${x.id}\", port: 81 }]\n",
+        )
+    }
+
+    #[test]
+    fn mutual_references_in_deferrable_rules_make_one_soft_edge_and_one_deferred_reference() {
+        let s = mutual();
+        let g = graph(&s);
+        let deferred: Vec<(String, BTreeSet<String>)> = ["x", "y"]
+            .iter()
+            .map(|n| (n.to_string(), g.deferred(n)))
+            .filter(|(_, d)| !d.is_empty())
+            .collect();
+        assert_eq!(
+            deferred.len(),
+            1,
+            "exactly one side is deferred: {deferred:?}"
+        );
+        let (later, targets) = &deferred[0];
+        let first = if later == "x" { "y" } else { "x" };
+        assert_eq!(targets, &set(&[first]));
+        // The other reference is an ordinary (soft) edge: `first` waits for `later`.
+        assert_eq!(g.dependencies(first), names(&[later]));
+        assert_eq!(g.dependencies(later), Vec::<String>::new());
+        assert_eq!(g.soft_dependencies(first), names(&[later]));
+        assert_eq!(g.soft_dependencies(later), names(&[first]));
+        let order = g.creation_order();
+        assert_eq!(order, names(&[later.as_str(), first]));
+        // A --target of either side brings the other along.
+        assert_eq!(g.with_dependencies(&names(&[later])), set(&["x", "y"]));
+    }
+
+    #[test]
+    fn a_deferrable_reference_that_closes_no_cycle_is_an_ordinary_soft_edge() {
+        let g = graph(&stack(
+            "  a:\n    type: test.thing\n    name: a\n    rules: [{ peer: \"${b.id}\" }]\n  b:\n    type: test.thing\n    name: b\n",
+        ));
+        assert_eq!(g.dependencies("a"), names(&["b"]));
+        assert_eq!(g.soft_dependencies("a"), names(&["b"]));
+        assert!(g.deferred("a").is_empty());
+        assert_eq!(g.creation_order(), names(&["b", "a"]));
+    }
+
+    #[test]
+    fn when_a_hard_reference_and_a_rule_form_a_loop_the_rule_is_deferred() {
+        // x needs y's arn (hard); y's rule names x (soft): y first, its rule later.
+        let g = graph(&stack(
+            "  x:\n    type: test.thing\n    name: x\n    peer: ${y.arn}\n  y:\n    type: test.thing\n    name: y\n    rules: [{ peer: \"${x.id}\" }]\n",
+        ));
+        assert_eq!(g.deferred("y"), set(&["x"]));
+        assert!(g.deferred("x").is_empty());
+        assert_eq!(g.dependencies("x"), names(&["y"]));
+        assert_eq!(g.dependencies("y"), Vec::<String>::new());
+        assert_eq!(g.creation_order(), names(&["y", "x"]));
+    }
+
+    #[test]
+    fn a_hard_cycle_is_an_error_naming_its_members() {
+        // Loading refuses cycles, so make one by hand in a loaded stack.
+        let mut s = diamond();
+        let a = s.resources.iter_mut().find(|r| r.name == "a").expect("a");
+        a.depends_on.push(("d".into(), Span::default()));
+        let err = DepGraph::build(&s, &registry(&FakeCloud::new())).expect_err("a cycle");
+        let messages: Vec<&str> = err.errors().map(|d| d.message.as_str()).collect();
+        assert_eq!(messages.len(), 1, "{err}");
+        let chain = messages[0]
+            .strip_prefix("dependency cycle: ")
+            .expect("a cycle message");
+        let mut members: Vec<&str> = chain.split(" → ").skip(1).collect();
+        members.sort();
+        // a → d (depends_on), d → c, c → b, b → a: every member once, `e` not at all.
+        assert_eq!(members, vec!["a", "b", "c", "d"], "{chain}");
+    }
+
+    #[test]
+    fn two_separate_cycles_are_two_errors() {
+        let mut s = stack(
+            "  a:\n    type: test.thing\n    name: a\n  b:\n    type: test.thing\n    name: b\n    peer: ${a.arn}\n  c:\n    type: test.thing\n    name: c\n  d:\n    type: test.thing\n    name: d\n    peer: ${c.arn}\n",
+        );
+        for (from, to) in [("a", "b"), ("c", "d")] {
+            s.resources
+                .iter_mut()
+                .find(|r| r.name == from)
+                .expect("resource")
+                .depends_on
+                .push((to.into(), Span::default()));
+        }
+        let err = DepGraph::build(&s, &registry(&FakeCloud::new())).expect_err("cycles");
+        assert_eq!(err.errors().count(), 2, "{err}");
+    }
+
+    #[test]
+    fn dot_output_lists_nodes_with_types_and_every_kind_of_edge() {
+        let s = stack(
+            "  a:\n    type: test.thing\n    name: a\n  b:\n    type: test.thing\n    name: b\n    peer: ${a.arn}\n  c:\n    type: test.thing\n    name: c\n    rules: [{ peer: \"${b.id}\" }]\n  x:\n    type: test.thing\n    name: x\n    peer: ${y.arn}\n  y:\n    type: test.thing\n    name: y\n    rules: [{ peer: \"${x.id}\" }]\n",
+        );
+        let g = graph(&s);
+        let dot = g.to_dot(&s);
+        assert!(dot.starts_with("digraph plinth {"), "{dot}");
+        assert!(dot.trim_end().ends_with('}'), "{dot}");
+        assert!(dot.contains("\"a\" [label = \"a\\ntest.thing\"];"), "{dot}");
+        assert!(dot.contains("  \"a\" -> \"b\";\n"), "a hard edge: {dot}");
+        assert!(
+            dot.contains("  \"b\" -> \"c\" [style = dotted];\n"),
+            "a soft edge: {dot}"
+        );
+        assert!(dot.contains("  \"y\" -> \"x\";\n"), "{dot}");
+        assert!(
+            dot.contains("  \"x\" -> \"y\" [style = dashed, label = \"deferred\"];\n"),
+            "a deferred reference: {dot}"
+        );
+        assert_eq!(dot.matches("->").count(), 4, "{dot}");
+    }
+}

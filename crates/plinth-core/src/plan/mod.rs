@@ -4,6 +4,8 @@
 pub mod diff;
 pub mod planner;
 pub mod render;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 

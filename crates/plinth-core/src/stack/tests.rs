@@ -212,7 +212,7 @@ fn a_whole_reference_to_a_list_variable_keeps_the_list() {
 #[test]
 fn whole_references_to_map_and_object_list_variables_are_checked_element_by_element() {
     let stack = load_ok(&with_head(
-        "vars:\n  tags: { team: infra, week: \"3\" }\n  rules:\n    default:\n      - { peer: sg-1, port: 443 }\nresources:\n  a:\n    type: test.thing\n    name: a\n    tags: ${var.tags}\n    rules: ${var.rules}\n",
+        "vars:\n  tags:\n    default: { team: infra, week: \"3\" }\n  rules:\n    default:\n      - { peer: sg-1, port: 443 }\nresources:\n  a:\n    type: test.thing\n    name: a\n    tags: ${var.tags}\n    rules: ${var.rules}\n",
     ));
     assert_eq!(
         lit(&stack, "a", "tags"),

@@ -224,14 +224,40 @@ pub fn parse(file: &SourceFile) -> Result<Node, Diagnostic> {
         leading_zero_numbers_as_strings: true,
     };
     serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|err| {
-        let span = err.location().map(|l| span_of(&l)).unwrap_or(Span {
-            offset: 0,
-            len: 0,
-            line: 1,
-            column: 1,
-        });
+        let span = err
+            .location()
+            .map(|l| locate(&span_of(&l), text))
+            .unwrap_or(Span {
+                offset: 0,
+                len: 0,
+                line: 1,
+                column: 1,
+            });
         Diagnostic::error(file, span, first_line(&err.to_string()))
     })
+}
+
+/// Error locations may come without a byte offset; derive it from line and column so the
+/// snippet shows the right line.
+fn locate(span: &Span, text: &str) -> Span {
+    if span.offset > 0 || span.line <= 1 {
+        return *span;
+    }
+    let line_start: usize = text
+        .split_inclusive('\n')
+        .take(span.line - 1)
+        .map(str::len)
+        .sum();
+    let column_bytes: usize = text[line_start..]
+        .chars()
+        .take(span.column.saturating_sub(1))
+        .map(char::len_utf8)
+        .sum();
+    Span {
+        offset: line_start + column_bytes,
+        len: span.len.max(1),
+        ..*span
+    }
 }
 
 /// serde-saphyr's messages carry their own position and snippet; keep the sentence only

@@ -1,0 +1,924 @@
+//! The planner against the fake type and hand-made states, and the plan's renderings.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::plan::render::{render, summary, to_display_json};
+use crate::plan::{Action, Mode, Plan, PlanError, ResourceChange};
+use crate::resource::ResourceError;
+use crate::stack::Lifecycle;
+use crate::state::{OutputState, ResourceState, State, Status};
+use crate::testing::{canonical, empty_state, ready, Harness, Op};
+use crate::value::{is_unknown, Props, SENSITIVE_DISPLAY, UNKNOWN, UNKNOWN_DISPLAY};
+
+const HEAD: &str = "stack: demo\nregion: us-east-1\n";
+
+fn text(body: &str) -> String {
+    format!("{HEAD}{body}")
+}
+
+async fn plan(h: &Harness, body: &str, state: &State) -> Plan {
+    plan_mode(h, body, state, Mode::Apply, &[]).await
+}
+
+async fn plan_mode(h: &Harness, body: &str, state: &State, mode: Mode, targets: &[&str]) -> Plan {
+    let stack = h.stack(&text(body));
+    match h.plan_against(&stack, state, mode, targets).await {
+        Ok(p) => p,
+        Err(e) => panic!("planning failed: {e}"),
+    }
+}
+
+async fn plan_err(h: &Harness, body: &str, state: &State, mode: Mode) -> PlanError {
+    let stack = h.stack(&text(body));
+    match h.plan_against(&stack, state, mode, &[]).await {
+        Ok(p) => panic!("expected a plan error, got {:#?}", p.resources),
+        Err(e) => e,
+    }
+}
+
+fn change<'a>(plan: &'a Plan, name: &str) -> &'a ResourceChange {
+    plan.change(name)
+        .unwrap_or_else(|| panic!("`{name}` is not in the plan: {:#?}", plan.resources))
+}
+
+fn after<'a>(plan: &'a Plan, name: &str) -> &'a Props {
+    change(plan, name).after.as_ref().expect("after")
+}
+
+fn actions(plan: &Plan) -> Vec<(String, Action)> {
+    plan.resources
+        .iter()
+        .map(|r| (r.name.clone(), r.action))
+        .collect()
+}
+
+/// A state holding `entries`.
+fn state_with(entries: Vec<(&str, ResourceState)>) -> State {
+    let mut s = empty_state();
+    for (name, rs) in entries {
+        s.resources.insert(name.to_string(), rs);
+    }
+    s
+}
+
+const ONE: &str = "resources:\n  a:\n    type: test.thing\n    name: alpha\n    size: 3\n";
+
+// ---------------------------------------------------------------------------------------
+// Actions
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_resource_absent_from_state_is_created_with_the_plinth_tags() {
+    let h = Harness::new();
+    let p = plan(&h, ONE, &empty_state()).await;
+    let a = change(&p, "a");
+    assert_eq!(a.action, Action::Create);
+    assert_eq!(a.type_name, "test.thing");
+    assert_eq!(a.region, "us-east-1");
+    assert_eq!(a.id, None);
+    assert_eq!(a.before, None);
+    assert_eq!(
+        a.after.as_ref(),
+        Some(&canonical("a", json!({"name": "alpha", "size": 3})))
+    );
+    assert!(is_unknown(&a.attrs["id"]) && is_unknown(&a.attrs["arn"]));
+    assert_eq!(a.attrs["name"], json!("alpha"), "known from the properties");
+    assert!(p.has_changes());
+    assert_eq!(p.counts().create, 1);
+    assert_eq!(p.format_version, "1.0");
+    assert_eq!(p.kind, "plinth-plan");
+    assert_eq!(
+        (p.stack.as_str(), p.workspace.as_str()),
+        ("demo", "default")
+    );
+}
+
+#[tokio::test]
+async fn a_resource_whose_read_matches_the_stack_is_a_no_op_after_one_read() {
+    let h = Harness::new();
+    let rs = ready(
+        &h.cloud,
+        "a",
+        canonical("a", json!({"name": "alpha", "size": 3})),
+    );
+    let id = rs.id.clone();
+    let state = state_with(vec![("a", rs.clone())]);
+    let p = plan(&h, ONE, &state).await;
+    let a = change(&p, "a");
+    assert_eq!(a.action, Action::NoOp);
+    assert_eq!(a.id.as_deref(), Some(id.as_str()));
+    assert_eq!(a.attrs, rs.attrs, "a no-op keeps what AWS reports");
+    assert!(!p.has_changes());
+    assert_eq!(
+        summary(&p),
+        "No changes. The stack matches what is deployed."
+    );
+    assert_eq!(h.cloud.calls_of(Op::Read).len(), 1, "one read per resource");
+    assert!(h.cloud.calls_of(Op::Find).is_empty());
+}
+
+#[tokio::test]
+async fn a_changed_size_is_an_update_in_place_that_keeps_the_known_attributes() {
+    let h = Harness::new();
+    let rs = ready(
+        &h.cloud,
+        "a",
+        canonical("a", json!({"name": "alpha", "size": 1})),
+    );
+    let state = state_with(vec![("a", rs.clone())]);
+    let p = plan(&h, ONE, &state).await;
+    let a = change(&p, "a");
+    assert_eq!(a.action, Action::Update);
+    assert!(a.replace_reasons.is_empty());
+    assert_eq!(a.before.as_ref().expect("before")["size"], json!(1));
+    assert_eq!(after(&p, "a")["size"], json!(3));
+    assert_eq!(a.attrs["arn"], rs.attrs["arn"], "an update keeps the ARN");
+    assert_eq!(summary(&p), "Plan: 0 to add, 1 to change, 0 to destroy.");
+}
+
+#[tokio::test]
+async fn drift_made_outside_plinth_is_found_by_the_read_and_undone() {
+    let h = Harness::new();
+    let rs = ready(
+        &h.cloud,
+        "a",
+        canonical("a", json!({"name": "alpha", "size": 3})),
+    );
+    h.cloud.tamper(&rs.id, "size", json!(9));
+    let p = plan(&h, ONE, &state_with(vec![("a", rs)])).await;
+    let a = change(&p, "a");
+    assert_eq!(a.action, Action::Update);
+    assert_eq!(a.before.as_ref().expect("before")["size"], json!(9));
+    assert_eq!(after(&p, "a")["size"], json!(3));
+}
+
+#[tokio::test]
+async fn a_changed_name_is_a_replacement_that_names_the_property() {
+    let h = Harness::new();
+    let rs = ready(
+        &h.cloud,
+        "a",
+        canonical("a", json!({"name": "old", "size": 1})),
+    );
+    let p = plan(&h, ONE, &state_with(vec![("a", rs.clone())])).await;
+    let a = change(&p, "a");
+    assert_eq!(a.action, Action::Replace);
+    assert_eq!(a.replace_reasons, vec!["name".to_string()]);
+    assert_eq!(a.id.as_deref(), Some(rs.id.as_str()));
+    assert!(is_unknown(&a.attrs["arn"]), "a new resource gets a new ARN");
+    assert_eq!(a.attrs["name"], json!("alpha"));
+    assert_eq!(summary(&p), "Plan: 1 to add, 0 to change, 1 to destroy.");
+}
+
+#[tokio::test]
+async fn a_resource_in_state_but_not_in_the_stack_is_deleted() {
+    let h = Harness::new();
+    let keep = ready(
+        &h.cloud,
+        "a",
+        canonical("a", json!({"name": "alpha", "size": 3})),
+    );
+    let old = ready(&h.cloud, "old", canonical("old", json!({"name": "old"})));
+    let state = state_with(vec![("a", keep), ("old", old.clone())]);
+    let p = plan(&h, ONE, &state).await;
+    assert_eq!(
+        actions(&p),
+        vec![("a".into(), Action::NoOp), ("old".into(), Action::Delete)]
+    );
+    let d = change(&p, "old");
+    assert_eq!(d.id.as_deref(), Some(old.id.as_str()));
+    assert_eq!(d.before.as_ref(), Some(&old.props));
+    assert_eq!(d.after, None);
+    assert_eq!(d.adopted, None);
+}
+
+#[tokio::test]
+async fn a_deleted_resource_already_gone_is_only_forgotten() {
+    let h = Harness::new();
+    let old = ready(&h.cloud, "old", canonical("old", json!({"name": "old"})));
+    h.cloud.remove(&old.id);
+    let p = plan(&h, "resources: {}\n", &state_with(vec![("old", old)])).await;
+    let d = change(&p, "old");
+    assert_eq!(d.action, Action::Delete);
+    assert_eq!(d.adopted, Some(false));
+    let shown = render(&p, &h.registry, false);
+    assert!(
+        shown.contains("is already gone and will be forgotten"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_resource_gone_from_the_cloud_but_still_in_the_stack_is_created_again() {
+    let h = Harness::new();
+    let rs = ready(
+        &h.cloud,
+        "a",
+        canonical("a", json!({"name": "alpha", "size": 3})),
+    );
+    h.cloud.remove(&rs.id);
+    let p = plan(&h, ONE, &state_with(vec![("a", rs)])).await;
+    assert_eq!(change(&p, "a").action, Action::Create);
+}
+
+#[tokio::test]
+async fn prevent_destroy_blocks_a_delete_with_a_clear_error() {
+    let h = Harness::new();
+    let mut old = ready(&h.cloud, "old", canonical("old", json!({"name": "old"})));
+    old.lifecycle = Lifecycle {
+        prevent_destroy: true,
+        ..Default::default()
+    };
+    let err = plan_err(&h, ONE, &state_with(vec![("old", old)]), Mode::Apply).await;
+    assert!(
+        matches!(&err, PlanError::PreventDestroy(items) if items == &vec![("old".to_string(), Action::Delete)])
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("`old` would be destroyed"), "{msg}");
+    assert!(msg.contains("Remove `prevent_destroy`"), "{msg}");
+}
+
+#[tokio::test]
+async fn prevent_destroy_blocks_a_replacement_with_a_clear_error() {
+    let h = Harness::new();
+    let rs = ready(
+        &h.cloud,
+        "a",
+        canonical("a", json!({"name": "old", "size": 3})),
+    );
+    let body = "resources:\n  a:\n    type: test.thing\n    name: alpha\n    size: 3\n    lifecycle: { prevent_destroy: true }\n";
+    let err = plan_err(&h, body, &state_with(vec![("a", rs)]), Mode::Apply).await;
+    let msg = err.to_string();
+    assert!(msg.contains("`a` would be replaced"), "{msg}");
+}
+
+#[tokio::test]
+async fn prevent_destroy_blocks_destroy_mode_too_but_not_an_in_place_update() {
+    let h = Harness::new();
+    let rs = ready(
+        &h.cloud,
+        "a",
+        canonical("a", json!({"name": "alpha", "size": 1})),
+    );
+    let state = state_with(vec![("a", rs)]);
+    let body = "resources:\n  a:\n    type: test.thing\n    name: alpha\n    size: 3\n    lifecycle: { prevent_destroy: true }\n";
+    let err = plan_err(&h, body, &state, Mode::Destroy).await;
+    assert!(err.to_string().contains("`a` would be destroyed"), "{err}");
+    let p = plan(&h, body, &state).await;
+    assert_eq!(change(&p, "a").action, Action::Update);
+}
+
+#[tokio::test]
+async fn prevent_destroy_does_not_block_forgetting_what_is_already_gone() {
+    let h = Harness::new();
+    let mut old = ready(&h.cloud, "old", canonical("old", json!({"name": "old"})));
+    old.lifecycle.prevent_destroy = true;
+    h.cloud.remove(&old.id);
+    let p = plan(&h, "resources: {}\n", &state_with(vec![("old", old)])).await;
+    assert_eq!(change(&p, "old").adopted, Some(false));
+}
+
+#[tokio::test]
+async fn ignore_changes_hides_a_drift_of_the_listed_property() {
+    let h = Harness::new();
+    let rs = ready(
+        &h.cloud,
+        "a",
+        canonical("a", json!({"name": "alpha", "size": 7})),
+    );
+    let body = "resources:\n  a:\n    type: test.thing\n    name: alpha\n    size: 3\n    lifecycle: { ignore_changes: [size] }\n";
+    let p = plan(&h, body, &state_with(vec![("a", rs)])).await;
+    assert_eq!(change(&p, "a").action, Action::NoOp);
+    assert_eq!(after(&p, "a")["size"], json!(7), "keeps what AWS has");
+}
+
+#[tokio::test]
+async fn ignore_changes_does_not_hide_other_properties() {
+    let h = Harness::new();
+    let rs = ready(
+        &h.cloud,
+        "a",
+        canonical("a", json!({"name": "alpha", "size": 7, "mode": "slow"})),
+    );
+    let body = "resources:\n  a:\n    type: test.thing\n    name: alpha\n    size: 3\n    mode: fast\n    lifecycle: { ignore_changes: [size] }\n";
+    let p = plan(&h, body, &state_with(vec![("a", rs)])).await;
+    assert_eq!(change(&p, "a").action, Action::Update);
+    assert_eq!(after(&p, "a")["size"], json!(7));
+    assert_eq!(after(&p, "a")["mode"], json!("fast"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Unknown values and references
+// ---------------------------------------------------------------------------------------
+
+const CHAIN: &str = "resources:\n  x:\n    type: test.thing\n    name: xname\n  y:\n    type: test.thing\n    name: \"y-${x.name}\"\n    peer: ${x.arn}\n";
+
+#[tokio::test]
+async fn unknown_attributes_of_a_created_resource_reach_its_dependents() {
+    let h = Harness::new();
+    let p = plan(&h, CHAIN, &empty_state()).await;
+    assert_eq!(change(&p, "x").action, Action::Create);
+    let y = change(&p, "y");
+    assert_eq!(y.action, Action::Create);
+    assert_eq!(y.deps, vec!["x".to_string()]);
+    assert_eq!(after(&p, "y")["peer"], json!(UNKNOWN));
+    assert_eq!(
+        after(&p, "y")["name"],
+        json!("y-xname"),
+        "a name known from x's properties is known at plan time"
+    );
+    let shown = render(&p, &h.registry, false);
+    assert!(
+        shown.contains(&format!("peer = {UNKNOWN_DISPLAY}")),
+        "{shown}"
+    );
+    assert!(!shown.contains(UNKNOWN), "the sentinel never shows");
+    let j = to_display_json(&p, &h.registry);
+    let y = &j["resource_changes"][1];
+    assert_eq!(y["name"], json!("y"));
+    assert_eq!(y["after"]["peer"], Value::Null);
+    assert_eq!(y["after_unknown"], json!(["peer"]));
+}
+
+#[tokio::test]
+async fn an_existing_dependent_of_a_new_resource_is_updated_with_an_unknown_value() {
+    let h = Harness::new();
+    let y = ready(
+        &h.cloud,
+        "y",
+        canonical("y", json!({"name": "y-xname", "peer": "arn:old"})),
+    );
+    let p = plan(&h, CHAIN, &state_with(vec![("y", y)])).await;
+    assert_eq!(change(&p, "x").action, Action::Create);
+    assert_eq!(change(&p, "y").action, Action::Update);
+    assert_eq!(after(&p, "y")["peer"], json!(UNKNOWN));
+}
+
+#[tokio::test]
+async fn a_reference_to_a_replaced_resource_changes_the_dependent() {
+    let h = Harness::new();
+    let x = ready(&h.cloud, "x", canonical("x", json!({"name": "old-x"})));
+    let y = ready(
+        &h.cloud,
+        "y",
+        canonical(
+            "y",
+            json!({"name": "y-xname", "peer": x.attrs["arn"].clone()}),
+        ),
+    );
+    let p = plan(&h, CHAIN, &state_with(vec![("x", x), ("y", y)])).await;
+    assert_eq!(change(&p, "x").action, Action::Replace);
+    let y = change(&p, "y");
+    assert_eq!(y.action, Action::Update, "peer changes in place");
+    assert_eq!(after(&p, "y")["peer"], json!(UNKNOWN));
+}
+
+#[tokio::test]
+async fn a_dependent_of_an_unchanged_resource_sees_its_real_attributes() {
+    let h = Harness::new();
+    let x = ready(&h.cloud, "x", canonical("x", json!({"name": "xname"})));
+    let arn = x.attrs["arn"].clone();
+    let y = ready(
+        &h.cloud,
+        "y",
+        canonical("y", json!({"name": "y-xname", "peer": arn.clone()})),
+    );
+    let p = plan(&h, CHAIN, &state_with(vec![("x", x), ("y", y)])).await;
+    assert_eq!(change(&p, "x").action, Action::NoOp);
+    assert_eq!(change(&p, "y").action, Action::NoOp);
+    assert_eq!(after(&p, "y")["peer"], arn);
+    assert!(!p.has_changes());
+}
+
+#[tokio::test]
+async fn a_lookup_is_read_at_plan_time_and_its_list_attribute_reaches_dependents() {
+    let h = Harness::new();
+    let body = "resources:\n  net:\n    type: test.network\n  a:\n    type: test.thing\n    name: a\n    subnets: ${net.subnet_ids}\n";
+    let p = plan(&h, body, &empty_state()).await;
+    let net = change(&p, "net");
+    assert_eq!(net.action, Action::Read);
+    assert_eq!(net.id.as_deref(), Some("net-default"));
+    assert_eq!(after(&p, "a")["subnets"], json!(["subnet-a", "subnet-b"]));
+    assert_eq!(h.cloud.calls_of(Op::Lookup).len(), 1);
+}
+
+#[tokio::test]
+async fn mutual_rule_references_plan_as_two_creates_one_of_them_deferred() {
+    let h = Harness::new();
+    let body = "resources:\n  x:\n    type: test.thing\n    name: x\n    rules: [{ peer: \"${y.id}\", port: 80 }]\n  y:\n    type: test.thing\n    name: y\n    rules: [{ peer: \"${x.id}\", port: 81 }]\n";
+    let p = plan(&h, body, &empty_state()).await;
+    assert_eq!(change(&p, "x").action, Action::Create);
+    assert_eq!(change(&p, "y").action, Action::Create);
+    let deferred: Vec<&str> = p
+        .resources
+        .iter()
+        .filter(|r| !r.deferred.is_empty())
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(deferred.len(), 1, "{:#?}", p.resources);
+    for n in ["x", "y"] {
+        assert_eq!(after(&p, n)["rules"][0]["peer"], json!(UNKNOWN));
+    }
+}
+
+#[tokio::test]
+async fn stack_tags_and_resource_tags_merge_and_plinth_tags_cannot_be_overridden() {
+    let h = Harness::new();
+    let body = "tags:\n  course: aws\n  owner: stack\nresources:\n  a:\n    type: test.thing\n    name: a\n    tags:\n      owner: me\n      plinth:stack: forged\n";
+    let p = plan(&h, body, &empty_state()).await;
+    assert_eq!(
+        Value::Object(after(&p, "a")["tags"].as_object().cloned().expect("tags")),
+        json!({
+            "course": "aws",
+            "owner": "me",
+            "plinth:resource": "a",
+            "plinth:stack": "demo",
+            "plinth:workspace": "default",
+        })
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Targets, destroy, outputs
+// ---------------------------------------------------------------------------------------
+
+const THREE: &str = "resources:\n  a:\n    type: test.thing\n    name: a\n  b:\n    type: test.thing\n    name: b\n    peer: ${a.arn}\n  c:\n    type: test.thing\n    name: c\n";
+
+#[tokio::test]
+async fn targets_limit_the_plan_to_the_target_and_what_it_needs() {
+    let h = Harness::new();
+    let old = ready(&h.cloud, "old", canonical("old", json!({"name": "old"})));
+    let state = state_with(vec![("old", old)]);
+    let p = plan_mode(&h, THREE, &state, Mode::Apply, &["b"]).await;
+    let mut names: Vec<(String, Action)> = actions(&p);
+    names.sort();
+    assert_eq!(
+        names,
+        vec![("a".into(), Action::Create), ("b".into(), Action::Create)],
+        "c is not needed and `old` is not targeted"
+    );
+    let p = plan_mode(&h, THREE, &state, Mode::Apply, &["old"]).await;
+    assert_eq!(actions(&p), vec![("old".into(), Action::Delete)]);
+}
+
+#[tokio::test]
+async fn an_unknown_target_is_an_error() {
+    let h = Harness::new();
+    let stack = h.stack(&text(THREE));
+    let err = h
+        .plan_against(&stack, &empty_state(), Mode::Apply, &["nope"])
+        .await
+        .expect_err("unknown target");
+    assert!(matches!(&err, PlanError::UnknownTarget(t) if t == "nope"));
+    assert!(err.to_string().contains("--target nope"), "{err}");
+}
+
+#[tokio::test]
+async fn destroy_mode_deletes_everything_in_state_and_its_outputs() {
+    let h = Harness::new();
+    let a = ready(&h.cloud, "a", canonical("a", json!({"name": "a"})));
+    let mut b = ready(&h.cloud, "b", canonical("b", json!({"name": "b"})));
+    b.deps = vec!["a".into()];
+    let mut state = state_with(vec![("a", a), ("b", b)]);
+    state.outputs.insert(
+        "arn".into(),
+        OutputState {
+            value: json!("arn:x"),
+            sensitive: false,
+            description: None,
+        },
+    );
+    let p = plan_mode(&h, THREE, &state, Mode::Destroy, &[]).await;
+    let mut acts = actions(&p);
+    acts.sort();
+    assert_eq!(
+        acts,
+        vec![("a".into(), Action::Delete), ("b".into(), Action::Delete)],
+        "c was never created: nothing to do"
+    );
+    assert_eq!(p.mode, Mode::Destroy);
+    assert_eq!(p.outputs.len(), 1);
+    assert_eq!(p.outputs[0].action, Action::Delete);
+    assert_eq!(summary(&p), "Plan: 0 to add, 0 to change, 2 to destroy.");
+    // b must be deleted before a: the plan carries what each referred to.
+    assert_eq!(change(&p, "b").prior_deps, vec!["a".to_string()]);
+}
+
+#[tokio::test]
+async fn a_targeted_destroy_takes_what_depends_on_the_target_along() {
+    let h = Harness::new();
+    let a = ready(&h.cloud, "a", canonical("a", json!({"name": "a"})));
+    let mut b = ready(&h.cloud, "b", canonical("b", json!({"name": "b"})));
+    b.deps = vec!["a".into()];
+    let c = ready(&h.cloud, "c", canonical("c", json!({"name": "c"})));
+    let state = state_with(vec![("a", a), ("b", b), ("c", c)]);
+    let p = plan_mode(&h, THREE, &state, Mode::Destroy, &["a"]).await;
+    let mut acts = actions(&p);
+    acts.sort();
+    assert_eq!(
+        acts,
+        vec![("a".into(), Action::Delete), ("b".into(), Action::Delete)]
+    );
+    let p = plan_mode(&h, THREE, &state, Mode::Destroy, &["b"]).await;
+    assert_eq!(actions(&p), vec![("b".into(), Action::Delete)]);
+}
+
+#[tokio::test]
+async fn outputs_are_planned_with_their_values_and_flags() {
+    let h = Harness::new();
+    let x = ready(&h.cloud, "x", canonical("x", json!({"name": "xname"})));
+    let mut state = state_with(vec![("x", x.clone())]);
+    for (name, value) in [("same", json!("xname")), ("gone", json!("bye"))] {
+        state.outputs.insert(
+            name.into(),
+            OutputState {
+                value,
+                sensitive: false,
+                description: None,
+            },
+        );
+    }
+    let body = "resources:\n  x:\n    type: test.thing\n    name: xname\n  y:\n    type: test.thing\n    name: y\noutputs:\n  same: ${x.name}\n  x_arn: { value: \"${x.arn}\", description: the arn, sensitive: true }\n  y_arn: ${y.arn}\n";
+    let p = plan(&h, body, &state).await;
+    let out = |n: &str| {
+        p.outputs
+            .iter()
+            .find(|o| o.name == n)
+            .unwrap_or_else(|| panic!("no output {n}"))
+    };
+    assert_eq!(out("same").action, Action::NoOp);
+    let x_arn = out("x_arn");
+    assert_eq!(x_arn.action, Action::Create);
+    assert_eq!(x_arn.after.as_ref(), Some(&x.attrs["arn"]));
+    assert!(x_arn.sensitive);
+    assert_eq!(x_arn.description.as_deref(), Some("the arn"));
+    assert_eq!(out("y_arn").after.as_ref(), Some(&json!(UNKNOWN)));
+    assert_eq!(out("gone").action, Action::Delete);
+    assert_eq!(out("gone").before.as_ref(), Some(&json!("bye")));
+}
+
+// ---------------------------------------------------------------------------------------
+// Interrupted creates, refresh, expiry
+// ---------------------------------------------------------------------------------------
+
+fn creating(props: Props) -> ResourceState {
+    ResourceState {
+        type_name: "test.thing".into(),
+        region: "us-east-1".into(),
+        id: String::new(),
+        status: Status::Creating,
+        props,
+        attrs: Props::new(),
+        deps: vec![],
+        soft_deps: vec![],
+        lifecycle: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn a_creating_entry_is_adopted_when_find_returns_the_resource() {
+    let h = Harness::new();
+    let wanted = canonical("a", json!({"name": "alpha", "size": 3}));
+    let id = h.cloud.insert("test.thing", "a", wanted.clone());
+    let p = plan(&h, ONE, &state_with(vec![("a", creating(wanted))])).await;
+    let a = change(&p, "a");
+    assert_eq!(a.action, Action::NoOp);
+    assert_eq!(a.adopted, Some(true));
+    assert_eq!(a.id.as_deref(), Some(id.as_str()));
+    assert!(p.has_changes(), "adopting is a change to record");
+    assert_eq!(h.cloud.calls_of(Op::Find).len(), 1);
+    assert!(h.cloud.calls_of(Op::Read).is_empty(), "no id to read by");
+    let shown = render(&p, &h.registry, false);
+    assert!(shown.contains("will be adopted"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_creating_entry_that_find_cannot_see_is_created() {
+    let h = Harness::new();
+    let wanted = canonical("a", json!({"name": "alpha", "size": 3}));
+    let p = plan(&h, ONE, &state_with(vec![("a", creating(wanted))])).await;
+    let a = change(&p, "a");
+    assert_eq!(a.action, Action::Create);
+    assert_eq!(a.adopted, Some(false));
+}
+
+#[tokio::test]
+async fn an_adopted_resource_that_differs_is_updated() {
+    let h = Harness::new();
+    let found = canonical("a", json!({"name": "alpha", "size": 1}));
+    h.cloud.insert("test.thing", "a", found.clone());
+    let p = plan(&h, ONE, &state_with(vec![("a", creating(found))])).await;
+    let a = change(&p, "a");
+    assert_eq!(a.action, Action::Update);
+    assert_eq!(a.adopted, Some(true));
+}
+
+#[tokio::test]
+async fn a_failed_read_is_a_plan_error_naming_the_resource_and_id() {
+    let h = Harness::new();
+    let rs = ready(
+        &h.cloud,
+        "a",
+        canonical("a", json!({"name": "alpha", "size": 3})),
+    );
+    let id = rs.id.clone();
+    h.cloud.fail(
+        Op::Read,
+        "a",
+        ResourceError::other("boom").with_code("Throttled"),
+    );
+    let err = plan_err(&h, ONE, &state_with(vec![("a", rs)]), Mode::Apply).await;
+    let msg = err.to_string();
+    assert!(matches!(err, PlanError::Refresh { .. }));
+    assert!(msg.contains("`a`") && msg.contains(&id), "{msg}");
+    assert!(msg.contains("Throttled: boom"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_state_entry_of_an_unknown_type_is_a_plan_error() {
+    let h = Harness::new();
+    let mut rs = ready(&h.cloud, "a", canonical("a", json!({"name": "alpha"})));
+    rs.type_name = "test.gone".into();
+    let err = plan_err(&h, ONE, &state_with(vec![("a", rs)]), Mode::Apply).await;
+    assert!(
+        matches!(&err, PlanError::UnknownType { name, type_name } if name == "a" && type_name == "test.gone"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_refresh_reads_resources_in_parallel() {
+    let h = Harness::new();
+    h.cloud.set_default_latency(Duration::from_millis(100));
+    let mut entries = Vec::new();
+    let mut body = String::from("resources:\n");
+    let names: Vec<String> = (0..8).map(|i| format!("r{i}")).collect();
+    for n in &names {
+        body.push_str(&format!("  {n}:\n    type: test.thing\n    name: {n}\n"));
+        entries.push(ready(&h.cloud, n, canonical(n, json!({"name": n}))));
+    }
+    let state = state_with(names.iter().map(String::as_str).zip(entries).collect());
+    let started = Instant::now();
+    let p = plan(&h, &body, &state).await;
+    let took = started.elapsed();
+    assert!(!p.has_changes());
+    assert_eq!(h.cloud.calls_of(Op::Read).len(), 8);
+    assert!(h.cloud.max_in_flight() > 1, "reads overlapped");
+    assert!(
+        took < Duration::from_millis(500),
+        "8 reads of 100ms took {took:?}: not parallel"
+    );
+}
+
+fn at_epoch(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[tokio::test]
+async fn expiry_is_stamped_once_from_now_and_tagged() {
+    let h = Harness::new();
+    let body = "expires_after: 8h\nresources:\n  a:\n    type: test.thing\n    name: a\n";
+    let stack = h.stack(&text(body));
+    let now = at_epoch(1_700_000_000);
+    let p = h
+        .plan_at(&stack, &empty_state(), Mode::Apply, &[], now)
+        .await
+        .expect("plan");
+    let expected =
+        humantime::format_rfc3339_seconds(now + Duration::from_secs(8 * 3600)).to_string();
+    assert_eq!(p.expires_at.as_deref(), Some(expected.as_str()));
+    assert_eq!(p.expires_after.as_deref(), Some("8h"));
+    assert_eq!(
+        after(&p, "a")["tags"]["plinth:expires-at"],
+        json!(expected),
+        "every taggable resource carries the expiry"
+    );
+}
+
+#[tokio::test]
+async fn expiry_is_kept_while_expires_after_is_unchanged_and_restamped_when_it_changes() {
+    let h = Harness::new();
+    let mut state = empty_state();
+    state.expires_at = Some("2030-01-01T00:00:00Z".into());
+    state.expires_after = Some("8h".into());
+    let now = at_epoch(1_700_000_000);
+    let stack = h.stack(&text(
+        "expires_after: 8h\nresources:\n  a:\n    type: test.thing\n    name: a\n",
+    ));
+    let p = h
+        .plan_at(&stack, &state, Mode::Apply, &[], now)
+        .await
+        .expect("plan");
+    assert_eq!(p.expires_at.as_deref(), Some("2030-01-01T00:00:00Z"));
+    assert_eq!(
+        after(&p, "a")["tags"]["plinth:expires-at"],
+        json!("2030-01-01T00:00:00Z")
+    );
+    // A later plan at another time still keeps it.
+    let p = h
+        .plan_at(&stack, &state, Mode::Apply, &[], at_epoch(1_800_000_000))
+        .await
+        .expect("plan");
+    assert_eq!(p.expires_at.as_deref(), Some("2030-01-01T00:00:00Z"));
+
+    let stack = h.stack(&text(
+        "expires_after: 2h\nresources:\n  a:\n    type: test.thing\n    name: a\n",
+    ));
+    let p = h
+        .plan_at(&stack, &state, Mode::Apply, &[], now)
+        .await
+        .expect("plan");
+    let expected =
+        humantime::format_rfc3339_seconds(now + Duration::from_secs(2 * 3600)).to_string();
+    assert_eq!(p.expires_at.as_deref(), Some(expected.as_str()));
+    assert_eq!(p.expires_after.as_deref(), Some("2h"));
+}
+
+#[tokio::test]
+async fn without_expires_after_no_expiry_tag_is_added() {
+    let h = Harness::new();
+    let p = plan(&h, ONE, &empty_state()).await;
+    assert_eq!(p.expires_at, None);
+    assert!(after(&p, "a")["tags"].get("plinth:expires-at").is_none());
+}
+
+// ---------------------------------------------------------------------------------------
+// Rendering
+// ---------------------------------------------------------------------------------------
+
+/// A plan with one of each: create `fresh`, update `grow`, replace `rename`, delete `old`,
+/// and an unchanged `same`.
+async fn mixed_plan(h: &Harness) -> Plan {
+    let grow = ready(
+        &h.cloud,
+        "grow",
+        canonical(
+            "grow",
+            json!({"name": "grow", "size": 1, "subnets": ["s-1", "s-2"]}),
+        ),
+    );
+    let rename = ready(
+        &h.cloud,
+        "rename",
+        canonical("rename", json!({"name": "before", "size": 2})),
+    );
+    let old = ready(&h.cloud, "old", canonical("old", json!({"name": "old"})));
+    let same = ready(&h.cloud, "same", canonical("same", json!({"name": "same"})));
+    let state = state_with(vec![
+        ("grow", grow),
+        ("rename", rename),
+        ("old", old),
+        ("same", same),
+    ]);
+    let body = "resources:\n  fresh:\n    type: test.thing\n    name: fresh\n    size: 1\n    mode: fast\n  grow:\n    type: test.thing\n    name: grow\n    size: 10\n    subnets: [s-1, s-3]\n  rename:\n    type: test.thing\n    name: after\n    size: 2\n    peer: ${fresh.arn}\n  same:\n    type: test.thing\n    name: same\noutputs:\n  fresh_arn: ${fresh.arn}\n";
+    plan(h, body, &state).await
+}
+
+#[tokio::test]
+async fn the_terminal_rendering_of_a_mixed_plan() {
+    let h = Harness::new();
+    let p = mixed_plan(&h).await;
+    let shown = render(&p, &h.registry, false);
+    assert!(!shown.contains('\u{1b}'), "no colour when asked for none");
+    insta::assert_snapshot!(shown);
+}
+
+#[tokio::test]
+async fn colour_is_only_added_when_asked_for() {
+    let h = Harness::new();
+    let p = mixed_plan(&h).await;
+    assert!(render(&p, &h.registry, true).contains('\u{1b}'));
+}
+
+#[tokio::test]
+async fn the_json_rendering_has_a_format_version_and_a_summary() {
+    let h = Harness::new();
+    let p = mixed_plan(&h).await;
+    let j = to_display_json(&p, &h.registry);
+    assert_eq!(j["format_version"], json!("1.0"));
+    assert_eq!(j["stack"], json!("demo"));
+    assert_eq!(j["mode"], json!("apply"));
+    assert_eq!(
+        j["summary"],
+        json!({"add": 2, "change": 1, "destroy": 2, "has_changes": true})
+    );
+    let actions: Vec<(String, String)> = j["resource_changes"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().expect("name").to_string(),
+                r["action"].as_str().expect("action").to_string(),
+            )
+        })
+        .collect();
+    let mut sorted = actions.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec![
+            ("fresh".into(), "create".into()),
+            ("grow".into(), "update".into()),
+            ("old".into(), "delete".into()),
+            ("rename".into(), "replace".into()),
+            ("same".into(), "no_op".into()),
+        ]
+    );
+    let rename = j["resource_changes"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|r| r["name"] == json!("rename"))
+        .expect("rename");
+    assert_eq!(rename["replace_reasons"], json!(["name"]));
+    assert_eq!(rename["after_unknown"], json!(["peer"]));
+    assert!(j.get("sensitive_values").is_none());
+    assert!(!j.to_string().contains(UNKNOWN));
+}
+
+const SECRET_VAR: &str = "hunter2-token-value";
+const SECRET_PROP: &str = "literal-password-9";
+const OLD_SECRET: &str = "previous-password-7";
+
+async fn secret_plan(h: &Harness) -> Plan {
+    let b = ready(
+        &h.cloud,
+        "b",
+        canonical("b", json!({"name": "b", "secret": OLD_SECRET})),
+    );
+    let body = format!(
+        "vars:\n  token:\n    default: {SECRET_VAR}\n    sensitive: true\nresources:\n  a:\n    type: test.thing\n    name: a\n    secret: ${{var.token}}\n    peer: \"p-${{var.token}}\"\n  b:\n    type: test.thing\n    name: b\n    secret: {SECRET_PROP}\noutputs:\n  tok:\n    value: ${{var.token}}\n    sensitive: true\n  leak: \"x-${{var.token}}\"\n  sec: ${{a.name}}\n"
+    );
+    plan(h, &body, &state_with(vec![("b", b)])).await
+}
+
+#[tokio::test]
+async fn sensitive_properties_and_variables_never_appear_in_the_terminal_plan() {
+    let h = Harness::new();
+    let p = secret_plan(&h).await;
+    assert_eq!(change(&p, "b").action, Action::Update, "the secret changed");
+    let shown = render(&p, &h.registry, false);
+    for secret in [SECRET_VAR, SECRET_PROP, OLD_SECRET] {
+        assert!(!shown.contains(secret), "`{secret}` leaked:\n{shown}");
+    }
+    assert!(shown.contains(SENSITIVE_DISPLAY), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "secret = {SENSITIVE_DISPLAY} → {SENSITIVE_DISPLAY}"
+        )),
+        "{shown}"
+    );
+    let coloured = render(&p, &h.registry, true);
+    for secret in [SECRET_VAR, SECRET_PROP, OLD_SECRET] {
+        assert!(!coloured.contains(secret), "`{secret}` leaked:\n{coloured}");
+    }
+}
+
+#[tokio::test]
+async fn sensitive_properties_and_variables_never_appear_in_the_json_plan() {
+    let h = Harness::new();
+    let p = secret_plan(&h).await;
+    let j = to_display_json(&p, &h.registry).to_string();
+    for secret in [SECRET_VAR, SECRET_PROP, OLD_SECRET] {
+        assert!(!j.contains(secret), "`{secret}` leaked:\n{j}");
+    }
+    assert!(j.contains(SENSITIVE_DISPLAY));
+    // The saved plan keeps the values (it must apply them) and lists what to mask.
+    assert_eq!(p.sensitive_values, vec![SECRET_VAR.to_string()]);
+}
+
+#[tokio::test]
+async fn a_destroy_plan_renders_every_resource_as_destroyed() {
+    let h = Harness::new();
+    let a = ready(&h.cloud, "a", canonical("a", json!({"name": "a"})));
+    let p = plan_mode(&h, THREE, &state_with(vec![("a", a)]), Mode::Destroy, &[]).await;
+    let shown = render(&p, &h.registry, false);
+    assert!(shown.contains("  - a (test.thing, us-east-1) ["), "{shown}");
+    assert!(shown.contains("will be destroyed"), "{shown}");
+    assert!(
+        shown.ends_with("Plan: 0 to add, 0 to change, 1 to destroy.\n"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_create_before_destroy_replacement_shows_its_own_symbol() {
+    let h = Harness::new();
+    let rs = ready(
+        &h.cloud,
+        "a",
+        canonical("a", json!({"name": "old", "size": 3})),
+    );
+    let body = "resources:\n  a:\n    type: test.thing\n    name: alpha\n    size: 3\n    lifecycle: { create_before_destroy: true }\n";
+    let p = plan(&h, body, &state_with(vec![("a", rs)])).await;
+    let shown = render(&p, &h.registry, false);
+    assert!(shown.contains("+/- a (test.thing"), "{shown}");
+    assert!(
+        shown.contains("must be replaced (name forces replacement)"),
+        "{shown}"
+    );
+    assert!(shown.contains("# forces replacement"), "{shown}");
+}

@@ -1,0 +1,538 @@
+//! The command line end to end: broken stacks, saved plans, JSON, masking, confirmation,
+//! prevent_destroy, targets, import and the state commands.
+
+use std::path::Path;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+
+use crate::harness::{tables_of_stack, Env};
+
+/// Every file in tests/corpus is a broken stack whose first line says where and what the
+/// error is (`# expect: LINE:COL: text`); `validate` must say exactly that and exit 1.
+#[test]
+fn every_broken_stack_in_the_corpus_gets_its_file_line_column_message_and_exit_1() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let env = Env::new();
+    let mut checked = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(&corpus)
+        .expect("corpus")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for path in entries
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+    {
+        let text = std::fs::read_to_string(path).expect("read case");
+        let expect_line = match text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+        {
+            Some(e) => e.to_string(),
+            None => std::fs::read_to_string(path.with_extension("expect"))
+                .expect("a case without an expect line has a .expect file")
+                .trim()
+                .trim_start_matches("# expect: ")
+                .to_string(),
+        };
+        let run = env.plinth(&["validate", path.to_str().expect("utf-8 path")]);
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        assert_eq!(run.code, 1, "{name}: exit code\n{}", run.stderr);
+        assert!(
+            !run.stderr.contains("panicked"),
+            "{name} panicked:\n{}",
+            run.stderr
+        );
+        let wanted = if expect_line
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_digit())
+        {
+            format!("{name}:{expect_line}")
+        } else {
+            expect_line.clone()
+        };
+        assert!(
+            run.stderr.contains(&wanted),
+            "{name}: expected `{wanted}` in\n{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains(&format!("{name}:")),
+            "{name}: the message names the file\n{}",
+            run.stderr
+        );
+        checked += 1;
+    }
+    assert!(checked >= 19, "only {checked} corpus cases ran");
+}
+
+const SMALL: &str = r#"
+stack: STACK
+region: us-east-1
+vars:
+  prefix: { default: PREFIX }
+  api_key: { default: hunter2-secret-key, sensitive: true }
+resources:
+  table:
+    type: dynamodb.table
+    name: "${var.prefix}-table"
+    partition_key: { name: Id, type: S }
+    tags: { owner: "${var.api_key}" }
+  items:
+    type: dynamodb.items
+    table: ${table.name}
+    items:
+      - { Id: a, Value: 1 }
+      - { Id: b, Value: 2 }
+outputs:
+  table_name: ${table.name}
+  secret_out: { value: "${var.api_key}", sensitive: true, description: not for printing }
+"#;
+
+fn small(env: &Env, stack: &str) -> &'static str {
+    env.write(
+        "plinth.yaml",
+        &SMALL.replace("STACK", stack).replace("PREFIX", stack),
+    );
+    "plinth.yaml"
+}
+
+#[test]
+fn a_saved_plan_applies_exactly_and_is_refused_once_the_state_has_moved_on() {
+    let env = Env::new();
+    small(&env, "saved-plan");
+    let first = env.plinth(&["plan", "-o", "first.plan"]).ok();
+    assert!(
+        first.stdout.contains("Saved the plan to first.plan"),
+        "{}",
+        first.stdout
+    );
+    let stale = env.plinth(&["plan", "-o", "second.plan"]).ok();
+    assert!(stale.stdout.contains("Plan: 2 to add"), "{}", stale.stdout);
+    env.plinth(&["apply", "first.plan"]).ok();
+    let state = env.state("saved-plan");
+    assert_eq!(state["resources"]["table"]["id"], "saved-plan-table");
+    let refused = env.plinth(&["apply", "second.plan"]).expect_code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("the state changed since this plan was made"),
+        "{}",
+        refused.stderr
+    );
+    env.plinth(&["destroy", "--yes"]).ok();
+}
+
+#[test]
+fn plan_json_has_a_format_version_and_never_contains_a_sensitive_value() {
+    let env = Env::new();
+    small(&env, "json-plan");
+    let run = env.plinth(&["plan", "--json"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("plan --json is JSON");
+    assert_eq!(doc["format_version"], "1.0");
+    assert_eq!(doc["summary"]["add"], 2);
+    let table = doc["resource_changes"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "table"))
+        .expect("table change");
+    assert_eq!(table["action"], "create");
+    assert!(table["after_unknown"].as_array().is_some());
+    assert!(!run.stdout.contains("hunter2-secret-key"), "{}", run.stdout);
+    let text = env.plinth(&["plan"]).ok();
+    assert!(
+        !text.stdout.contains("hunter2-secret-key"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("(sensitive value)"), "{}", text.stdout);
+}
+
+#[test]
+fn apply_refuses_without_yes_when_stdin_is_not_a_terminal_and_creates_nothing() {
+    let env = Env::new();
+    small(&env, "no-confirm");
+    let run = env.plinth(&["apply"]).expect_code(1);
+    assert!(run.stderr.contains("pass --yes"), "{}", run.stderr);
+    let state_file = env.path(".plinth/no-confirm/default/state.json");
+    assert!(
+        !state_file.exists()
+            || env.state("no-confirm")["resources"]
+                .as_object()
+                .is_some_and(|r| r.is_empty())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn detailed_exitcode_outputs_show_and_state_commands_report_what_was_applied() {
+    let env = Env::new();
+    small(&env, "state-cmds");
+    env.plinth(&["plan", "--detailed-exitcode"]).expect_code(2);
+    let apply = env.plinth(&["apply", "--yes"]).ok();
+    assert!(
+        apply
+            .stdout
+            .contains("Apply complete! Resources: 2 added, 0 changed, 0 destroyed."),
+        "{}",
+        apply.stdout
+    );
+    assert!(
+        !apply.all().contains("hunter2-secret-key"),
+        "{}",
+        apply.all()
+    );
+    env.plinth(&["plan", "--detailed-exitcode"]).ok();
+
+    let list = env.plinth(&["state", "list"]).ok();
+    assert!(
+        list.stdout
+            .contains("table\tdynamodb.table\tus-east-1\tstate-cmds-table"),
+        "{}",
+        list.stdout
+    );
+    let show = env.plinth(&["show"]).ok();
+    assert!(show.stdout.contains("state-cmds-table"), "{}", show.stdout);
+    assert!(
+        !show.stdout.contains("hunter2-secret-key"),
+        "show masks sensitive values:\n{}",
+        show.stdout
+    );
+    let outputs = env.plinth(&["output", "--json"]).ok();
+    let doc: serde_json::Value = serde_json::from_str(&outputs.stdout).expect("output --json");
+    assert_eq!(doc["table_name"]["value"], "state-cmds-table");
+    assert_eq!(doc["secret_out"]["value"], "(sensitive value)");
+    let one = env.plinth(&["output", "table_name", "--raw"]).ok();
+    assert_eq!(one.stdout.trim(), "state-cmds-table");
+
+    // state rm forgets without deleting; import brings it back.
+    env.plinth(&["state", "rm", "items"]).ok();
+    env.plinth(&["state", "rm", "table"]).ok();
+    let ddb = env.dynamodb();
+    assert_eq!(
+        tables_of_stack(&ddb, "state-cmds").await,
+        ["state-cmds-table"],
+        "still in AWS"
+    );
+    env.plinth(&["import", "dynamodb.table.table", "state-cmds-table"])
+        .ok();
+    let plan = env.plinth(&["plan"]).ok();
+    assert!(
+        plan.stdout.contains("+ items (dynamodb.items"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        !plan.stdout.contains("table (dynamodb.table"),
+        "the imported table matches:\n{}",
+        plan.stdout
+    );
+    env.plinth(&["apply", "--yes"]).ok();
+    env.plinth(&["destroy", "--yes"]).ok();
+    assert!(tables_of_stack(&ddb, "state-cmds").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prevent_destroy_blocks_destroy_and_replacement_until_it_is_removed() {
+    let env = Env::new();
+    let stack = small(&env, "guarded");
+    let text = std::fs::read_to_string(env.path(stack)).expect("read");
+    env.write(
+        stack,
+        &text.replace(
+            "    tags: { owner",
+            "    lifecycle: { prevent_destroy: true }\n    tags: { owner",
+        ),
+    );
+    env.plinth(&["apply", "--yes"]).ok();
+    let refused = env.plinth(&["destroy", "--yes"]).expect_code(1);
+    assert!(
+        refused.stderr.contains("prevent_destroy"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("`table` would be destroyed"),
+        "{}",
+        refused.stderr
+    );
+    let ddb = env.dynamodb();
+    assert_eq!(tables_of_stack(&ddb, "guarded").await, ["guarded-table"]);
+    env.write(stack, &text);
+    env.plinth(&["destroy", "--yes"]).ok();
+    assert!(tables_of_stack(&ddb, "guarded").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_applies_only_that_resource_and_what_it_needs() {
+    let env = Env::new();
+    small(&env, "targeted");
+    let run = env.plinth(&["apply", "--yes", "--target", "table"]).ok();
+    assert!(run.stdout.contains("Resources: 1 added"), "{}", run.stdout);
+    let state = env.state("targeted");
+    assert!(state["resources"]["table"].is_object());
+    assert!(state["resources"].get("items").is_none());
+    let rest = env.plinth(&["plan", "--detailed-exitcode"]).expect_code(2);
+    assert!(
+        rest.stdout
+            .contains("Plan: 1 to add, 0 to change, 0 to destroy."),
+        "{}",
+        rest.stdout
+    );
+    env.plinth(&["destroy", "--yes"]).ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn items_put_only_what_changed_delete_what_was_removed_and_leave_other_items_alone() {
+    let env = Env::new();
+    small(&env, "items-sync");
+    env.plinth(&["apply", "--yes"]).ok();
+    let ddb = env.dynamodb();
+    // An item plinth does not manage.
+    ddb.put_item()
+        .table_name("items-sync-table")
+        .item(
+            "Id",
+            aws_sdk_dynamodb::types::AttributeValue::S("manual".into()),
+        )
+        .send()
+        .await
+        .expect("put manual item");
+    let text = std::fs::read_to_string(env.path("plinth.yaml")).expect("read");
+    env.write(
+        "plinth.yaml",
+        &text
+            .replace("      - { Id: b, Value: 2 }\n", "")
+            .replace("{ Id: a, Value: 1 }", "{ Id: a, Value: 10 }"),
+    );
+    let plan = env.plinth(&["plan", "--detailed-exitcode"]).expect_code(2);
+    assert!(
+        plan.stdout.contains("~ items (dynamodb.items"),
+        "{}",
+        plan.stdout
+    );
+    let apply = env.plinth(&["apply", "--yes", "--stats"]).ok();
+    assert!(
+        apply.stderr.contains("\"DynamoDB.BatchWriteItem\":1"),
+        "one batch for one put and one delete: {}",
+        apply.stderr
+    );
+    let scan = ddb
+        .scan()
+        .table_name("items-sync-table")
+        .send()
+        .await
+        .expect("scan");
+    let mut ids: Vec<String> = scan
+        .items()
+        .iter()
+        .filter_map(|i| i.get("Id").and_then(|v| v.as_s().ok()).cloned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "manual"]);
+    let a = scan
+        .items()
+        .iter()
+        .find(|i| i.get("Id").and_then(|v| v.as_s().ok()).map(String::as_str) == Some("a"))
+        .expect("a");
+    assert_eq!(
+        a.get("Value")
+            .and_then(|v| v.as_n().ok())
+            .map(String::as_str),
+        Some("10")
+    );
+    env.plinth(&["plan", "--detailed-exitcode"]).ok();
+    env.plinth(&["destroy", "--yes"]).ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_replacement_recreates_the_table_and_reseeds_its_items() {
+    let env = Env::new();
+    small(&env, "replace-table");
+    env.plinth(&["apply", "--yes"]).ok();
+    let text = std::fs::read_to_string(env.path("plinth.yaml")).expect("read");
+    env.write(
+        "plinth.yaml",
+        &text
+            .replace(
+                "partition_key: { name: Id, type: S }",
+                "partition_key: { name: Id, type: S }\n    sort_key: { name: Version, type: N }",
+            )
+            .replace("Value: 1 }", "Value: 1, Version: 1 }")
+            .replace("Value: 2 }", "Value: 2, Version: 1 }"),
+    );
+    let plan = env.plinth(&["plan", "--detailed-exitcode"]).expect_code(2);
+    assert!(
+        plan.stdout.contains("-/+ table (dynamodb.table"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("sort_key forces replacement"),
+        "{}",
+        plan.stdout
+    );
+    env.plinth(&["apply", "--yes"]).ok();
+    let ddb = env.dynamodb();
+    let desc = ddb
+        .describe_table()
+        .table_name("replace-table-table")
+        .send()
+        .await
+        .expect("table");
+    let keys: Vec<&str> = desc
+        .table()
+        .map(|t| t.key_schema().iter().map(|k| k.attribute_name()).collect())
+        .unwrap_or_default();
+    assert_eq!(keys, ["Id", "Version"]);
+    let scan = ddb
+        .scan()
+        .table_name("replace-table-table")
+        .send()
+        .await
+        .expect("scan");
+    assert_eq!(scan.count(), 2, "the items were written to the new table");
+    env.plinth(&["plan", "--detailed-exitcode"]).ok();
+    env.plinth(&["destroy", "--yes"]).ok();
+    assert!(tables_of_stack(&ddb, "replace-table").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_default_vpc_lookup_feeds_a_group_and_is_read_not_created() {
+    let env = Env::new();
+    env.write(
+        "plinth.yaml",
+        r#"
+stack: vpc-lookup
+region: us-east-1
+resources:
+  vpc:
+    type: ec2.default_vpc
+  sg:
+    type: ec2.security_group
+    name: vpc-lookup-sg
+    vpc_id: ${vpc.id}
+    ingress:
+      - { protocol: tcp, ports: 22, cidr: "${vpc.cidr_block}" }
+outputs:
+  subnets: ${vpc.subnet_ids}
+"#,
+    );
+    let plan = env.plinth(&["plan"]).ok();
+    assert!(
+        plan.stdout.contains("<= vpc (ec2.default_vpc"),
+        "{}",
+        plan.stdout
+    );
+    env.plinth(&["apply", "--yes"]).ok();
+    let ec2 = env.ec2();
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("is-default")
+                .values("true")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("vpcs");
+    let vpc = vpcs.vpcs().first().expect("a default VPC");
+    let groups = crate::harness::groups_of_stack(&ec2, "vpc-lookup").await;
+    assert_eq!(groups.len(), 1);
+    let described = ec2
+        .describe_security_groups()
+        .group_ids(&groups[0].0)
+        .send()
+        .await
+        .expect("group");
+    let group = described.security_groups().first().expect("group");
+    assert_eq!(group.vpc_id(), vpc.vpc_id());
+    let cidr = group
+        .ip_permissions()
+        .first()
+        .and_then(|p| p.ip_ranges().first())
+        .and_then(|r| r.cidr_ip());
+    assert_eq!(cidr, vpc.cidr_block());
+    let outputs: serde_json::Value =
+        serde_json::from_str(&env.plinth(&["output", "--json"]).ok().stdout).expect("json");
+    assert!(outputs["subnets"]["value"]
+        .as_array()
+        .is_some_and(|s| !s.is_empty()));
+    env.plinth(&["plan", "--detailed-exitcode"]).ok();
+    env.plinth(&["destroy", "--yes"]).ok();
+    assert!(crate::harness::groups_of_stack(&ec2, "vpc-lookup")
+        .await
+        .is_empty());
+    assert_eq!(
+        ec2.describe_vpcs()
+            .vpc_ids(vpc.vpc_id().unwrap_or_default())
+            .send()
+            .await
+            .expect("vpc")
+            .vpcs()
+            .len(),
+        1,
+        "the VPC itself stays"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_of_a_table_made_by_hand_then_plan_shows_only_the_differences() {
+    let env = Env::new();
+    let ddb = env.dynamodb();
+    ddb.create_table()
+        .table_name("hand-made")
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("Id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attr"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("Id")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create by hand");
+    env.write(
+        "plinth.yaml",
+        "stack: imported\nregion: us-east-1\nresources:\n  legacy:\n    type: dynamodb.table\n    name: hand-made\n    partition_key: { name: Id, type: S }\n",
+    );
+    let missing = env
+        .plinth(&["import", "dynamodb.table.legacy", "no-such-table"])
+        .expect_code(1);
+    assert!(
+        missing
+            .stderr
+            .contains("no dynamodb.table with id `no-such-table`"),
+        "{}",
+        missing.stderr
+    );
+    env.plinth(&["import", "dynamodb.table.legacy", "hand-made"])
+        .ok();
+    let plan = env.plinth(&["plan", "--detailed-exitcode"]).expect_code(2);
+    // Only the plinth tags differ: the table itself is adopted, not recreated.
+    assert!(
+        plan.stdout
+            .contains("~ legacy (dynamodb.table, us-east-1) [hand-made] will be updated in place"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("plinth:stack"), "{}", plan.stdout);
+    env.plinth(&["apply", "--yes"]).ok();
+    assert_eq!(tables_of_stack(&ddb, "imported").await, ["hand-made"]);
+    env.plinth(&["destroy", "--yes"]).ok();
+}
