@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use petgraph::algo::{has_path_connecting, tarjan_scc, toposort};
+use petgraph::algo::{has_path_connecting, tarjan_scc};
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
@@ -151,10 +151,34 @@ impl DepGraph {
 
     /// Names in creation order (dependencies first), ties by name for stable output.
     pub fn creation_order(&self) -> Vec<String> {
-        match toposort(&self.graph, None) {
-            Ok(order) => order.into_iter().map(|i| self.graph[i].clone()).collect(),
-            Err(_) => self.index.keys().cloned().collect(),
+        let mut waiting: BTreeMap<NodeIndex, usize> = self
+            .graph
+            .node_indices()
+            .map(|i| (i, self.graph.edges_directed(i, Direction::Incoming).count()))
+            .collect();
+        let mut ready: BTreeSet<(String, NodeIndex)> = waiting
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(i, _)| (self.graph[*i].clone(), *i))
+            .collect();
+        let mut order = Vec::with_capacity(waiting.len());
+        while let Some((name, i)) = ready.pop_first() {
+            order.push(name);
+            for e in self.graph.edges_directed(i, Direction::Outgoing) {
+                let dependent = e.target();
+                if let Some(n) = waiting.get_mut(&dependent) {
+                    *n -= 1;
+                    if *n == 0 {
+                        ready.insert((self.graph[dependent].clone(), dependent));
+                    }
+                }
+            }
         }
+        if order.len() < self.graph.node_count() {
+            // Only a cyclic graph gets here, and `build` refuses those.
+            return self.index.keys().cloned().collect();
+        }
+        order
     }
 
     /// What `name` directly depends on (hard and soft edges, not deferred references).
@@ -338,6 +362,18 @@ mod tests {
                 "{dep} must come before {dependent}: {order:?}"
             );
         }
+    }
+
+    #[test]
+    fn creation_order_breaks_ties_by_name() {
+        let g = graph(&stack(
+            "  fresh:\n    type: test.thing\n    name: f\n  grow:\n    type: test.thing\n    name: g\n  rename:\n    type: test.thing\n    name: r\n    peer: ${fresh.arn}\n  same:\n    type: test.thing\n    name: s\n  alpha:\n    type: test.thing\n    name: a\n    depends_on: [same]\n",
+        ));
+        // Among what is ready at each point, the smallest name comes first.
+        assert_eq!(
+            g.creation_order(),
+            names(&["fresh", "grow", "rename", "same", "alpha"])
+        );
     }
 
     #[test]

@@ -614,6 +614,9 @@ pub(crate) struct Harness {
     pub dir: tempfile::TempDir,
     pub options: LoadOptions,
     pub parallelism: usize,
+    /// When the engine first reports a still-running step, then how often.
+    pub progress_after: Duration,
+    pub progress_every: Duration,
 }
 
 impl Harness {
@@ -625,6 +628,8 @@ impl Harness {
             dir: tempfile::tempdir().expect("a temporary state folder"),
             options: options(),
             parallelism: 16,
+            progress_after: Duration::from_secs(60),
+            progress_every: Duration::from_secs(60),
         }
     }
 
@@ -704,8 +709,8 @@ impl Harness {
             reporter,
             cancel,
             base_dir: self.dir.path().to_path_buf(),
-            progress_after: Duration::from_secs(60),
-            progress_every: Duration::from_secs(60),
+            progress_after: self.progress_after,
+            progress_every: self.progress_every,
         })
         .await
         .expect("the engine runs")

@@ -4,6 +4,8 @@
 //! records exactly what completed.
 
 pub mod steps;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;

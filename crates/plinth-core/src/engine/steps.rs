@@ -109,12 +109,15 @@ pub fn build(plan: &Plan) -> Result<Vec<Step>, String> {
         .into_iter()
         .find_map(|k| find(name, k))
     };
-    for i in 0..steps.len() {
-        let Some(r) = by_name.get(steps[i].name.as_str()) else {
-            continue;
-        };
-        let deps = step_deps(&steps[i], r, plan, &find, &producer);
-        steps[i].deps = deps;
+    let deps: Vec<Vec<usize>> = steps
+        .iter()
+        .map(|s| match by_name.get(s.name.as_str()) {
+            Some(r) => step_deps(s, r, plan, &find, &producer),
+            None => Vec::new(),
+        })
+        .collect();
+    for (step, deps) in steps.iter_mut().zip(deps) {
+        step.deps = deps;
     }
     check_acyclic(&steps)?;
     Ok(steps)

@@ -37,11 +37,10 @@ pub struct PlanRequest<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("reading `{name}` ({type_name} {id}) failed: {source}")]
+    /// `what` names the resource: "`users` (dynamodb.table demo-users)".
+    #[error("reading {what} failed: {source}")]
     Refresh {
-        name: String,
-        type_name: String,
-        id: String,
+        what: String,
         #[source]
         source: ResourceError,
     },
@@ -175,9 +174,7 @@ async fn refresh_one(
 ) -> Result<(String, Refreshed), PlanError> {
     let ctx = OpContext::new(rs.region.clone(), name.clone());
     let refresh_error = |source| PlanError::Refresh {
-        name: name.clone(),
-        type_name: rs.type_name.clone(),
-        id: rs.id.clone(),
+        what: format!("`{name}` ({} {})", rs.type_name, rs.id),
         source,
     };
     let refreshed = match rs.status {

@@ -58,7 +58,7 @@ pub fn load_str(
     registry: &Registry,
     options: &LoadOptions,
 ) -> Result<(Stack, Diagnostics), Diagnostics> {
-    let root = yaml::parse(&file).map_err(|d| Diagnostics(vec![d]))?;
+    let root = yaml::parse(&file).map_err(|d| Diagnostics(vec![*d]))?;
     let mut loader = Loader {
         file: &file,
         registry,

@@ -243,7 +243,7 @@ fn read_var_file(
     let node = match yaml::parse(&file) {
         Ok(n) => n,
         Err(d) => {
-            diags.push(d);
+            diags.push(*d);
             return;
         }
     };

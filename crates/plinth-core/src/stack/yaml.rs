@@ -203,10 +203,10 @@ impl<'de> Deserialize<'de> for NodeValue {
 }
 
 /// Parses YAML text into a positioned tree; syntax errors name file, line and column.
-pub fn parse(file: &SourceFile) -> Result<Node, Diagnostic> {
+pub fn parse(file: &SourceFile) -> Result<Node, Box<Diagnostic>> {
     let text: &str = &file.text;
     if text.trim().is_empty() {
-        return Err(Diagnostic::error(
+        return Err(Box::new(Diagnostic::error(
             file,
             Span {
                 offset: 0,
@@ -215,7 +215,7 @@ pub fn parse(file: &SourceFile) -> Result<Node, Diagnostic> {
                 column: 1,
             },
             "the file is empty; expected a YAML map with `stack:` and `resources:`",
-        ));
+        )));
     }
     // YAML 1.2 booleans only: in YAML 1.1 `N`, `y`, `no` and `off` are booleans, which turns
     // a DynamoDB key type `N` into `false`. Numbers with leading zeros (`007`) stay strings.
@@ -233,7 +233,7 @@ pub fn parse(file: &SourceFile) -> Result<Node, Diagnostic> {
                 line: 1,
                 column: 1,
             });
-        Diagnostic::error(file, span, first_line(&err.to_string()))
+        Box::new(Diagnostic::error(file, span, first_line(&err.to_string())))
     })
 }
 

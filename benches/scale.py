@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Scale benchmark: N DynamoDB tables + N security groups against the local emulator.
+
+Prints wall time and peak memory (max RSS) of `validate`, `apply`, a no-op `plan` and
+`destroy`, the AWS calls plinth made (counted by plinth itself, `--stats`) per resource,
+and, as a floor to compare apply and destroy with, how long the emulator takes to answer
+the minimal calls when a Python client sends them with the same parallelism.
+
+    python3 benches/scale.py               # N = 200, the release binary (built if missing)
+    python3 benches/scale.py --n 50 --bin target/debug/plinth
+
+This is a benchmark, not a test: it asserts nothing and prints figures.
+"""
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_emulator(latency_ms: int):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "tests/emulator/moto_server.py"), "--port", str(port),
+         "--parent-pid", str(os.getpid()), "--latency-ms", str(latency_ms)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            endpoint = f"http://127.0.0.1:{port}"
+            warm_up(endpoint)
+            return proc, endpoint
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("the emulator did not start")
+
+
+def clients(endpoint: str):
+    import boto3  # moto depends on it, so it is there wherever the emulator is
+    kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+              aws_secret_access_key="bench")
+    return boto3.client("dynamodb", **kw), boto3.client("ec2", **kw)
+
+
+def warm_up(endpoint: str) -> None:
+    """moto loads each service's backend on its first request (about a second each);
+    measure plinth against a warm emulator, as the floor is."""
+    ddb, ec2 = clients(endpoint)
+    ddb.list_tables()
+    ec2.describe_security_groups()
+
+
+def stack(n: int) -> str:
+    lines = ["stack: bench", "region: us-east-1", "resources:"]
+    for i in range(n):
+        lines += [f"  t{i:04}:", "    type: dynamodb.table", f"    name: bench-t{i:04}",
+                  "    partition_key: { name: Id, type: S }"]
+        lines += [f"  sg{i:04}:", "    type: ec2.security_group", f"    name: bench-sg{i:04}",
+                  "    ingress:", f"      - {{ protocol: tcp, ports: {1024 + i}, cidr: 10.0.0.0/8 }}"]
+    return "\n".join(lines) + "\n"
+
+
+def run(binary, args, env, cwd):
+    """Runs one plinth command; returns (seconds, peak RSS in MiB, stats or None)."""
+    rss_file = os.path.join(cwd, "rss.txt")
+    timer = ["/usr/bin/time", "-f", "%M", "-o", rss_file] if os.path.exists("/usr/bin/time") else []
+    start = time.perf_counter()
+    proc = subprocess.run([*timer, binary, *args], env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"plinth {' '.join(args)} failed with exit code {proc.returncode}")
+    try:
+        with open(rss_file) as f:
+            peak_kib = int(f.read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # largest so far
+    stats = None
+    for line in proc.stderr.splitlines():
+        if line.startswith("plinth-stats: "):
+            stats = json.loads(line[len("plinth-stats: "):])
+    return elapsed, peak_kib / 1024, stats
+
+
+def floor(endpoint: str, n: int, parallelism: int) -> tuple:
+    """The emulator's own time for the minimal create and delete calls."""
+    ddb, ec2 = clients(endpoint)
+
+    def create(i):
+        ddb.create_table(TableName=f"floor-t{i}", BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}])
+        gid = ec2.create_security_group(GroupName=f"floor-sg{i}", Description="x")["GroupId"]
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 1024 + i, "ToPort": 1024 + i, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}])
+        return gid
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(parallelism) as pool:
+        groups = list(pool.map(create, range(n)))
+    created = time.perf_counter() - start
+
+    def delete(args):
+        i, gid = args
+        ddb.delete_table(TableName=f"floor-t{i}")
+        ec2.delete_security_group(GroupId=gid)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(parallelism) as pool:
+        list(pool.map(delete, enumerate(groups)))
+    return created, time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=200, help="tables and security groups each (default 200)")
+    parser.add_argument("--bin", help="the plinth binary (default: target/release/plinth, built if missing)")
+    parser.add_argument("--parallelism", type=int, default=16)
+    parser.add_argument("--latency-ms", type=int, default=0, help="delay every emulator request")
+    args = parser.parse_args()
+
+    binary = os.path.abspath(args.bin) if args.bin else os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release/plinth")
+    if not args.bin and not os.path.exists(binary):
+        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
+    emulator, endpoint = start_emulator(args.latency_ms)
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            with open(os.path.join(work, "plinth.yaml"), "w") as f:
+                f.write(stack(args.n))
+            env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench",
+                       AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1", NO_COLOR="1")
+            resources = 2 * args.n
+            par = ["--parallelism", str(args.parallelism)]
+            rows = [("validate", run(binary, ["validate"], env, work))]
+            rows.append(("apply", run(binary, ["apply", "--yes", "--stats", *par], env, work)))
+            rows.append(("plan (no-op)", run(binary, ["plan", "--detailed-exitcode", "--stats", *par], env, work)))
+            rows.append(("destroy", run(binary, ["destroy", "--yes", "--stats", *par], env, work)))
+            floor_create, floor_delete = floor(endpoint, args.n, args.parallelism)
+    finally:
+        emulator.kill()
+
+    print(f"\nplinth scale benchmark: {args.n} tables + {args.n} security groups = {resources} resources, "
+          f"parallelism {args.parallelism}, emulator latency {args.latency_ms} ms\n")
+    print(f"{'command':<14}{'wall':>10}{'peak RSS':>12}{'AWS calls':>11}{'per resource':>14}")
+    for name, (secs, rss, stats) in rows:
+        calls = stats["aws_calls"] if stats else 0
+        print(f"{name:<14}{secs:>9.2f}s{rss:>9.1f} MiB{calls:>11}{calls / resources:>14.2f}")
+    print(f"\nemulator floor (the minimal calls from a {args.parallelism}-thread Python client): "
+          f"create {floor_create:.2f}s, delete {floor_delete:.2f}s")
+    for name, (_, _, stats) in rows:
+        if stats:
+            ops = ", ".join(f"{k} {v}" for k, v in sorted(stats["by_operation"].items()))
+            print(f"  {name}: {ops}")
+
+
+if __name__ == "__main__":
+    main()
