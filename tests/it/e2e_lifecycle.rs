@@ -284,3 +284,58 @@ async fn the_week2_lab_applies_replans_clean_changes_in_place_replaces_and_destr
     assert_eq!(state["resources"].as_object().map(|m| m.len()), Some(0));
     assert_eq!(state["outputs"].as_object().map(|m| m.len()), Some(0));
 }
+
+/// Every stack in `stacks/` and `examples/`: apply, no-op plan, destroy, nothing left.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_ready_stack_and_example_applies_replans_clean_and_destroys_to_nothing() {
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<std::path::PathBuf> = ["stacks", "examples"]
+        .iter()
+        .flat_map(|dir| {
+            std::fs::read_dir(root.join(dir))
+                .expect("folder")
+                .flatten()
+                .map(|e| e.path())
+        })
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    let (ddb, ec2) = (env.dynamodb(), env.ec2());
+    for file in &files {
+        let path = file.to_str().expect("utf-8 path");
+        let state_dir = env.path("state");
+        let state_dir = state_dir.to_str().expect("utf-8 path");
+        let args =
+            |cmd: &'static str| vec![cmd, path, "--state-dir", state_dir, "--var", "student=e2e"];
+        let mut apply = args("apply");
+        apply.push("--yes");
+        env.plinth(&apply).ok();
+        let mut plan = args("plan");
+        plan.push("--detailed-exitcode");
+        let replan = env.plinth(&plan);
+        assert_eq!(
+            replan.code, 0,
+            "{path} re-plans with changes:\n{}",
+            replan.stdout
+        );
+        let mut destroy = args("destroy");
+        destroy.push("--yes");
+        env.plinth(&destroy).ok();
+        let stack_name = std::fs::read_to_string(file)
+            .expect("read stack")
+            .lines()
+            .find_map(|l| l.strip_prefix("stack: ").map(|s| s.trim().to_string()))
+            .expect("stack name");
+        assert!(
+            tables_of_stack(&ddb, &stack_name).await.is_empty(),
+            "{path} left tables"
+        );
+        assert!(
+            groups_of_stack(&ec2, &stack_name).await.is_empty(),
+            "{path} left groups"
+        );
+    }
+}

@@ -111,6 +111,11 @@ impl FakeCloud {
         lock(&self.failures).insert((op, name.to_string()), error);
     }
 
+    /// Lifts every injected failure.
+    pub fn clear_failures(&self) {
+        lock(&self.failures).clear();
+    }
+
     fn latency_for(&self, op: Op, name: &str) -> Duration {
         if let Some(d) = lock(&self.op_latency).get(&(op, name.to_string())) {
             return *d;

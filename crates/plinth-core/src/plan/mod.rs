@@ -169,6 +169,8 @@ impl Plan {
                 Action::Create => c.create += 1,
                 Action::Update => c.update += 1,
                 Action::Replace => c.replace += 1,
+                // Forgetting what is already gone (or was only looked up) destroys nothing.
+                Action::Delete if r.adopted == Some(false) => {}
                 Action::Delete => c.delete += 1,
                 Action::NoOp | Action::Read => {}
             }

@@ -423,6 +423,11 @@ impl Planner<'_> {
             }
             let observed = self.refreshed.get(name).and_then(|r| r.observed.as_ref());
             let gone = observed.is_none() && self.refreshed.contains_key(name);
+            let lookup = self
+                .req
+                .registry
+                .schema(&rs.type_name)
+                .is_some_and(|s| s.kind == TypeKind::Lookup);
             out.push(ResourceChange {
                 name: name.clone(),
                 type_name: rs.type_name.clone(),
@@ -449,9 +454,9 @@ impl Planner<'_> {
                     .resource(name)
                     .map(|d| d.lifecycle.clone())
                     .unwrap_or_else(|| rs.lifecycle.clone()),
-                // Already gone (deleted by hand, or a pending deletion that finished): apply
-                // only forgets it.
-                adopted: gone.then_some(false),
+                // Already gone (deleted by hand, or a pending deletion that finished), or a
+                // lookup, which plinth never created: apply only forgets it.
+                adopted: (gone || lookup).then_some(false),
             });
         }
         out

@@ -93,7 +93,7 @@ fn header(r: &ResourceChange) -> String {
             r.replace_reasons.join(", ")
         ),
         Action::Delete if r.adopted == Some(false) => {
-            "is already gone and will be forgotten".to_string()
+            "will be forgotten (it is gone, or was only looked up)".to_string()
         }
         Action::Delete => "will be destroyed".to_string(),
         Action::Read => "will be read".to_string(),
