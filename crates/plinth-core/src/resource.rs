@@ -210,6 +210,26 @@ pub trait ResourceType: Send + Sync {
         prior: &Props,
     ) -> ResourceResult<Option<Observed>>;
 
+    /// How many resources [`ResourceType::read_batch`] reads in one call; 1 (the default)
+    /// means the type reads one at a time.
+    fn read_batch_size(&self) -> usize {
+        1
+    }
+
+    /// Reads several resources of this type in one region at once, where the API allows
+    /// (a plan then costs fewer calls than resources). Returns one answer per item, in order.
+    async fn read_batch(
+        &self,
+        ctx: &OpContext,
+        items: &[(String, Props)],
+    ) -> ResourceResult<Vec<Option<Observed>>> {
+        let mut out = Vec::with_capacity(items.len());
+        for (id, prior) in items {
+            out.push(self.read(ctx, id, prior).await?);
+        }
+        Ok(out)
+    }
+
     /// Finds an existing resource these desired properties identify (by name and the
     /// `plinth:*` tags), so a create that was interrupted before its result was recorded
     /// is adopted instead of duplicated. `None` when there is nothing to adopt.

@@ -415,8 +415,14 @@ impl ResourceType for FakeType {
 
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
         let id = id.to_string();
+        let lookup = self.schema.kind == TypeKind::Lookup;
         self.cloud
             .call(Op::Delete, &ctx.name, move |c| {
+                if lookup {
+                    return Err(ResourceError::invalid(format!(
+                        "{id} was only looked up: plinth must never delete it"
+                    )));
+                }
                 match lock(&c.objects).remove(&id) {
                     Some(_) => Ok(()),
                     None => Err(ResourceError::new(

@@ -43,6 +43,8 @@ const SOURCE_KEYS: &[&str] = &[
     "prefix_list_id",
 ];
 /// An ENI of a deleting cache cluster or load balancer keeps a group busy for minutes.
+/// Groups read by one DescribeSecurityGroups while planning.
+const BATCH_READ: usize = 200;
 const DELETE_LIMIT: Duration = Duration::from_secs(15 * 60);
 /// How long a new group may stay invisible to DescribeSecurityGroups (eventual consistency).
 const VISIBLE_LIMIT: Duration = Duration::from_secs(120);
@@ -178,6 +180,45 @@ impl ResourceType for SecurityGroup {
             Some(group) => observe(&group, &ctx.region, prior.contains_key("vpc_id")).map(Some),
             None => Ok(None),
         }
+    }
+
+    fn read_batch_size(&self) -> usize {
+        BATCH_READ
+    }
+
+    /// One DescribeSecurityGroups for many groups. AWS fails the whole call when any one
+    /// group is gone, so a batch that hits that falls back to one read each.
+    async fn read_batch(
+        &self,
+        ctx: &OpContext,
+        items: &[(String, Props)],
+    ) -> ResourceResult<Vec<Option<Observed>>> {
+        let ec2 = self.aws.ec2(&ctx.region);
+        let ids: Vec<String> = items.iter().map(|(id, _)| id.clone()).collect();
+        let described = ec2
+            .describe_security_groups()
+            .set_group_ids(Some(ids))
+            .send()
+            .await
+            .classified();
+        let groups = match described {
+            Ok(out) => out.security_groups().to_vec(),
+            Err(err) if err.kind == ErrorKind::NotFound => {
+                let mut out = Vec::with_capacity(items.len());
+                for (id, prior) in items {
+                    out.push(self.read(ctx, id, prior).await?);
+                }
+                return Ok(out);
+            }
+            Err(err) => return Err(err),
+        };
+        items
+            .iter()
+            .map(|(id, prior)| match groups.iter().find(|g| g.group_id() == Some(id.as_str())) {
+                Some(group) => observe(group, &ctx.region, prior.contains_key("vpc_id")).map(Some),
+                None => Ok(None),
+            })
+            .collect()
     }
 
     async fn find(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Option<Observed>> {

@@ -386,9 +386,11 @@ async fn a_failed_step_skips_its_dependents_and_stops_new_work_while_in_flight_s
     for absent in ["c_dep", "d_dep", "q1", "q2"] {
         assert!(!state.resources.contains_key(absent), "{absent} in state");
     }
-    if let Some(bad) = state.resources.get("a_bad") {
-        assert_eq!(bad.status, Status::Creating);
-    }
+    let bad = &state.resources["a_bad"];
+    assert_eq!(
+        (bad.status.clone(), bad.id.as_str()),
+        (Status::Creating, "")
+    );
     assert!(state.outputs.is_empty(), "outputs wait for a complete run");
 }
 
@@ -697,7 +699,7 @@ async fn a_run_killed_midway_is_recovered_from_the_journal() {
     let h = Harness::new();
     h.cloud.set_latency("a", ms(20));
     h.cloud.set_latency("b", ms(20));
-    h.cloud.set_latency("slow", ms(2_000));
+    h.cloud.set_op_latency(Op::Create, "slow", ms(2_000));
     let text = stack_text(&[
         thing("a", &[]),
         thing("b", &["peer: ${a.arn}"]),
@@ -759,4 +761,249 @@ async fn after_a_run_that_fails_midway_the_locked_read_returns_what_completed() 
     let (_locked, state) = h.lock();
     assert_eq!(ready_names(&state), vec!["a", "b"]);
     assert_eq!(state.serial, 1, "one write, by the failed run");
+}
+
+// ---------------------------------------------------------------------------------------
+// Lookups
+// ---------------------------------------------------------------------------------------
+
+const WITH_LOOKUP: &str = "  net:\n    type: test.network\n    name: main\n";
+
+#[tokio::test]
+async fn a_lookup_is_read_recorded_and_feeds_its_dependents() {
+    let h = Harness::new();
+    let text = stack_text(&[
+        WITH_LOOKUP.to_string(),
+        thing("a", &["subnets: ${net.subnet_ids}", "peer: ${net.id}"]),
+    ]);
+    let (_, report, _) = h.converge(&text, Mode::Apply).await;
+    assert!(report.ok(), "{:?}", outcome_words(&report));
+    let (_, a) = h.cloud.object_named("a").expect("a");
+    assert_eq!(a.props["subnets"], json!(["subnet-a", "subnet-b"]));
+    assert_eq!(a.props["peer"], json!("net-main"));
+    let state = h.stored_state();
+    assert_eq!(state.resources["net"].id, "net-main");
+    assert_eq!(state.resources["net"].type_name, "test.network");
+}
+
+#[tokio::test]
+async fn destroying_a_stack_never_deletes_what_was_only_looked_up() {
+    let h = Harness::new();
+    let text = stack_text(&[WITH_LOOKUP.to_string(), thing("a", &["peer: ${net.id}"])]);
+    assert!(h.converge(&text, Mode::Apply).await.1.ok());
+    h.cloud.clear_log();
+    let (plan, report, _) = h.converge(&text, Mode::Destroy).await;
+    assert!(report.ok(), "{:?}", outcome_words(&report));
+    assert!(
+        h.cloud.calls_of(Op::Delete).iter().all(|c| c.name != "net"),
+        "{}",
+        show(&h, &h.cloud.calls())
+    );
+    assert!(
+        h.stored_state().resources.is_empty(),
+        "the lookup is forgotten"
+    );
+    assert_eq!(plan.counts().delete, 1, "only `a` is destroyed");
+}
+
+#[tokio::test]
+async fn removing_a_lookup_from_the_stack_only_forgets_it() {
+    let h = Harness::new();
+    assert!(h
+        .converge(&stack_text(&[WITH_LOOKUP.to_string()]), Mode::Apply)
+        .await
+        .1
+        .ok());
+    h.cloud.clear_log();
+    let (_, report, _) = h
+        .converge(&stack_text(&[thing("a", &[])]), Mode::Apply)
+        .await;
+    assert!(report.ok(), "{:?}", outcome_words(&report));
+    assert!(h.cloud.calls_of(Op::Delete).is_empty());
+    assert!(!h.stored_state().resources.contains_key("net"));
+}
+
+#[tokio::test]
+async fn a_dependent_of_a_replaced_resource_gets_the_new_attributes() {
+    let h = Harness::new();
+    h.converge(
+        &stack_text(&[thing("x", &[]), thing("y", &["peer: ${x.arn}"])]),
+        Mode::Apply,
+    )
+    .await;
+    let (old_x, _) = h.cloud.object_named("x").expect("x");
+    let text = format!(
+        "{HEAD}resources:\n  x:\n    type: test.thing\n    name: x2\n{}",
+        thing("y", &["peer: ${x.arn}"])
+    );
+    let (plan, report, _) = h.converge(&text, Mode::Apply).await;
+    assert_eq!(plan.change("x").expect("x").action, Action::Replace);
+    assert_eq!(plan.change("y").expect("y").action, Action::Update);
+    assert!(report.ok(), "{:?}", outcome_words(&report));
+    let (new_x, _) = h.cloud.object_named("x").expect("x");
+    assert_ne!(new_x, old_x);
+    let (_, y) = h.cloud.object_named("y").expect("y");
+    assert_eq!(y.props["peer"], json!(format!("arn:fake:thing/{new_x}")));
+}
+
+// ---------------------------------------------------------------------------------------
+// Saved plans, adoption, outputs and expiry
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_saved_plan_read_back_from_json_applies_the_same() {
+    let h = Harness::new();
+    let text = format!(
+        "{}outputs:\n  y_peer: \"${{y.name}}:${{x.arn}}\"\n",
+        stack_text(&[
+            thing("x", &["rules: [{ peer: \"${y.id}\" }]"]),
+            thing(
+                "y",
+                &["peer: \"to-${x.arn}\"", "rules: [{ peer: \"${x.id}\" }]"]
+            ),
+        ])
+    );
+    let (plan, locked, state) = plan_locked(&h, &text, Mode::Apply).await;
+    let saved = serde_json::to_string_pretty(&plan).expect("serialises");
+    let read_back: Plan = serde_json::from_str(&saved).expect("deserialises");
+    let (_tx, rx) = watch::channel(false);
+    let report = h
+        .run(
+            &read_back,
+            &locked,
+            state,
+            rx,
+            Arc::new(Recorder::default()),
+        )
+        .await;
+    assert!(report.ok(), "{:?}", outcome_words(&report));
+    let (x_id, _) = h.cloud.object_named("x").expect("x");
+    let (y_id, y) = h.cloud.object_named("y").expect("y");
+    assert_eq!(y.props["peer"], json!(format!("to-arn:fake:thing/{x_id}")));
+    assert_eq!(
+        h.cloud.object_named("x").expect("x").1.props["rules"][0]["peer"],
+        json!(y_id)
+    );
+    assert_eq!(
+        report.state.outputs["y_peer"].value,
+        json!(format!("y:arn:fake:thing/{x_id}"))
+    );
+}
+
+#[tokio::test]
+async fn a_create_before_destroy_replacement_lets_dependents_move_before_the_old_one_goes() {
+    let h = Harness::new();
+    let cbd = "lifecycle: { create_before_destroy: true }";
+    h.converge(
+        &stack_text(&[thing("x", &[cbd]), thing("y", &["peer: ${x.arn}"])]),
+        Mode::Apply,
+    )
+    .await;
+    let (old_x, _) = h.cloud.object_named("x").expect("x");
+    h.cloud.set_default_latency(ms(20));
+    h.cloud.clear_log();
+    let text = format!(
+        "{HEAD}resources:\n  x:\n    type: test.thing\n    name: x2\n    {cbd}\n{}",
+        thing("y", &["peer: ${x.arn}"])
+    );
+    let (_, report, _) = h.converge(&text, Mode::Apply).await;
+    assert!(report.ok(), "{:?}", outcome_words(&report));
+    let create = h.cloud.call_of(Op::Create, "x");
+    let update = h.cloud.call_of(Op::Update, "y");
+    let delete = h.cloud.call_of(Op::Delete, "x");
+    let log = show(&h, &h.cloud.calls());
+    assert!(create.end <= update.start, "{log}");
+    assert!(update.end <= delete.start, "the old x goes last\n{log}");
+    let (new_x, _) = h.cloud.object_named("x").expect("x");
+    assert_ne!(new_x, old_x);
+    assert_eq!(
+        h.cloud.object_named("y").expect("y").1.props["peer"],
+        json!(format!("arn:fake:thing/{new_x}"))
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_create_found_by_the_next_plan_is_adopted_not_duplicated() {
+    let h = Harness::new();
+    h.cloud.set_op_latency(Op::Create, "a", ms(2_000));
+    let text = stack_text(&[thing("a", &["size: 2"])]);
+    let (plan, locked, state) = plan_locked(&h, &text, Mode::Apply).await;
+    let wanted = plan.change("a").expect("a").after.clone().expect("after");
+    let (_tx, rx) = watch::channel(false);
+    let killed = tokio::time::timeout(
+        ms(100),
+        h.run(&plan, &locked, state, rx, Arc::new(Recorder::default())),
+    )
+    .await;
+    assert!(killed.is_err());
+    drop(locked);
+    // The service finished the create after plinth died.
+    let id = h.cloud.insert("test.thing", "a", wanted);
+    h.cloud.clear_log();
+    let (plan, report, _) = h.converge(&text, Mode::Apply).await;
+    let a = plan.change("a").expect("a");
+    assert_eq!((a.action, a.adopted), (Action::NoOp, Some(true)));
+    assert!(report.ok(), "{:?}", outcome_words(&report));
+    assert_eq!(outcome_words(&report)["a:Adopt"], "done");
+    assert!(h.cloud.calls_of(Op::Create).is_empty(), "not created twice");
+    let state = h.stored_state();
+    assert_eq!(state.resources["a"].status, Status::Ready);
+    assert_eq!(state.resources["a"].id, id);
+    assert_eq!(h.cloud.objects().len(), 1);
+}
+
+#[tokio::test]
+async fn an_output_only_change_is_applied_without_any_step() {
+    let h = Harness::new();
+    let base = stack_text(&[thing("a", &[])]);
+    h.converge(&format!("{base}outputs:\n  v: one\n"), Mode::Apply)
+        .await;
+    assert_eq!(h.stored_state().outputs["v"].value, json!("one"));
+    h.cloud.clear_log();
+    let (plan, report, _) = h
+        .converge(
+            &format!(
+                "{base}outputs:\n  v: two\n  id: {{ value: \"${{a.id}}\", sensitive: true }}\n"
+            ),
+            Mode::Apply,
+        )
+        .await;
+    assert!(plan.has_changes());
+    assert!(report.results.is_empty());
+    assert!(report.ok());
+    let state = h.stored_state();
+    assert_eq!(state.outputs["v"].value, json!("two"));
+    assert_eq!(
+        state.outputs["id"].value,
+        json!(h.cloud.object_named("a").expect("a").0)
+    );
+    assert!(state.outputs["id"].sensitive);
+}
+
+#[tokio::test]
+async fn the_expiry_is_recorded_by_apply_and_kept_by_later_plans() {
+    let h = Harness::new();
+    let text = format!("{HEAD}expires_after: 8h\nresources:\n{}", thing("a", &[]));
+    let (plan, report, _) = h.converge(&text, Mode::Apply).await;
+    assert!(report.ok());
+    let stamped = plan.expires_at.clone().expect("stamped");
+    let state = h.stored_state();
+    assert_eq!(state.expires_at.as_deref(), Some(stamped.as_str()));
+    assert_eq!(state.expires_after.as_deref(), Some("8h"));
+    let (_, a) = h.cloud.object_named("a").expect("a");
+    assert_eq!(a.props["tags"]["plinth:expires-at"], json!(stamped));
+    // A later plan (at a later time) keeps the stamp, so nothing changes.
+    let stack = h.stack(&text);
+    let later = h
+        .plan_at(
+            &stack,
+            &state,
+            Mode::Apply,
+            &[],
+            std::time::SystemTime::now() + Duration::from_secs(3600),
+        )
+        .await
+        .expect("plan");
+    assert_eq!(later.expires_at.as_deref(), Some(stamped.as_str()));
+    assert!(!later.has_changes());
 }

@@ -204,10 +204,9 @@ async fn a_deleted_resource_already_gone_is_only_forgotten() {
     assert_eq!(d.action, Action::Delete);
     assert_eq!(d.adopted, Some(false));
     let shown = render(&p, &h.registry, false);
-    assert!(
-        shown.contains("is already gone and will be forgotten"),
-        "{shown}"
-    );
+    assert!(shown.contains("old (test.thing, us-east-1)"), "{shown}");
+    assert!(shown.contains("will be forgotten"), "{shown}");
+    assert!(!shown.contains("will be destroyed"), "{shown}");
 }
 
 #[tokio::test]
