@@ -160,13 +160,9 @@ async fn apply_saved(global: &GlobalArgs, path: &Path, args: &ApplyArgs, ui: &Ui
     if !plan.has_changes() {
         return Ok(0);
     }
-    let session_like = SavedPlanContext {
-        registry,
-        base_dir: base_dir(&stack_file),
-    };
     let code = run_engine(
-        &session_like.registry,
-        &session_like.base_dir,
+        &registry,
+        &base_dir(&stack_file),
         &locked,
         state,
         &plan,
@@ -176,11 +172,6 @@ async fn apply_saved(global: &GlobalArgs, path: &Path, args: &ApplyArgs, ui: &Ui
     .await?;
     print_stats(global, &aws);
     Ok(code)
-}
-
-struct SavedPlanContext {
-    registry: plinth_core::resource::Registry,
-    base_dir: PathBuf,
 }
 
 fn base_dir(stack_file: &Path) -> PathBuf {

@@ -214,10 +214,14 @@ impl ResourceType for SecurityGroup {
         };
         items
             .iter()
-            .map(|(id, prior)| match groups.iter().find(|g| g.group_id() == Some(id.as_str())) {
-                Some(group) => observe(group, &ctx.region, prior.contains_key("vpc_id")).map(Some),
-                None => Ok(None),
-            })
+            .map(
+                |(id, prior)| match groups.iter().find(|g| g.group_id() == Some(id.as_str())) {
+                    Some(group) => {
+                        observe(group, &ctx.region, prior.contains_key("vpc_id")).map(Some)
+                    }
+                    None => Ok(None),
+                },
+            )
             .collect()
     }
 

@@ -125,7 +125,7 @@ pub async fn apply(req: ApplyRequest<'_>) -> Result<ApplyReport, EngineError> {
     let interrupted = run.execute().await?;
     let results = run.ordered_results();
     let mut state = lock(&live).clone();
-    finish_state(&mut state, req.plan, &results, req.registry, interrupted);
+    finish_state(&mut state, req.plan, &results, interrupted);
     req.store.write(&mut state)?;
     Ok(ApplyReport {
         state,
@@ -691,13 +691,7 @@ fn keep_ignored(desired: &mut Props, actual: &Props, ignored: &[String]) {
 }
 
 /// Outputs, dependency lists of unchanged resources and the expiry, once the steps are done.
-fn finish_state(
-    state: &mut State,
-    plan: &Plan,
-    results: &[StepResult],
-    _registry: &Registry,
-    interrupted: bool,
-) {
+fn finish_state(state: &mut State, plan: &Plan, results: &[StepResult], interrupted: bool) {
     for change in plan.resources.iter().filter(|c| c.action == Action::NoOp) {
         if let Some(rs) = state.resources.get_mut(&change.name) {
             rs.deps = change.deps.clone();

@@ -147,25 +147,39 @@ async fn refresh(req: &PlanRequest<'_>) -> Result<BTreeMap<String, Refreshed>, P
     let mut jobs: Vec<RefreshJob> = Vec::new();
     let mut batches: BTreeMap<(String, String), Vec<(String, ResourceState)>> = BTreeMap::new();
     for (name, rs) in &req.state.resources {
-        let rt = req
-            .registry
-            .get(&rs.type_name)
-            .cloned()
-            .ok_or_else(|| PlanError::UnknownType { name: name.clone(), type_name: rs.type_name.clone() })?;
+        let rt =
+            req.registry
+                .get(&rs.type_name)
+                .cloned()
+                .ok_or_else(|| PlanError::UnknownType {
+                    name: name.clone(),
+                    type_name: rs.type_name.clone(),
+                })?;
         if rt.schema().kind == TypeKind::Lookup {
             continue; // lookups are re-read from the stack, not from state
         }
         if rt.read_batch_size() > 1 && rs.status != Status::Creating {
             let key = (rs.type_name.clone(), rs.region.clone());
-            batches.entry(key).or_default().push((name.clone(), rs.clone()));
+            batches
+                .entry(key)
+                .or_default()
+                .push((name.clone(), rs.clone()));
         } else {
-            jobs.push(RefreshJob { rt, items: vec![(name.clone(), rs.clone())] });
+            jobs.push(RefreshJob {
+                rt,
+                items: vec![(name.clone(), rs.clone())],
+            });
         }
     }
     for ((type_name, _), items) in batches {
-        let Some(rt) = req.registry.get(&type_name).cloned() else { continue };
+        let Some(rt) = req.registry.get(&type_name).cloned() else {
+            continue;
+        };
         for chunk in items.chunks(rt.read_batch_size()) {
-            jobs.push(RefreshJob { rt: rt.clone(), items: chunk.to_vec() });
+            jobs.push(RefreshJob {
+                rt: rt.clone(),
+                items: chunk.to_vec(),
+            });
         }
     }
     let results: Vec<Result<Vec<(String, Refreshed)>, PlanError>> = stream::iter(jobs)
@@ -192,18 +206,41 @@ impl RefreshJob {
         if let [(name, rs)] = self.items.as_slice() {
             return Ok(vec![refresh_one(name.clone(), rs.clone(), self.rt).await?]);
         }
-        let Some((first_name, first)) = self.items.first() else { return Ok(Vec::new()) };
+        let Some((first_name, first)) = self.items.first() else {
+            return Ok(Vec::new());
+        };
         let ctx = OpContext::new(first.region.clone(), first_name.clone());
-        let ids: Vec<(String, Props)> = self.items.iter().map(|(_, rs)| (rs.id.clone(), rs.props.clone())).collect();
-        let observed = self.rt.read_batch(&ctx, &ids).await.map_err(|source| PlanError::Refresh {
-            what: format!("{} {} resources in {}", ids.len(), first.type_name, first.region),
-            source,
-        })?;
+        let ids: Vec<(String, Props)> = self
+            .items
+            .iter()
+            .map(|(_, rs)| (rs.id.clone(), rs.props.clone()))
+            .collect();
+        let observed =
+            self.rt
+                .read_batch(&ctx, &ids)
+                .await
+                .map_err(|source| PlanError::Refresh {
+                    what: format!(
+                        "{} {} resources in {}",
+                        ids.len(),
+                        first.type_name,
+                        first.region
+                    ),
+                    source,
+                })?;
         Ok(self
             .items
             .into_iter()
             .zip(observed)
-            .map(|((name, _), observed)| (name, Refreshed { observed, adopted: None }))
+            .map(|((name, _), observed)| {
+                (
+                    name,
+                    Refreshed {
+                        observed,
+                        adopted: None,
+                    },
+                )
+            })
             .collect())
     }
 }
@@ -225,7 +262,10 @@ async fn refresh_one(
             Refreshed { observed, adopted }
         }
         Status::Ready | Status::PendingDelete { .. } => Refreshed {
-            observed: rt.read(&ctx, &rs.id, &rs.props).await.map_err(refresh_error)?,
+            observed: rt
+                .read(&ctx, &rs.id, &rs.props)
+                .await
+                .map_err(refresh_error)?,
             adopted: None,
         },
     };

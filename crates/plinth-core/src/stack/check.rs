@@ -66,16 +66,9 @@ pub fn check_props(
     attrs: &dyn AttrShapes,
     diags: &mut Diagnostics,
 ) {
-    let context = format!("{} `{}`", schema.type_name, "properties");
     let checker = Checker { file, attrs };
-    checker.check_object(
-        &schema.properties,
-        props,
-        name_span,
-        &format!("a {} resource", schema.type_name),
-        &context,
-        diags,
-    );
+    let context = format!("a {} resource", schema.type_name);
+    checker.check_object(&schema.properties, props, name_span, &context, "", diags);
 }
 
 struct Checker<'a> {
@@ -90,7 +83,7 @@ impl Checker<'_> {
         value: &SpannedExpr,
         owner_span: Span,
         context: &str,
-        _what: &str,
+        path: &str,
         diags: &mut Diagnostics,
     ) {
         let Expr::Map(entries) = &value.expr else {
@@ -98,8 +91,13 @@ impl Checker<'_> {
         };
         let names: Vec<&str> = props.iter().map(|p| p.name).collect();
         for (key, v) in entries {
+            let inner = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
             match props.iter().find(|p| p.name == key) {
-                Some(p) => self.check(&p.shape, v, diags),
+                Some(p) => self.check(&p.shape, v, &inner, diags),
                 None => diags.push(unknown_key(self.file, v.key_span, key, &names, context)),
             }
         }
@@ -118,30 +116,35 @@ impl Checker<'_> {
         }
     }
 
-    fn check(&self, shape: &Shape, value: &SpannedExpr, diags: &mut Diagnostics) {
+    /// Checks a value against a shape; `path` names it in messages (`ingress[0]`).
+    fn check(&self, shape: &Shape, value: &SpannedExpr, path: &str, diags: &mut Diagnostics) {
         // A whole reference to a list or map variable was bound to a literal list or map:
         // check its elements like written ones, at the reference's place.
         if let Expr::Lit(v @ (Value::Array(_) | Value::Object(_))) = &value.expr {
-            return self.check(shape, &structured(v, value.span), diags);
+            return self.check(shape, &structured(v, value.span), path, diags);
         }
         match shape {
             Shape::Object(props) => {
-                self.check_object(props, value, value.span, "this map", "", diags)
+                let context = format!("`{path}`");
+                self.check_object(props, value, value.span, &context, path, diags)
             }
             Shape::List(item) => match &value.expr {
-                Expr::List(items) => items.iter().for_each(|i| self.check(item, i, diags)),
+                Expr::List(items) => items
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, v)| self.check(item, v, &format!("{path}[{i}]"), diags)),
                 _ => self.check_other(shape, value, diags),
             },
             Shape::Map(inner) => match &value.expr {
                 Expr::Map(entries) => entries
                     .iter()
-                    .for_each(|(_, v)| self.check(inner, v, diags)),
+                    .for_each(|(k, v)| self.check(inner, v, &format!("{path}.{k}"), diags)),
                 _ => self.check_other(shape, value, diags),
             },
             Shape::OneOf(shapes) => {
                 let fits = shapes.iter().find(|s| {
                     let mut trial = Diagnostics::default();
-                    self.check(s, value, &mut trial);
+                    self.check(s, value, path, &mut trial);
                     !trial.has_errors()
                 });
                 if fits.is_none() {
