@@ -42,6 +42,8 @@ pub(crate) enum Op {
     Update,
     Delete,
     Lookup,
+    /// One call reading several resources (`read_batch`).
+    ReadBatch,
 }
 
 /// One call to the fake, with when it started and ended.
@@ -74,6 +76,8 @@ pub(crate) struct FakeCloud {
     log: Mutex<Vec<Call>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    /// How many resources one `read_batch` call reads (1: the type reads one at a time).
+    batch_size: AtomicUsize,
     /// When the cloud was made: call instants are reported relative to it.
     pub epoch: Instant,
 }
@@ -90,6 +94,7 @@ impl FakeCloud {
             log: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
+            batch_size: AtomicUsize::new(1),
             epoch: Instant::now(),
         })
     }
@@ -109,6 +114,11 @@ impl FakeCloud {
     /// `op` on `name` fails (after its latency) with `error`.
     pub fn fail(&self, op: Op, name: &str, error: ResourceError) {
         lock(&self.failures).insert((op, name.to_string()), error);
+    }
+
+    /// Lets the fake types read up to `n` resources in one call.
+    pub fn set_batch_size(&self, n: usize) {
+        self.batch_size.store(n, Ordering::SeqCst);
     }
 
     /// Lifts every injected failure.
@@ -317,6 +327,33 @@ impl ResourceType for FakeType {
             )];
         }
         Vec::new()
+    }
+
+    fn read_batch_size(&self) -> usize {
+        self.cloud.batch_size.load(Ordering::SeqCst)
+    }
+
+    async fn read_batch(
+        &self,
+        ctx: &OpContext,
+        items: &[(String, Props)],
+    ) -> ResourceResult<Vec<Option<Observed>>> {
+        let ids: Vec<String> = items.iter().map(|(id, _)| id.clone()).collect();
+        self.cloud
+            .call(Op::ReadBatch, &ctx.name, move |c| {
+                let objects = lock(&c.objects);
+                Ok(ids
+                    .iter()
+                    .map(|id| {
+                        objects.get(id).map(|o| Observed {
+                            id: id.clone(),
+                            props: o.props.clone(),
+                            attrs: o.attrs.clone(),
+                        })
+                    })
+                    .collect())
+            })
+            .await
     }
 
     fn known_attrs(&self, props: &Props) -> Props {

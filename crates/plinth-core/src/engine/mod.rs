@@ -709,6 +709,14 @@ fn finish_state(state: &mut State, plan: &Plan, results: &[StepResult], interrup
             continue;
         };
         let value = template.eval(&|r| resolve_live(state, r));
+        if value::contains_unknown(&value) {
+            // It refers to something this run did not apply (a `--target` run): keep the
+            // last known value, never the unknown sentinel.
+            if let Some(previous) = state.outputs.get(&o.name) {
+                outputs.insert(o.name.clone(), previous.clone());
+            }
+            continue;
+        }
         outputs.insert(
             o.name.clone(),
             OutputState {

@@ -303,7 +303,11 @@ async fn a_long_step_is_reported_as_still_running_with_its_latest_status() {
         .events()
         .into_iter()
         .filter_map(|e| match e {
-            Event::StillRunning { name, status, .. } if name == "a" => Some(status),
+            Event::StillRunning {
+                name,
+                kind: StepKind::Create,
+                status,
+            } if name == "a" => Some(status),
             _ => None,
         })
         .collect();
@@ -318,7 +322,12 @@ async fn a_long_step_is_reported_as_still_running_with_its_latest_status() {
     assert!(matches!(&events[0], Event::Started { name, kind: StepKind::Create } if name == "a"));
     assert!(matches!(
         events.last(),
-        Some(Event::Finished { name, outcome: Outcome::Done, id: Some(_), .. }) if name == "a"
+        Some(Event::Finished {
+            name,
+            kind: StepKind::Create,
+            outcome: Outcome::Done,
+            id: Some(_),
+        }) if name == "a"
     ));
 }
 
@@ -1006,4 +1015,69 @@ async fn the_expiry_is_recorded_by_apply_and_kept_by_later_plans() {
         .expect("plan");
     assert_eq!(later.expires_at.as_deref(), Some(stamped.as_str()));
     assert!(!later.has_changes());
+}
+
+#[tokio::test]
+async fn destroying_after_an_interrupted_create_deletes_the_resource_the_service_made() {
+    let h = Harness::new();
+    h.cloud.set_op_latency(Op::Create, "a", ms(2_000));
+    let text = stack_text(&[thing("a", &[]), thing("b", &[])]);
+    let (plan, locked, state) = plan_locked(&h, &text, Mode::Apply).await;
+    let wanted = plan.change("a").expect("a").after.clone().expect("after");
+    let (_tx, rx) = watch::channel(false);
+    let killed = tokio::time::timeout(
+        ms(200),
+        h.run(&plan, &locked, state, rx, Arc::new(Recorder::default())),
+    )
+    .await;
+    assert!(killed.is_err());
+    drop(locked);
+    // The service finished the create after plinth died; now the user tears down.
+    let id = h.cloud.insert("test.thing", "a", wanted);
+    h.cloud.clear_log();
+    let (plan, report, _) = h.converge(&text, Mode::Destroy).await;
+    let a = plan.change("a").expect("a");
+    assert_eq!(a.action, Action::Delete);
+    assert_eq!(a.id.as_deref(), Some(id.as_str()), "the id `find` returned");
+    assert!(report.ok(), "{:?}", outcome_words(&report));
+    assert!(h.cloud.objects().is_empty(), "{:?}", h.cloud.objects());
+    assert!(h.stored_state().resources.is_empty());
+}
+
+#[tokio::test]
+async fn a_targeted_apply_never_stores_an_unknown_output_value() {
+    let h = Harness::new();
+    let text = format!(
+        "{}outputs:\n  a_arn: ${{a.arn}}\n  b_arn: ${{b.arn}}\n",
+        stack_text(&[thing("a", &[]), thing("b", &[])])
+    );
+    let stack = h.stack(&text);
+    let (locked, state) = h.lock();
+    let plan = h
+        .plan_against(&stack, &state, Mode::Apply, &["a"])
+        .await
+        .expect("plan");
+    assert!(plan.change("b").is_none(), "b is not targeted");
+    let (_tx, rx) = watch::channel(false);
+    let report = h
+        .run(&plan, &locked, state, rx, Arc::new(Recorder::default()))
+        .await;
+    assert!(report.ok());
+    let state = h.stored_state();
+    let (a_id, _) = h.cloud.object_named("a").expect("a");
+    assert_eq!(
+        state.outputs.get("a_arn").map(|o| &o.value),
+        Some(&json!(format!("arn:fake:thing/{a_id}")))
+    );
+    assert!(
+        !state.outputs.contains_key("b_arn"),
+        "b was never applied: no value to record"
+    );
+    for (name, o) in &state.outputs {
+        assert!(
+            !crate::value::contains_unknown(&o.value),
+            "output `{name}` stored the unknown sentinel: {:?}",
+            o.value
+        );
+    }
 }

@@ -215,19 +215,28 @@ impl RefreshJob {
             .iter()
             .map(|(_, rs)| (rs.id.clone(), rs.props.clone()))
             .collect();
+        let what = format!(
+            "{} {} resources in {}",
+            ids.len(),
+            first.type_name,
+            first.region
+        );
         let observed =
             self.rt
                 .read_batch(&ctx, &ids)
                 .await
                 .map_err(|source| PlanError::Refresh {
-                    what: format!(
-                        "{} {} resources in {}",
-                        ids.len(),
-                        first.type_name,
-                        first.region
-                    ),
+                    what: what.clone(),
                     source,
                 })?;
+        // A short answer would make resources look deleted, and be created twice.
+        if observed.len() != ids.len() {
+            let message = format!("answered {} of {} reads", observed.len(), ids.len());
+            return Err(PlanError::Refresh {
+                what,
+                source: ResourceError::other(message),
+            });
+        }
         Ok(self
             .items
             .into_iter()
@@ -512,7 +521,9 @@ impl Planner<'_> {
                 region: rs.region.clone(),
                 action: Action::Delete,
                 replace_reasons: Vec::new(),
-                id: Some(rs.id.clone()),
+                // What the read found: for an interrupted create the state has no id yet,
+                // only `find` knows it.
+                id: Some(observed.map_or_else(|| rs.id.clone(), |o| o.id.clone())),
                 before: Some(
                     observed
                         .map(|o| o.props.clone())

@@ -84,7 +84,8 @@ pub fn summary(plan: &Plan) -> String {
 fn header(r: &ResourceChange) -> String {
     let what = match r.action {
         Action::Create if r.adopted == Some(false) => {
-            "will be created (an interrupted run left no trace of it)".to_string()
+            "will be created (an earlier create did not finish, and nothing was found to adopt)"
+                .to_string()
         }
         Action::Create => "will be created".to_string(),
         Action::Update => "will be updated in place".to_string(),

@@ -671,6 +671,95 @@ async fn the_refresh_reads_resources_in_parallel() {
     );
 }
 
+/// `n` unchanged resources `r0`… in state and in the stack, `region` per resource.
+fn unchanged(h: &Harness, regions: &[&str]) -> (String, State) {
+    let mut body = String::from("resources:\n");
+    let mut entries = Vec::new();
+    for (i, region) in regions.iter().enumerate() {
+        let n = format!("r{i}");
+        body.push_str(&format!(
+            "  {n}:\n    type: test.thing\n    region: {region}\n    name: {n}\n"
+        ));
+        let mut rs = ready(&h.cloud, &n, canonical(&n, json!({ "name": n })));
+        rs.region = region.to_string();
+        entries.push((n, rs));
+    }
+    let mut state = empty_state();
+    state.resources.extend(entries);
+    (body, state)
+}
+
+#[tokio::test]
+async fn a_type_that_reads_in_batches_is_read_in_as_few_calls_as_its_batch_size_allows() {
+    let h = Harness::new();
+    h.cloud.set_batch_size(3);
+    let (body, state) = unchanged(&h, &["us-east-1"; 7]);
+    let p = plan(&h, &body, &state).await;
+    assert!(!p.has_changes(), "{:#?}", actions(&p));
+    // 3 + 3 in batches; the one left over is read on its own.
+    assert_eq!(h.cloud.calls_of(Op::ReadBatch).len(), 2);
+    assert_eq!(h.cloud.calls_of(Op::Read).len(), 1);
+}
+
+#[tokio::test]
+async fn batches_never_mix_regions() {
+    let h = Harness::new();
+    h.cloud.set_batch_size(10);
+    let (body, state) = unchanged(&h, &["us-east-1", "eu-west-1", "us-east-1", "eu-west-1"]);
+    let p = plan(&h, &body, &state).await;
+    assert!(!p.has_changes());
+    assert_eq!(h.cloud.calls_of(Op::ReadBatch).len(), 2);
+}
+
+#[tokio::test]
+async fn a_batch_read_tells_each_resource_apart() {
+    let h = Harness::new();
+    h.cloud.set_batch_size(10);
+    let (body, state) = unchanged(&h, &["us-east-1"; 3]);
+    h.cloud.remove(&state.resources["r1"].id);
+    h.cloud.tamper(&state.resources["r2"].id, "size", json!(5));
+    let p = plan(&h, &body, &state).await;
+    assert_eq!(
+        actions(&p),
+        vec![
+            ("r0".into(), Action::NoOp),
+            ("r1".into(), Action::Create),
+            ("r2".into(), Action::Update),
+        ]
+    );
+    assert_eq!(h.cloud.calls_of(Op::ReadBatch).len(), 1);
+}
+
+#[tokio::test]
+async fn an_interrupted_create_is_looked_up_alone_even_for_a_batching_type() {
+    let h = Harness::new();
+    h.cloud.set_batch_size(10);
+    let (body, mut state) = unchanged(&h, &["us-east-1"; 3]);
+    let mut interrupted = state.resources["r2"].clone();
+    interrupted.status = Status::Creating;
+    interrupted.id = String::new();
+    state.resources.insert("r2".into(), interrupted);
+    let p = plan(&h, &body, &state).await;
+    assert_eq!(change(&p, "r2").adopted, Some(true));
+    assert_eq!(h.cloud.calls_of(Op::Find).len(), 1);
+    assert_eq!(h.cloud.calls_of(Op::ReadBatch).len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_batch_read_is_a_plan_error_saying_what_was_read() {
+    let h = Harness::new();
+    h.cloud.set_batch_size(10);
+    let (body, state) = unchanged(&h, &["us-east-1"; 2]);
+    // The batch is named after its first resource.
+    h.cloud
+        .fail(Op::ReadBatch, "r0", ResourceError::other("throttled"));
+    let err = plan_err(&h, &body, &state, Mode::Apply).await;
+    let msg = err.to_string();
+    assert!(matches!(err, PlanError::Refresh { .. }), "{msg}");
+    assert!(msg.contains("2 test.thing resources in us-east-1"), "{msg}");
+    assert!(msg.contains("throttled"), "{msg}");
+}
+
 fn at_epoch(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
