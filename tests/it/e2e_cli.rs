@@ -563,15 +563,38 @@ resources:
 "#,
     );
     let run = env.plinth(&["apply", "--yes"]).expect_code(1);
-    assert_eq!(run.stderr.matches("Error: creating `broken`").count(), 1, "{}", run.stderr);
-    assert!(run.stderr.contains("sg-0123456789abcdef0"), "the AWS message is shown: {}", run.stderr);
-    assert!(run.stderr.contains("Skipped because of the error: after_broken (needs broken)"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("Error: creating `broken`").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("sg-0123456789abcdef0"),
+        "the AWS message is shown: {}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("Skipped because of the error: after_broken (needs broken)"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("Apply failed."), "{}", run.stderr);
     let state = env.state("failing");
-    assert_eq!(state["resources"]["independent"]["status"]["state"], "ready");
-    assert!(state["resources"].get("after_broken").is_none(), "a skipped resource is not recorded");
+    assert_eq!(
+        state["resources"]["independent"]["status"]["state"],
+        "ready"
+    );
+    assert!(
+        state["resources"].get("after_broken").is_none(),
+        "a skipped resource is not recorded"
+    );
     let ddb = env.dynamodb();
-    assert_eq!(tables_of_stack(&ddb, "failing").await, ["failing-independent"]);
+    assert_eq!(
+        tables_of_stack(&ddb, "failing").await,
+        ["failing-independent"]
+    );
 
     // Removing the broken resource from the stack: the next apply converges, and what it
     // left behind is destroyed.
@@ -580,9 +603,15 @@ resources:
         "stack: failing\nregion: us-east-1\nresources:\n  independent:\n    type: dynamodb.table\n    name: failing-independent\n    partition_key: { name: Id, type: S }\n",
     );
     let plan = env.plinth(&["plan"]).ok();
-    assert!(plan.stdout.contains("- broken (ec2.security_group"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("- broken (ec2.security_group"),
+        "{}",
+        plan.stdout
+    );
     env.plinth(&["apply", "--yes"]).ok();
-    assert!(crate::harness::groups_of_stack(&env.ec2(), "failing").await.is_empty());
+    assert!(crate::harness::groups_of_stack(&env.ec2(), "failing")
+        .await
+        .is_empty());
     env.plinth(&["destroy", "--yes"]).ok();
     assert!(tables_of_stack(&ddb, "failing").await.is_empty());
 }

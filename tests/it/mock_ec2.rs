@@ -304,13 +304,10 @@ async fn read_splits_merged_permissions_maps_own_group_to_self_and_equals_normal
         json!("arn:aws:ec2:us-east-1:123456789012:security-group/sg-0123")
     );
     assert_eq!(observed.attrs["vpc_id"], json!("vpc-1"));
-    assert!(
-        !observed.props.contains_key("vpc_id"),
-        "vpc_id only when it was set"
-    );
+    assert_eq!(observed.props["vpc_id"], json!("vpc-1"));
 
-    // The same group as a person writes it diffs as equal.
-    let desired = normalized(json!({
+    // The same group as a person writes it (leaving the VPC to AWS) diffs as equal.
+    let mut desired = normalized(json!({
         "name": "app",
         "description": "app servers",
         "ingress": [
@@ -323,16 +320,24 @@ async fn read_splits_merged_permissions_maps_own_group_to_self_and_equals_normal
         ],
         "tags": {"plinth:stack": "lab"},
     }));
+    assert!(!desired.contains_key("vpc_id"));
+    plinth_core::plan::planner::fill_computed(sg.schema(), &mut desired, &observed.props);
     assert_eq!(observed.props, desired);
 }
 
 #[tokio::test]
-async fn read_reports_vpc_id_when_the_stack_set_it() {
+async fn read_reports_the_vpc_whether_or_not_the_stack_set_it() {
     let describe = describe_returns(group("sg-0123", vec![], vec![allow_all_out()]));
     let sg = SecurityGroup::new(aws_with(RuleMode::MatchAny, &[&describe]));
     let prior = props(json!({"vpc_id": "vpc-1"}));
     let observed = sg
         .read(&ctx(), "sg-0123", &prior)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(observed.props["vpc_id"], json!("vpc-1"));
+    let observed = sg
+        .read(&ctx(), "sg-0123", &Props::new())
         .await
         .expect("read")
         .expect("exists");
@@ -683,7 +688,7 @@ async fn create_tags_at_creation_and_replaces_the_default_egress_when_egress_is_
     );
     assert_eq!(taken(&authorized), vec![vec![https]]);
     assert_eq!(taken(&revoked), vec![vec![allow_all_out()]]);
-    assert_eq!(observed.props, props);
+    assert_eq!(observed.props, with_vpc(props, "vpc-1"));
 }
 
 #[tokio::test]
@@ -702,8 +707,14 @@ async fn create_with_default_egress_and_no_ingress_makes_no_rule_calls() {
     let observed = sg.create(&ctx(), &props).await.expect("created");
 
     assert_eq!(observed.id, "sg-0123");
-    assert_eq!(observed.props, props);
+    assert_eq!(observed.props, with_vpc(props, "vpc-1"));
     assert_eq!(visible.num_calls(), 1);
+}
+
+/// Desired props as read back: the VPC AWS chose is reported.
+fn with_vpc(mut props: Props, vpc: &str) -> Props {
+    props.insert("vpc_id".into(), json!(vpc));
+    props
 }
 
 #[tokio::test]

@@ -107,6 +107,9 @@ pub struct Prop {
     pub change: Change,
     /// Masked in plan output, `show` and logs.
     pub sensitive: bool,
+    /// Left out of the stack, the property takes whatever AWS chose (a group's VPC is the
+    /// default VPC): an absent value is never a difference. Terraform's "optional+computed".
+    pub computed: bool,
     /// For list properties: elements that refer to a resource which itself (directly or not)
     /// refers back may be applied in a second step after both exist, instead of being a
     /// dependency cycle (security-group rules that name each other).
@@ -122,6 +125,7 @@ impl Prop {
             required: false,
             change: Change::InPlace,
             sensitive: false,
+            computed: false,
             deferrable: false,
             description: "",
         }
@@ -136,6 +140,10 @@ impl Prop {
     }
     pub fn sensitive(mut self) -> Prop {
         self.sensitive = true;
+        self
+    }
+    pub fn computed(mut self) -> Prop {
+        self.computed = true;
         self
     }
     pub fn deferrable(mut self) -> Prop {

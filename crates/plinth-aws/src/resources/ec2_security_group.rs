@@ -83,6 +83,7 @@ fn schema() -> TypeSchema {
                 .replaces()
                 .doc("the group description; default \"Managed by plinth\""),
             Prop::new("vpc_id", Shape::String)
+                .computed()
                 .replaces()
                 .doc("the VPC; default: the region's default VPC"),
             Prop::new("ingress", Shape::list(rule_shape()))
@@ -172,12 +173,11 @@ impl ResourceType for SecurityGroup {
         &self,
         ctx: &OpContext,
         id: &str,
-        prior: &Props,
+        _prior: &Props,
     ) -> ResourceResult<Option<Observed>> {
         let ec2 = self.aws.ec2(&ctx.region);
         match describe_group(&ec2, id).await? {
-            // The default VPC's id is not worth a call: report vpc_id only when it was set.
-            Some(group) => observe(&group, &ctx.region, prior.contains_key("vpc_id")).map(Some),
+            Some(group) => observe(&group, &ctx.region).map(Some),
             None => Ok(None),
         }
     }
@@ -215,10 +215,8 @@ impl ResourceType for SecurityGroup {
         items
             .iter()
             .map(
-                |(id, prior)| match groups.iter().find(|g| g.group_id() == Some(id.as_str())) {
-                    Some(group) => {
-                        observe(group, &ctx.region, prior.contains_key("vpc_id")).map(Some)
-                    }
+                |(id, _)| match groups.iter().find(|g| g.group_id() == Some(id.as_str())) {
+                    Some(group) => observe(group, &ctx.region).map(Some),
                     None => Ok(None),
                 },
             )
@@ -250,7 +248,7 @@ impl ResourceType for SecurityGroup {
         match out.security_groups().first() {
             Some(group) => {
                 tracing::debug!(name, group = ?group.group_id(), "adopting a security group");
-                observe(group, &ctx.region, props.contains_key("vpc_id")).map(Some)
+                observe(group, &ctx.region).map(Some)
             }
             None => Ok(None),
         }
@@ -269,7 +267,7 @@ impl ResourceType for SecurityGroup {
                 .await?
                 .ok_or_else(|| vanished(&id))
         } else {
-            observe(&group, &ctx.region, props.contains_key("vpc_id"))
+            observe(&group, &ctx.region)
         }
     }
 
@@ -1357,7 +1355,7 @@ fn find_filters(name: &str, vpc_id: &str, props: &Props) -> Vec<Filter> {
     filters
 }
 
-fn observe(group: &Group, region: &str, with_vpc: bool) -> ResourceResult<Observed> {
+fn observe(group: &Group, region: &str) -> ResourceResult<Observed> {
     let id = group.group_id().ok_or_else(|| {
         ResourceError::other("DescribeSecurityGroups returned a group without an id")
     })?;
@@ -1368,7 +1366,7 @@ fn observe(group: &Group, region: &str, with_vpc: bool) -> ResourceResult<Observ
         "description".into(),
         json!(group.description().unwrap_or_default()),
     );
-    if let Some(vpc_id) = group.vpc_id().filter(|_| with_vpc) {
+    if let Some(vpc_id) = group.vpc_id() {
         props.insert("vpc_id".into(), json!(vpc_id));
     }
     props.insert(

@@ -376,6 +376,7 @@ impl Run<'_> {
             StepKind::Update => {
                 let mut props = self.desired(change, rt.as_ref(), true)?;
                 keep_ignored(&mut props, &before, &change.lifecycle.ignore_changes);
+                crate::plan::planner::fill_computed(rt.schema(), &mut props, &before);
                 Operation::Update {
                     rt,
                     id,
@@ -390,6 +391,7 @@ impl Run<'_> {
                 })?;
                 let mut props = self.desired(change, rt.as_ref(), false)?;
                 keep_ignored(&mut props, &current.props, &change.lifecycle.ignore_changes);
+                crate::plan::planner::fill_computed(rt.schema(), &mut props, &current.props);
                 Operation::Update {
                     rt,
                     id: current.id,

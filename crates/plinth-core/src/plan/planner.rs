@@ -371,6 +371,7 @@ impl Planner<'_> {
             &observed.props,
             &decl.lifecycle.ignore_changes,
         );
+        fill_computed(schema, &mut desired, &observed.props);
         change.id = Some(observed.id.clone());
         change.before = Some(observed.props.clone());
         let changed = diff::changed_keys(&observed.props, &desired)
@@ -687,6 +688,17 @@ fn overlay(mut base: Props, top: Props) -> Props {
     base
 }
 
+/// Properties the stack leaves to AWS (`computed`) take what AWS has.
+pub fn fill_computed(schema: &TypeSchema, desired: &mut Props, actual: &Props) {
+    for prop in schema.properties.iter().filter(|p| p.computed) {
+        if !desired.contains_key(prop.name) {
+            if let Some(v) = actual.get(prop.name) {
+                desired.insert(prop.name.to_string(), v.clone());
+            }
+        }
+    }
+}
+
 /// `lifecycle.ignore_changes`: the listed properties keep what AWS has.
 fn apply_ignore_changes(desired: &mut Props, actual: &Props, ignored: &[String]) {
     for prop in ignored {
@@ -714,5 +726,44 @@ fn check_prevent_destroy(changes: &[ResourceChange], stack: &Stack) -> Result<()
         Ok(())
     } else {
         Err(PlanError::PreventDestroy(blocked))
+    }
+}
+
+#[cfg(test)]
+mod computed_tests {
+    use super::*;
+    use crate::schema::{Prop, Shape, TypeKind};
+    use serde_json::json;
+
+    #[test]
+    fn a_computed_property_left_out_takes_what_aws_has_and_a_written_one_stays() {
+        let schema = TypeSchema {
+            type_name: "test.grouped",
+            description: "",
+            kind: TypeKind::Managed,
+            taggable: false,
+            properties: vec![
+                Prop::new("vpc_id", Shape::String).computed().replaces(),
+                Prop::new("name", Shape::String),
+            ],
+            attributes: vec![],
+        };
+        let actual: Props = json!({"vpc_id": "vpc-1", "name": "a"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let mut left_out: Props = json!({"name": "b"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        fill_computed(&schema, &mut left_out, &actual);
+        assert_eq!(left_out.get("vpc_id"), Some(&json!("vpc-1")));
+        let mut written: Props = json!({"vpc_id": "vpc-2", "name": "b"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        fill_computed(&schema, &mut written, &actual);
+        assert_eq!(written.get("vpc_id"), Some(&json!("vpc-2")));
+        assert!(!left_out.contains_key("missing"));
     }
 }
