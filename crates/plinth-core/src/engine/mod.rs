@@ -16,6 +16,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::plan::planner::keep_actual;
 use crate::plan::{Action, Mode, Plan, ResourceChange};
 use crate::resource::{
     NormalizeContext, Observed, OpContext, Progress, Registry, ResourceError, ResourceType,
@@ -375,8 +376,12 @@ impl Run<'_> {
             }
             StepKind::Update => {
                 let mut props = self.desired(change, rt.as_ref(), true)?;
-                keep_ignored(&mut props, &before, &change.lifecycle.ignore_changes);
-                crate::plan::planner::fill_computed(rt.schema(), &mut props, &before);
+                keep_actual(
+                    rt.schema(),
+                    &mut props,
+                    &before,
+                    &change.lifecycle.ignore_changes,
+                );
                 Operation::Update {
                     rt,
                     id,
@@ -390,8 +395,12 @@ impl Run<'_> {
                     ResourceError::other(format!("`{}` is not in state", change.name))
                 })?;
                 let mut props = self.desired(change, rt.as_ref(), false)?;
-                keep_ignored(&mut props, &current.props, &change.lifecycle.ignore_changes);
-                crate::plan::planner::fill_computed(rt.schema(), &mut props, &current.props);
+                keep_actual(
+                    rt.schema(),
+                    &mut props,
+                    &current.props,
+                    &change.lifecycle.ignore_changes,
+                );
                 Operation::Update {
                     rt,
                     id: current.id,
@@ -660,10 +669,7 @@ fn resolve_live(state: &State, r: &expr::Ref) -> Value {
     if rs.status != Status::Ready {
         return value::unknown();
     }
-    let Some(v) = rs.attrs.get(attr) else {
-        return Value::Null;
-    };
-    expr::project(v, path).unwrap_or(Value::Null)
+    expr::attribute(&rs.attrs, attr, path)
 }
 
 /// Drops elements of deferrable list properties that refer to `pending` resources.
@@ -680,15 +686,6 @@ fn withhold_deferred(template: &mut SpannedExpr, schema: &TypeSchema, pending: &
                 !item.refs().iter().any(|r| matches!(&r.target, Target::Resource { resource, .. } if pending.contains(resource)))
             });
         }
-    }
-}
-
-fn keep_ignored(desired: &mut Props, actual: &Props, ignored: &[String]) {
-    for prop in ignored {
-        match actual.get(prop) {
-            Some(v) => desired.insert(prop.clone(), v.clone()),
-            None => desired.remove(prop),
-        };
     }
 }
 

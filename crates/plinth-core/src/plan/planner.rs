@@ -332,7 +332,7 @@ impl Planner<'_> {
         let rt = self.rt(&decl.name, &decl.type_name)?;
         let schema = rt.schema();
         let template = desired_template(decl, self.req.stack, schema, self.expires_at.as_deref());
-        let mut desired = self.evaluate(&decl.name, &template);
+        let mut desired = self.evaluate(&template);
         let base_dir = self
             .req
             .stack
@@ -366,12 +366,12 @@ impl Planner<'_> {
             change.after = Some(desired);
             return Ok(change);
         };
-        apply_ignore_changes(
+        keep_actual(
+            schema,
             &mut desired,
             &observed.props,
             &decl.lifecycle.ignore_changes,
         );
-        fill_computed(schema, &mut desired, &observed.props);
         change.id = Some(observed.id.clone());
         change.before = Some(observed.props.clone());
         let changed = diff::changed_keys(&observed.props, &desired)
@@ -459,15 +459,15 @@ impl Planner<'_> {
             })
     }
 
-    fn evaluate(&self, owner: &str, template: &SpannedExpr) -> Props {
-        let value = template.eval(&|r| self.resolve(owner, r));
+    fn evaluate(&self, template: &SpannedExpr) -> Props {
+        let value = template.eval(&|r| self.resolve(r));
         match value {
             Value::Object(m) => m,
             _ => Props::new(),
         }
     }
 
-    fn resolve(&self, _owner: &str, r: &Ref) -> Value {
+    fn resolve(&self, r: &Ref) -> Value {
         let Target::Resource {
             resource,
             attr,
@@ -488,10 +488,7 @@ impl Planner<'_> {
                 None => return value::unknown(),
             },
         };
-        let Some(v) = attrs.get(attr) else {
-            return Value::Null;
-        };
-        expr::project(v, path).unwrap_or(Value::Null)
+        expr::attribute(attrs, attr, path)
     }
 
     fn plan_deletes(&self) -> Vec<ResourceChange> {
@@ -577,7 +574,7 @@ impl Planner<'_> {
         let mut out = Vec::new();
         if self.req.mode == Mode::Apply {
             for o in &self.req.stack.outputs {
-                let after = o.value.eval(&|r| self.resolve("", r));
+                let after = o.value.eval(&|r| self.resolve(r));
                 let before = state.outputs.get(&o.name).map(|s| s.value.clone());
                 let action = match &before {
                     None => Action::Create,
@@ -686,6 +683,13 @@ fn overlay(mut base: Props, top: Props) -> Props {
         base.insert(k, v);
     }
     base
+}
+
+/// What AWS keeps of its actual properties: those in `lifecycle.ignore_changes`, and
+/// `computed` ones the stack leaves out.
+pub fn keep_actual(schema: &TypeSchema, desired: &mut Props, actual: &Props, ignored: &[String]) {
+    apply_ignore_changes(desired, actual, ignored);
+    fill_computed(schema, desired, actual);
 }
 
 /// Properties the stack leaves to AWS (`computed`) take what AWS has.

@@ -428,6 +428,15 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// The value `${resource.attr.path}` reads from a resource's attributes: null when the
+/// resource has no such attribute (a table without a stream has no `stream_arn`).
+pub fn attribute(attrs: &crate::value::Props, attr: &str, path: &[PathSeg]) -> Value {
+    attrs
+        .get(attr)
+        .and_then(|v| project(v, path))
+        .unwrap_or(Value::Null)
+}
+
 /// Reads `path` inside an attribute value; unknown stays unknown.
 pub fn project(value: &Value, path: &[PathSeg]) -> Option<Value> {
     if value::is_unknown(value) {
