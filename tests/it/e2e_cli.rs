@@ -615,3 +615,50 @@ resources:
     env.plinth(&["destroy", "--yes"]).ok();
     assert!(tables_of_stack(&ddb, "failing").await.is_empty());
 }
+
+#[test]
+fn schema_is_a_json_schema_of_every_type_and_graph_is_dot_with_every_reference() {
+    let env = Env::new();
+    let schema: serde_json::Value =
+        serde_json::from_str(&env.plinth(&["schema"]).ok().stdout).expect("schema is JSON");
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
+    let types =
+        &schema["properties"]["resources"]["additionalProperties"]["properties"]["type"]["enum"];
+    for t in [
+        "dynamodb.table",
+        "dynamodb.items",
+        "ec2.security_group",
+        "ec2.default_vpc",
+    ] {
+        assert!(
+            types
+                .as_array()
+                .is_some_and(|a| a.contains(&serde_json::json!(t))),
+            "{t} missing from {types}"
+        );
+    }
+    let table = schema["properties"]["resources"]["additionalProperties"]["allOf"]
+        .as_array()
+        .and_then(|v| {
+            v.iter()
+                .find(|s| s["if"]["properties"]["type"]["const"] == "dynamodb.table")
+        })
+        .expect("dynamodb.table variant");
+    assert_eq!(table["then"]["additionalProperties"], false);
+    assert!(table["then"]["required"]
+        .as_array()
+        .is_some_and(|r| r.contains(&serde_json::json!("partition_key"))));
+
+    env.write("lab.yaml", include_str!("../../stacks/week2-data-lab.yaml"));
+    let dot = env.plinth(&["graph", "lab.yaml"]).ok().stdout;
+    assert!(dot.starts_with("digraph plinth {"), "{dot}");
+    assert!(dot.contains("\"users\" -> \"seed_users\";"), "{dot}");
+    assert!(dot.contains("\"web_sg\" -> \"app_sg\""), "{dot}");
+    assert!(
+        dot.contains("label = \"deferred\""),
+        "the mutual reference is drawn as deferred: {dot}"
+    );
+}
