@@ -23,6 +23,12 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
         ));
     };
     let session = Session::open(global, &None, ui).await?;
+    if session.registry.get(&args.address).is_some() {
+        return fail(format!(
+            "`{}` is a type: add the resource's logical name, e.g. {}.users",
+            args.address, args.address
+        ));
+    }
     let Some(rt) = session.registry.get(type_name).cloned() else {
         return fail(format!(
             "unknown resource type `{type_name}`; types: {}",

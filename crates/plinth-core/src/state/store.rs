@@ -23,7 +23,7 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not a valid plinth state file: {source}")]
+    #[error("{path} is not a valid plinth state file: {source}\n  the previous state is kept beside it as state.json.backup")]
     Corrupt {
         path: PathBuf,
         #[source]
