@@ -189,9 +189,12 @@ impl Run<'_> {
         }
         let mut ready: VecDeque<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
         let mut in_flight: JoinSet<Finished> = JoinSet::new();
-        let mut stopping = false;
-        let mut interrupted = false;
         let mut cancel = self.req.cancel.clone();
+        // Interrupted before anything started: start nothing.
+        let mut interrupted = *cancel.borrow();
+        let mut stopping = interrupted;
+        // A dropped sender can never cancel; stop watching it rather than spin on it.
+        let mut watching = !interrupted;
         loop {
             while !stopping && in_flight.len() < self.req.parallelism.max(1) {
                 let Some(i) = ready.pop_front() else { break };
@@ -231,10 +234,15 @@ impl Run<'_> {
                         }
                     }
                 }
-                changed = cancel.changed(), if !interrupted => {
-                    if changed.is_ok() && *cancel.borrow() {
-                        interrupted = true;
-                        stopping = true;
+                changed = cancel.changed(), if watching => {
+                    match changed {
+                        Ok(()) if *cancel.borrow() => {
+                            interrupted = true;
+                            stopping = true;
+                            watching = false;
+                        }
+                        Ok(()) => {}
+                        Err(_) => watching = false,
                     }
                 }
             }

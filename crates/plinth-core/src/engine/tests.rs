@@ -457,6 +457,26 @@ async fn cancelling_stops_scheduling_lets_the_running_step_finish_and_saves() {
 }
 
 #[tokio::test]
+async fn a_run_cancelled_before_it_starts_starts_nothing_and_records_nothing() {
+    let h = Harness::new();
+    let text = stack_text(&[thing("a", &[]), thing("b", &[])]);
+    let (plan, locked, state) = plan_locked(&h, &text, Mode::Apply).await;
+    let (tx, rx) = watch::channel(false);
+    tx.send(true).expect("cancel");
+    let report = h
+        .run(&plan, &locked, state, rx, Arc::new(Recorder::default()))
+        .await;
+    assert!(report.interrupted);
+    expect_words(
+        &report,
+        &[("a:Create", "not started"), ("b:Create", "not started")],
+    );
+    assert!(h.cloud.names_of(Op::Create).is_empty());
+    drop(locked);
+    assert!(ready_names(&h.stored_state()).is_empty());
+}
+
+#[tokio::test]
 async fn a_run_whose_cancel_sender_is_gone_still_completes() {
     let h = Harness::new();
     h.cloud.set_default_latency(ms(50));
