@@ -266,24 +266,14 @@ impl Session {
         ui: &Ui,
     ) -> Result<Session, CliError> {
         let path = stack_path(global, stack_arg);
-        // Checking the stack needs only the types' schemas, so it happens before any AWS
-        // configuration is loaded; the stack's region then spares the SDK a region lookup.
-        let fallback = std::env::var("AWS_REGION")
-            .ok()
+        // A region the stack names spares the SDK its own region lookup (which may try the
+        // instance metadata service); without one, the SDK's chain decides.
+        let declared = stack::load::declared_region(&path)
+            .or_else(|| std::env::var("AWS_REGION").ok())
             .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
-        let (mut stack, graph) =
-            match load_stack(global, &path, &offline_registry(), fallback.clone(), ui) {
-                Err(CliError::Diagnostics(d))
-                    if fallback.is_none()
-                        && d.0.iter().any(|x| x.message.starts_with("no region")) =>
-                {
-                    let aws = connect(global, None).await;
-                    load_stack(global, &path, &offline_registry(), aws.default_region(), ui)?
-                }
-                other => other?,
-            };
-        let aws = connect(global, Some(stack.region.clone())).await;
+        let aws = connect(global, declared).await;
         let registry = plinth_aws::registry(&aws);
+        let (mut stack, graph) = load_stack(global, &path, &registry, aws.default_region(), ui)?;
         if stack.needs_account_id() {
             let id = aws.account_id(&stack.region).await.map_err(|e| {
                 CliError::Message(format!("reading the account id for ${{account_id}}: {e}"))

@@ -37,6 +37,14 @@ pub struct LoadOptions {
     pub fallback_region: Option<String>,
 }
 
+/// The `region:` a stack file names, if it parses and names one: lets a caller set up
+/// AWS for that region before (and without) a full load.
+pub fn declared_region(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let root = yaml::parse(&SourceFile::new(path, text)).ok()?;
+    root.get("region")?.as_str().map(str::to_string)
+}
+
 /// Reads and checks a stack file. Warnings come back with the stack; errors instead of it.
 pub fn load(
     path: &Path,
