@@ -129,7 +129,7 @@ fn render_resource(
     let empty = Props::new();
     let before = r.before.as_ref().unwrap_or(&empty);
     let after = r.after.as_ref().unwrap_or(&empty);
-    let keys: Vec<String> = match r.action {
+    let mut keys: Vec<String> = match r.action {
         Action::Create | Action::Read => after.keys().cloned().collect(),
         Action::Update | Action::Replace => diff::changed_keys(before, after)
             .into_iter()
@@ -138,6 +138,17 @@ fn render_resource(
         Action::Delete if mode == Mode::Destroy => Vec::new(),
         Action::Delete | Action::NoOp => Vec::new(),
     };
+    // In the order the type declares its properties: the order its documentation uses.
+    if let Some(schema) = registry.schema(&r.type_name) {
+        let rank = |k: &String| {
+            schema
+                .properties
+                .iter()
+                .position(|p| p.name == k)
+                .unwrap_or(usize::MAX)
+        };
+        keys.sort_by_key(rank);
+    }
     let width = keys.iter().map(String::len).max().unwrap_or(0);
     for key in keys {
         let sensitive = is_sensitive(registry, &r.type_name, &key);
