@@ -662,3 +662,131 @@ fn schema_is_a_json_schema_of_every_type_and_graph_is_dot_with_every_reference()
         "the mutual reference is drawn as deferred: {dot}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn built_in_references_and_tag_merging_reach_the_resources() {
+    let env = Env::new();
+    env.write(
+        "plinth.yaml",
+        r#"
+stack: builtins
+region: us-east-1
+tags: { course: aws-journey, owner: stack-level }
+expires_after: 3d
+resources:
+  table:
+    type: dynamodb.table
+    name: "${stack.name}-${workspace}-table"
+    partition_key: { name: Id, type: S }
+    tags:
+      owner: resource-level
+      account: "${account_id}"
+      region: "${stack.region}"
+      literal: "$${not.a.reference}"
+"#,
+    );
+    env.plinth(&["apply", "--yes", "--workspace", "blue"]).ok();
+    let ddb = env.dynamodb();
+    let arn = ddb
+        .describe_table()
+        .table_name("builtins-blue-table")
+        .send()
+        .await
+        .expect("table named from built-ins")
+        .table()
+        .and_then(|t| t.table_arn().map(str::to_string))
+        .expect("arn");
+    let tags: std::collections::BTreeMap<String, String> = ddb
+        .list_tags_of_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .expect("tags")
+        .tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect();
+    assert_eq!(tags["course"], "aws-journey", "stack tags are merged in");
+    assert_eq!(
+        tags["owner"], "resource-level",
+        "the resource's own tags win"
+    );
+    assert_eq!(
+        tags["account"], "123456789012",
+        "${{account_id}} comes from STS"
+    );
+    assert_eq!(tags["region"], "us-east-1");
+    assert_eq!(tags["literal"], "${not.a.reference}");
+    assert_eq!(tags["plinth:stack"], "builtins");
+    assert_eq!(tags["plinth:workspace"], "blue");
+    assert_eq!(tags["plinth:resource"], "table");
+    let expires = humantime::parse_rfc3339(&tags["plinth:expires-at"]).expect("an RFC 3339 time");
+    let left = expires
+        .duration_since(std::time::SystemTime::now())
+        .expect("in the future");
+    assert!(
+        left > std::time::Duration::from_secs(71 * 3600)
+            && left <= std::time::Duration::from_secs(72 * 3600),
+        "{left:?}"
+    );
+    // The stamp stays put: a second plan is clean, and show prints the time left.
+    env.plinth(&["plan", "--detailed-exitcode", "--workspace", "blue"])
+        .ok();
+    let show = env.plinth(&["show", "--workspace", "blue"]).ok();
+    assert!(show.stdout.contains("left)"), "{}", show.stdout);
+    env.plinth(&["destroy", "--yes", "--workspace", "blue"])
+        .ok();
+    assert!(tables_of_stack(&ddb, "builtins").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_security_group_made_by_hand_is_imported_and_then_managed_in_place() {
+    let env = Env::new();
+    let ec2 = env.ec2();
+    let id = ec2
+        .create_security_group()
+        .group_name("imported-web")
+        .description("made by hand")
+        .send()
+        .await
+        .expect("create by hand")
+        .group_id()
+        .expect("id")
+        .to_string();
+    env.write(
+        "plinth.yaml",
+        "stack: imported-sg\nregion: us-east-1\nresources:\n  web:\n    type: ec2.security_group\n    name: imported-web\n    description: made by hand\n    ingress:\n      - { protocol: tcp, ports: 443, cidr: 0.0.0.0/0 }\n",
+    );
+    env.plinth(&["import", "ec2.security_group.web", &id]).ok();
+    let plan = env.plinth(&["plan", "--detailed-exitcode"]).expect_code(2);
+    assert!(
+        plan.stdout.contains(&format!(
+            "~ web (ec2.security_group, us-east-1) [{id}] will be updated in place"
+        )),
+        "{}",
+        plan.stdout
+    );
+    env.plinth(&["apply", "--yes"]).ok();
+    let groups = crate::harness::groups_of_stack(&ec2, "imported-sg").await;
+    assert_eq!(
+        groups,
+        vec![(id.clone(), "imported-web".to_string())],
+        "the same group, now tagged"
+    );
+    let described = ec2
+        .describe_security_groups()
+        .group_ids(&id)
+        .send()
+        .await
+        .expect("group");
+    let ports: Vec<i32> = described.security_groups()[0]
+        .ip_permissions()
+        .iter()
+        .filter_map(|p| p.from_port())
+        .collect();
+    assert_eq!(ports, [443]);
+    env.plinth(&["destroy", "--yes"]).ok();
+    assert!(crate::harness::groups_of_stack(&ec2, "imported-sg")
+        .await
+        .is_empty());
+}
