@@ -39,6 +39,10 @@ pub struct DestroyArgs {
     /// Do not ask for confirmation.
     #[arg(short = 'y', long = "yes", visible_alias = "auto-approve")]
     pub yes: bool,
+    /// Return once AWS has accepted every deletion; what it is still deleting (a cache
+    /// cluster takes minutes) is recorded as pending and confirmed by the next run.
+    #[arg(long)]
+    pub no_wait: bool,
     /// Destroy only this resource and what depends on it (repeatable).
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
@@ -72,7 +76,8 @@ pub async fn run_apply(global: &GlobalArgs, args: ApplyArgs, ui: &Ui) -> CliResu
         ui.out("Apply cancelled.");
         return Ok(1);
     }
-    let code = execute(&session, &locked, state, &plan, args.parallelism, ui).await?;
+    let options = RunOptions::of(&session, args.parallelism, true);
+    let code = run_engine(options, &locked, state, &plan, ui).await?;
     print_stats(global, &session.aws);
     Ok(code)
 }
@@ -103,7 +108,8 @@ pub async fn run_destroy(global: &GlobalArgs, args: DestroyArgs, ui: &Ui) -> Cli
         ui.out("Destroy cancelled.");
         return Ok(1);
     }
-    let code = execute(&session, &locked, state, &plan, args.parallelism, ui).await?;
+    let options = RunOptions::of(&session, args.parallelism, !args.no_wait);
+    let code = run_engine(options, &locked, state, &plan, ui).await?;
     print_stats(global, &session.aws);
     Ok(code)
 }
@@ -160,16 +166,13 @@ async fn apply_saved(global: &GlobalArgs, path: &Path, args: &ApplyArgs, ui: &Ui
     if !plan.has_changes() {
         return Ok(0);
     }
-    let code = run_engine(
-        &registry,
-        &base_dir(&stack_file),
-        &locked,
-        state,
-        &plan,
-        args.parallelism,
-        ui,
-    )
-    .await?;
+    let options = RunOptions {
+        registry: &registry,
+        base_dir: base_dir(&stack_file),
+        parallelism: args.parallelism,
+        wait_for_deletion: true,
+    };
+    let code = run_engine(options, &locked, state, &plan, ui).await?;
     print_stats(global, &aws);
     Ok(code)
 }
@@ -181,33 +184,30 @@ fn base_dir(stack_file: &Path) -> PathBuf {
         .unwrap_or_default()
 }
 
-async fn execute(
-    session: &Session,
-    locked: &LockedState,
-    state: State,
-    plan: &Plan,
+/// How the engine runs a plan, for a stack or a saved plan alike.
+struct RunOptions<'a> {
+    registry: &'a plinth_core::resource::Registry,
+    base_dir: PathBuf,
     parallelism: usize,
-    ui: &Ui,
-) -> CliResult {
-    run_engine(
-        &session.registry,
-        &base_dir(&session.stack.file.path),
-        locked,
-        state,
-        plan,
-        parallelism,
-        ui,
-    )
-    .await
+    wait_for_deletion: bool,
+}
+
+impl<'a> RunOptions<'a> {
+    fn of(session: &'a Session, parallelism: usize, wait_for_deletion: bool) -> RunOptions<'a> {
+        RunOptions {
+            registry: &session.registry,
+            base_dir: base_dir(&session.stack.file.path),
+            parallelism,
+            wait_for_deletion,
+        }
+    }
 }
 
 async fn run_engine(
-    registry: &plinth_core::resource::Registry,
-    base_dir: &Path,
+    options: RunOptions<'_>,
     locked: &LockedState,
     state: State,
     plan: &Plan,
-    parallelism: usize,
     ui: &Ui,
 ) -> CliResult {
     ui.out("");
@@ -224,15 +224,16 @@ async fn run_engine(
     });
     let request = ApplyRequest {
         plan,
-        registry,
+        registry: options.registry,
         store: locked,
         state,
-        parallelism: parallelism.max(1),
+        parallelism: options.parallelism.max(1),
         reporter: Arc::new(LineReporter { ui: ui.clone() }),
         cancel: cancel_rx,
-        base_dir: base_dir.to_path_buf(),
+        base_dir: options.base_dir,
         progress_after: Duration::from_secs(2),
         progress_every: Duration::from_secs(10),
+        wait_for_deletion: options.wait_for_deletion,
     };
     let report = engine::apply(request).await;
     interrupts.abort();
@@ -285,6 +286,7 @@ fn summarize(report: &ApplyReport, plan: &Plan, ui: &Ui) -> u8 {
     } else {
         "Apply"
     };
+    print_pending(ui, &report.state);
     if report.ok() {
         ui.out(&format!(
             "\n{} Resources: {counts}.",
@@ -313,6 +315,27 @@ fn summarize(report: &ApplyReport, plan: &Plan, ui: &Ui) -> u8 {
         130
     } else {
         1
+    }
+}
+
+/// Deletions AWS accepted and is still carrying out, said plainly.
+fn print_pending(ui: &Ui, state: &State) {
+    let pending: Vec<String> = state
+        .resources
+        .iter()
+        .filter_map(|(name, r)| match &r.status {
+            plinth_core::state::Status::PendingDelete { reason, .. } => {
+                Some(format!("  {name} ({} {}): {reason}", r.type_name, r.id))
+            }
+            _ => None,
+        })
+        .collect();
+    if !pending.is_empty() {
+        ui.out(&format!(
+            "\nStill being deleted ({}), kept in state as pending deletion; the next plan, apply or destroy confirms they are gone:\n{}",
+            pending.len(),
+            pending.join("\n")
+        ));
     }
 }
 

@@ -117,6 +117,11 @@ pub struct OpContext {
     /// When the current operation must give up waiting.
     pub deadline: Option<Instant>,
     pub progress: Arc<dyn Progress>,
+    /// `false` under `destroy --no-wait`: a delete AWS carries on with by itself (a cache
+    /// cluster stays `deleting` for minutes) may return once AWS accepted it, after calling
+    /// [`OpContext::deletion_pending`].
+    pub wait_for_deletion: bool,
+    pending: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl OpContext {
@@ -126,7 +131,24 @@ impl OpContext {
             name: name.into(),
             deadline: None,
             progress: Arc::new(NoProgress),
+            wait_for_deletion: true,
+            pending: Arc::default(),
         }
+    }
+    pub fn without_waiting_for_deletion(mut self) -> OpContext {
+        self.wait_for_deletion = false;
+        self
+    }
+    /// Says the delete was accepted but AWS is still carrying it out (`reason` says what is
+    /// going on); the engine records the resource as pending deletion instead of gone.
+    pub fn deletion_pending(&self, reason: impl Into<String>) {
+        if let Ok(mut slot) = self.pending.lock() {
+            *slot = Some(reason.into());
+        }
+    }
+    /// What [`OpContext::deletion_pending`] reported, if anything.
+    pub fn pending_deletion(&self) -> Option<String> {
+        self.pending.lock().ok().and_then(|slot| slot.clone())
     }
     pub fn with_deadline(mut self, limit: Option<Duration>) -> OpContext {
         self.deadline = limit.map(|d| Instant::now() + d);
@@ -165,6 +187,16 @@ impl PropIssue {
     }
 }
 
+/// A resource another resource refers to, for [`ResourceType::lint`]: through which
+/// property, and what that resource is (its properties canonical, unknowns unresolved).
+#[derive(Clone, Debug)]
+pub struct Linked {
+    pub prop: String,
+    pub resource: String,
+    pub type_name: String,
+    pub props: Props,
+}
+
 /// One AWS (or other service) resource type. Implementations live in their own crate,
 /// one type per file, and are registered in one list.
 #[async_trait]
@@ -174,6 +206,12 @@ pub trait ResourceType: Send + Sync {
     /// Semantic checks the schema's shapes cannot express (capacity required with
     /// provisioned billing, …). Values may still be unknown here; skip those.
     fn check(&self, _props: &Props) -> Vec<PropIssue> {
+        Vec::new()
+    }
+
+    /// Warnings (not errors) about a resource seen with what it refers to: a cache whose
+    /// security group admits its port from anywhere. Shown by validate, plan and apply.
+    fn lint(&self, _props: &Props, _linked: &[Linked]) -> Vec<PropIssue> {
         Vec::new()
     }
 

@@ -451,6 +451,10 @@ impl ResourceType for FakeType {
     }
 
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
+        // Like a cache cluster: when nobody waits, the deletion is reported as under way.
+        if !ctx.wait_for_deletion {
+            ctx.deletion_pending("the fake cloud is still deleting it");
+        }
         let id = id.to_string();
         let lookup = self.schema.kind == TypeKind::Lookup;
         self.cloud
@@ -665,6 +669,8 @@ pub(crate) struct Harness {
     /// When the engine first reports a still-running step, then how often.
     pub progress_after: Duration,
     pub progress_every: Duration,
+    /// `false` runs like `destroy --no-wait`.
+    pub wait_for_deletion: bool,
 }
 
 impl Harness {
@@ -678,6 +684,7 @@ impl Harness {
             parallelism: 16,
             progress_after: Duration::from_secs(60),
             progress_every: Duration::from_secs(60),
+            wait_for_deletion: true,
         }
     }
 
@@ -759,6 +766,7 @@ impl Harness {
             base_dir: self.dir.path().to_path_buf(),
             progress_after: self.progress_after,
             progress_every: self.progress_every,
+            wait_for_deletion: self.wait_for_deletion,
         })
         .await
         .expect("the engine runs")

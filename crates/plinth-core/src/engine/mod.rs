@@ -73,6 +73,9 @@ pub struct ApplyRequest<'a> {
     /// When a still-running step is first reported, then how often.
     pub progress_after: Duration,
     pub progress_every: Duration,
+    /// `false` for `destroy --no-wait`: deletions AWS carries on with by themselves are
+    /// recorded as pending instead of waited for.
+    pub wait_for_deletion: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,7 +158,8 @@ struct Finished {
 
 enum StepOutput {
     Observed(Observed),
-    Deleted,
+    /// Gone, or (`Some(reason)`) accepted by AWS and still in progress.
+    Deleted(Option<String>),
     Nothing,
 }
 
@@ -322,9 +326,16 @@ impl Run<'_> {
             _ => timeouts.update,
         };
         let progress = Arc::new(LatestStatus::default());
-        let ctx = OpContext::new(change.region.clone(), change.name.clone())
+        let mut ctx = OpContext::new(change.region.clone(), change.name.clone())
             .with_deadline(limit)
             .with_progress(progress.clone());
+        // Only a plain delete may be left running: a replacement needs the old one gone.
+        if step.kind == StepKind::Delete
+            && change.action == Action::Delete
+            && !self.req.wait_for_deletion
+        {
+            ctx = ctx.without_waiting_for_deletion();
+        }
         let op = self.operation(&step, &change, rt)?;
         let reporter = self.req.reporter.clone();
         let (after, every) = (self.req.progress_after, self.req.progress_every);
@@ -550,6 +561,21 @@ impl Run<'_> {
             (StepKind::Delete, _) if step.deposed => vec![JournalEntry::Remove {
                 name: deposed_name(&change.name),
             }],
+            (StepKind::Delete, StepOutput::Deleted(Some(reason))) => {
+                let Some(mut resource) = lock(&self.live).resources.get(&change.name).cloned()
+                else {
+                    return Vec::new();
+                };
+                let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+                resource.status = Status::PendingDelete {
+                    reason,
+                    since: since.to_string(),
+                };
+                vec![JournalEntry::Put {
+                    name: change.name.clone(),
+                    resource,
+                }]
+            }
             (StepKind::Delete | StepKind::Forget, _) => vec![JournalEntry::Remove {
                 name: change.name.clone(),
             }],
@@ -581,7 +607,7 @@ impl Run<'_> {
                 name: change.name.clone(),
                 resource: record(o),
             }],
-            (_, StepOutput::Deleted | StepOutput::Nothing) => Vec::new(),
+            (_, StepOutput::Deleted(_) | StepOutput::Nothing) => Vec::new(),
         }
     }
 
@@ -634,10 +660,10 @@ impl Operation {
                 .update(&ctx, &id, &before, &after)
                 .await
                 .map(StepOutput::Observed),
-            Operation::Delete { rt, id, props } => rt
-                .delete(&ctx, &id, &props)
-                .await
-                .map(|_| StepOutput::Deleted),
+            Operation::Delete { rt, id, props } => {
+                rt.delete(&ctx, &id, &props).await?;
+                Ok(StepOutput::Deleted(ctx.pending_deletion()))
+            }
             Operation::Read { rt, props } => {
                 rt.lookup(&ctx, &props).await.map(StepOutput::Observed)
             }

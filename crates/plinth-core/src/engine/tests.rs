@@ -499,6 +499,35 @@ async fn a_run_whose_cancel_sender_is_gone_still_completes() {
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test]
+async fn destroy_without_waiting_records_pending_deletions_that_the_next_run_confirms() {
+    let mut h = Harness::new();
+    let text = stack_text(&[thing("a", &[]), thing("b", &["peer: ${a.arn}"])]);
+    let (_, report, _) = h.converge(&text, Mode::Apply).await;
+    assert!(report.ok());
+    h.wait_for_deletion = false;
+    let (_, report, _) = h.converge(&text, Mode::Destroy).await;
+    assert!(report.ok());
+    let state = h.stored_state();
+    assert_eq!(state.resources.len(), 2, "kept as pending, not forgotten");
+    assert!(state
+        .resources
+        .values()
+        .all(|r| matches!(&r.status, Status::PendingDelete { reason, .. } if reason.contains("still deleting"))));
+    // The next destroy reads them, finds them gone, and only forgets them.
+    h.wait_for_deletion = true;
+    h.cloud.clear_log();
+    let (plan, report, _) = h.converge(&text, Mode::Destroy).await;
+    assert!(report.ok());
+    assert_eq!(
+        plan.counts().delete,
+        0,
+        "nothing left to delete in the cloud"
+    );
+    assert!(h.cloud.names_of(Op::Delete).is_empty());
+    assert!(h.stored_state().resources.is_empty());
+}
+
+#[tokio::test]
 async fn destroy_runs_in_reverse_dependency_order() {
     let h = Harness::new();
     let text = format!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::diag::{Diagnostic, Diagnostics, SourceFile, Span};
-use crate::resource::{PropIssue, Registry, Timeouts};
+use crate::resource::{Linked, NormalizeContext, PropIssue, Registry, Timeouts};
 use crate::schema::{Shape, TypeKind, LIFECYCLE_KEYS, RESERVED_KEYS};
 use crate::stack::check::{self, AttrShapes};
 use crate::stack::expr::{self, Expr, Ref, SpannedExpr, Target};
@@ -735,6 +735,14 @@ impl Loader<'_> {
                 for issue in rt.check(&props) {
                     self.issue(&r.props, issue);
                 }
+                let linked = self.linked(r, resources);
+                for warning in rt.lint(&self.canonical(&r.type_name, &props), &linked) {
+                    let d = self.positioned(&r.props, warning);
+                    self.diags.push(Diagnostic {
+                        severity: crate::diag::Severity::Warning,
+                        ..d
+                    });
+                }
             }
         }
         for o in outputs {
@@ -805,6 +813,11 @@ impl Loader<'_> {
     }
 
     fn issue(&mut self, props: &SpannedExpr, issue: PropIssue) {
+        let d = self.positioned(props, issue);
+        self.diags.push(d);
+    }
+
+    fn positioned(&self, props: &SpannedExpr, issue: PropIssue) -> Diagnostic {
         let span = props.span_at(&issue.path);
         let path = value::path_to_string(&issue.path);
         let message = if path.is_empty() {
@@ -812,7 +825,61 @@ impl Loader<'_> {
         } else {
             format!("`{path}`: {}", issue.message)
         };
-        self.error(span, message);
+        Diagnostic::error(self.file, span, message)
+    }
+
+    /// Properties as their type's `normalize` makes them (unknowns left in); as written
+    /// when it cannot (a file it reads is missing: `plan` reports that).
+    fn canonical(&self, type_name: &str, props: &Props) -> Props {
+        let mut canonical = props.clone();
+        let base_dir = self
+            .file
+            .path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        match self.registry.get(type_name) {
+            Some(rt)
+                if rt
+                    .normalize(&mut canonical, &NormalizeContext { base_dir })
+                    .is_ok() =>
+            {
+                canonical
+            }
+            _ => props.clone(),
+        }
+    }
+
+    /// The resources `r` refers to, by the property that refers to them, for `lint`.
+    fn linked(&self, r: &ResourceDecl, resources: &[ResourceDecl]) -> Vec<Linked> {
+        let Expr::Map(entries) = &r.props.expr else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (prop, value) in entries {
+            for reference in value.refs() {
+                let Target::Resource { resource, .. } = &reference.target else {
+                    continue;
+                };
+                let Some(target) = resources.iter().find(|d| &d.name == resource) else {
+                    continue;
+                };
+                if out
+                    .iter()
+                    .any(|l: &Linked| &l.prop == prop && &l.resource == resource)
+                {
+                    continue;
+                }
+                let props = self.canonical(&target.type_name, &eval_with_unknowns(&target.props));
+                out.push(Linked {
+                    prop: prop.clone(),
+                    resource: resource.clone(),
+                    type_name: target.type_name.clone(),
+                    props,
+                });
+            }
+        }
+        out
     }
 }
 
