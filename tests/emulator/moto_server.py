@@ -7,8 +7,8 @@
   milliseconds and moto in about one; tests that must interrupt plinth in the middle of an
   apply (kill -9, Ctrl-C) use it to make "the middle" last long enough to hit.
 
-Fidelity corrections (where moto differs from what AWS really does) belong here too, each
-documented with what AWS does; there are none yet.
+Fidelity corrections (where moto differs from what AWS really does, so that an honest
+end-to-end check is impossible) are in fidelity.py, each documented with what AWS does.
 """
 
 import argparse
@@ -19,6 +19,9 @@ import time
 
 from moto.moto_server.threaded_moto_server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fidelity  # noqa: E402,F401  (patches moto on import)
 
 
 def exit_with_parent(parent_pid: int) -> None:

@@ -210,6 +210,16 @@ impl Env {
         aws_sdk_ec2::Client::from_conf(conf)
     }
 
+    pub fn elasticache(&self) -> aws_sdk_elasticache::Client {
+        let conf = aws_sdk_elasticache::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_elasticache::config::Credentials::for_tests())
+            .build();
+        aws_sdk_elasticache::Client::from_conf(conf)
+    }
+
     /// The state file as JSON.
     pub fn state(&self, stack: &str) -> serde_json::Value {
         let path = self.path(&format!(".plinth/{stack}/default/state.json"));

@@ -68,3 +68,19 @@ pub fn json_ok(body: serde_json::Value) -> HttpResponse {
         .insert("x-amzn-requestid", "00000000-0000-0000-0000-000000000000");
     response
 }
+
+/// An ElastiCache (query protocol) error response exactly as AWS sends it.
+pub fn elasticache_error(status: u16, code: &str, message: &str) -> HttpResponse {
+    let body = format!(
+        "<ErrorResponse xmlns=\"http://elasticache.amazonaws.com/doc/2015-02-02/\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>5e2f1c4b-8d3a-4f6e-9b7c-0a1d2e3f4a5b</RequestId></ErrorResponse>"
+    );
+    let mut response = HttpResponse::new(
+        StatusCode::try_from(status).expect("valid status"),
+        SdkBody::from(body),
+    );
+    response.headers_mut().insert("content-type", "text/xml");
+    response
+        .headers_mut()
+        .insert("x-amzn-requestid", "5e2f1c4b-8d3a-4f6e-9b7c-0a1d2e3f4a5b");
+    response
+}

@@ -128,6 +128,7 @@ pub struct Aws {
 service_clients! {
     dynamodb, insert_dynamodb: aws_sdk_dynamodb,
     ec2, insert_ec2: aws_sdk_ec2,
+    elasticache, insert_elasticache: aws_sdk_elasticache,
     sts, insert_sts: aws_sdk_sts,
 }
 

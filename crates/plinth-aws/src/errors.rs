@@ -90,7 +90,8 @@ where
             let kind = match (&code, unsupported) {
                 (_, true) => ErrorKind::Unsupported,
                 (Some(c), _) => kind_of_code(c),
-                (None, _) if status >= 500 => ErrorKind::Retryable,
+                // The SDK has already retried transient 5xx answers with backoff; one that
+                // is still failing is not retried again for minutes.
                 (None, _) => ErrorKind::Other,
             };
             let message = if message.is_empty() {

@@ -10,6 +10,11 @@ pub mod dynamodb_items;
 pub mod dynamodb_table;
 pub mod ec2_default_vpc;
 pub mod ec2_security_group;
+pub mod elasticache_cluster;
+pub mod elasticache_common;
+pub mod elasticache_parameter_group;
+pub mod elasticache_replication_group;
+pub mod elasticache_subnet_group;
 pub mod tags;
 
 /// Every resource type, constructed over the shared clients.
@@ -19,5 +24,13 @@ pub fn all(aws: &Arc<Aws>) -> Vec<Arc<dyn ResourceType>> {
         Arc::new(dynamodb_items::DynamodbItems::new(aws.clone())),
         Arc::new(ec2_default_vpc::DefaultVpc::new(aws.clone())),
         Arc::new(ec2_security_group::SecurityGroup::new(aws.clone())),
+        Arc::new(elasticache_subnet_group::SubnetGroup::new(aws.clone())),
+        Arc::new(elasticache_parameter_group::ParameterGroup::new(
+            aws.clone(),
+        )),
+        Arc::new(elasticache_cluster::CacheCluster::new(aws.clone())),
+        Arc::new(elasticache_replication_group::ReplicationGroup::new(
+            aws.clone(),
+        )),
     ]
 }

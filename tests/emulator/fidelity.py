@@ -1,0 +1,253 @@
+"""Fidelity corrections: where moto (5.2.1) differs from what AWS really does in a way that
+makes an honest end-to-end check impossible, these patches make it behave like AWS. Each
+says what AWS does. They only fill gaps; plinth never special-cases the emulator.
+
+1. Deleted ElastiCache clusters and replication groups: AWS keeps them `deleting` for a few
+   minutes, then they are gone (Describe* answers CacheClusterNotFound /
+   ReplicationGroupNotFoundFault). moto keeps them `deleting` forever. Here they are gone
+   once they have been deleting for PLINTH_EMULATOR_DELETING_SECONDS (default 2).
+2. DeleteCacheSubnetGroup: AWS deletes the group (CacheSubnetGroupInUse while a cluster that
+   is not yet gone uses it). moto answers HTTP 500 "not implemented".
+3. Cache parameter groups (Create/Describe/Delete/Modify/Reset, DescribeCacheParameters with
+   Source=user): AWS implements them, including their tags; moto has none. Here a group
+   keeps its family, description and the parameters a user set, and can be tagged.
+4. A replication group created with NumCacheClusters=N (cluster mode disabled) has N member
+   clusters in AWS: one primary and N-1 replicas. moto 5.2.1 creates only the primary unless
+   ReplicasPerNodeGroup is also given.
+5. DescribeCacheClusters in AWS returns a cluster's SecurityGroups, its CacheParameterGroup,
+   its CacheNodes with their endpoints (with ShowCacheNodeInfo) and, for Memcached, the
+   ConfigurationEndpoint; moto stores them but returns none of them. Its replication
+   groups likewise lack the node group's ReaderEndpoint.
+"""
+
+import os
+import re
+import time
+
+from moto.core.exceptions import ServiceException
+from moto.core.responses import ActionResult, EmptyResult
+from moto.elasticache import models, responses
+
+DELETING_SECONDS = float(os.environ.get("PLINTH_EMULATOR_DELETING_SECONDS", "2"))
+
+
+class CacheSubnetGroupInUse(ServiceException):
+    code = "CacheSubnetGroupInUse"
+
+
+class CacheParameterGroupNotFound(ServiceException):
+    code = "CacheParameterGroupNotFound"
+
+
+class CacheParameterGroupAlreadyExists(ServiceException):
+    code = "CacheParameterGroupAlreadyExists"
+
+
+# --- 1. deleting, then gone -------------------------------------------------------------
+
+_deleted_at: dict[tuple[int, str], float] = {}
+
+
+def _expire(backend) -> None:
+    now = time.time()
+    for store in (backend.cache_clusters, backend.replication_groups):
+        for key, item in list(store.items()):
+            status = getattr(item, "cache_cluster_status", None) or getattr(item, "status", None)
+            if status != "deleting":
+                continue
+            since = _deleted_at.setdefault((id(item), key), now)
+            if now - since >= DELETING_SECONDS:
+                del store[key]
+                _deleted_at.pop((id(item), key), None)
+
+
+def _expiring(method_name: str) -> None:
+    original = getattr(models.ElastiCacheBackend, method_name)
+
+    def patched(self, *args, **kwargs):
+        _expire(self)
+        return original(self, *args, **kwargs)
+
+    setattr(models.ElastiCacheBackend, method_name, patched)
+
+
+for _name in ("describe_cache_clusters", "describe_replication_groups", "delete_cache_cluster",
+              "delete_replication_group", "create_cache_cluster", "create_replication_group"):
+    _expiring(_name)
+
+
+# --- 2. DeleteCacheSubnetGroup -----------------------------------------------------------
+
+def _delete_cache_subnet_group(self):
+    name = self._get_param("CacheSubnetGroupName")
+    backend = self.elasticache_backend
+    _expire(backend)
+    if name not in backend.cache_subnet_groups:
+        raise models.CacheSubnetGroupNotFound(name)
+    users = [c for c in backend.cache_clusters.values()
+             if getattr(c, "cache_subnet_group_name", None) == name]
+    if users:
+        raise CacheSubnetGroupInUse(f"Cache subnet group {name} is currently in use by a cache cluster.")
+    del backend.cache_subnet_groups[name]
+    return EmptyResult()
+
+
+responses.ElastiCacheResponse.delete_cache_subnet_group = _delete_cache_subnet_group
+
+
+# --- 3. parameter groups -----------------------------------------------------------------
+
+_original_init = models.ElastiCacheBackend.__init__
+
+
+def _init(self, *args, **kwargs):
+    _original_init(self, *args, **kwargs)
+    self.arn_regex = re.compile(
+        r"^arn:aws:elasticache:.*:[0-9]*:(cluster|snapshot|subnetgroup|replicationgroup|user|parametergroup):.*$"
+    )
+
+
+models.ElastiCacheBackend.__init__ = _init
+
+
+def _groups(backend) -> dict:
+    if not hasattr(backend, "plinth_parameter_groups"):
+        backend.plinth_parameter_groups = {}
+    return backend.plinth_parameter_groups
+
+
+def _shape(backend, group: dict) -> dict:
+    return {
+        "CacheParameterGroupName": group["name"],
+        "CacheParameterGroupFamily": group["family"],
+        "Description": group["description"],
+        "IsGlobal": False,
+        "ARN": f"arn:aws:elasticache:{backend.region_name}:{backend.account_id}:parametergroup:{group['name']}",
+    }
+
+
+def _group(self, name: str) -> dict:
+    group = _groups(self.elasticache_backend).get(name)
+    if group is None:
+        raise CacheParameterGroupNotFound(f"CacheParameterGroup {name} not found.")
+    return group
+
+
+def _create_cache_parameter_group(self):
+    backend = self.elasticache_backend
+    name = self._get_param("CacheParameterGroupName")
+    if name in _groups(backend):
+        raise CacheParameterGroupAlreadyExists(f"CacheParameterGroup {name} already exists.")
+    group = {"name": name, "family": self._get_param("CacheParameterGroupFamily"),
+             "description": self._get_param("Description") or "", "parameters": {}}
+    _groups(backend)[name] = group
+    tags = self._get_param("Tags") or []
+    if tags:
+        backend.tagging_service.tag_resource(_shape(backend, group)["ARN"], tags)
+    return ActionResult({"CacheParameterGroup": _shape(backend, group)})
+
+
+def _describe_cache_parameter_groups(self):
+    backend = self.elasticache_backend
+    name = self._get_param("CacheParameterGroupName")
+    groups = [_group(self, name)] if name else list(_groups(backend).values())
+    return ActionResult({"CacheParameterGroups": [_shape(backend, g) for g in groups]})
+
+
+def _delete_cache_parameter_group(self):
+    name = self._get_param("CacheParameterGroupName")
+    _group(self, name)
+    del _groups(self.elasticache_backend)[name]
+    return EmptyResult()
+
+
+def _modify_cache_parameter_group(self):
+    name = self._get_param("CacheParameterGroupName")
+    group = _group(self, name)
+    for item in self._get_param("ParameterNameValues") or []:
+        group["parameters"][item["ParameterName"]] = item["ParameterValue"]
+    return ActionResult({"CacheParameterGroupName": name})
+
+
+def _reset_cache_parameter_group(self):
+    name = self._get_param("CacheParameterGroupName")
+    group = _group(self, name)
+    if self._get_bool_param("ResetAllParameters"):
+        group["parameters"].clear()
+    for item in self._get_param("ParameterNameValues") or []:
+        group["parameters"].pop(item["ParameterName"], None)
+    return ActionResult({"CacheParameterGroupName": name})
+
+
+def _describe_cache_parameters(self):
+    group = _group(self, self._get_param("CacheParameterGroupName"))
+    params = [{"ParameterName": k, "ParameterValue": v, "Source": "user", "DataType": "string",
+               "IsModifiable": True} for k, v in sorted(group["parameters"].items())]
+    return ActionResult({"Parameters": params})
+
+
+for _name, _fn in {
+    "create_cache_parameter_group": _create_cache_parameter_group,
+    "describe_cache_parameter_groups": _describe_cache_parameter_groups,
+    "delete_cache_parameter_group": _delete_cache_parameter_group,
+    "modify_cache_parameter_group": _modify_cache_parameter_group,
+    "reset_cache_parameter_group": _reset_cache_parameter_group,
+    "describe_cache_parameters": _describe_cache_parameters,
+}.items():
+    setattr(responses.ElastiCacheResponse, _name, _fn)
+
+
+# --- 4. NumCacheClusters members ---------------------------------------------------------
+
+_original_members = models.ReplicationGroup._set_node_members_clusters_disabled
+
+
+def _members(self, *args, **kwargs):
+    num = kwargs.get("num_cache_clusters") or 1
+    if not kwargs.get("replicas_per_node_group") and num > 1:
+        kwargs["replicas_per_node_group"] = num - 1
+    result = _original_members(self, *args, **kwargs)
+    group = kwargs.get("node_group")
+    if group is not None and group.get("reader_endpoint_address"):
+        group["reader_endpoint"] = {"address": group["reader_endpoint_address"], "port": self.port}
+    return result
+
+
+models.ReplicationGroup._set_node_members_clusters_disabled = _members
+
+
+# --- 5. what DescribeCacheClusters returns ---------------------------------------------
+
+def _domain(cluster) -> str:
+    return f"{cluster.cache_cluster_id}.plinth0.use1.cache.amazonaws.com"
+
+
+def _security_groups(self):
+    return [{"SecurityGroupId": g, "Status": "active"} for g in self.security_group_ids or []]
+
+
+def _cache_parameter_group(self):
+    if not self.cache_parameter_group_name:
+        return None
+    return {"CacheParameterGroupName": self.cache_parameter_group_name,
+            "ParameterApplyStatus": "in-sync", "CacheNodeIdsToReboot": []}
+
+
+def _cache_nodes(self):
+    return [{"CacheNodeId": f"{i + 1:04}", "CacheNodeStatus": "available",
+             "Endpoint": {"Address": f"{self.cache_cluster_id}.{i + 1:04}.plinth0.use1.cache.amazonaws.com",
+                          "Port": self.port},
+             "ParameterGroupStatus": "in-sync", "CustomerAvailabilityZone": "us-east-1a"}
+            for i in range(self.num_cache_nodes or 1)]
+
+
+def _configuration_endpoint(self):
+    if self.engine != "memcached":
+        return None
+    return {"Address": f"{self.cache_cluster_id}.cfg.plinth0.use1.cache.amazonaws.com", "Port": self.port}
+
+
+models.CacheCluster.security_groups = property(_security_groups)
+models.CacheCluster.cache_parameter_group = property(_cache_parameter_group)
+models.CacheCluster.cache_nodes = property(_cache_nodes)
+models.CacheCluster.configuration_endpoint = property(_configuration_endpoint)

@@ -1,0 +1,251 @@
+//! ElastiCache end to end: the week-3 lab (a Redis cluster behind a group that admits only
+//! the app, a two-node Memcached cluster, a Redis replication group with a replica) applies,
+//! re-plans clean, never prints its AUTH token, and destroys with `--no-wait`, leaving the
+//! clusters recorded as pending deletion until the next run confirms they are gone.
+
+use std::time::Duration;
+
+use crate::harness::{groups_of_stack, Env, Moto};
+
+const STACK: &str = include_str!("../../stacks/week3-cache-lab.yaml");
+const TOKEN: &str = "a-long-redis-auth-token-for-tests";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_week3_cache_lab_applies_replans_clean_hides_its_token_and_destroys_without_waiting() {
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    env.write("lab.yaml", STACK);
+    let token_var = format!("redis_auth_token={TOKEN}");
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["lab.yaml", "--var", "student=ana", "--var", &token_var]);
+        env.plinth(&all)
+    };
+
+    let apply = run(&["apply", "--yes"]).ok();
+    assert!(
+        !apply.all().contains(TOKEN),
+        "the token never prints:\n{}",
+        apply.all()
+    );
+    let ec = env.elasticache();
+    let redis = ec
+        .describe_cache_clusters()
+        .cache_cluster_id("ana-w3-redis")
+        .show_cache_node_info(true)
+        .send()
+        .await
+        .expect("redis");
+    let redis = redis.cache_clusters().first().expect("redis cluster");
+    assert_eq!(redis.engine(), Some("redis"));
+    assert_eq!(redis.cache_node_type(), Some("cache.t3.micro"));
+    let groups = groups_of_stack(&env.ec2(), "week3-cache-lab").await;
+    let cache_sg = groups
+        .iter()
+        .find(|(_, n)| n == "ana-w3-cache")
+        .map(|(id, _)| id.clone())
+        .expect("cache group");
+    let redis_groups: Vec<&str> = redis
+        .security_groups()
+        .iter()
+        .filter_map(|g| g.security_group_id())
+        .collect();
+    assert_eq!(redis_groups, [cache_sg.as_str()]);
+    let memcached = ec
+        .describe_cache_clusters()
+        .cache_cluster_id("ana-w3-memcached")
+        .send()
+        .await
+        .expect("memcached");
+    assert_eq!(
+        memcached
+            .cache_clusters()
+            .first()
+            .and_then(|c| c.num_cache_nodes()),
+        Some(2)
+    );
+    let replicated = ec
+        .describe_replication_groups()
+        .replication_group_id("ana-w3-replicated")
+        .send()
+        .await
+        .expect("group");
+    let replicated = replicated
+        .replication_groups()
+        .first()
+        .expect("replication group");
+    assert_eq!(
+        replicated.member_clusters().len(),
+        2,
+        "a primary and one replica"
+    );
+    assert_eq!(replicated.transit_encryption_enabled(), Some(true));
+    assert_eq!(replicated.auth_token_enabled(), Some(true));
+    let params = ec
+        .describe_cache_parameters()
+        .cache_parameter_group_name("ana-w3-redis7")
+        .source("user")
+        .send()
+        .await
+        .expect("parameters");
+    let set: Vec<(&str, &str)> = params
+        .parameters()
+        .iter()
+        .map(|p| {
+            (
+                p.parameter_name().unwrap_or_default(),
+                p.parameter_value().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(set, [("maxmemory-policy", "allkeys-lru")]);
+    let subnets = ec
+        .describe_cache_subnet_groups()
+        .cache_subnet_group_name("ana-w3-cache-subnets")
+        .send()
+        .await
+        .expect("subnet group");
+    assert!(
+        !subnets.cache_subnet_groups()[0].subnets().is_empty(),
+        "the default VPC's subnets"
+    );
+
+    let replan = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        replan.code, 0,
+        "re-plan has changes:\n{}{}",
+        replan.stdout, replan.stderr
+    );
+    let show = env
+        .plinth(&[
+            "show",
+            "lab.yaml",
+            "--var",
+            &token_var,
+            "--var",
+            "student=ana",
+        ])
+        .ok();
+    assert!(
+        !show.stdout.contains(TOKEN) && show.stdout.contains("(sensitive value)"),
+        "{}",
+        show.stdout
+    );
+    let state = std::fs::read_to_string(env.path(".plinth/week3-cache-lab/default/state.json"))
+        .expect("state");
+    assert!(
+        state.contains("auth_token"),
+        "the token is kept in state to diff against"
+    );
+
+    let destroy = run(&["destroy", "--yes", "--no-wait"]).ok();
+    assert!(
+        destroy.stdout.contains("Still being deleted"),
+        "{}",
+        destroy.stdout
+    );
+    for name in ["redis", "memcached", "replicated"] {
+        assert!(
+            destroy.stdout.contains(&format!("  {name} (elasticache.")),
+            "{name} listed as pending:\n{}",
+            destroy.stdout
+        );
+    }
+    let state = env.state("week3-cache-lab");
+    let pending: Vec<&str> = state["resources"]
+        .as_object()
+        .map(|r| {
+            r.iter()
+                .filter(|(_, v)| v["status"]["state"] == "pending_delete")
+                .map(|(k, _)| k.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        pending.contains(&"redis") && pending.contains(&"replicated"),
+        "{pending:?}"
+    );
+
+    // The emulator finishes deleting (as AWS does after a few minutes); the next destroy
+    // confirms it and clears the state.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    run(&["destroy", "--yes"]).ok();
+    assert_eq!(
+        env.state("week3-cache-lab")["resources"]
+            .as_object()
+            .map(|r| r.len()),
+        Some(0)
+    );
+    let left = ec.describe_cache_clusters().send().await.expect("clusters");
+    assert!(
+        left.cache_clusters().is_empty(),
+        "{:?}",
+        left.cache_clusters()
+    );
+    assert!(ec
+        .describe_replication_groups()
+        .send()
+        .await
+        .expect("groups")
+        .replication_groups()
+        .is_empty());
+    assert!(groups_of_stack(&env.ec2(), "week3-cache-lab")
+        .await
+        .is_empty());
+}
+
+#[test]
+fn a_cache_whose_group_admits_its_port_from_anywhere_gets_a_warning_not_an_error() {
+    let env = Env::new();
+    env.write(
+        "open.yaml",
+        r#"
+stack: open-cache
+region: us-east-1
+resources:
+  cache_sg:
+    type: ec2.security_group
+    name: open-cache
+    ingress:
+      - { protocol: tcp, ports: 6379, cidr: 0.0.0.0/0 }
+  redis:
+    type: elasticache.cluster
+    cluster_id: open-cache
+    engine: redis
+    node_type: cache.t3.micro
+    security_group_ids: ["${cache_sg.id}"]
+"#,
+    );
+    let run = env.plinth(&["validate", "open.yaml"]).ok();
+    assert!(
+        run.stderr.contains("open.yaml:15:"),
+        "the warning points at the cluster's groups:\n{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("0.0.0.0/0"), "{}", run.stderr);
+    assert!(run.stdout.contains("is valid"), "{}", run.stdout);
+}
+
+#[test]
+fn an_auth_token_without_transit_encryption_is_an_error_at_its_position() {
+    let env = Env::new();
+    env.write(
+        "bad.yaml",
+        "stack: bad-cache\nregion: us-east-1\nvars:\n  token: { sensitive: true }\nresources:\n  rg:\n    type: elasticache.replication_group\n    replication_group_id: bad-cache\n    node_type: cache.t3.micro\n    auth_token: ${var.token}\n",
+    );
+    let run = env
+        .plinth(&[
+            "validate",
+            "bad.yaml",
+            "--var",
+            "token=a-long-enough-secret-token",
+        ])
+        .expect_code(1);
+    assert!(run.stderr.contains("bad.yaml:10:"), "{}", run.stderr);
+    assert!(run.stderr.contains("transit"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("a-long-enough-secret-token"),
+        "{}",
+        run.stderr
+    );
+}
