@@ -12,7 +12,8 @@ fn main() -> ExitCode {
     let _ = miette::set_hook(Box::new(|_| {
         Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
     }));
-    cli::init_logging(&args.global);
+    let ui = cli::Ui::new(&args.global);
+    cli::init_logging(&args.global, &ui);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -23,6 +24,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(cli::run(args));
+    let code = runtime.block_on(cli::run(args, ui));
     ExitCode::from(code)
 }

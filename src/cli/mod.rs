@@ -112,25 +112,26 @@ pub enum Command {
 }
 
 /// Sets up `tracing`: warnings by default, more with -v, or `PLINTH_LOG`.
-pub fn init_logging(global: &GlobalArgs) {
+pub fn init_logging(global: &GlobalArgs, ui: &Ui) {
     let default = match global.verbose {
         0 => "warn",
         1 => "info,aws=warn",
         2 => "debug,aws_smithy_runtime=info,hyper=info",
-        _ => "trace",
+        // The SDK's own trace logs print request bodies; the masking writer below still
+        // hides sensitive values, and bodies are rarely what a person debugging wants.
+        _ => "trace,aws_smithy_runtime=debug,aws_smithy_http_client=debug,hyper=debug,h2=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(ui.log_writer())
         .with_target(false)
         .try_init();
 }
 
 /// Runs a command and returns the process exit code.
-pub async fn run(cli: Cli) -> u8 {
-    let ui = Ui::new(&cli.global);
+pub async fn run(cli: Cli, ui: Ui) -> u8 {
     let result = match cli.command {
         Command::Validate(a) => validate::run(&cli.global, a, &ui).await,
         Command::Plan(a) => plan::run(&cli.global, a, &ui).await,

@@ -32,6 +32,14 @@ impl Ui {
         }
     }
 
+    /// Where `tracing` writes: stderr, with sensitive values masked like everything else.
+    pub fn log_writer(&self) -> impl Fn() -> MaskedStderr + Send + Sync + 'static {
+        let secrets = self.secrets.clone();
+        move || MaskedStderr {
+            secrets: secrets.clone(),
+        }
+    }
+
     pub fn mask(&self, text: &str) -> String {
         match self.secrets.lock() {
             Ok(s) if !s.is_empty() => mask_values(text, &s),
@@ -115,6 +123,26 @@ impl Ui {
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
         Ok(answer.trim() == "yes")
+    }
+}
+
+/// Stderr for log lines, masking sensitive values (each event is written whole).
+pub struct MaskedStderr {
+    secrets: Arc<Mutex<Vec<String>>>,
+}
+
+impl Write for MaskedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let masked = match self.secrets.lock() {
+            Ok(s) if !s.is_empty() => mask_values(&text, &s),
+            _ => text.into_owned(),
+        };
+        std::io::stderr().write_all(masked.as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 

@@ -263,26 +263,57 @@ async fn plans_show_in_place_cache_changes_apart_from_replacements_and_mask_the_
         all.push(format!("redis_auth_token={token}"));
         all
     };
-    let plinth = |args: Vec<String>| env.plinth(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let plinth =
+        |args: Vec<String>| env.plinth(&args.iter().map(String::as_str).collect::<Vec<_>>());
     plinth(args(&["apply", "--yes"], TOKEN)).ok();
 
     let text = std::fs::read_to_string(env.path("lab.yaml")).expect("stack");
     let changed = text
-        .replacen("node_type: cache.t3.micro\n    subnet_group", "node_type: cache.t3.small\n    subnet_group", 1)
-        .replace("cluster_id: \"${var.student}-w3-memcached\"", "cluster_id: \"${var.student}-w3-memcached-v2\"");
+        .replacen(
+            "node_type: cache.t3.micro\n    subnet_group",
+            "node_type: cache.t3.small\n    subnet_group",
+            1,
+        )
+        .replace(
+            "cluster_id: \"${var.student}-w3-memcached\"",
+            "cluster_id: \"${var.student}-w3-memcached-v2\"",
+        );
     assert_ne!(changed, text);
     env.write("lab.yaml", &changed);
     let new_token = "another-long-redis-auth-token-42";
     let plan = plinth(args(&["plan", "--detailed-exitcode", "-vv"], new_token)).expect_code(2);
     let out = plan.stdout.clone();
-    assert!(out.contains("~ redis (elasticache.cluster, us-east-1) [bo-w3-redis] will be updated in place"), "{out}");
-    assert!(out.contains("~ node_type") && out.contains("\"cache.t3.micro\" → \"cache.t3.small\""), "{out}");
+    assert!(
+        out.contains(
+            "~ redis (elasticache.cluster, us-east-1) [bo-w3-redis] will be updated in place"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("~ node_type") && out.contains("\"cache.t3.micro\" → \"cache.t3.small\""),
+        "{out}"
+    );
     assert!(out.contains("-/+ memcached (elasticache.cluster, us-east-1) [bo-w3-memcached] must be replaced (cluster_id forces replacement)"), "{out}");
-    assert!(out.contains("~ replicated (elasticache.replication_group"), "a new token rotates in place: {out}");
-    assert!(out.contains("auth_token") && out.contains("(sensitive value)"), "{out}");
+    assert!(
+        out.contains("~ replicated (elasticache.replication_group"),
+        "a new token rotates in place: {out}"
+    );
+    assert!(
+        out.contains("auth_token") && out.contains("(sensitive value)"),
+        "{out}"
+    );
     for secret in [TOKEN, new_token] {
-        assert!(!plan.stdout.contains(secret) && !plan.stderr.contains(secret), "{secret} printed:\n{}{}", plan.stdout, plan.stderr);
+        assert!(
+            !plan.stdout.contains(secret) && !plan.stderr.contains(secret),
+            "{secret} printed:\n{}{}",
+            plan.stdout,
+            plan.stderr
+        );
     }
     let json = plinth(args(&["plan", "--json"], new_token)).ok();
-    assert!(!json.stdout.contains(new_token) && json.stdout.contains("(sensitive value)"), "{}", json.stdout);
+    assert!(
+        !json.stdout.contains(new_token) && json.stdout.contains("(sensitive value)"),
+        "{}",
+        json.stdout
+    );
 }

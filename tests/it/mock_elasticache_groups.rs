@@ -899,8 +899,24 @@ fn check_reports_each_problem_at_its_path() {
     );
 
     // Values not known until apply are not judged; a good group has no issues.
-    assert!(issues(&rt, json!({"replication_group_id": UNKNOWN, "node_type": "cache.t3.micro", "auth_token": UNKNOWN, "transit_encryption": UNKNOWN})).is_empty());
-    assert!(issues(&rt, json!({"replication_group_id": RG, "engine": "valkey", "node_type": "cache.r7g.large", "num_node_groups": 3, "replicas_per_node_group": 1, "multi_az": true, "transit_encryption": true, "auth_token": TOKEN})).is_empty());
+    let pending = json!({
+        "replication_group_id": UNKNOWN,
+        "node_type": "cache.t3.micro",
+        "auth_token": UNKNOWN,
+        "transit_encryption": UNKNOWN,
+    });
+    assert!(issues(&rt, pending).is_empty());
+    let good = json!({
+        "replication_group_id": RG,
+        "engine": "valkey",
+        "node_type": "cache.r7g.large",
+        "num_node_groups": 3,
+        "replicas_per_node_group": 1,
+        "multi_az": true,
+        "transit_encryption": true,
+        "auth_token": TOKEN,
+    });
+    assert!(issues(&rt, good).is_empty());
 }
 
 #[test]
@@ -2036,4 +2052,50 @@ fn lint_warns_when_a_group_admits_the_replication_groups_port_from_anywhere() {
         warnings[0].message
     );
     assert!(rt.lint(&props, &linked("10.0.0.0/16")).is_empty());
+}
+
+#[tokio::test]
+async fn a_version_written_shorter_is_no_upgrade_and_a_higher_one_is_sent() {
+    // Read without a prior version: AWS's full version.
+    let before = rg_desired(json!({"engine_version": "7.1.0"}));
+    let same = rg_desired(json!({"engine_version": "7.1"}));
+    let last = describe_rg(rg(Described::default()));
+    let [describe, list, primary] = read_rules(rg(Described::default()));
+    // Sequential, no ModifyReplicationGroup rule: a modify would fail the test.
+    let rt = group_type(&[&last, &describe, &list, &primary]);
+    let observed = rt
+        .update(&ctx(), RG, &before, &same)
+        .await
+        .expect("nothing to change");
+    assert_eq!(
+        observed.props["engine_version"],
+        json!("7.1"),
+        "recorded as written"
+    );
+
+    let modified: Log<ModifyReplicationGroupInput> = log();
+    let modify = mock!(Client::modify_replication_group).then_compute_output({
+        let modified = modified.clone();
+        move |req| {
+            modified.lock().expect("lock").push(req.clone());
+            ModifyReplicationGroupOutput::builder().build()
+        }
+    });
+    let waits = describe_rg_statuses(&["available"], 2, "cache.t4g.small");
+    let last = describe_rg(rg(Described::default()));
+    let [describe, list, primary] = read_rules(rg(Described::default()));
+    let rt = group_type(&[&modify, &waits, &last, &describe, &list, &primary]);
+    rt.update(
+        &ctx(),
+        RG,
+        &same,
+        &rg_desired(json!({"engine_version": "7.2"})),
+    )
+    .await
+    .expect("upgraded");
+    let input = taken(&modified)
+        .pop()
+        .expect("ModifyReplicationGroup called");
+    assert_eq!(input.engine_version(), Some("7.2"));
+    assert_eq!(input.apply_immediately(), Some(true));
 }

@@ -801,11 +801,13 @@ fn modify_request(
         request = request.cache_node_type(&new.node_type);
         changed.push("node_type");
     }
-    if let Some(version) = new
-        .engine_version
-        .as_ref()
-        .filter(|_| old.engine_version != new.engine_version)
-    {
+    // A version written shorter than AWS reports it (`7.1` for `7.1.0`) is no upgrade.
+    let upgrade = |written: &String| {
+        !old.engine_version
+            .as_deref()
+            .is_some_and(|running| version_matches(written, running))
+    };
+    if let Some(version) = new.engine_version.as_ref().filter(|v| upgrade(v)) {
         request = request.engine_version(version);
         changed.push("engine_version");
     }
