@@ -88,3 +88,39 @@ where
         }
     }
 }
+
+/// Under `destroy --no-wait`: how long a delete is retried while the thing is still in use
+/// before it is left pending for the next run.
+pub const NO_WAIT_LIMIT: Duration = Duration::from_secs(20);
+
+/// Runs a delete `attempt` again while AWS says the thing is still in use (held by
+/// something it is still deleting: a cache cluster's network interfaces hold its security
+/// group for minutes). Under `destroy --no-wait` a thing still in use after a short while is
+/// recorded as pending deletion instead (the next run deletes it); otherwise the InUse
+/// error comes back after `limit`.
+pub async fn delete_when_free<F, Fut>(
+    ctx: &OpContext,
+    what: &str,
+    limit: Duration,
+    attempt: F,
+) -> ResourceResult<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ResourceResult<()>>,
+{
+    let limit = if ctx.wait_for_deletion {
+        limit
+    } else {
+        NO_WAIT_LIMIT
+    };
+    match retry_while_busy(ctx, what, limit, attempt).await {
+        Err(err) if !ctx.wait_for_deletion && err.kind == ErrorKind::InUse => {
+            ctx.deletion_pending(format!(
+                "still in use ({}); the next run deletes it once what uses it is gone",
+                err.message
+            ));
+            Ok(())
+        }
+        other => other,
+    }
+}

@@ -43,8 +43,6 @@ const SOURCE_KEYS: &[&str] = &[
     "prefix_list_id",
 ];
 /// An ENI of a deleting cache cluster or load balancer keeps a group busy for minutes.
-/// Under `destroy --no-wait`: how long a busy group is retried before it is left pending.
-const NO_WAIT_LIMIT: Duration = Duration::from_secs(20);
 /// Groups read by one DescribeSecurityGroups while planning.
 const BATCH_READ: usize = 200;
 const DELETE_LIMIT: Duration = Duration::from_secs(15 * 60);
@@ -296,23 +294,9 @@ impl ResourceType for SecurityGroup {
         revoke_cross_group_rules(&ec2, &group).await?;
         let what = format!("deleting security group {id}");
         let ec2 = &ec2;
-        let limit = if ctx.wait_for_deletion {
-            DELETE_LIMIT
-        } else {
-            NO_WAIT_LIMIT
-        };
-        match wait::retry_while_busy(ctx, &what, limit, move || delete_group(ec2, id)).await {
-            // Under `destroy --no-wait`, a group still held by something AWS is deleting
-            // (a cache cluster's network interfaces) is left for the next run to finish.
-            Err(err) if !ctx.wait_for_deletion && err.kind == ErrorKind::InUse => {
-                ctx.deletion_pending(format!(
-                    "still in use ({}); deleted once what uses it is gone",
-                    err.message
-                ));
-                Ok(())
-            }
-            other => other.map_err(explain_in_use),
-        }
+        wait::delete_when_free(ctx, &what, DELETE_LIMIT, move || delete_group(ec2, id))
+            .await
+            .map_err(explain_in_use)
     }
 }
 

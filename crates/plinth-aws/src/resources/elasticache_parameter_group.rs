@@ -35,8 +35,6 @@ const MAX_NAME: usize = 255;
 const UPDATE_LIMIT: Duration = Duration::from_secs(15 * 60);
 /// A group in use by a cluster that is being deleted is freed when the cluster is gone.
 const DELETE_LIMIT: Duration = Duration::from_secs(30 * 60);
-/// Under `destroy --no-wait`: how long a group in use is retried before it is left pending.
-const NO_WAIT_LIMIT: Duration = Duration::from_secs(20);
 /// The engines parameter group families are named after (`redis7`, `memcached1.6`).
 const FAMILY_ENGINES: &[&str] = &["redis", "valkey", "memcached"];
 /// Property order in canonical form (the schema's).
@@ -231,14 +229,9 @@ impl ResourceType for ParameterGroup {
 
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
         let client = self.aws.elasticache(&ctx.region);
-        let limit = if ctx.wait_for_deletion {
-            DELETE_LIMIT
-        } else {
-            NO_WAIT_LIMIT
-        };
         let what = format!("deleting cache parameter group {id}");
         let client = &client;
-        let result = wait::retry_while_busy(ctx, &what, limit, || async move {
+        let result = wait::delete_when_free(ctx, &what, DELETE_LIMIT, || async move {
             match client
                 .delete_cache_parameter_group()
                 .cache_parameter_group_name(id)
@@ -256,16 +249,6 @@ impl ResourceType for ParameterGroup {
         })
         .await;
         match result {
-            // Under `destroy --no-wait`, a group still used by a cluster AWS is deleting is
-            // left for the next run, which deletes it once the cluster is gone.
-            Err(err) if !ctx.wait_for_deletion && err.kind == ErrorKind::InUse => {
-                ctx.deletion_pending(format!(
-                    "still in use by a cache cluster that is being deleted ({}); deleted once \
-                     the cluster is gone",
-                    err.message
-                ));
-                Ok(())
-            }
             Err(mut err) if err.kind == ErrorKind::InUse => {
                 err.message.push_str(
                     "; a cache cluster or replication group still uses the parameter group",

@@ -33,8 +33,6 @@ const MAX_NAME: usize = 255;
 const MAX_DESCRIPTION: usize = 255;
 /// A group stays in use until the clusters in it are gone, which takes minutes.
 const DELETE_LIMIT: Duration = Duration::from_secs(30 * 60);
-/// Under `destroy --no-wait`: how long a group in use is retried before it is left pending.
-const NO_WAIT_LIMIT: Duration = Duration::from_secs(20);
 /// Property order in canonical form (the schema's).
 const ORDER: &[&str] = &["name", "description", "subnet_ids", "tags"];
 
@@ -230,14 +228,9 @@ impl ResourceType for SubnetGroup {
 
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
         let client = self.aws.elasticache(&ctx.region);
-        let limit = if ctx.wait_for_deletion {
-            DELETE_LIMIT
-        } else {
-            NO_WAIT_LIMIT
-        };
         let what = format!("deleting cache subnet group {id}");
         let client = &client;
-        let result = wait::retry_while_busy(ctx, &what, limit, || async move {
+        let result = wait::delete_when_free(ctx, &what, DELETE_LIMIT, || async move {
             match client
                 .delete_cache_subnet_group()
                 .cache_subnet_group_name(id)
@@ -255,16 +248,6 @@ impl ResourceType for SubnetGroup {
         })
         .await;
         match result {
-            // Under `destroy --no-wait`, a group still used by a cluster AWS is deleting is
-            // left for the next run, which deletes it once the cluster is gone.
-            Err(err) if !ctx.wait_for_deletion && err.kind == ErrorKind::InUse => {
-                ctx.deletion_pending(format!(
-                    "still in use by a cache cluster that is being deleted ({}); deleted once \
-                     the cluster is gone",
-                    err.message
-                ));
-                Ok(())
-            }
             Err(mut err) if err.kind == ErrorKind::InUse => {
                 err.message
                     .push_str("; a cache cluster or replication group still uses the subnet group");
