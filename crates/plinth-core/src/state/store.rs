@@ -194,11 +194,14 @@ impl LockedState {
         let path = self.files.journal();
         let mut guard = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(io_err(&path))?;
+            let mut options = OpenOptions::new();
+            options.create(true).append(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let file = options.open(&path).map_err(io_err(&path))?;
             *guard = Some(file);
         }
         let Some(file) = guard.as_mut() else {
@@ -220,7 +223,7 @@ impl LockedState {
             .map_err(|e| io_err(&path)(std::io::Error::other(e)))?;
         text.push(b'\n');
         {
-            let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+            let mut f = private_file(&tmp).map_err(io_err(&tmp))?;
             f.write_all(&text).map_err(io_err(&tmp))?;
             f.sync_all().map_err(io_err(&tmp))?;
         }
@@ -238,6 +241,18 @@ impl LockedState {
         }
         sync_dir(&self.files.dir)
     }
+}
+
+/// State holds values of sensitive properties (an AUTH token): only its owner may read it.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -416,6 +431,31 @@ mod tests {
         assert_eq!(backup.serial, 1);
         assert!(backup.resources.is_empty());
         assert_eq!(files.read("demo", "default").expect("read").serial, 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_and_journal_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = StateFiles::new(dir.path(), "demo", "default");
+        let (locked, mut state) = files
+            .lock_and_read("demo", "default", "apply")
+            .expect("lock");
+        locked
+            .record(&JournalEntry::Remove { name: "x".into() })
+            .expect("record");
+        let journal_mode = fs::metadata(files.journal())
+            .expect("journal")
+            .permissions()
+            .mode();
+        locked.write(&mut state).expect("write");
+        let state_mode = fs::metadata(files.state())
+            .expect("state")
+            .permissions()
+            .mode();
+        assert_eq!(state_mode & 0o777, 0o600);
+        assert_eq!(journal_mode & 0o777, 0o600);
     }
 
     #[test]
