@@ -124,3 +124,34 @@ where
         other => other,
     }
 }
+
+/// The rest of a deletion AWS carries out in the background, once it has accepted it: wait
+/// (with progress) until `status` finds nothing left, or, under `destroy --no-wait`, record
+/// it as pending deletion with `reason`. `status` answers what AWS says the thing is doing,
+/// or `None` once it is gone.
+pub async fn until_deleted<F, Fut>(
+    ctx: &OpContext,
+    what: &str,
+    reason: &str,
+    limit: Duration,
+    mut status: F,
+) -> ResourceResult<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ResourceResult<Option<String>>>,
+{
+    if !ctx.wait_for_deletion {
+        ctx.deletion_pending(reason);
+        return Ok(());
+    }
+    until(ctx, what, limit, || {
+        let current = status();
+        async move {
+            Ok(match current.await? {
+                None => Poll::Ready(()),
+                Some(doing) => Poll::Pending(doing),
+            })
+        }
+    })
+    .await
+}

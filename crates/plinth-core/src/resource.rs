@@ -158,6 +158,13 @@ impl OpContext {
         self.progress = progress;
         self
     }
+    /// This context with its deadline fixed now, so several calls share one budget: the
+    /// stack's timeout, or `default` from now.
+    pub fn with_default_deadline(&self, default: Duration) -> OpContext {
+        let mut ctx = self.clone();
+        ctx.deadline = Some(self.deadline_or(default));
+        ctx
+    }
     /// The deadline, or `default` from now when the stack set none.
     pub fn deadline_or(&self, default: Duration) -> Instant {
         self.deadline.unwrap_or_else(|| Instant::now() + default)

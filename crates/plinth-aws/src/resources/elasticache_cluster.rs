@@ -682,12 +682,6 @@ fn settings_request(
     Ok((!changed.is_empty()).then_some((request, changed)))
 }
 
-fn with_deadline(ctx: &OpContext, default: Duration) -> OpContext {
-    let mut ctx = ctx.clone();
-    ctx.deadline = Some(ctx.deadline_or(default));
-    ctx
-}
-
 /// CreateCacheCluster's CacheClusterAlreadyExists, said plainly.
 fn already_exists(id: &str, err: ResourceError) -> ResourceError {
     if err.code.as_deref() == Some("CacheClusterAlreadyExists") {
@@ -798,7 +792,7 @@ impl ResourceType for CacheCluster {
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
         let spec = ClusterSpec::from_props(props)?;
         let client = self.aws.elasticache(&ctx.region);
-        let ctx = with_deadline(ctx, CREATE_LIMIT);
+        let ctx = ctx.with_default_deadline(CREATE_LIMIT);
         let id = spec.cluster_id.as_str();
         let redis_like = spec.redis_like();
         let tag_list = common::tag_list(props);
@@ -850,7 +844,7 @@ impl ResourceType for CacheCluster {
             ClusterSpec::from_props(after)?,
         );
         let client = self.aws.elasticache(&ctx.region);
-        let ctx = with_deadline(ctx, UPDATE_LIMIT);
+        let ctx = ctx.with_default_deadline(UPDATE_LIMIT);
         let mut last: Option<Described> = None;
         if let Some((request, changed)) = settings_request(&client, id, &old, &new)? {
             let what = format!("changing {} of cache cluster {id}", changed.join(", "));
@@ -900,7 +894,7 @@ impl ResourceType for CacheCluster {
 
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
         let client = self.aws.elasticache(&ctx.region);
-        let waiting = with_deadline(ctx, DELETE_LIMIT);
+        let waiting = ctx.with_default_deadline(DELETE_LIMIT);
         let what = format!("deleting cache cluster {id}");
         let client_ref = &client;
         debug!(cluster = id, "DeleteCacheCluster");
@@ -928,16 +922,12 @@ impl ResourceType for CacheCluster {
         if !accepted {
             return Ok(());
         }
-        if !ctx.wait_for_deletion {
-            ctx.deletion_pending("AWS is deleting the cluster (status deleting)");
-            return Ok(());
-        }
         let what = format!("cache cluster {id} to be deleted");
-        wait::until(&waiting, &what, DELETE_LIMIT, || async move {
-            Ok(match describe(client_ref, id).await? {
-                None => Poll::Ready(()),
-                Some(cluster) => Poll::Pending(status_of(&cluster).to_string()),
-            })
+        let reason = "AWS is deleting the cluster (status deleting)";
+        wait::until_deleted(&waiting, &what, reason, DELETE_LIMIT, || async move {
+            Ok(describe(client_ref, id)
+                .await?
+                .map(|c| status_of(&c).to_string()))
         })
         .await
     }

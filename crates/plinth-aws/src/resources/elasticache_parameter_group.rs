@@ -199,7 +199,7 @@ impl ResourceType for ParameterGroup {
             .cache_parameter_group()
             .cloned()
             .ok_or_else(|| ResourceError::other("CreateCacheParameterGroup returned no group"))?;
-        let ctx = with_deadline(ctx, UPDATE_LIMIT);
+        let ctx = ctx.with_default_deadline(UPDATE_LIMIT);
         let wanted = parameters_of(props);
         apply_parameters(&ctx, &client, name, &BTreeMap::new(), &wanted).await?;
         // Created with exactly these tags and parameters: no need to read them back.
@@ -220,7 +220,7 @@ impl ResourceType for ParameterGroup {
                 format!("cache parameter group {id} disappeared while it was being changed"),
             )
         })?;
-        let ctx = with_deadline(ctx, UPDATE_LIMIT);
+        let ctx = ctx.with_default_deadline(UPDATE_LIMIT);
         let wanted = parameters_of(after);
         apply_parameters(&ctx, &client, id, &parameters_of(before), &wanted).await?;
         common::update_tags(&client, arn_of(&group)?, before, after).await?;
@@ -365,13 +365,6 @@ fn family_problem(family: &str) -> Option<String> {
 
 // ---------------------------------------------------------------------------------------------
 // AWS calls
-
-/// A fixed deadline for a whole operation, so a chain of calls shares one time limit.
-fn with_deadline(ctx: &OpContext, default: Duration) -> OpContext {
-    let mut ctx = ctx.clone();
-    ctx.deadline = Some(ctx.deadline_or(default));
-    ctx
-}
 
 /// Sets the parameters that are new or changed and resets the removed ones, at most
 /// [`PARAMETERS_PER_CALL`] per call; calls nothing when `before` and `after` agree.

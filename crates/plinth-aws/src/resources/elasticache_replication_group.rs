@@ -320,7 +320,7 @@ impl ResourceType for ReplicationGroup {
         let ops = GroupOps {
             client,
             id: &spec.replication_group_id,
-            ctx: with_deadline(ctx, CREATE_LIMIT),
+            ctx: ctx.with_default_deadline(CREATE_LIMIT),
         };
         ops.wait_available().await?;
         self.read(ctx, &spec.replication_group_id, props)
@@ -342,7 +342,7 @@ impl ResourceType for ReplicationGroup {
         let ops = GroupOps {
             client: self.aws.elasticache(&ctx.region),
             id,
-            ctx: with_deadline(ctx, UPDATE_LIMIT),
+            ctx: ctx.with_default_deadline(UPDATE_LIMIT),
         };
         let (had, wants) = (old.replicas(), new.replicas());
         // Replicas come before settings that need them (automatic failover, Multi-AZ) and go
@@ -378,7 +378,7 @@ impl ResourceType for ReplicationGroup {
 
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
         let client = self.aws.elasticache(&ctx.region);
-        let deadline_ctx = with_deadline(ctx, DELETE_LIMIT);
+        let deadline_ctx = ctx.with_default_deadline(DELETE_LIMIT);
         let what = format!("deleting replication group {id}");
         let client = &client;
         // Busy groups (modifying, snapshotting) cannot be deleted yet: retried until they can.
@@ -409,16 +409,11 @@ impl ResourceType for ReplicationGroup {
         if !started {
             return Ok(());
         }
-        if !ctx.wait_for_deletion {
-            ctx.deletion_pending("AWS is deleting the replication group");
-            return Ok(());
-        }
         let what = format!("replication group {id} to be deleted");
-        wait::until(&deadline_ctx, &what, DELETE_LIMIT, || async move {
-            Ok(match describe(client, id).await? {
-                None => Poll::Ready(()),
-                Some(group) => Poll::Pending(group.status().unwrap_or("deleting").to_string()),
-            })
+        let reason = "AWS is deleting the replication group";
+        wait::until_deleted(&deadline_ctx, &what, reason, DELETE_LIMIT, || async move {
+            let group = describe(client, id).await?;
+            Ok(group.map(|g| g.status().unwrap_or("deleting").to_string()))
         })
         .await
     }
@@ -861,13 +856,6 @@ fn modify_request(
 
 // ---------------------------------------------------------------------------------------------
 // Changing
-
-/// A fixed deadline for a whole operation, so a chain of waits shares one time limit.
-fn with_deadline(ctx: &OpContext, default: Duration) -> OpContext {
-    let mut ctx = ctx.clone();
-    ctx.deadline = Some(ctx.deadline_or(default));
-    ctx
-}
 
 /// One group's calls, sharing a client and an operation deadline.
 struct GroupOps<'a> {
