@@ -85,6 +85,14 @@ pub fn path_to_string(path: &[PathSeg]) -> String {
 /// A JSON object, the shape of every resource's properties and attributes.
 pub type Props = Map<String, Value>;
 
+/// The listed properties that are set, under the same names: the attributes a type knows
+/// before its resource exists (a table's `name`). Unknown values stay unknown.
+pub fn pick(props: &Props, keys: &[&str]) -> Props {
+    keys.iter()
+        .filter_map(|k| props.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect()
+}
+
 /// Convenience: the string at `key`, if it is a string.
 pub fn str_of<'a>(props: &'a Props, key: &str) -> Option<&'a str> {
     props.get(key).and_then(Value::as_str)

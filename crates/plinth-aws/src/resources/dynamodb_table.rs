@@ -48,10 +48,6 @@ const PROJECTIONS: &[&str] = &["all", "keys_only", "include"];
 const STREAM_VIEWS: &[&str] = &["new_image", "old_image", "new_and_old_images", "keys_only"];
 const TABLE_CLASSES: &[&str] = &["standard", "standard_infrequent_access"];
 
-/// The tags that say which stack, workspace and resource a table belongs to; `find` adopts a
-/// table only when all of them match.
-const OWNER_TAGS: &[&str] = &["plinth:stack", "plinth:workspace", "plinth:resource"];
-
 /// The `dynamodb.table` resource type.
 pub struct DynamodbTable {
     aws: Arc<Aws>,
@@ -1409,11 +1405,7 @@ impl ResourceType for DynamodbTable {
     }
 
     fn known_attrs(&self, props: &Props) -> Props {
-        props
-            .get("name")
-            .filter(|v| v.is_string())
-            .map(|name| [("name".to_string(), name.clone())].into_iter().collect())
-            .unwrap_or_default()
+        plinth_core::value::pick(props, &["name"])
     }
 
     async fn read(
@@ -1447,12 +1439,7 @@ impl ResourceType for DynamodbTable {
         let Some(observed) = self.read(ctx, name, props).await? else {
             return Ok(None);
         };
-        let (want, have) = (tags::tags_of(props), tags::tags_of(&observed.props));
-        let ours = OWNER_TAGS
-            .iter()
-            .all(|k| want.contains_key(*k) && want.get(*k) == have.get(*k));
-        debug!(table = name, ours, "found an existing table");
-        Ok(ours.then_some(observed))
+        Ok(tags::ours(observed, props))
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

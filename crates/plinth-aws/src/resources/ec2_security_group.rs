@@ -163,10 +163,7 @@ impl ResourceType for SecurityGroup {
     }
 
     fn known_attrs(&self, props: &Props) -> Props {
-        ["name", "vpc_id"]
-            .into_iter()
-            .filter_map(|key| props.get(key).map(|v| (key.to_string(), v.clone())))
-            .collect()
+        plinth_core::value::pick(props, &["name", "vpc_id"])
     }
 
     async fn read(

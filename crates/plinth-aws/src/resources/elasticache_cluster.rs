@@ -724,14 +724,7 @@ impl ResourceType for CacheCluster {
     }
 
     fn known_attrs(&self, props: &Props) -> Props {
-        let mut attrs = Props::new();
-        if let Some(id) = known_str(props, "cluster_id") {
-            attrs.insert("cluster_id".into(), json!(id));
-        }
-        if let Some(port) = known_i64(props, "port") {
-            attrs.insert("port".into(), json!(port));
-        }
-        attrs
+        plinth_core::value::pick(props, &["cluster_id", "port"])
     }
 
     fn replace_reasons(&self, before: &Props, after: &Props) -> Vec<String> {
@@ -784,9 +777,7 @@ impl ResourceType for CacheCluster {
         let Some(found) = self.read(ctx, id, props).await? else {
             return Ok(None);
         };
-        let ours = common::owned_by(&tags::tags_of(&found.props), props);
-        debug!(cluster = id, ours, "found an existing cache cluster");
-        Ok(ours.then_some(found))
+        Ok(tags::ours(found, props))
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

@@ -177,18 +177,6 @@ pub async fn update_tags(
     Ok(())
 }
 
-/// The tags that say which stack, workspace and resource something belongs to; `find`
-/// adopts a resource only when all of them match.
-pub const OWNER_TAGS: &[&str] = &["plinth:stack", "plinth:workspace", "plinth:resource"];
-
-/// Whether `found` (tags AWS reports) carries the same `plinth:*` owner tags as the desired
-/// properties' `tags` (and the desired ones carry at least one, so nothing foreign is adopted).
-pub fn owned_by(found: &BTreeMap<String, String>, desired: &Props) -> bool {
-    let wanted = tags::tags_of(desired);
-    OWNER_TAGS.iter().any(|k| wanted.contains_key(*k))
-        && OWNER_TAGS.iter().all(|k| found.get(*k) == wanted.get(*k))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Engines, node types, ports
 

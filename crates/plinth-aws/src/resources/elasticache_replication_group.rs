@@ -240,13 +240,7 @@ impl ResourceType for ReplicationGroup {
     }
 
     fn known_attrs(&self, props: &Props) -> Props {
-        ["replication_group_id", "port"]
-            .into_iter()
-            .filter_map(|key| {
-                let value = props.get(key).filter(|v| !contains_unknown(v))?;
-                Some((key.to_string(), value.clone()))
-            })
-            .collect()
+        plinth_core::value::pick(props, &["replication_group_id", "port"])
     }
 
     /// The schema's replacing properties, and removing the AUTH token: AWS removes one only
@@ -302,9 +296,7 @@ impl ResourceType for ReplicationGroup {
         let Some(observed) = self.read(ctx, id, props).await? else {
             return Ok(None);
         };
-        let ours = common::owned_by(&tags::tags_of(&observed.props), props);
-        debug!(group = id, ours, "found an existing replication group");
-        Ok(ours.then_some(observed))
+        Ok(tags::ours(observed, props))
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

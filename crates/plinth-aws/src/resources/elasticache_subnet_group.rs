@@ -131,11 +131,7 @@ impl ResourceType for SubnetGroup {
     }
 
     fn known_attrs(&self, props: &Props) -> Props {
-        props
-            .get("name")
-            .filter(|v| v.is_string())
-            .map(|name| [("name".to_string(), name.clone())].into_iter().collect())
-            .unwrap_or_default()
+        plinth_core::value::pick(props, &["name"])
     }
 
     async fn read(
@@ -165,9 +161,7 @@ impl ResourceType for SubnetGroup {
         let Some(observed) = self.read(ctx, name, props).await? else {
             return Ok(None);
         };
-        let ours = common::owned_by(&tags::tags_of(&observed.props), props);
-        debug!(name, ours, "found an existing cache subnet group");
-        Ok(ours.then_some(observed))
+        Ok(tags::ours(observed, props))
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

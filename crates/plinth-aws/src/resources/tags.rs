@@ -54,3 +54,23 @@ pub fn tag_changes(
         .collect();
     (set, remove)
 }
+
+/// The tags that say which stack, workspace and logical resource something belongs to.
+pub const OWNER_TAGS: &[&str] = &["plinth:stack", "plinth:workspace", "plinth:resource"];
+
+/// Whether `found` (tags AWS reports) carries the same `plinth:*` owner tags as the desired
+/// properties' `tags` (and the desired ones carry at least one, so nothing foreign is adopted).
+pub fn owned_by(found: &BTreeMap<String, String>, desired: &Props) -> bool {
+    let wanted = tags_of(desired);
+    OWNER_TAGS.iter().any(|k| wanted.contains_key(*k))
+        && OWNER_TAGS.iter().all(|k| found.get(*k) == wanted.get(*k))
+}
+
+/// For `find`: what was found, when its owner tags say it is this stack's resource (an
+/// interrupted create to adopt), and nothing otherwise: nobody else's resource is adopted.
+pub fn ours(
+    found: plinth_core::resource::Observed,
+    desired: &Props,
+) -> Option<plinth_core::resource::Observed> {
+    owned_by(&tags_of(&found.props), desired).then_some(found)
+}
