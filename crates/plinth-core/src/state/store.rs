@@ -376,6 +376,35 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_left_by_a_dead_process_here_is_taken_over_and_one_held_elsewhere_is_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = StateFiles::new(dir.path(), "demo", "default");
+        fs::create_dir_all(&files.dir).expect("state folder");
+        let lock_of = |pid: u32, host: &str| {
+            let info = LockInfo {
+                pid,
+                host: host.into(),
+                command: "plinth apply".into(),
+                since: "2026-01-01T00:00:00Z".into(),
+            };
+            serde_json::to_string(&info).expect("lock json")
+        };
+        // A pid far above any pid_max in use: that process cannot be running.
+        fs::write(files.lock(), lock_of(4_194_303, &hostname())).expect("stale lock");
+        let (held, _) = files
+            .lock_and_read("demo", "default", "apply")
+            .expect("the stale lock is taken over");
+        drop(held);
+        assert!(!files.lock().exists(), "released on drop");
+        fs::write(files.lock(), lock_of(4_194_303, "another-host")).expect("remote lock");
+        let err = files
+            .lock_and_read("demo", "default", "apply")
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("another-host"), "{err}");
+    }
+
+    #[test]
     fn a_journal_left_by_a_killed_run_is_folded_in_at_the_next_lock() {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = StateFiles::new(dir.path(), "demo", "default");
