@@ -127,6 +127,30 @@ fn describe_chain(err: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
+/// A create's "already exists" error is a name clash for the person to resolve, not
+/// something busy to retry: `what` names it ("a table named users").
+pub fn name_taken(err: ResourceError, code: &str, what: &str) -> ResourceError {
+    if err.code.as_deref() != Some(code) {
+        return err;
+    }
+    ResourceError {
+        kind: ErrorKind::Invalid,
+        message: format!(
+            "{what} already exists in this account and region ({})",
+            err.message
+        ),
+        ..err
+    }
+}
+
+/// A resource that was just created or changed and then could not be read back.
+pub fn vanished(what: &str) -> ResourceError {
+    ResourceError::new(
+        ErrorKind::NotFound,
+        format!("{what} disappeared while it was being changed"),
+    )
+}
+
 /// Shorthand for `.map_err(classify)` on a `send()` result.
 pub trait SendExt<T> {
     fn classified(self) -> Result<T, ResourceError>;

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::schema::{Change, TypeSchema};
+use crate::schema::TypeSchema;
 use crate::value::{PathSeg, Props};
 
 /// What a service reports about one resource, in canonical form.
@@ -238,12 +238,7 @@ pub trait ResourceType: Send + Sync {
     /// Why changing `before` into `after` needs a new resource; empty when it can be done in
     /// place. The default names each changed property the schema marks `Replace`.
     fn replace_reasons(&self, before: &Props, after: &Props) -> Vec<String> {
-        self.schema()
-            .properties
-            .iter()
-            .filter(|p| p.change == Change::Replace && before.get(p.name) != after.get(p.name))
-            .map(|p| p.name.to_string())
-            .collect()
+        self.schema().replaced_properties(before, after)
     }
 
     /// The current state of the resource with this id, `None` when it no longer exists.

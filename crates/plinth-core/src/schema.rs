@@ -6,6 +6,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::value::Props;
+
 /// Whether a type manages something or only looks something up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TypeKind {
@@ -193,6 +195,14 @@ impl TypeSchema {
     }
     pub fn attr(&self, name: &str) -> Option<&Attr> {
         self.attributes.iter().find(|a| a.name == name)
+    }
+    /// The properties marked `Replace` whose values differ between `before` and `after`.
+    pub fn replaced_properties(&self, before: &Props, after: &Props) -> Vec<String> {
+        self.properties
+            .iter()
+            .filter(|p| p.change == Change::Replace && before.get(p.name) != after.get(p.name))
+            .map(|p| p.name.to_string())
+            .collect()
     }
 }
 

@@ -1092,22 +1092,6 @@ fn protected(name: &str) -> ResourceError {
     ))
 }
 
-/// CreateTable's ResourceInUseException means the name is taken, not that something is busy.
-fn already_exists(name: &str, err: ResourceError) -> ResourceError {
-    if err.code.as_deref() == Some("ResourceInUseException") {
-        ResourceError {
-            kind: ErrorKind::Invalid,
-            message: format!(
-                "a table named {name} already exists in this account and region ({})",
-                err.message
-            ),
-            ..err
-        }
-    } else {
-        err
-    }
-}
-
 /// One table's operations, sharing a client and an operation deadline.
 struct TableOps<'a> {
     client: Client,
@@ -1457,12 +1441,13 @@ impl ResourceType for DynamodbTable {
             let request = request.clone();
             let name = spec.name.clone();
             async move {
-                request
-                    .send()
-                    .await
-                    .classified()
-                    .map(|_| ())
-                    .map_err(|e| already_exists(&name, e))
+                request.send().await.classified().map(|_| ()).map_err(|e| {
+                    crate::errors::name_taken(
+                        e,
+                        "ResourceInUseException",
+                        &format!("a table named {}", &name),
+                    )
+                })
             }
         })
         .await?;

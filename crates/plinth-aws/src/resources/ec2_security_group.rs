@@ -262,7 +262,7 @@ impl ResourceType for SecurityGroup {
         if apply_rules(&ec2, &id, &fresh, props).await? {
             self.read(ctx, &id, props)
                 .await?
-                .ok_or_else(|| vanished(&id))
+                .ok_or_else(|| crate::errors::vanished(&format!("security group {}", &id)))
         } else {
             observe(&group, &ctx.region)
         }
@@ -278,7 +278,9 @@ impl ResourceType for SecurityGroup {
         let ec2 = self.aws.ec2(&ctx.region);
         update_tags(&ec2, id, before, after).await?;
         apply_rules(&ec2, id, before, after).await?;
-        self.read(ctx, id, after).await?.ok_or_else(|| vanished(id))
+        self.read(ctx, id, after)
+            .await?
+            .ok_or_else(|| crate::errors::vanished(&format!("security group {}", id)))
     }
 
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
@@ -1417,11 +1419,4 @@ fn group_arn(group: &Group, region: &str, id: &str) -> Option<String> {
     Some(format!(
         "arn:{partition}:ec2:{region}:{owner}:security-group/{id}"
     ))
-}
-
-fn vanished(id: &str) -> ResourceError {
-    ResourceError::new(
-        ErrorKind::NotFound,
-        format!("security group {id} disappeared while it was being changed"),
-    )
 }

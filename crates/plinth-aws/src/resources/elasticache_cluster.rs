@@ -33,7 +33,7 @@ use plinth_core::resource::{
     ErrorKind, Linked, NormalizeContext, Observed, OpContext, PropIssue, ResourceError,
     ResourceResult, ResourceType,
 };
-use plinth_core::schema::{Attr, Change, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{contains_unknown, str_of, Props};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -682,22 +682,6 @@ fn settings_request(
     Ok((!changed.is_empty()).then_some((request, changed)))
 }
 
-/// CreateCacheCluster's CacheClusterAlreadyExists, said plainly.
-fn already_exists(id: &str, err: ResourceError) -> ResourceError {
-    if err.code.as_deref() == Some("CacheClusterAlreadyExists") {
-        ResourceError {
-            kind: ErrorKind::Invalid,
-            message: format!(
-                "a cache cluster with id {id} already exists in this account and region ({}); choose another cluster_id or import it",
-                err.message
-            ),
-            ..err
-        }
-    } else {
-        err
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The resource type
 
@@ -728,13 +712,7 @@ impl ResourceType for CacheCluster {
     }
 
     fn replace_reasons(&self, before: &Props, after: &Props) -> Vec<String> {
-        let mut reasons: Vec<String> = self
-            .schema
-            .properties
-            .iter()
-            .filter(|p| p.change == Change::Replace && before.get(p.name) != after.get(p.name))
-            .map(|p| p.name.to_string())
-            .collect();
+        let mut reasons = self.schema.replaced_properties(before, after);
         if let (Some(running), Some(wanted)) = (
             known_str(before, "engine_version"),
             known_str(after, "engine_version"),
@@ -814,11 +792,13 @@ impl ResourceType for CacheCluster {
             )
             .set_tags((!tag_list.is_empty()).then_some(tag_list));
         debug!(cluster = id, "CreateCacheCluster");
-        request
-            .send()
-            .await
-            .classified()
-            .map_err(|e| already_exists(id, e))?;
+        request.send().await.classified().map_err(|e| {
+            crate::errors::name_taken(
+                e,
+                "CacheClusterAlreadyExists",
+                &format!("a cache cluster with id {id} (choose another cluster_id, or import it)"),
+            )
+        })?;
         let cluster = wait_available(&ctx, &client, id, CREATE_LIMIT, true).await?;
         observed(&cluster, &tags::tags_of(props), props)
     }

@@ -188,7 +188,13 @@ impl ResourceType for ParameterGroup {
             .send()
             .await
             .classified()
-            .map_err(|err| already_exists(name, err))?;
+            .map_err(|err| {
+                crate::errors::name_taken(
+                    err,
+                    "CacheParameterGroupAlreadyExists",
+                    &format!("a cache parameter group named {}", name),
+                )
+            })?;
         let group = out
             .cache_parameter_group()
             .cloned()
@@ -502,20 +508,4 @@ fn observe(
         props,
         attrs,
     })
-}
-
-/// CreateCacheParameterGroup's "already exists" is a name clash, not something to retry.
-fn already_exists(name: &str, err: ResourceError) -> ResourceError {
-    if err.code.as_deref() == Some("CacheParameterGroupAlreadyExists") {
-        ResourceError {
-            kind: ErrorKind::Invalid,
-            message: format!(
-                "a cache parameter group named {name} already exists in this account and region ({})",
-                err.message
-            ),
-            ..err
-        }
-    } else {
-        err
-    }
 }

@@ -32,7 +32,7 @@ use plinth_core::resource::{
     ErrorKind, Linked, NormalizeContext, Observed, OpContext, PropIssue, ResourceError,
     ResourceResult, ResourceType,
 };
-use plinth_core::schema::{Attr, Change, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{contains_unknown, str_of, unknown, PathSeg, Props, SENSITIVE_DISPLAY};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -246,13 +246,7 @@ impl ResourceType for ReplicationGroup {
     /// The schema's replacing properties, and removing the AUTH token: AWS removes one only
     /// when a group moves to RBAC user groups, which plinth does not manage.
     fn replace_reasons(&self, before: &Props, after: &Props) -> Vec<String> {
-        let mut reasons: Vec<String> = self
-            .schema
-            .properties
-            .iter()
-            .filter(|p| p.change == Change::Replace && before.get(p.name) != after.get(p.name))
-            .map(|p| p.name.to_string())
-            .collect();
+        let mut reasons = self.schema.replaced_properties(before, after);
         if before.contains_key("auth_token") && !after.contains_key("auth_token") {
             reasons.push("auth_token".into());
         }
@@ -304,11 +298,13 @@ impl ResourceType for ReplicationGroup {
         let client = self.aws.elasticache(&ctx.region);
         let request = create_request(&client, &spec, common::tag_list(props))?;
         debug!(spec = ?spec, "CreateReplicationGroup");
-        request
-            .send()
-            .await
-            .classified()
-            .map_err(|err| already_exists(&spec.replication_group_id, err))?;
+        request.send().await.classified().map_err(|err| {
+            crate::errors::name_taken(
+                err,
+                "ReplicationGroupAlreadyExists",
+                &format!("a replication group {}", &spec.replication_group_id),
+            )
+        })?;
         let ops = GroupOps {
             client,
             id: &spec.replication_group_id,
@@ -317,7 +313,12 @@ impl ResourceType for ReplicationGroup {
         ops.wait_available().await?;
         self.read(ctx, &spec.replication_group_id, props)
             .await?
-            .ok_or_else(|| vanished(&spec.replication_group_id))
+            .ok_or_else(|| {
+                crate::errors::vanished(&format!(
+                    "replication group {}",
+                    &spec.replication_group_id
+                ))
+            })
     }
 
     async fn update(
@@ -365,7 +366,9 @@ impl ResourceType for ReplicationGroup {
             .arn()
             .ok_or_else(|| ResourceError::other("DescribeReplicationGroups returned no ARN"))?;
         common::update_tags(&ops.client, arn, before, after).await?;
-        self.read(ctx, id, after).await?.ok_or_else(|| vanished(id))
+        self.read(ctx, id, after)
+            .await?
+            .ok_or_else(|| crate::errors::vanished(&format!("replication group {}", id)))
     }
 
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
@@ -923,7 +926,9 @@ impl GroupOps<'_> {
         let what = format!("replication group {} to be available", self.id);
         let (client, id) = (&self.client, self.id);
         wait::until(&self.ctx, &what, UPDATE_LIMIT, || async move {
-            let group = describe(client, id).await?.ok_or_else(|| vanished(id))?;
+            let group = describe(client, id)
+                .await?
+                .ok_or_else(|| crate::errors::vanished(&format!("replication group {}", id)))?;
             Ok(match group.status() {
                 Some("available") => Poll::Ready(group),
                 status => Poll::Pending(status.unwrap_or("unknown").to_string()),
@@ -1218,27 +1223,4 @@ fn attributes(
         }
     }
     attrs
-}
-
-/// CreateReplicationGroup's "already exists" is an id clash, not something to retry.
-fn already_exists(id: &str, err: ResourceError) -> ResourceError {
-    if err.code.as_deref() == Some("ReplicationGroupAlreadyExists") {
-        ResourceError {
-            kind: ErrorKind::Invalid,
-            message: format!(
-                "a replication group {id} already exists in this account and region ({})",
-                err.message
-            ),
-            ..err
-        }
-    } else {
-        err
-    }
-}
-
-fn vanished(id: &str) -> ResourceError {
-    ResourceError::new(
-        ErrorKind::NotFound,
-        format!("replication group {id} disappeared while it was being changed"),
-    )
 }

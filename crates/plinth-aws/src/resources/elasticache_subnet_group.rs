@@ -178,7 +178,13 @@ impl ResourceType for SubnetGroup {
             .send()
             .await
             .classified()
-            .map_err(|err| already_exists(name, err))?;
+            .map_err(|err| {
+                crate::errors::name_taken(
+                    err,
+                    "CacheSubnetGroupAlreadyExists",
+                    &format!("a cache subnet group named {}", name),
+                )
+            })?;
         let group = out
             .cache_subnet_group()
             .ok_or_else(|| ResourceError::other("CreateCacheSubnetGroup returned no group"))?;
@@ -214,7 +220,9 @@ impl ResourceType for SubnetGroup {
                 .cloned()
                 .ok_or_else(|| ResourceError::other("ModifyCacheSubnetGroup returned no group"))?
         } else {
-            describe(&client, id).await?.ok_or_else(|| vanished(id))?
+            describe(&client, id)
+                .await?
+                .ok_or_else(|| crate::errors::vanished(&format!("cache subnet group {}", id)))?
         };
         common::update_tags(&client, arn_of(&group)?, before, after).await?;
         observe(&group, user_tags(after))
@@ -430,27 +438,4 @@ fn observe(
         props,
         attrs,
     })
-}
-
-/// CreateCacheSubnetGroup's "already exists" is a name clash, not something to retry.
-fn already_exists(name: &str, err: ResourceError) -> ResourceError {
-    if err.code.as_deref() == Some("CacheSubnetGroupAlreadyExists") {
-        ResourceError {
-            kind: ErrorKind::Invalid,
-            message: format!(
-                "a cache subnet group named {name} already exists in this account and region ({})",
-                err.message
-            ),
-            ..err
-        }
-    } else {
-        err
-    }
-}
-
-fn vanished(name: &str) -> ResourceError {
-    ResourceError::new(
-        ErrorKind::NotFound,
-        format!("cache subnet group {name} disappeared while it was being changed"),
-    )
 }
