@@ -214,5 +214,7 @@ impl Reporter for LineReporter {
             )),
             Outcome::Skipped { .. } | Outcome::NotStarted => {}
         }
+    }    fn notice(&self, name: &str, message: &str) {
+        self.ui.out(&format!("{}: {message}", self.ui.bold(name)));
     }
 }

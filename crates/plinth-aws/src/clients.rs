@@ -75,7 +75,7 @@ pub struct AwsOptions {
 }
 
 macro_rules! service_clients {
-    ($($field:ident, $insert:ident : $krate:ident),* $(,)?) => {
+    ($($field:ident, $insert:ident : $krate:ident $(with $tweak:path)?),* $(,)?) => {
         /// Lazily created SDK clients, one per service and region.
         #[derive(Default)]
         struct ClientCache {
@@ -93,11 +93,11 @@ macro_rules! service_clients {
                     cache
                         .entry(region.to_string())
                         .or_insert_with(|| {
-                            let conf = $krate::config::Builder::from(&self.base)
+                            let builder = $krate::config::Builder::from(&self.base)
                                 .region(Region::new(region.to_string()))
-                                .interceptor(CountCalls(self.stats.clone()))
-                                .build();
-                            $krate::Client::from_conf(conf)
+                                .interceptor(CountCalls(self.stats.clone()));
+                            $(let builder = $tweak(builder, &self.base);)?
+                            $krate::Client::from_conf(builder.build())
                         })
                         .clone()
                 }
@@ -130,6 +130,18 @@ service_clients! {
     ec2, insert_ec2: aws_sdk_ec2,
     elasticache, insert_elasticache: aws_sdk_elasticache,
     sts, insert_sts: aws_sdk_sts,
+    s3, insert_s3: aws_sdk_s3 with s3_addressing,
+    cloudfront, insert_cloudfront: aws_sdk_cloudfront,
+    acm, insert_acm: aws_sdk_acm,
+    iam, insert_iam: aws_sdk_iam,
+    lambda, insert_lambda: aws_sdk_lambda,
+    tagging, insert_tagging: aws_sdk_resourcegroupstagging,
+}
+
+/// Buckets are addressed by path (`endpoint/bucket`) when an endpoint is set (an emulator
+/// on 127.0.0.1 has no `bucket.127.0.0.1` host names); real AWS keeps virtual hosts.
+fn s3_addressing(builder: aws_sdk_s3::config::Builder, base: &SdkConfig) -> aws_sdk_s3::config::Builder {
+    builder.force_path_style(base.endpoint_url().is_some())
 }
 
 impl Aws {

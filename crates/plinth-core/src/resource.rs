@@ -122,6 +122,7 @@ pub struct OpContext {
     /// [`OpContext::deletion_pending`].
     pub wait_for_deletion: bool,
     pending: Arc<std::sync::Mutex<Option<String>>>,
+    notices: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl OpContext {
@@ -133,6 +134,7 @@ impl OpContext {
             progress: Arc::new(NoProgress),
             wait_for_deletion: true,
             pending: Arc::default(),
+            notices: Arc::default(),
         }
     }
     pub fn without_waiting_for_deletion(mut self) -> OpContext {
@@ -145,6 +147,17 @@ impl OpContext {
         if let Ok(mut slot) = self.pending.lock() {
             *slot = Some(reason.into());
         }
+    }
+    /// Something the person running plinth should read once the operation is done (an
+    /// invalidation's id, DNS records to create); the engine prints it with the result.
+    pub fn notice(&self, message: impl Into<String>) {
+        if let Ok(mut notices) = self.notices.lock() {
+            notices.push(message.into());
+        }
+    }
+    /// What [`OpContext::notice`] collected, in order.
+    pub fn notices(&self) -> Vec<String> {
+        self.notices.lock().map(|n| n.clone()).unwrap_or_default()
     }
     /// What [`OpContext::deletion_pending`] reported, if anything.
     pub fn pending_deletion(&self) -> Option<String> {
@@ -199,6 +212,8 @@ impl PropIssue {
 #[derive(Clone, Debug)]
 pub struct Linked {
     pub prop: String,
+    /// Where in the properties the reference sits (`default_behavior.lambda_functions[0].arn`).
+    pub path: Vec<PathSeg>,
     pub resource: String,
     pub type_name: String,
     pub props: Props,
@@ -220,6 +235,18 @@ pub trait ResourceType: Send + Sync {
     /// security group admits its port from anywhere. Shown by validate, plan and apply.
     fn lint(&self, _props: &Props, _linked: &[Linked]) -> Vec<PropIssue> {
         Vec::new()
+    }
+
+    /// Errors about a resource seen with what it refers to (a viewer-request Lambda@Edge
+    /// function with more memory than CloudFront allows). Reported before any call.
+    fn check_linked(&self, _props: &Props, _linked: &[Linked]) -> Vec<PropIssue> {
+        Vec::new()
+    }
+
+    /// The region AWS requires for a resource with these properties, whatever the stack's
+    /// (`None`: the stack's or the resource's own `region`). Values may still be unknown.
+    fn pinned_region(&self, _props: &Props) -> Option<&'static str> {
+        None
     }
 
     /// Brings resolved desired properties into canonical form: defaults AWS would apply

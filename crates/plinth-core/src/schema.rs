@@ -6,7 +6,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::value::Props;
+use crate::value::{PathSeg, Props};
 
 /// Whether a type manages something or only looks something up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +116,9 @@ pub struct Prop {
     /// refers back may be applied in a second step after both exist, instead of being a
     /// dependency cycle (security-group rules that name each other).
     pub deferrable: bool,
+    /// A resource this property refers to lives in this region whatever the stack's region
+    /// (a CloudFront distribution's certificate and Lambda@Edge functions: us-east-1).
+    pub pins_region: Option<&'static str>,
     pub description: &'static str,
 }
 
@@ -129,6 +132,7 @@ impl Prop {
             sensitive: false,
             computed: false,
             deferrable: false,
+            pins_region: None,
             description: "",
         }
     }
@@ -150,6 +154,11 @@ impl Prop {
     }
     pub fn deferrable(mut self) -> Prop {
         self.deferrable = true;
+        self
+    }
+    /// What this property refers to is created in `region`, whatever the stack says.
+    pub fn pins_referent_region(mut self, region: &'static str) -> Prop {
+        self.pins_region = Some(region);
         self
     }
     pub fn doc(mut self, description: &'static str) -> Prop {
@@ -195,6 +204,25 @@ impl TypeSchema {
     }
     pub fn attr(&self, name: &str) -> Option<&Attr> {
         self.attributes.iter().find(|a| a.name == name)
+    }
+    /// The property declaration at `path` (through nested objects and lists), if any.
+    pub fn prop_at(&self, path: &[PathSeg]) -> Option<&Prop> {
+        let (PathSeg::Key(first), rest) = path.split_first()? else {
+            return None;
+        };
+        let mut prop = self.prop(first)?;
+        let mut shape = &prop.shape;
+        for seg in rest {
+            match (shape, seg) {
+                (Shape::List(item), PathSeg::Index(_)) => shape = item,
+                (Shape::Object(props), PathSeg::Key(k)) => {
+                    prop = props.iter().find(|p| p.name == k)?;
+                    shape = &prop.shape;
+                }
+                _ => return None,
+            }
+        }
+        Some(prop)
     }
     /// The properties marked `Replace` whose values differ between `before` and `after`.
     pub fn replaced_properties(&self, before: &Props, after: &Props) -> Vec<String> {

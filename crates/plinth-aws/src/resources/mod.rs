@@ -6,6 +6,11 @@ use plinth_core::resource::ResourceType;
 
 use crate::Aws;
 
+pub mod acm_certificate;
+pub mod cloudfront_cache_policy;
+pub mod cloudfront_common;
+pub mod cloudfront_distribution;
+pub mod cloudfront_origin_access_control;
 pub mod dynamodb_items;
 pub mod dynamodb_table;
 pub mod ec2_default_vpc;
@@ -15,6 +20,11 @@ pub mod elasticache_common;
 pub mod elasticache_parameter_group;
 pub mod elasticache_replication_group;
 pub mod elasticache_subnet_group;
+pub mod iam_role;
+pub mod lambda_function;
+pub mod s3_bucket;
+pub mod s3_bucket_policy;
+pub mod s3_objects;
 pub mod tags;
 
 /// Every resource type, constructed over the shared clients.

@@ -56,6 +56,8 @@ pub trait Reporter: Send + Sync {
     /// Called for steps still running after a couple of seconds, then periodically.
     fn still_running(&self, name: &str, kind: StepKind, elapsed: Duration, status: Option<&str>);
     fn finished(&self, result: &StepResult, id: Option<&str>);
+    /// Something a resource type asked to show the person (an invalidation's id).
+    fn notice(&self, _name: &str, _message: &str) {}
 }
 
 /// Everything apply needs.
@@ -341,6 +343,7 @@ impl Run<'_> {
         let (after, every) = (self.req.progress_after, self.req.progress_every);
         Ok(async move {
             let started = Instant::now();
+            let notices = ctx.clone();
             let work = op.run(ctx);
             tokio::pin!(work);
             let mut next_report = after;
@@ -354,6 +357,9 @@ impl Run<'_> {
                     }
                 }
             };
+            for message in notices.notices() {
+                reporter.notice(&step.name, &message);
+            }
             Finished {
                 index: i,
                 result,

@@ -116,6 +116,13 @@ impl SpannedExpr {
         out
     }
 
+    /// Every reference with the path of the value it sits in.
+    pub fn refs_with_paths(&self) -> Vec<(Vec<PathSeg>, &Ref)> {
+        let mut out = Vec::new();
+        collect_refs_with_paths(self, &mut Vec::new(), &mut out);
+        out
+    }
+
     /// The map entry `key`, for map expressions.
     pub fn get(&self, key: &str) -> Option<&SpannedExpr> {
         match &self.expr {
@@ -228,6 +235,34 @@ fn collect_refs<'a>(e: &'a SpannedExpr, out: &mut Vec<&'a Ref>) {
         })),
         Expr::List(items) => items.iter().for_each(|i| collect_refs(i, out)),
         Expr::Map(entries) => entries.iter().for_each(|(_, v)| collect_refs(v, out)),
+    }
+}
+
+fn collect_refs_with_paths<'a>(
+    e: &'a SpannedExpr,
+    path: &mut Vec<PathSeg>,
+    out: &mut Vec<(Vec<PathSeg>, &'a Ref)>,
+) {
+    match &e.expr {
+        Expr::Lit(_) | Expr::Ref(_) | Expr::Concat(_) => {
+            let mut refs = Vec::new();
+            collect_refs(e, &mut refs);
+            out.extend(refs.into_iter().map(|r| (path.clone(), r)));
+        }
+        Expr::List(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(PathSeg::Index(i));
+                collect_refs_with_paths(item, path, out);
+                path.pop();
+            }
+        }
+        Expr::Map(entries) => {
+            for (k, v) in entries {
+                path.push(PathSeg::Key(k.clone()));
+                collect_refs_with_paths(v, path, out);
+                path.pop();
+            }
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use crate::stack::expr::{self, Expr, Ref, SpannedExpr, Target};
 use crate::stack::vars::{self, VarInputs};
 use crate::stack::yaml::{self, Key, Node, NodeValue};
 use crate::stack::{Expiry, Lifecycle, OutputDecl, ResourceDecl, Stack, VarValue};
-use crate::value::{self, Props};
+use crate::value::{self, PathSeg, Props};
 
 const TOP_KEYS: &[&str] = &[
     "stack",
@@ -152,6 +152,7 @@ impl Loader<'_> {
         };
         self.bind(&mut resources, &mut outputs, &builtins);
         self.check_resources(&resources, &outputs);
+        self.pin_regions(&mut resources);
         let vars = decls
             .iter()
             .map(|d| VarValue {
@@ -326,6 +327,7 @@ impl Loader<'_> {
         };
         let type_name = self.resource_type(key, body)?;
         let schema = self.registry.schema(&type_name)?.clone();
+        let region_span = body.get("region").map(|n| n.span);
         let region = match body.get("region") {
             Some(n) => self.string(n, "`region`")?,
             None => default_region.clone().unwrap_or_default(),
@@ -371,6 +373,7 @@ impl Loader<'_> {
             name_span: key.span,
             type_name,
             region,
+            region_span,
             depends_on,
             lifecycle,
             props: SpannedExpr {
@@ -736,6 +739,9 @@ impl Loader<'_> {
                     self.issue(&r.props, issue);
                 }
                 let linked = self.linked(r, resources);
+                for issue in rt.check_linked(&props, &linked) {
+                    self.issue(&r.props, issue);
+                }
                 for warning in rt.lint(&self.canonical(&r.type_name, &props), &linked) {
                     let d = self.positioned(&r.props, warning);
                     self.diags.push(Diagnostic {
@@ -850,36 +856,83 @@ impl Loader<'_> {
         }
     }
 
-    /// The resources `r` refers to, by the property that refers to them, for `lint`.
+    /// The resources `r` refers to, with where it refers to them, for `lint`/`check_linked`.
     fn linked(&self, r: &ResourceDecl, resources: &[ResourceDecl]) -> Vec<Linked> {
-        let Expr::Map(entries) = &r.props.expr else {
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for (prop, value) in entries {
-            for reference in value.refs() {
+        for (path, reference) in r.props.refs_with_paths() {
+            let Target::Resource { resource, .. } = &reference.target else {
+                continue;
+            };
+            let Some(target) = resources.iter().find(|d| &d.name == resource) else {
+                continue;
+            };
+            let Some(PathSeg::Key(prop)) = path.first() else {
+                continue;
+            };
+            if out
+                .iter()
+                .any(|l: &Linked| l.path == path && &l.resource == resource)
+            {
+                continue;
+            }
+            let props = self.canonical(&target.type_name, &eval_with_unknowns(&target.props));
+            out.push(Linked {
+                prop: prop.clone(),
+                path: path.clone(),
+                resource: resource.clone(),
+                type_name: target.type_name.clone(),
+                props,
+            });
+        }
+        out
+    }
+
+    /// Moves resources AWS keeps in one region there (Lambda@Edge functions and the
+    /// certificates of CloudFront distributions live in us-east-1): a resource's type may
+    /// pin it, or a property of another resource may pin what it refers to. A `region:`
+    /// written on the resource that says otherwise is an error.
+    fn pin_regions(&mut self, resources: &mut [ResourceDecl]) {
+        let mut pins: Vec<(usize, &'static str, String)> = Vec::new();
+        for (i, r) in resources.iter().enumerate() {
+            let Some(rt) = self.registry.get(&r.type_name) else {
+                continue;
+            };
+            if let Some(region) = rt.pinned_region(&eval_with_unknowns(&r.props)) {
+                pins.push((i, region, format!("AWS requires {} here", r.type_name)));
+            }
+            for (path, reference) in r.props.refs_with_paths() {
                 let Target::Resource { resource, .. } = &reference.target else {
                     continue;
                 };
-                let Some(target) = resources.iter().find(|d| &d.name == resource) else {
+                let Some(region) = rt.schema().prop_at(&path).and_then(|p| p.pins_region) else {
                     continue;
                 };
-                if out
-                    .iter()
-                    .any(|l: &Linked| &l.prop == prop && &l.resource == resource)
-                {
-                    continue;
+                if let Some(t) = resources.iter().position(|d| &d.name == resource) {
+                    let why = format!(
+                        "`{}.{}` of {} refers to it",
+                        r.name,
+                        value::path_to_string(&path),
+                        r.type_name
+                    );
+                    pins.push((t, region, why));
                 }
-                let props = self.canonical(&target.type_name, &eval_with_unknowns(&target.props));
-                out.push(Linked {
-                    prop: prop.clone(),
-                    resource: resource.clone(),
-                    type_name: target.type_name.clone(),
-                    props,
-                });
             }
         }
-        out
+        for (i, region, why) in pins {
+            let r = &mut resources[i];
+            if r.region == region {
+                continue;
+            }
+            if let Some(span) = r.region_span {
+                let message = format!(
+                    "`{}` must be in {region} ({why}), but its `region` says {}",
+                    r.name, r.region
+                );
+                self.error(span, message);
+                continue;
+            }
+            r.region = region.to_string();
+        }
     }
 }
 

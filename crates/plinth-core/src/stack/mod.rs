@@ -61,6 +61,8 @@ pub struct ResourceDecl {
     pub name_span: Span,
     pub type_name: String,
     pub region: String,
+    /// Where `region:` was written, when it was.
+    pub region_span: Option<Span>,
     pub depends_on: Vec<(String, Span)>,
     pub lifecycle: Lifecycle,
     /// The properties as one map expression (without the reserved keys).
