@@ -332,7 +332,7 @@ fn print_pending(ui: &Ui, state: &State) {
         .collect();
     if !pending.is_empty() {
         ui.out(&format!(
-            "\nStill being deleted ({}), kept in state as pending deletion; the next plan, apply or destroy confirms they are gone:\n{}",
+            "\nStill being deleted ({}), kept in state as pending deletion; the next apply or destroy checks them and deletes what is left:\n{}",
             pending.len(),
             pending.join("\n")
         ));

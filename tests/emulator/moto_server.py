@@ -17,6 +17,12 @@ import sys
 import threading
 import time
 
+# Set before moto is imported. Certificates are validated after a second instead of never
+# (real AWS validates once the DNS records exist, which no emulator can see), and the
+# AWS-managed IAM policies exist as they do in every real account.
+os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", "1")
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
 from moto.moto_server.threaded_moto_server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 

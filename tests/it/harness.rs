@@ -9,9 +9,23 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_dynamodb::config::Credentials;
 
 pub const REGION: &str = "us-east-1";
+
+/// A client of `$krate` talking to this test's emulator in [`REGION`].
+macro_rules! emulator_client {
+    ($env:expr, $krate:ident) => {
+        emulator_client!($env, $krate, |b| b)
+    };
+    ($env:expr, $krate:ident, $tweak:expr) => {{
+        let builder = $krate::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&$env.endpoint)
+            .credentials_provider($krate::config::Credentials::for_tests());
+        $krate::Client::from_conf(($tweak)(builder).build())
+    }};
+}
 
 /// A running emulator, stopped when dropped (and by itself if this process dies).
 pub struct Moto {
@@ -191,33 +205,32 @@ impl Env {
     }
 
     pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
-        let conf = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(Credentials::for_tests())
-            .build();
-        aws_sdk_dynamodb::Client::from_conf(conf)
+        emulator_client!(self, aws_sdk_dynamodb)
     }
-
     pub fn ec2(&self) -> aws_sdk_ec2::Client {
-        let conf = aws_sdk_ec2::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_sdk_ec2::config::Credentials::for_tests())
-            .build();
-        aws_sdk_ec2::Client::from_conf(conf)
+        emulator_client!(self, aws_sdk_ec2)
     }
-
     pub fn elasticache(&self) -> aws_sdk_elasticache::Client {
-        let conf = aws_sdk_elasticache::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_sdk_elasticache::config::Credentials::for_tests())
-            .build();
-        aws_sdk_elasticache::Client::from_conf(conf)
+        emulator_client!(self, aws_sdk_elasticache)
+    }
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        emulator_client!(self, aws_sdk_s3, |b: aws_sdk_s3::config::Builder| b
+            .force_path_style(true))
+    }
+    pub fn cloudfront(&self) -> aws_sdk_cloudfront::Client {
+        emulator_client!(self, aws_sdk_cloudfront)
+    }
+    pub fn acm(&self) -> aws_sdk_acm::Client {
+        emulator_client!(self, aws_sdk_acm)
+    }
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        emulator_client!(self, aws_sdk_iam)
+    }
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        emulator_client!(self, aws_sdk_lambda)
+    }
+    pub fn tagging(&self) -> aws_sdk_resourcegroupstagging::Client {
+        emulator_client!(self, aws_sdk_resourcegroupstagging)
     }
 
     /// The state file as JSON.

@@ -18,7 +18,7 @@ use crate::engine::{self, ApplyReport, ApplyRequest, Outcome, Reporter, StepKind
 use crate::graph::DepGraph;
 use crate::plan::{make_plan, Mode, Plan, PlanError, PlanRequest};
 use crate::resource::{
-    ErrorKind, Observed, OpContext, PropIssue, Registry, ResourceError, ResourceResult,
+    ErrorKind, Linked, Observed, OpContext, PropIssue, Registry, ResourceError, ResourceResult,
     ResourceType,
 };
 use crate::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
@@ -26,7 +26,7 @@ use crate::stack::load::{load_str, LoadOptions};
 use crate::stack::Stack;
 use crate::state::store::{LockedState, StateFiles};
 use crate::state::{ResourceState, State, Status};
-use crate::value::{self, Props};
+use crate::value::{self, PathSeg, Props};
 
 /// Locks a mutex, ignoring poisoning (a failed assertion in one task must not hide others).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -276,6 +276,16 @@ pub(crate) fn thing_schema() -> TypeSchema {
             .deferrable(),
             Prop::new("secret", Shape::String).sensitive(),
             Prop::new("tags", Shape::map(Shape::String)),
+            Prop::new("global", Shape::Bool),
+            Prop::new(
+                "edges",
+                Shape::list(Shape::Object(vec![
+                    Prop::new("peer", Shape::String)
+                        .required()
+                        .pins_referent_region("us-east-1"),
+                    Prop::new("limit", Shape::int_range(0, 1000)),
+                ])),
+            ),
         ],
         attributes: vec![
             Attr::new("id", Shape::String, "the physical id"),
@@ -327,6 +337,37 @@ impl ResourceType for FakeType {
             )];
         }
         Vec::new()
+    }
+
+    /// A thing with `global: true` lives in us-east-1 (like IAM or CloudFront).
+    fn pinned_region(&self, props: &Props) -> Option<&'static str> {
+        (value::bool_of(props, "global") == Some(true)).then_some("us-east-1")
+    }
+
+    /// An edge's peer may not be bigger than the edge's `limit` (like Lambda@Edge limits).
+    fn check_linked(&self, props: &Props, linked: &[Linked]) -> Vec<PropIssue> {
+        let mut issues = Vec::new();
+        for l in linked {
+            let [PathSeg::Key(edges), PathSeg::Index(i), PathSeg::Key(_)] = l.path.as_slice()
+            else {
+                continue;
+            };
+            let limit = props
+                .get(edges.as_str())
+                .and_then(|e| e.get(*i))
+                .and_then(|e| e.get("limit"))
+                .and_then(Value::as_i64);
+            let size = value::i64_of(&l.props, "size");
+            if let (Some(limit), Some(size)) = (limit, size) {
+                if size > limit {
+                    issues.push(PropIssue {
+                        path: l.path.clone(),
+                        message: format!("`{}` has size {size}, more than {limit}", l.resource),
+                    });
+                }
+            }
+        }
+        issues
     }
 
     fn read_batch_size(&self) -> usize {

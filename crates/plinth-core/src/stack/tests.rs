@@ -1099,3 +1099,55 @@ fn no_prefix_of_a_stack_file_panics_the_loader_and_every_error_is_located() {
         }
     }
 }
+
+#[test]
+fn what_a_pinning_property_refers_to_moves_to_its_region() {
+    let stack = load_ok(
+        "stack: demo\nregion: eu-west-1\nresources:\n  edge:\n    type: test.thing\n    name: e\n    size: 10\n  front:\n    type: test.thing\n    name: f\n    edges:\n      - { peer: \"${edge.id}\", limit: 100 }\n  plain:\n    type: test.thing\n    name: p\n    peer: \"${edge.id}\"\n",
+    );
+    let region = |name: &str| {
+        stack
+            .resources
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.region.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(region("edge"), "us-east-1");
+    assert_eq!(region("front"), "eu-west-1");
+    assert_eq!(region("plain"), "eu-west-1");
+}
+
+#[test]
+fn a_type_can_pin_its_own_region() {
+    let stack = load_ok(
+        "stack: demo\nregion: eu-west-1\nresources:\n  a:\n    type: test.thing\n    name: a\n    global: true\n  b:\n    type: test.thing\n    name: b\n",
+    );
+    assert_eq!(stack.resources[0].region, "us-east-1");
+    assert_eq!(stack.resources[1].region, "eu-west-1");
+}
+
+#[test]
+fn a_written_region_that_contradicts_a_pin_is_an_error_at_the_region() {
+    let text = "stack: demo\nregion: eu-west-1\nresources:\n  edge:\n    type: test.thing\n    name: e\n    region: eu-west-1\n  front:\n    type: test.thing\n    name: f\n    edges:\n      - { peer: \"${edge.id}\" }\n";
+    let d = only_error(text);
+    assert_eq!(at(&d), position_nth(text, "eu-west-1", 1));
+    assert!(
+        d.message.contains("`edge` must be in us-east-1")
+            && d.message.contains("`front.edges[0].peer`"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn check_linked_errors_point_at_the_reference() {
+    let text = "stack: demo\nregion: us-east-1\nresources:\n  edge:\n    type: test.thing\n    name: e\n    size: 500\n  front:\n    type: test.thing\n    name: f\n    edges:\n      - { peer: \"${edge.id}\", limit: 100 }\n";
+    let d = only_error(text);
+    assert_eq!(at(&d), position(text, "peer:"));
+    assert!(
+        d.message.contains("`edge` has size 500, more than 100"),
+        "{}",
+        d.message
+    );
+}
