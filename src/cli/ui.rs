@@ -214,7 +214,8 @@ impl Reporter for LineReporter {
             )),
             Outcome::Skipped { .. } | Outcome::NotStarted => {}
         }
-    }    fn notice(&self, name: &str, message: &str) {
+    }
+    fn notice(&self, name: &str, message: &str) {
         self.ui.out(&format!("{}: {message}", self.ui.bold(name)));
     }
 }

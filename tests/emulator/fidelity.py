@@ -251,3 +251,7 @@ models.CacheCluster.security_groups = property(_security_groups)
 models.CacheCluster.cache_parameter_group = property(_cache_parameter_group)
 models.CacheCluster.cache_nodes = property(_cache_nodes)
 models.CacheCluster.configuration_endpoint = property(_configuration_endpoint)
+
+
+import fidelity_cloudfront  # noqa: E402,F401
+import fidelity_s3  # noqa: E402,F401

@@ -4,12 +4,18 @@
 //! - `e2e_*`: the real `plinth` binary against a moto server the harness starts.
 
 mod e2e_cli;
+mod e2e_edge;
 mod e2e_elasticache;
 mod e2e_interrupt;
 mod e2e_lifecycle;
 mod harness;
+mod mock_acm;
+mod mock_cloudfront_distribution;
+mod mock_cloudfront_policies;
 mod mock_dynamodb;
 mod mock_ec2;
 mod mock_elasticache_cluster;
 mod mock_elasticache_groups;
+mod mock_lambda;
+mod mock_s3;
 mod mock_support;

@@ -1161,7 +1161,9 @@ fn group_props(ingress: Value) -> Props {
 fn linked(ingress: Value) -> Vec<Linked> {
     vec![Linked {
         prop: "security_group_ids".into(),
-        path: vec![plinth_core::value::PathSeg::Key("security_group_ids".into())],
+        path: vec![plinth_core::value::PathSeg::Key(
+            "security_group_ids".into(),
+        )],
         resource: "cache_sg".into(),
         type_name: "ec2.security_group".into(),
         props: group_props(ingress),

@@ -2035,7 +2035,9 @@ fn lint_warns_when_a_group_admits_the_replication_groups_port_from_anywhere() {
     let linked = |cidr: &str| {
         vec![Linked {
             prop: "security_group_ids".into(),
-            path: vec![plinth_core::value::PathSeg::Key("security_group_ids".into())],
+            path: vec![plinth_core::value::PathSeg::Key(
+                "security_group_ids".into(),
+            )],
             resource: "cache_sg".into(),
             type_name: "ec2.security_group".into(),
             props: obj(json!({"ingress": [

@@ -140,7 +140,10 @@ service_clients! {
 
 /// Buckets are addressed by path (`endpoint/bucket`) when an endpoint is set (an emulator
 /// on 127.0.0.1 has no `bucket.127.0.0.1` host names); real AWS keeps virtual hosts.
-fn s3_addressing(builder: aws_sdk_s3::config::Builder, base: &SdkConfig) -> aws_sdk_s3::config::Builder {
+fn s3_addressing(
+    builder: aws_sdk_s3::config::Builder,
+    base: &SdkConfig,
+) -> aws_sdk_s3::config::Builder {
     builder.force_path_style(base.endpoint_url().is_some())
 }
 

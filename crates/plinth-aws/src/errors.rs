@@ -37,6 +37,7 @@ const IN_USE: &[&str] = &[
     "OriginAccessControlInUse",
     "DeleteConflict",
     "ResourceConflictException",
+    "ConflictException",
     "OperationAborted",
 ];
 const RETRYABLE: &[&str] = &[

@@ -121,6 +121,9 @@ pub struct OpContext {
     /// cluster stays `deleting` for minutes) may return once AWS accepted it, after calling
     /// [`OpContext::deletion_pending`].
     pub wait_for_deletion: bool,
+    /// The stack file's folder: relative paths in properties (a site folder, a function's
+    /// code) are relative to it, as in `normalize`.
+    pub base_dir: PathBuf,
     pending: Arc<std::sync::Mutex<Option<String>>>,
     notices: Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -133,6 +136,7 @@ impl OpContext {
             deadline: None,
             progress: Arc::new(NoProgress),
             wait_for_deletion: true,
+            base_dir: PathBuf::new(),
             pending: Arc::default(),
             notices: Arc::default(),
         }
@@ -162,6 +166,10 @@ impl OpContext {
     /// What [`OpContext::deletion_pending`] reported, if anything.
     pub fn pending_deletion(&self) -> Option<String> {
         self.pending.lock().ok().and_then(|slot| slot.clone())
+    }
+    pub fn with_base_dir(mut self, base_dir: PathBuf) -> OpContext {
+        self.base_dir = base_dir;
+        self
     }
     pub fn with_deadline(mut self, limit: Option<Duration>) -> OpContext {
         self.deadline = limit.map(|d| Instant::now() + d);

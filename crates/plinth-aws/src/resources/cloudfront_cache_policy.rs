@@ -1,1 +1,578 @@
-//! Being written.
+//! `cloudfront.cache_policy`: how long CloudFront caches objects and which parts of a
+//! request (cookies, headers, query strings, compression) make up the cache key.
+//!
+//! CloudFront is global (its control plane answers in us-east-1) and a cache policy takes no
+//! tags. AWS nests the cache key in `ParametersInCacheKeyAndForwardedToOrigin` with
+//! `Quantity`/`Items` lists; plinth compares the plain form `{behavior, names}` with the names
+//! sorted. Every change and delete sends the ETag of a fresh read as `If-Match`. A policy a
+//! cache behavior still uses cannot be deleted (`CachePolicyInUse`): the delete is retried
+//! while a distribution is being updated to let go of it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_cloudfront::types::{
+    CachePolicy, CachePolicyConfig, CachePolicyCookieBehavior, CachePolicyCookiesConfig,
+    CachePolicyHeaderBehavior, CachePolicyHeadersConfig, CachePolicyQueryStringBehavior,
+    CachePolicyQueryStringsConfig, CookieNames, Headers, ParametersInCacheKeyAndForwardedToOrigin,
+    QueryStringNames,
+};
+use aws_sdk_cloudfront::Client;
+use plinth_core::resource::{
+    ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
+    ResourceType,
+};
+use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::value::{bool_of, contains_unknown, i64_of, str_of, Props};
+use serde_json::{json, Map, Value};
+use tracing::debug;
+
+use crate::errors::{name_taken, vanished, SendExt};
+use crate::resources::cloudfront_common::{with_fresh_etag, CLOUDFRONT_REGION};
+use crate::wait;
+use crate::Aws;
+
+const DEFAULT_TTL: i64 = 86_400;
+const MIN_TTL: i64 = 1;
+const MAX_TTL: i64 = 31_536_000;
+const COOKIE_BEHAVIORS: &[&str] = &["none", "whitelist", "allExcept", "all"];
+const HEADER_BEHAVIORS: &[&str] = &["none", "whitelist"];
+const QUERY_STRING_BEHAVIORS: &[&str] = &["none", "whitelist", "allExcept", "all"];
+/// The behaviors that name what they include or leave out.
+const NAMING_BEHAVIORS: &[&str] = &["whitelist", "allExcept"];
+/// The properties that are parts of the cache key.
+const KEY_PARTS: &[&str] = &["cookies", "headers", "query_strings"];
+/// A distribution being updated holds on to the policy until its deployment finishes.
+const DELETE_LIMIT: Duration = Duration::from_secs(20 * 60);
+/// Property order in canonical form (the schema's).
+const ORDER: &[&str] = &[
+    "name",
+    "comment",
+    "default_ttl",
+    "min_ttl",
+    "max_ttl",
+    "gzip",
+    "brotli",
+    "cookies",
+    "headers",
+    "query_strings",
+];
+
+/// The `cloudfront.cache_policy` resource type.
+pub struct CachePolicyType {
+    aws: Arc<Aws>,
+    schema: TypeSchema,
+}
+
+impl CachePolicyType {
+    pub fn new(aws: Arc<Aws>) -> CachePolicyType {
+        CachePolicyType {
+            aws,
+            schema: schema(),
+        }
+    }
+}
+
+/// A TTL: seconds, 0 or more.
+fn seconds() -> Shape {
+    Shape::Integer {
+        min: Some(0),
+        max: None,
+    }
+}
+
+/// `{behavior, names}`: which cookies, headers or query strings are in the cache key.
+fn key_part(behaviors: &'static [&'static str]) -> Shape {
+    Shape::Object(vec![
+        Prop::new("behavior", Shape::Enum(behaviors))
+            .required()
+            .doc("which of them are in the cache key"),
+        Prop::new("names", Shape::list(Shape::String))
+            .doc("the names for whitelist (included) or allExcept (left out)"),
+    ])
+}
+
+fn schema() -> TypeSchema {
+    TypeSchema {
+        type_name: "cloudfront.cache_policy",
+        description: "A CloudFront cache policy: TTLs and the cache key (cookies, headers, \
+                      query strings, compression)",
+        kind: TypeKind::Managed,
+        taggable: false,
+        properties: vec![
+            Prop::new("name", Shape::String)
+                .required()
+                .doc("the name, unique in the account"),
+            Prop::new("comment", Shape::String).doc("a comment; default empty"),
+            Prop::new("default_ttl", seconds())
+                .doc("seconds cached when the origin sends no Cache-Control; default 86400"),
+            Prop::new("min_ttl", seconds()).doc("fewest seconds cached; default 1"),
+            Prop::new("max_ttl", seconds()).doc("most seconds cached; default 31536000 (a year)"),
+            Prop::new("gzip", Shape::Bool)
+                .doc("cache gzip-compressed objects separately; default true"),
+            Prop::new("brotli", Shape::Bool)
+                .doc("cache Brotli-compressed objects separately; default true"),
+            Prop::new("cookies", key_part(COOKIE_BEHAVIORS))
+                .doc("cookies in the cache key; default none"),
+            Prop::new("headers", key_part(HEADER_BEHAVIORS))
+                .doc("headers in the cache key; default none"),
+            Prop::new("query_strings", key_part(QUERY_STRING_BEHAVIORS))
+                .doc("query strings in the cache key; default none"),
+        ],
+        attributes: vec![Attr::new(
+            "id",
+            Shape::String,
+            "the cache policy id, for a distribution's cache behaviors",
+        )],
+    }
+}
+
+#[async_trait]
+impl ResourceType for CachePolicyType {
+    fn schema(&self) -> &TypeSchema {
+        &self.schema
+    }
+
+    fn pinned_region(&self, _props: &Props) -> Option<&'static str> {
+        Some(CLOUDFRONT_REGION)
+    }
+
+    fn check(&self, props: &Props) -> Vec<PropIssue> {
+        let mut issues = check_ttls(props);
+        for part in KEY_PARTS {
+            issues.extend(check_names(props, part));
+        }
+        issues
+    }
+
+    fn normalize(&self, props: &mut Props, _ctx: &NormalizeContext) -> ResourceResult<()> {
+        canonicalize(props);
+        Ok(())
+    }
+
+    async fn read(
+        &self,
+        ctx: &OpContext,
+        id: &str,
+        _prior: &Props,
+    ) -> ResourceResult<Option<Observed>> {
+        let client = self.aws.cloudfront(&ctx.region);
+        match get(&client, id).await? {
+            Some((policy, _)) => observe(&policy).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
+        let client = self.aws.cloudfront(&ctx.region);
+        let config = config_of(props)?;
+        debug!(name = config.name(), "CreateCachePolicy");
+        let out = client
+            .create_cache_policy()
+            .cache_policy_config(config.clone())
+            .send()
+            .await
+            .classified()
+            .map_err(|err| {
+                name_taken(
+                    err,
+                    "CachePolicyAlreadyExists",
+                    &format!("a cache policy named {}", config.name()),
+                )
+            })?;
+        let policy = out
+            .cache_policy()
+            .ok_or_else(|| ResourceError::other("CreateCachePolicy returned no cache policy"))?;
+        observe(policy)
+    }
+
+    async fn update(
+        &self,
+        ctx: &OpContext,
+        id: &str,
+        _before: &Props,
+        after: &Props,
+    ) -> ResourceResult<Observed> {
+        let client = &self.aws.cloudfront(&ctx.region);
+        let config = &config_of(after)?;
+        let what = format!("updating cache policy {id}");
+        let policy = with_fresh_etag(&what, || async move {
+            let (_, etag) = get(client, id)
+                .await?
+                .ok_or_else(|| vanished(&format!("cache policy {id}")))?;
+            debug!(id, "UpdateCachePolicy");
+            let out = client
+                .update_cache_policy()
+                .id(id)
+                .if_match(etag)
+                .cache_policy_config(config.clone())
+                .send()
+                .await
+                .classified()?;
+            out.cache_policy()
+                .cloned()
+                .ok_or_else(|| ResourceError::other("UpdateCachePolicy returned no cache policy"))
+        })
+        .await?;
+        observe(&policy)
+    }
+
+    async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
+        let client = &self.aws.cloudfront(&ctx.region);
+        let what = format!("deleting cache policy {id}");
+        let what = what.as_str();
+        let result = wait::delete_when_free(ctx, what, DELETE_LIMIT, move || {
+            with_fresh_etag(what, move || delete_once(client, id))
+        })
+        .await;
+        match result {
+            Err(mut err) if err.kind == ErrorKind::InUse => {
+                err.message.push_str(
+                    "; a distribution's cache behavior still uses the cache policy: change the \
+                     distribution first",
+                );
+                Err(err)
+            }
+            other => other,
+        }
+    }
+}
+
+/// One delete with the current ETag; gone already counts as deleted.
+async fn delete_once(client: &Client, id: &str) -> ResourceResult<()> {
+    let Some((_, etag)) = get(client, id).await? else {
+        return Ok(());
+    };
+    debug!(id, "DeleteCachePolicy");
+    match client
+        .delete_cache_policy()
+        .id(id)
+        .if_match(etag)
+        .send()
+        .await
+        .classified()
+    {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind == ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// The policy and its current ETag, `None` when it does not exist.
+async fn get(client: &Client, id: &str) -> ResourceResult<Option<(CachePolicy, String)>> {
+    let out = match client.get_cache_policy().id(id).send().await.classified() {
+        Ok(out) => out,
+        Err(err) if err.kind == ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let policy = out
+        .cache_policy()
+        .cloned()
+        .ok_or_else(|| ResourceError::other("GetCachePolicy returned no cache policy"))?;
+    let etag = out
+        .e_tag()
+        .ok_or_else(|| ResourceError::other("GetCachePolicy returned no ETag"))?;
+    Ok(Some((policy, etag.to_string())))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks
+
+/// A known integer property, or its default when left out.
+fn ttl(props: &Props, key: &str, default: i64) -> Option<i64> {
+    match props.get(key) {
+        None | Some(Value::Null) => Some(default),
+        Some(v) if contains_unknown(v) => None,
+        Some(v) => v.as_i64(),
+    }
+}
+
+/// `min_ttl ≤ default_ttl ≤ max_ttl`.
+fn check_ttls(props: &Props) -> Vec<PropIssue> {
+    let mut issues = Vec::new();
+    let min = ttl(props, "min_ttl", MIN_TTL);
+    let default = ttl(props, "default_ttl", DEFAULT_TTL);
+    let max = ttl(props, "max_ttl", MAX_TTL);
+    if let (Some(min), Some(default)) = (min, default) {
+        if min > default {
+            issues.push(PropIssue::at(
+                &["min_ttl"],
+                format!("min_ttl ({min}) is more than default_ttl ({default})"),
+            ));
+        }
+    }
+    if let (Some(default), Some(max)) = (default, max) {
+        if default > max {
+            issues.push(PropIssue::at(
+                &["default_ttl"],
+                format!("default_ttl ({default}) is more than max_ttl ({max})"),
+            ));
+        }
+    }
+    issues
+}
+
+/// Names go with `whitelist` and `allExcept` only, and those need at least one.
+fn check_names(props: &Props, part: &str) -> Vec<PropIssue> {
+    let Some(Value::Object(config)) = props.get(part) else {
+        return Vec::new();
+    };
+    let Some(behavior) = config
+        .get("behavior")
+        .filter(|v| !contains_unknown(v))
+        .and_then(Value::as_str)
+    else {
+        return Vec::new();
+    };
+    let names = config.get("names");
+    if names.is_some_and(contains_unknown) {
+        return Vec::new();
+    }
+    let count = names.and_then(Value::as_array).map_or(0, Vec::len);
+    let naming = NAMING_BEHAVIORS.contains(&behavior);
+    if naming && count == 0 {
+        vec![PropIssue::at(
+            &[part, "names"],
+            format!("behavior {behavior} needs the names it applies to"),
+        )]
+    } else if !naming && count > 0 {
+        vec![PropIssue::at(
+            &[part, "names"],
+            format!("names go with behavior whitelist or allExcept, not {behavior}"),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Canonical form
+
+/// Defaults filled, names sorted, keys in schema order: for desired and read props alike.
+fn canonicalize(props: &mut Props) {
+    props.retain(|_, v| !v.is_null());
+    props.entry("comment").or_insert_with(|| json!(""));
+    props
+        .entry("default_ttl")
+        .or_insert_with(|| json!(DEFAULT_TTL));
+    props.entry("min_ttl").or_insert_with(|| json!(MIN_TTL));
+    props.entry("max_ttl").or_insert_with(|| json!(MAX_TTL));
+    props.entry("gzip").or_insert_with(|| json!(true));
+    props.entry("brotli").or_insert_with(|| json!(true));
+    for part in KEY_PARTS {
+        let config = props.remove(*part).unwrap_or_else(|| json!({}));
+        props.insert((*part).to_string(), canonical_key_part(config));
+    }
+    reorder(props);
+}
+
+/// `{behavior, names}` with `none` and `[]` filled in and the names sorted and unique.
+fn canonical_key_part(config: Value) -> Value {
+    let Value::Object(mut config) = config else {
+        // A whole reference, unknown until apply: left as it is.
+        return config;
+    };
+    let behavior = config.remove("behavior").unwrap_or_else(|| json!("none"));
+    let mut names = config.remove("names").unwrap_or_else(|| json!([]));
+    if let Value::Array(items) = &mut names {
+        if !items.iter().any(contains_unknown) {
+            items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            items.dedup();
+        }
+    }
+    let mut out = Map::new();
+    out.insert("behavior".into(), behavior);
+    out.insert("names".into(), names);
+    out.extend(config);
+    Value::Object(out)
+}
+
+fn reorder(props: &mut Props) {
+    let mut rest = std::mem::take(props);
+    for key in ORDER {
+        if let Some(value) = rest.shift_remove(*key) {
+            props.insert((*key).to_string(), value);
+        }
+    }
+    props.extend(rest);
+}
+
+// ---------------------------------------------------------------------------------------------
+// To and from AWS
+
+/// A cache key part's behavior and names, from canonical props.
+fn behavior_and_names(props: &Props, part: &str) -> (String, Vec<String>) {
+    let config = props.get(part).and_then(Value::as_object);
+    let behavior = config
+        .and_then(|c| c.get("behavior"))
+        .and_then(Value::as_str)
+        .unwrap_or("none")
+        .to_string();
+    let names = config
+        .and_then(|c| c.get("names"))
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    (behavior, names)
+}
+
+fn build_error(err: aws_smithy_types::error::operation::BuildError) -> ResourceError {
+    ResourceError::invalid(format!("cache policy: {err}"))
+}
+
+/// AWS's `Quantity` of a list of names.
+fn count(names: &[String]) -> i32 {
+    i32::try_from(names.len()).unwrap_or(i32::MAX)
+}
+
+// AWS leaves a part's names out when there are none; so does plinth.
+
+fn cookies_config(props: &Props) -> ResourceResult<CachePolicyCookiesConfig> {
+    let (behavior, names) = behavior_and_names(props, "cookies");
+    let cookies = if names.is_empty() {
+        None
+    } else {
+        let names = CookieNames::builder()
+            .quantity(count(&names))
+            .set_items(Some(names))
+            .build()
+            .map_err(build_error)?;
+        Some(names)
+    };
+    CachePolicyCookiesConfig::builder()
+        .cookie_behavior(CachePolicyCookieBehavior::from(behavior.as_str()))
+        .set_cookies(cookies)
+        .build()
+        .map_err(build_error)
+}
+
+fn headers_config(props: &Props) -> ResourceResult<CachePolicyHeadersConfig> {
+    let (behavior, names) = behavior_and_names(props, "headers");
+    let headers = if names.is_empty() {
+        None
+    } else {
+        let names = Headers::builder()
+            .quantity(count(&names))
+            .set_items(Some(names))
+            .build()
+            .map_err(build_error)?;
+        Some(names)
+    };
+    CachePolicyHeadersConfig::builder()
+        .header_behavior(CachePolicyHeaderBehavior::from(behavior.as_str()))
+        .set_headers(headers)
+        .build()
+        .map_err(build_error)
+}
+
+fn query_strings_config(props: &Props) -> ResourceResult<CachePolicyQueryStringsConfig> {
+    let (behavior, names) = behavior_and_names(props, "query_strings");
+    let query_strings = if names.is_empty() {
+        None
+    } else {
+        let names = QueryStringNames::builder()
+            .quantity(count(&names))
+            .set_items(Some(names))
+            .build()
+            .map_err(build_error)?;
+        Some(names)
+    };
+    CachePolicyQueryStringsConfig::builder()
+        .query_string_behavior(CachePolicyQueryStringBehavior::from(behavior.as_str()))
+        .set_query_strings(query_strings)
+        .build()
+        .map_err(build_error)
+}
+
+fn config_of(props: &Props) -> ResourceResult<CachePolicyConfig> {
+    let key = ParametersInCacheKeyAndForwardedToOrigin::builder()
+        .enable_accept_encoding_gzip(bool_of(props, "gzip").unwrap_or(true))
+        .enable_accept_encoding_brotli(bool_of(props, "brotli").unwrap_or(true))
+        .cookies_config(cookies_config(props)?)
+        .headers_config(headers_config(props)?)
+        .query_strings_config(query_strings_config(props)?)
+        .build()
+        .map_err(build_error)?;
+    CachePolicyConfig::builder()
+        .name(str_of(props, "name").unwrap_or_default())
+        .comment(str_of(props, "comment").unwrap_or_default())
+        .default_ttl(i64_of(props, "default_ttl").unwrap_or(DEFAULT_TTL))
+        .min_ttl(i64_of(props, "min_ttl").unwrap_or(MIN_TTL))
+        .max_ttl(i64_of(props, "max_ttl").unwrap_or(MAX_TTL))
+        .parameters_in_cache_key_and_forwarded_to_origin(key)
+        .build()
+        .map_err(build_error)
+}
+
+/// The plain `{behavior, names}` of one cache key part as AWS reports it.
+fn plain(behavior: &str, names: Option<&[String]>) -> Value {
+    json!({"behavior": behavior, "names": names.unwrap_or_default()})
+}
+
+fn observe(policy: &CachePolicy) -> ResourceResult<Observed> {
+    let config = policy.cache_policy_config().ok_or_else(|| {
+        ResourceError::other(format!(
+            "CloudFront returned cache policy {} without its configuration",
+            policy.id()
+        ))
+    })?;
+    let key = config.parameters_in_cache_key_and_forwarded_to_origin();
+    let mut props = Props::new();
+    props.insert("name".into(), json!(config.name()));
+    props.insert(
+        "comment".into(),
+        json!(config.comment().unwrap_or_default()),
+    );
+    props.insert(
+        "default_ttl".into(),
+        json!(config.default_ttl().unwrap_or(DEFAULT_TTL)),
+    );
+    props.insert("min_ttl".into(), json!(config.min_ttl()));
+    props.insert("max_ttl".into(), json!(config.max_ttl().unwrap_or(MAX_TTL)));
+    props.insert(
+        "gzip".into(),
+        json!(key.is_some_and(|k| k.enable_accept_encoding_gzip())),
+    );
+    props.insert(
+        "brotli".into(),
+        json!(key.and_then(|k| k.enable_accept_encoding_brotli()) == Some(true)),
+    );
+    if let Some(cookies) = key.and_then(|k| k.cookies_config()) {
+        let names = cookies.cookies().and_then(|n| n.items.as_deref());
+        props.insert(
+            "cookies".into(),
+            plain(cookies.cookie_behavior().as_str(), names),
+        );
+    }
+    if let Some(headers) = key.and_then(|k| k.headers_config()) {
+        let names = headers.headers().and_then(|n| n.items.as_deref());
+        props.insert(
+            "headers".into(),
+            plain(headers.header_behavior().as_str(), names),
+        );
+    }
+    if let Some(query_strings) = key.and_then(|k| k.query_strings_config()) {
+        let names = query_strings
+            .query_strings()
+            .and_then(|n| n.items.as_deref());
+        props.insert(
+            "query_strings".into(),
+            plain(query_strings.query_string_behavior().as_str(), names),
+        );
+    }
+    canonicalize(&mut props);
+    let mut attrs = Props::new();
+    attrs.insert("id".into(), json!(policy.id()));
+    Ok(Observed {
+        id: policy.id().to_string(),
+        props,
+        attrs,
+    })
+}

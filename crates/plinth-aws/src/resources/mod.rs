@@ -10,6 +10,7 @@ pub mod acm_certificate;
 pub mod cloudfront_cache_policy;
 pub mod cloudfront_common;
 pub mod cloudfront_distribution;
+pub mod cloudfront_distribution_config;
 pub mod cloudfront_origin_access_control;
 pub mod dynamodb_items;
 pub mod dynamodb_table;
@@ -42,5 +43,14 @@ pub fn all(aws: &Arc<Aws>) -> Vec<Arc<dyn ResourceType>> {
         Arc::new(elasticache_replication_group::ReplicationGroup::new(
             aws.clone(),
         )),
+        Arc::new(cloudfront_distribution::Distribution::new(aws.clone())),
+        Arc::new(s3_bucket::Bucket::new(aws.clone())),
+        Arc::new(s3_objects::Objects::new(aws.clone())),
+        Arc::new(s3_bucket_policy::BucketPolicy::new(aws.clone())),
+        Arc::new(cloudfront_origin_access_control::OriginAccessControlType::new(aws.clone())),
+        Arc::new(cloudfront_cache_policy::CachePolicyType::new(aws.clone())),
+        Arc::new(acm_certificate::Certificate::new(aws.clone())),
+        Arc::new(iam_role::IamRole::new(aws.clone())),
+        Arc::new(lambda_function::LambdaFunction::new(aws.clone())),
     ]
 }

@@ -330,7 +330,8 @@ impl Run<'_> {
         let progress = Arc::new(LatestStatus::default());
         let mut ctx = OpContext::new(change.region.clone(), change.name.clone())
             .with_deadline(limit)
-            .with_progress(progress.clone());
+            .with_progress(progress.clone())
+            .with_base_dir(self.req.base_dir.clone());
         // Only a plain delete may be left running: a replacement needs the old one gone.
         if step.kind == StepKind::Delete
             && change.action == Action::Delete

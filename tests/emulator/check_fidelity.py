@@ -1,0 +1,522 @@
+#!/usr/bin/env python3
+"""Checks that the emulator's fidelity corrections hold: starts moto_server.py on a free port,
+drives it with boto3 the way a real client drives AWS, and asserts each correction (what AWS
+does, as documented in fidelity_cloudfront.py). Exits non-zero when one does not hold.
+
+    python3 tests/emulator/check_fidelity.py [-v]
+"""
+
+import copy
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NAMESPACE = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+CORS_S3_ORIGIN = "88a5eaf4-2fd4-4709-b370-b4c650ea3fcf"
+SECURITY_HEADERS = "67f7725c-6f97-4210-82d7-5512b31e9d03"
+VERBOSE = "-v" in sys.argv
+
+failures: list[str] = []
+
+
+def check(what: str, ok: bool, detail: object = "") -> None:
+    if ok:
+        if VERBOSE:
+            print(f"ok    {what}")
+    else:
+        failures.append(what)
+        print(f"FAIL  {what}" + (f": {detail}" if detail != "" else ""))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "moto_server.py"), "--port", str(port),
+         "--parent-pid", str(os.getpid())],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return server, f"http://127.0.0.1:{port}"
+        except OSError:
+            if server.poll() is not None:
+                raise SystemExit("moto_server.py exited before it listened")
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("moto_server.py did not listen within 30s")
+
+
+class Wire:
+    """The last raw request body and response (status, body) of a client."""
+
+    def __init__(self, client):
+        self.request = b""
+        self.status = 0
+        self.body = ""
+        client.meta.events.register("before-send", self._sent)
+        client.meta.events.register("after-call", self._answered)
+
+    def _sent(self, request, **_):
+        self.request = request.body or b""
+
+    def _answered(self, http_response, **_):
+        self.status = http_response.status_code
+        self.body = http_response.content.decode("utf-8", "replace")
+
+
+def fails(call, *args, **kwargs) -> tuple[str, int]:
+    """The error code and HTTP status `call` fails with; ("", 200) when it succeeds."""
+    try:
+        call(*args, **kwargs)
+    except ClientError as err:
+        return err.response["Error"]["Code"], err.response["ResponseMetadata"]["HTTPStatusCode"]
+    return "", 200
+
+
+def lost(sent, got, path="") -> list[str]:
+    """Everything in `sent` that `got` dropped or changed."""
+    if isinstance(sent, dict):
+        if not isinstance(got, dict):
+            return [f"{path or '.'}: sent a structure, got {got!r}"]
+        out = []
+        for key, value in sent.items():
+            if key not in got:
+                out.append(f"{path}.{key} dropped")
+            else:
+                out += lost(value, got[key], f"{path}.{key}")
+        return out
+    if isinstance(sent, list):
+        if not isinstance(got, list) or len(got) != len(sent):
+            return [f"{path}: sent {sent!r}, got {got!r}"]
+        return [m for i, (s, g) in enumerate(zip(sent, got)) for m in lost(s, g, f"{path}[{i}]")]
+    return [] if sent == got else [f"{path}: sent {sent!r}, got {got!r}"]
+
+
+def behaviour(target: str, cache_policy: str, edge: dict, **extra) -> dict:
+    return {
+        "TargetOriginId": target,
+        "ViewerProtocolPolicy": "redirect-to-https",
+        "AllowedMethods": {"Quantity": 3, "Items": ["GET", "HEAD", "OPTIONS"],
+                           "CachedMethods": {"Quantity": 2, "Items": ["GET", "HEAD"]}},
+        "Compress": True,
+        "CachePolicyId": cache_policy,
+        "OriginRequestPolicyId": CORS_S3_ORIGIN,
+        "ResponseHeadersPolicyId": SECURITY_HEADERS,
+        "LambdaFunctionAssociations": {"Quantity": 1, "Items": [{
+            "LambdaFunctionARN": edge["version_arn"],
+            "EventType": "origin-request", "IncludeBody": True}]},
+        "FunctionAssociations": {"Quantity": 1, "Items": [{
+            "FunctionARN": "arn:aws:cloudfront::123456789012:function/rewrite",
+            "EventType": "viewer-request"}]},
+        **extra,
+    }
+
+
+def distribution_config(reference: str, oac_id: str, cache_policy: str, edge: dict) -> dict:
+    return {
+        "CallerReference": reference,
+        "Comment": "fidelity check",
+        "Enabled": True,
+        "Aliases": {"Quantity": 1, "Items": ["www.example.com"]},
+        "DefaultRootObject": "index.html",
+        "PriceClass": "PriceClass_100",
+        "HttpVersion": "http2and3",
+        "IsIPV6Enabled": False,
+        "Origins": {"Quantity": 2, "Items": [
+            {"Id": "site", "DomainName": "site-bucket.s3.us-east-1.amazonaws.com", "OriginPath": "/v1",
+             "S3OriginConfig": {"OriginAccessIdentity": ""}, "OriginAccessControlId": oac_id,
+             "ConnectionAttempts": 2, "ConnectionTimeout": 7,
+             "CustomHeaders": {"Quantity": 1, "Items": [{"HeaderName": "X-Origin", "HeaderValue": "cf"}]}},
+            {"Id": "api", "DomainName": "api.example.com",
+             "CustomOriginConfig": {"HTTPPort": 8080, "HTTPSPort": 8443, "OriginProtocolPolicy": "https-only",
+                                    "OriginSslProtocols": {"Quantity": 1, "Items": ["TLSv1.2"]},
+                                    "OriginReadTimeout": 45, "OriginKeepaliveTimeout": 9}},
+        ]},
+        "DefaultCacheBehavior": behaviour("site", CACHING_OPTIMIZED, edge),
+        "CacheBehaviors": {"Quantity": 1, "Items": [behaviour("api", cache_policy, edge, PathPattern="/api/*")]},
+        "CustomErrorResponses": {"Quantity": 1, "Items": [
+            {"ErrorCode": 404, "ResponsePagePath": "/404.html", "ResponseCode": "404", "ErrorCachingMinTTL": 30}]},
+        "Restrictions": {"GeoRestriction": {"RestrictionType": "whitelist", "Quantity": 2, "Items": ["US", "DE"]}},
+        "ViewerCertificate": {"ACMCertificateArn": edge["certificate_arn"],
+                              "SSLSupportMethod": "sni-only", "MinimumProtocolVersion": "TLSv1.2_2021"},
+    }
+
+
+def cache_policy_config(name: str, comment: str = "first") -> dict:
+    return {
+        "Comment": comment,
+        "Name": name,
+        "DefaultTTL": 3600,
+        "MaxTTL": 86400,
+        "MinTTL": 1,
+        "ParametersInCacheKeyAndForwardedToOrigin": {
+            "EnableAcceptEncodingGzip": True,
+            "EnableAcceptEncodingBrotli": False,
+            "HeadersConfig": {"HeaderBehavior": "whitelist", "Headers": {"Quantity": 1, "Items": ["Origin"]}},
+            "CookiesConfig": {"CookieBehavior": "none"},
+            "QueryStringsConfig": {"QueryStringBehavior": "allExcept",
+                                   "QueryStrings": {"Quantity": 2, "Items": ["utm_source", "fbclid"]}},
+        },
+    }
+
+
+def sent_element(request_body: bytes, tag: str) -> str:
+    text = request_body.decode("utf-8")
+    return re.search(rf"<{tag}\b.*</{tag}>", text, re.S).group(0)
+
+
+def check_error_body(wire: Wire, code: str) -> None:
+    body = re.sub(r"^<\?xml[^>]*\?>\s*", "", wire.body)
+    check(f"{code}: AWS's error document", re.match(
+        rf'<ErrorResponse xmlns="{re.escape(NAMESPACE)}"><Error><Type>Sender</Type><Code>{code}</Code>'
+        r"<Message>[^<]+</Message></Error><RequestId>[^<]+</RequestId></ErrorResponse>$", body.strip())
+        is not None, body)
+
+
+def section(name: str, run, *needs):
+    """Runs one group of checks; a crash counts as a failure and does not stop the others."""
+    if any(need is None for need in needs):
+        print(f"SKIP  {name}: an earlier group it builds on failed")
+        return None
+    try:
+        return run(*needs)
+    except Exception as err:  # noqa: BLE001 - reported, counted
+        check(f"{name}: ran to the end", False, f"{type(err).__name__}: {err}")
+        return None
+
+
+def edge_prerequisites(clients: dict) -> dict:
+    """What a distribution refers to, made as plinth makes it: an issued us-east-1 certificate
+    and a published version of a us-east-1 function."""
+    acm, iam, lam = clients["acm"], clients["iam"], clients["lambda"]
+    certificate_arn = acm.request_certificate(DomainName="www.example.com", ValidationMethod="DNS")["CertificateArn"]
+    role = iam.create_role(RoleName="fidelity-edge", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
+            "Service": ["lambda.amazonaws.com", "edgelambda.amazonaws.com"]}}]}))["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("index.js", "exports.handler = async (event) => event.Records[0].cf.request;")
+    function_arn = lam.create_function(FunctionName="fidelity-edge", Runtime="nodejs20.x", Role=role,
+                                       Handler="index.handler", Code={"ZipFile": code.getvalue()})["FunctionArn"]
+    version_arn = lam.publish_version(FunctionName="fidelity-edge")["FunctionArn"]
+    deadline = time.time() + 10
+    while acm.describe_certificate(CertificateArn=certificate_arn)["Certificate"]["Status"] != "ISSUED":
+        if time.time() > deadline:
+            raise AssertionError("the certificate was not ISSUED within 10s (MOTO_ACM_VALIDATION_WAIT)")
+        time.sleep(0.2)
+    return {"certificate_arn": certificate_arn, "function_arn": function_arn, "version_arn": version_arn}
+
+
+def create_origin_access_control(cf, wire) -> dict:
+    oac_config = {"Name": "fidelity-oac", "Description": "site", "SigningProtocol": "sigv4",
+                  "SigningBehavior": "always", "OriginAccessControlOriginType": "s3"}
+    oac = cf.create_origin_access_control(OriginAccessControlConfig=oac_config)
+    oac_id, oac_etag = oac["OriginAccessControl"]["Id"], oac["ETag"]
+    check("CreateOriginAccessControl: 201 with a Location", wire.status == 201
+          and oac.get("Location", "").endswith(f"/2020-05-31/origin-access-control/{oac_id}"), oac.get("Location"))
+    check("CreateOriginAccessControl: a second with the same name is OriginAccessControlAlreadyExists (409)",
+          fails(cf.create_origin_access_control, OriginAccessControlConfig=oac_config)
+          == ("OriginAccessControlAlreadyExists", 409))
+    return {"id": oac_id, "etag": oac_etag, "config": oac_config}
+
+
+def cache_policies(cf, wire) -> dict:
+    policy_config = cache_policy_config("fidelity-policy")
+    created = cf.create_cache_policy(CachePolicyConfig=copy.deepcopy(policy_config))
+    policy_id, policy_etag = created["CachePolicy"]["Id"], created["ETag"]
+    check("CreateCachePolicy: 201 with Location and ETag", wire.status == 201 and policy_etag
+          and created.get("Location", "").endswith(f"/2020-05-31/cache-policy/{policy_id}"), created)
+    check("CreateCachePolicy: LastModifiedTime", "LastModifiedTime" in created["CachePolicy"])
+    check("CreateCachePolicy: the config comes back as sent",
+          created["CachePolicy"]["CachePolicyConfig"] == policy_config, created["CachePolicy"]["CachePolicyConfig"])
+    sent_xml = sent_element(wire.request, "CachePolicyConfig")
+    check("CreateCachePolicy: the config XML is echoed as sent", sent_xml in wire.body, wire.body)
+    check("CreateCachePolicy: a duplicate name is CachePolicyAlreadyExists (409)",
+          fails(cf.create_cache_policy, CachePolicyConfig=cache_policy_config("fidelity-policy"))
+          == ("CachePolicyAlreadyExists", 409))
+    check_error_body(wire, "CachePolicyAlreadyExists")
+    got = cf.get_cache_policy(Id=policy_id)
+    check("GetCachePolicy: config and ETag", got["CachePolicy"]["CachePolicyConfig"] == policy_config
+          and got["ETag"] == policy_etag, got)
+    got = cf.get_cache_policy_config(Id=policy_id)
+    check("GetCachePolicyConfig: config and ETag", got["CachePolicyConfig"] == policy_config
+          and got["ETag"] == policy_etag, got)
+    check("GetCachePolicyConfig: the XML as sent, in the CloudFront namespace",
+          re.sub(r"^<\?xml[^>]*\?>\s*", "", wire.body).startswith(f'<CachePolicyConfig xmlns="{NAMESPACE}"')
+          and sent_xml.split(">", 1)[1] in wire.body, wire.body)
+    other = cf.create_cache_policy(CachePolicyConfig=cache_policy_config("fidelity-other"))
+    other_id = other["CachePolicy"]["Id"]
+
+    renamed = cache_policy_config("fidelity-policy", comment="second")
+    check("UpdateCachePolicy: without If-Match is InvalidIfMatchVersion (400)",
+          fails(cf.update_cache_policy, Id=policy_id, CachePolicyConfig=renamed) == ("InvalidIfMatchVersion", 400))
+    check("UpdateCachePolicy: a stale If-Match is PreconditionFailed (412)",
+          fails(cf.update_cache_policy, Id=policy_id, IfMatch="STALE", CachePolicyConfig=renamed)
+          == ("PreconditionFailed", 412))
+    check("UpdateCachePolicy: another policy's name is CachePolicyAlreadyExists (409)",
+          fails(cf.update_cache_policy, Id=other_id, IfMatch=other["ETag"],
+                CachePolicyConfig=cache_policy_config("fidelity-policy")) == ("CachePolicyAlreadyExists", 409))
+    updated = cf.update_cache_policy(Id=policy_id, IfMatch=policy_etag, CachePolicyConfig=copy.deepcopy(renamed))
+    check("UpdateCachePolicy: a new ETag", updated["ETag"] != policy_etag)
+    check("UpdateCachePolicy: the new config", updated["CachePolicy"]["CachePolicyConfig"] == renamed)
+    policy_etag = updated["ETag"]
+    check("GetCachePolicy after an update: the new config and ETag",
+          cf.get_cache_policy(Id=policy_id)["ETag"] == policy_etag
+          and cf.get_cache_policy_config(Id=policy_id)["CachePolicyConfig"] == renamed)
+
+    listed = cf.list_cache_policies(Type="custom")["CachePolicyList"]
+    ids = [item["CachePolicy"]["Id"] for item in listed.get("Items", [])]
+    check("ListCachePolicies: the custom policies", listed["Quantity"] == 2 and set(ids) == {policy_id, other_id}
+          and all(item["Type"] == "custom" for item in listed["Items"]), listed)
+    page = cf.list_cache_policies(Type="custom", MaxItems="1")["CachePolicyList"]
+    rest = cf.list_cache_policies(Type="custom", MaxItems="1", Marker=page.get("NextMarker", ""))["CachePolicyList"]
+    check("ListCachePolicies: pages by MaxItems and NextMarker",
+          page["Quantity"] == 1 and "NextMarker" in page and rest["Quantity"] == 1 and "NextMarker" not in rest
+          and rest["Items"][0]["CachePolicy"]["Id"] != page["Items"][0]["CachePolicy"]["Id"], (page, rest))
+    check("GetCachePolicy: an unknown id is NoSuchCachePolicy (404)",
+          fails(cf.get_cache_policy, Id="00000000-0000-0000-0000-000000000000") == ("NoSuchCachePolicy", 404))
+    check_error_body(wire, "NoSuchCachePolicy")
+    return {"id": policy_id, "etag": policy_etag, "first_etag": created["ETag"]}
+
+
+def distribution_configs(cf, wire, clients: dict, edge: dict, oac: dict, policy: dict) -> dict:
+    oac_id, policy_id = oac["id"], policy["id"]
+    config = distribution_config("fidelity-1", oac_id, policy_id, edge)
+    bogus = distribution_config("fidelity-0", oac_id, "11111111-2222-3333-4444-555555555555", edge)
+    check("CreateDistribution: an unknown cache policy is NoSuchCachePolicy (404)",
+          fails(cf.create_distribution, DistributionConfig=bogus) == ("NoSuchCachePolicy", 404))
+    pending = clients["acm"].request_certificate(DomainName="pending.example.com",
+                                                 ValidationMethod="DNS")["CertificateArn"]
+    for what, certificate in (("a certificate not yet ISSUED", pending),
+                              ("an unknown certificate", pending[:-4] + "0000"),
+                              ("a certificate outside us-east-1", pending.replace("us-east-1", "eu-west-1"))):
+        bogus = distribution_config("fidelity-0", oac_id, policy_id, edge)
+        bogus["ViewerCertificate"]["ACMCertificateArn"] = certificate
+        check(f"CreateDistribution: {what} is InvalidViewerCertificate (400)",
+              fails(cf.create_distribution, DistributionConfig=bogus) == ("InvalidViewerCertificate", 400))
+    for what, function in (("an unqualified function ARN", edge["function_arn"]),
+                           ("$LATEST", edge["function_arn"] + ":$LATEST"),
+                           ("a version that does not exist", edge["function_arn"] + ":99"),
+                           ("a function outside us-east-1", edge["version_arn"].replace("us-east-1", "eu-west-1"))):
+        bogus = distribution_config("fidelity-0", oac_id, policy_id, edge)
+        bogus["DefaultCacheBehavior"]["LambdaFunctionAssociations"]["Items"][0]["LambdaFunctionARN"] = function
+        check(f"CreateDistribution: Lambda@Edge with {what} is InvalidLambdaFunctionAssociation (400)",
+              fails(cf.create_distribution, DistributionConfig=bogus) == ("InvalidLambdaFunctionAssociation", 400))
+    created = cf.create_distribution_with_tags(DistributionConfigWithTags={
+        "DistributionConfig": copy.deepcopy(config), "Tags": {"Items": [{"Key": "team", "Value": "edge"}]}})
+    dist = created["Distribution"]
+    dist_id, etag = dist["Id"], created["ETag"]
+    arn = f"arn:aws:cloudfront::123456789012:distribution/{dist_id}"
+    check("CreateDistributionWithTags: nothing sent is lost", not lost(config, dist["DistributionConfig"]),
+          lost(config, dist["DistributionConfig"]))
+    check("Distribution ARN: arn:aws:cloudfront::ACCOUNT:distribution/ID", dist["ARN"] == arn, dist["ARN"])
+    check("CreateDistributionWithTags: the tags are on the distribution's ARN",
+          cf.list_tags_for_resource(Resource=arn)["Tags"].get("Items") == [{"Key": "team", "Value": "edge"}])
+    for name, behaviour_out in (("default", dist["DistributionConfig"]["DefaultCacheBehavior"]),
+                                ("path", dist["DistributionConfig"]["CacheBehaviors"]["Items"][0])):
+        made_up = [k for k in ("ForwardedValues", "MinTTL", "DefaultTTL", "MaxTTL") if k in behaviour_out]
+        check(f"{name} behavior with a cache policy: no legacy ForwardedValues/TTLs made up", not made_up, made_up)
+    origin = dist["DistributionConfig"]["Origins"]["Items"][1]
+    check("custom origin: OriginAccessControlId empty, no S3OriginConfig",
+          origin.get("OriginAccessControlId") == "" and "S3OriginConfig" not in origin, origin)
+    certificate = dist["DistributionConfig"]["ViewerCertificate"]
+    check("ACM ViewerCertificate: not the default certificate, source acm",
+          certificate.get("CloudFrontDefaultCertificate") is False and certificate.get("CertificateSource") == "acm"
+          and certificate.get("Certificate") == config["ViewerCertificate"]["ACMCertificateArn"], certificate)
+    check("CreateDistribution: InProgress", dist["Status"] == "InProgress", dist["Status"])
+    certificate = clients["acm"].describe_certificate(CertificateArn=edge["certificate_arn"])["Certificate"]
+    check("ACM DescribeCertificate: InUseBy names the distribution", certificate.get("InUseBy") == [arn],
+          certificate.get("InUseBy"))
+    try:
+        clients["acm"].delete_certificate(CertificateArn=edge["certificate_arn"])
+        refused = ""
+    except ClientError as err:
+        refused = err.response["Error"]["Code"]
+    check("ACM DeleteCertificate: in use by a distribution is ResourceInUseException",
+          refused == "ResourceInUseException", refused)
+
+    minimal = {"CallerReference": "fidelity-2", "Comment": "", "Enabled": False,
+               "Origins": {"Quantity": 1, "Items": [{"Id": "o", "DomainName": "example.com",
+                                                     "CustomOriginConfig": {"HTTPPort": 80, "HTTPSPort": 443,
+                                                                            "OriginProtocolPolicy": "https-only"}}]},
+               "DefaultCacheBehavior": {"TargetOriginId": "o", "ViewerProtocolPolicy": "allow-all",
+                                        "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+                                        "MinTTL": 0}}
+    plain = cf.create_distribution(DistributionConfig=copy.deepcopy(minimal))["Distribution"]
+    behaviour_out = plain["DistributionConfig"]["DefaultCacheBehavior"]
+    check("CreateDistribution: nothing sent is lost", not lost(minimal, plain["DistributionConfig"]),
+          lost(minimal, plain["DistributionConfig"]))
+    check("Compress not sent: false", behaviour_out.get("Compress") is False, behaviour_out.get("Compress"))
+    policy_keys = ("CachePolicyId", "OriginRequestPolicyId", "ResponseHeadersPolicyId")
+    check("policy ids not sent: absent", not any(k in behaviour_out for k in policy_keys), behaviour_out)
+    check("no associations: Quantity 0", behaviour_out["LambdaFunctionAssociations"] == {"Quantity": 0}
+          and behaviour_out["FunctionAssociations"] == {"Quantity": 0}, behaviour_out)
+
+    got = cf.get_distribution(Id=dist_id)
+    check("GetDistribution: nothing sent is lost", not lost(config, got["Distribution"]["DistributionConfig"]),
+          lost(config, got["Distribution"]["DistributionConfig"]))
+    check("GetDistribution: the creation ETag, Deployed", got["ETag"] == etag
+          and got["Distribution"]["Status"] == "Deployed", (got["ETag"], got["Distribution"]["Status"]))
+    got = cf.get_distribution_config(Id=dist_id)
+    check("GetDistributionConfig: nothing sent is lost", not lost(config, got["DistributionConfig"]),
+          lost(config, got["DistributionConfig"]))
+    check("GetDistributionConfig: the same ETag", got["ETag"] == etag)
+    summaries = {s["Id"]: s for s in cf.list_distributions()["DistributionList"].get("Items", [])}
+    summary = summaries.get(dist_id, {})
+    check("ListDistributions: the summary carries the config",
+          summary.get("Comment") == "fidelity check" and summary.get("Enabled") is True
+          and summary.get("Aliases") == config["Aliases"] and summary.get("ETag") == etag
+          and summary.get("ARN") == arn
+          and summary.get("Origins", {}).get("Items", [{}])[0].get("OriginAccessControlId") == oac_id, summary)
+    return {"id": dist_id, "etag": etag, "config": config}
+
+
+def distribution_lifecycle(cf, wire, dist: dict, oac: dict, policy: dict) -> bool:
+    dist_id, etag, config = dist["id"], dist["etag"], dist["config"]
+    oac_id, oac_etag = oac["id"], oac["etag"]
+    policy_id, policy_etag = policy["id"], policy["etag"]
+    check("DeleteDistribution: an enabled one is DistributionNotDisabled (409)",
+          fails(cf.delete_distribution, Id=dist_id, IfMatch=etag) == ("DistributionNotDisabled", 409))
+    check_error_body(wire, "DistributionNotDisabled")
+    check("DeleteDistribution refused: the distribution is still there",
+          cf.get_distribution(Id=dist_id)["ETag"] == etag)
+    check("UpdateDistribution: without If-Match is InvalidIfMatchVersion (400)",
+          fails(cf.update_distribution, Id=dist_id, DistributionConfig=copy.deepcopy(config))
+          == ("InvalidIfMatchVersion", 400))
+    check("UpdateDistribution: a stale If-Match is PreconditionFailed (412)",
+          fails(cf.update_distribution, Id=dist_id, IfMatch="STALE", DistributionConfig=copy.deepcopy(config))
+          == ("PreconditionFailed", 412))
+    check_error_body(wire, "PreconditionFailed")
+    moved = dict(copy.deepcopy(config), CallerReference="another")
+    check("UpdateDistribution: a new CallerReference is IllegalUpdate (400)",
+          fails(cf.update_distribution, Id=dist_id, IfMatch=etag, DistributionConfig=moved) == ("IllegalUpdate", 400))
+    check("CachePolicy in use: DeleteCachePolicy is CachePolicyInUse (409)",
+          fails(cf.delete_cache_policy, Id=policy_id, IfMatch=policy_etag) == ("CachePolicyInUse", 409))
+    check("OAC in use: DeleteOriginAccessControl is OriginAccessControlInUse (409)",
+          fails(cf.delete_origin_access_control, Id=oac_id, IfMatch=oac_etag) == ("OriginAccessControlInUse", 409))
+
+    disabled = copy.deepcopy(config)
+    disabled["Enabled"] = False
+    disabled["Comment"] = "disabled"
+    disabled["CacheBehaviors"]["Items"][0]["LambdaFunctionAssociations"] = {"Quantity": 0}
+    updated = cf.update_distribution(Id=dist_id, IfMatch=etag, DistributionConfig=copy.deepcopy(disabled))
+    check("UpdateDistribution: a new ETag", updated["ETag"] != etag, updated["ETag"])
+    dropped = lost(disabled, updated["Distribution"]["DistributionConfig"])
+    check("UpdateDistribution: nothing sent is lost", not dropped, dropped)
+    check("UpdateDistribution: InProgress until deployed", updated["Distribution"]["Status"] == "InProgress",
+          updated["Distribution"]["Status"])
+    stale, etag = etag, updated["ETag"]
+    check("DeleteDistribution: disabled but not yet deployed is DistributionNotDisabled (409)",
+          fails(cf.delete_distribution, Id=dist_id, IfMatch=etag) == ("DistributionNotDisabled", 409))
+    got = cf.get_distribution(Id=dist_id)
+    check("GetDistribution after an update: the new ETag, Deployed, the new config",
+          got["ETag"] == etag and got["Distribution"]["Status"] == "Deployed"
+          and not lost(disabled, got["Distribution"]["DistributionConfig"]), got["ETag"])
+    check("DeleteDistribution: a stale If-Match is PreconditionFailed (412)",
+          fails(cf.delete_distribution, Id=dist_id, IfMatch=stale) == ("PreconditionFailed", 412))
+    check("DeleteDistribution: without If-Match is InvalidIfMatchVersion (400)",
+          fails(cf.delete_distribution, Id=dist_id) == ("InvalidIfMatchVersion", 400))
+    check("DeleteDistribution: disabled and deployed, current If-Match: deleted",
+          fails(cf.delete_distribution, Id=dist_id, IfMatch=etag) == ("", 200))
+    check("DeleteDistribution: gone after", fails(cf.get_distribution, Id=dist_id) == ("NoSuchDistribution", 404))
+    return True
+
+
+def release_certificate(clients: dict, edge: dict, _dist_gone: bool) -> None:
+    acm = clients["acm"]
+    check("ACM DescribeCertificate: InUseBy empty once the distribution is gone",
+          acm.describe_certificate(CertificateArn=edge["certificate_arn"])["Certificate"].get("InUseBy") == [])
+    acm.delete_certificate(CertificateArn=edge["certificate_arn"])
+
+
+def delete_cache_policy(cf, wire, policy: dict, _dist_gone: bool) -> None:
+    policy_id, policy_etag = policy["id"], policy["etag"]
+    check("DeleteCachePolicy: without If-Match is InvalidIfMatchVersion (400)",
+          fails(cf.delete_cache_policy, Id=policy_id) == ("InvalidIfMatchVersion", 400))
+    check("DeleteCachePolicy: a stale If-Match is PreconditionFailed (412)",
+          fails(cf.delete_cache_policy, Id=policy_id, IfMatch=policy["first_etag"]) == ("PreconditionFailed", 412))
+    check("DeleteCachePolicy: no longer used: deleted (204)",
+          fails(cf.delete_cache_policy, Id=policy_id, IfMatch=policy_etag) == ("", 200) and wire.status == 204)
+    check("DeleteCachePolicy: gone after", fails(cf.get_cache_policy, Id=policy_id) == ("NoSuchCachePolicy", 404))
+    check("DeleteCachePolicy: an unknown id is NoSuchCachePolicy (404)",
+          fails(cf.delete_cache_policy, Id=policy_id, IfMatch=policy_etag) == ("NoSuchCachePolicy", 404))
+
+
+def origin_access_control_lifecycle(cf, wire, oac: dict, _dist_gone: bool) -> None:
+    oac_id, oac_etag = oac["id"], oac["etag"]
+    changed = dict(oac["config"], Description="changed")
+    check("UpdateOriginAccessControl: without If-Match is InvalidIfMatchVersion (400)",
+          fails(cf.update_origin_access_control, Id=oac_id, OriginAccessControlConfig=changed)
+          == ("InvalidIfMatchVersion", 400))
+    check("UpdateOriginAccessControl: a stale If-Match is PreconditionFailed (412)",
+          fails(cf.update_origin_access_control, Id=oac_id, IfMatch="STALE", OriginAccessControlConfig=changed)
+          == ("PreconditionFailed", 412))
+    updated = cf.update_origin_access_control(Id=oac_id, IfMatch=oac_etag, OriginAccessControlConfig=changed)
+    check("UpdateOriginAccessControl: a new ETag and the new config", updated["ETag"] != oac_etag
+          and updated["OriginAccessControl"]["OriginAccessControlConfig"]["Description"] == "changed", updated)
+    check("GetOriginAccessControl: the new ETag",
+          cf.get_origin_access_control(Id=oac_id)["ETag"] == updated["ETag"])
+    check("DeleteOriginAccessControl: a stale If-Match is PreconditionFailed (412)",
+          fails(cf.delete_origin_access_control, Id=oac_id, IfMatch=oac_etag) == ("PreconditionFailed", 412))
+    check("DeleteOriginAccessControl: no longer used: deleted",
+          fails(cf.delete_origin_access_control, Id=oac_id, IfMatch=updated["ETag"]) == ("", 200))
+    check("DeleteOriginAccessControl: an unknown id is NoSuchOriginAccessControl (404)",
+          fails(cf.delete_origin_access_control, Id=oac_id, IfMatch=updated["ETag"])
+          == ("NoSuchOriginAccessControl", 404))
+
+
+def check_cloudfront(endpoint: str) -> None:
+    clients = {name: boto3.client(name, endpoint_url=endpoint, region_name="us-east-1",
+                                  aws_access_key_id="testing", aws_secret_access_key="testing",
+                                  config=Config(retries={"max_attempts": 1}))
+               for name in ("cloudfront", "acm", "iam", "lambda")}
+    cf = clients["cloudfront"]
+    wire = Wire(cf)
+    edge = section("certificate and Lambda@Edge version", edge_prerequisites, clients)
+    oac = section("CloudFront origin access controls", create_origin_access_control, cf, wire)
+    policy = section("CloudFront cache policies", cache_policies, cf, wire)
+    dist = section("CloudFront distribution configs", distribution_configs, cf, wire, clients, edge, oac, policy)
+    gone = section("CloudFront ETags and deletion", distribution_lifecycle, cf, wire, dist, oac, policy)
+    section("ACM certificate released", release_certificate, clients, edge, gone)
+    section("CloudFront cache policy deletion", delete_cache_policy, cf, wire, policy, gone)
+    section("CloudFront origin access control changes", origin_access_control_lifecycle, cf, wire, oac, gone)
+
+
+def main() -> int:
+    server, endpoint = start_server()
+    try:
+        check_cloudfront(endpoint)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    if failures:
+        print(f"{len(failures)} fidelity check(s) failed")
+        return 1
+    print("all fidelity checks hold")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,428 @@
+//! The edge end to end: the week-4 site (bucket + site folder + OAC + bucket policy + cache
+//! policy + distribution with an HTTPS redirect, a path behavior, a Lambda@Edge viewer-request
+//! function and an ACM certificate) applies in the stack's region and in us-east-1, re-plans
+//! clean, uploads just the file that changed with one invalidation, and destroys through
+//! CloudFront's disable → deployed → delete sequence until nothing is left.
+
+use std::path::Path;
+
+use crate::harness::{Env, Moto, Run};
+
+const STUDENT: &str = "e2e4";
+const SITE_REGION: &str = "eu-west-1";
+const EDGE_REGION: &str = "us-east-1";
+
+/// Copies `stacks/<name>` (file or folder) into the test folder, which the test may change.
+fn copy_from_stacks(env: &Env, name: &str) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("stacks")
+        .join(name);
+    copy_tree(&from, &env.path(name));
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).expect("create folder");
+        for entry in std::fs::read_dir(from).expect("read folder").flatten() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).expect("copy file");
+    }
+}
+
+fn run(env: &Env, cmd: &str, extra: &[&str]) -> Run {
+    let student = format!("student={STUDENT}");
+    let mut args = vec![cmd, "site.yaml", "--var", &student];
+    args.extend_from_slice(extra);
+    env.plinth(&args)
+}
+
+/// `--stats` calls of one operation (`Service.Operation`).
+fn calls(run: &Run, operation: &str) -> u64 {
+    let line = run
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("plinth-stats: "))
+        .expect("a --stats line");
+    let stats: serde_json::Value = serde_json::from_str(line).expect("stats JSON");
+    stats["by_operation"][operation].as_u64().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_week4_site_applies_replans_clean_uploads_one_change_and_tears_down_completely() {
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/week4-static-site.yaml"),
+        env.path("site.yaml"),
+    )
+    .expect("copy the stack");
+    copy_from_stacks(&env, "site");
+    copy_from_stacks(&env, "edge");
+
+    let plan = run(&env, "plan", &[]).ok();
+    for (resource, region) in [
+        ("site (s3.bucket, eu-west-1)", SITE_REGION),
+        ("cert (acm.certificate, us-east-1)", EDGE_REGION),
+        ("rewrite (lambda.function, us-east-1)", EDGE_REGION),
+        ("cdn (cloudfront.distribution, us-east-1)", EDGE_REGION),
+    ] {
+        assert!(
+            plan.stdout.contains(resource),
+            "the plan shows {resource} in {region}:\n{}",
+            plan.stdout
+        );
+    }
+
+    let apply = run(&env, "apply", &["--yes"]).ok();
+    assert!(
+        apply.stdout.contains("CNAME"),
+        "apply says which DNS records validate the certificate:\n{}",
+        apply.stdout
+    );
+
+    // The bucket: private, in the stack's region, holding the site with content types.
+    let s3 = env.s3();
+    let bucket = format!("{STUDENT}-week4-site-123456789012");
+    let location = s3
+        .get_bucket_location()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket exists");
+    assert_eq!(
+        location.location_constraint().map(|c| c.as_str()),
+        Some(SITE_REGION)
+    );
+    let block = s3
+        .get_public_access_block()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("public access block");
+    let block = block
+        .public_access_block_configuration()
+        .expect("configuration");
+    assert_eq!(
+        (
+            block.block_public_acls(),
+            block.ignore_public_acls(),
+            block.block_public_policy(),
+            block.restrict_public_buckets()
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let keys = object_etags(&s3, &bucket).await;
+    let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "404.html",
+            "about/index.html",
+            "assets/style.css",
+            "index.html"
+        ]
+    );
+    let index = s3
+        .head_object()
+        .bucket(&bucket)
+        .key("index.html")
+        .send()
+        .await
+        .expect("index.html");
+    assert!(
+        index
+            .content_type()
+            .unwrap_or_default()
+            .starts_with("text/html"),
+        "{:?}",
+        index.content_type()
+    );
+    let css = s3
+        .head_object()
+        .bucket(&bucket)
+        .key("assets/style.css")
+        .send()
+        .await
+        .expect("style.css");
+    assert!(css
+        .content_type()
+        .unwrap_or_default()
+        .starts_with("text/css"));
+
+    // The distribution: OAC on the S3 origin, HTTPS redirect, the /assets/* behavior with
+    // the custom cache policy, the edge function's version, the us-east-1 certificate.
+    let cf = env.cloudfront();
+    let state = env.state("week4-site");
+    let dist_id = state["resources"]["cdn"]["id"]
+        .as_str()
+        .expect("distribution id")
+        .to_string();
+    let dist = cf
+        .get_distribution()
+        .id(&dist_id)
+        .send()
+        .await
+        .expect("distribution exists");
+    let dist = dist.distribution().expect("distribution");
+    let config = dist.distribution_config().expect("config");
+    assert!(config.enabled());
+    assert_eq!(
+        config.aliases().map(|a| a.items().to_vec()),
+        Some(vec!["week4.example.com".to_string()])
+    );
+    let origin = &config.origins().expect("origins").items()[0];
+    let oac_id = state["resources"]["oac"]["id"].as_str().expect("oac id");
+    assert_eq!(origin.origin_access_control_id(), Some(oac_id));
+    assert_eq!(
+        origin.domain_name(),
+        format!("{bucket}.s3.{SITE_REGION}.amazonaws.com")
+    );
+    let default = config.default_cache_behavior().expect("default behavior");
+    assert_eq!(
+        default.viewer_protocol_policy().as_str(),
+        "redirect-to-https"
+    );
+    assert_eq!(
+        default.cache_policy_id(),
+        Some("658327ea-f89d-4fab-a63d-7e88639e58f6"),
+        "managed:CachingOptimized"
+    );
+    let function_arn = state["resources"]["rewrite"]["attrs"]["qualified_arn"]
+        .as_str()
+        .expect("qualified arn")
+        .to_string();
+    assert!(
+        function_arn.starts_with(&format!("arn:aws:lambda:{EDGE_REGION}:"))
+            && function_arn.ends_with(":1"),
+        "{function_arn}"
+    );
+    let associations = default
+        .lambda_function_associations()
+        .map(|l| l.items().to_vec())
+        .unwrap_or_default();
+    assert_eq!(associations.len(), 1);
+    assert_eq!(associations[0].lambda_function_arn(), function_arn);
+    assert_eq!(associations[0].event_type().as_str(), "viewer-request");
+    let behaviors = config
+        .cache_behaviors()
+        .map(|b| b.items().to_vec())
+        .unwrap_or_default();
+    assert_eq!(behaviors.len(), 1);
+    assert_eq!(behaviors[0].path_pattern(), "/assets/*");
+    let policy_id = state["resources"]["assets_cache"]["id"]
+        .as_str()
+        .expect("cache policy id");
+    assert_eq!(behaviors[0].cache_policy_id(), Some(policy_id));
+    let policy = cf
+        .get_cache_policy()
+        .id(policy_id)
+        .send()
+        .await
+        .expect("cache policy exists");
+    let policy_config = policy
+        .cache_policy()
+        .and_then(|p| p.cache_policy_config())
+        .expect("cache policy config");
+    assert_eq!(policy_config.default_ttl(), Some(86400));
+    let cert_arn = config
+        .viewer_certificate()
+        .and_then(|v| v.acm_certificate_arn())
+        .expect("an ACM certificate")
+        .to_string();
+    assert!(cert_arn.starts_with(&format!("arn:aws:acm:{EDGE_REGION}:")));
+    let acm = env.acm();
+    let cert = acm
+        .describe_certificate()
+        .certificate_arn(&cert_arn)
+        .send()
+        .await
+        .expect("certificate exists");
+    assert_eq!(
+        cert.certificate()
+            .and_then(|c| c.status())
+            .map(|s| s.as_str()),
+        Some("ISSUED")
+    );
+
+    // The bucket policy grants this distribution, and only it, read access.
+    let policy = s3
+        .get_bucket_policy()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket policy");
+    let policy: serde_json::Value =
+        serde_json::from_str(policy.policy().unwrap_or_default()).expect("policy JSON");
+    let statement = &policy["Statement"][0];
+    assert_eq!(
+        statement["Principal"]["Service"],
+        "cloudfront.amazonaws.com"
+    );
+    assert_eq!(statement["Action"], "s3:GetObject");
+    assert_eq!(
+        statement["Condition"]["StringEquals"]["AWS:SourceArn"],
+        dist.arn()
+    );
+
+    // The role and the function live where AWS wants them.
+    let role = env
+        .iam()
+        .list_attached_role_policies()
+        .role_name(format!("{STUDENT}-week4-edge"))
+        .send()
+        .await
+        .expect("role exists");
+    assert_eq!(
+        role.attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn())
+            .collect::<Vec<_>>(),
+        ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
+    );
+    let lambda = env.lambda();
+    let versions = lambda
+        .list_versions_by_function()
+        .function_name(format!("{STUDENT}-week4-rewrite"))
+        .send()
+        .await
+        .expect("function exists in us-east-1");
+    assert!(versions.versions().iter().any(|v| v.version() == Some("1")));
+
+    let replan = run(&env, "plan", &["--detailed-exitcode"]);
+    assert_eq!(replan.code, 0, "re-plan has changes:\n{}", replan.stdout);
+
+    // One file changes: only it is uploaded, and CloudFront's cache is invalidated once.
+    let before = object_etags(&s3, &bucket).await;
+    env.write(
+        "site/index.html",
+        "<!doctype html><html><body><h1>Week 4, edited</h1></body></html>\n",
+    );
+    let plan = run(&env, "plan", &[]).ok();
+    assert!(
+        plan.stdout.contains("~ site_files") && plan.stdout.contains("~ cdn"),
+        "{}",
+        plan.stdout
+    );
+    let apply = run(&env, "apply", &["--yes", "--stats"]).ok();
+    assert_eq!(calls(&apply, "S3.PutObject"), 1, "{}", apply.all());
+    assert_eq!(calls(&apply, "CloudFront.CreateInvalidation"), 1);
+    assert!(
+        apply.stdout.contains("invalidation"),
+        "apply reports the invalidation:\n{}",
+        apply.stdout
+    );
+    let after = object_etags(&s3, &bucket).await;
+    let changed: Vec<&str> = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b != a)
+        .map(|(b, _)| b.0.as_str())
+        .collect();
+    assert_eq!(changed, ["index.html"]);
+    let invalidations = cf
+        .list_invalidations()
+        .distribution_id(&dist_id)
+        .send()
+        .await
+        .expect("invalidations");
+    let listed = invalidations
+        .invalidation_list()
+        .map(|l| l.items().len())
+        .unwrap_or_default();
+    assert_eq!(listed, 1);
+    let replan = run(&env, "plan", &["--detailed-exitcode"]);
+    assert_eq!(replan.code, 0, "re-plan has changes:\n{}", replan.stdout);
+
+    let tagged = tagged_arns(&env).await;
+    for service in [":s3:::", ":acm:", ":lambda:", ":cloudfront:"] {
+        assert!(
+            tagged.iter().any(|arn| arn.contains(service)),
+            "the {service} resource carries the stack's tags: {tagged:?}"
+        );
+    }
+
+    // Destroy: the emulator refuses to delete an enabled distribution, as AWS does, so
+    // success means plinth disabled it and waited for that to deploy first.
+    let destroy = run(&env, "destroy", &["--yes", "--stats"]).ok();
+    assert!(calls(&destroy, "CloudFront.UpdateDistribution") >= 1);
+    assert_eq!(calls(&destroy, "CloudFront.DeleteDistribution"), 1);
+    let gone = cf.get_distribution().id(&dist_id).send().await;
+    assert!(gone.is_err(), "the distribution is gone");
+    assert!(s3.head_bucket().bucket(&bucket).send().await.is_err());
+    assert!(acm
+        .describe_certificate()
+        .certificate_arn(&cert_arn)
+        .send()
+        .await
+        .is_err());
+    assert!(cf.get_cache_policy().id(policy_id).send().await.is_err());
+    assert!(cf
+        .get_origin_access_control()
+        .id(oac_id)
+        .send()
+        .await
+        .is_err());
+    assert!(lambda
+        .get_function()
+        .function_name(format!("{STUDENT}-week4-rewrite"))
+        .send()
+        .await
+        .is_err());
+    assert!(env
+        .iam()
+        .get_role()
+        .role_name(format!("{STUDENT}-week4-edge"))
+        .send()
+        .await
+        .is_err());
+    let state = env.state("week4-site");
+    assert_eq!(
+        state["resources"].as_object().map(|m| m.len()),
+        Some(0),
+        "{state}"
+    );
+    assert_eq!(tagged_arns(&env).await, Vec::<String>::new());
+}
+
+/// ARNs of everything the Resource Groups Tagging API finds tagged with the stack.
+async fn tagged_arns(env: &Env) -> Vec<String> {
+    let filter = aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+        .key("plinth:stack")
+        .values("week4-site")
+        .build();
+    let out = env
+        .tagging()
+        .get_resources()
+        .tag_filters(filter)
+        .send()
+        .await
+        .expect("tagging API");
+    out.resource_tag_mapping_list()
+        .iter()
+        .filter_map(|m| m.resource_arn().map(str::to_string))
+        .collect()
+}
+
+/// Every object in the bucket, by key, with its ETag.
+async fn object_etags(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(String, String)> {
+    let out = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("list objects");
+    let mut keys: Vec<(String, String)> = out
+        .contents()
+        .iter()
+        .map(|o| {
+            (
+                o.key().unwrap_or_default().to_string(),
+                o.e_tag().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    keys.sort();
+    keys
+}
