@@ -275,12 +275,24 @@ fn summarize(report: &ApplyReport, plan: &Plan, ui: &Ui) -> u8 {
         .count();
     let added = report.count(&[StepKind::Create]);
     let changed = report.count(&[StepKind::Update]);
-    let destroyed = report
+    let is_pending =
+        |name: &str| {
+            report.state.resources.get(name).is_some_and(|r| {
+                matches!(r.status, plinth_core::state::Status::PendingDelete { .. })
+            })
+        };
+    let deleted: Vec<&str> = report
         .results
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Done) && r.kind == StepKind::Delete)
-        .count();
-    let counts = format!("{added} added, {changed} changed, {destroyed} destroyed");
+        .map(|r| r.name.as_str())
+        .collect();
+    let pending_deletion = deleted.iter().filter(|n| is_pending(n)).count();
+    let destroyed = deleted.len() - pending_deletion;
+    let mut counts = format!("{added} added, {changed} changed, {destroyed} destroyed");
+    if pending_deletion > 0 {
+        counts.push_str(&format!(", {pending_deletion} still being deleted"));
+    }
     let verb = if plan.mode == Mode::Destroy {
         "Destroy"
     } else {

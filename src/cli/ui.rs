@@ -215,6 +215,13 @@ impl Reporter for LineReporter {
             Outcome::Skipped { .. } | Outcome::NotStarted => {}
         }
     }
+    fn deletion_pending(&self, result: &StepResult, _reason: &str) {
+        self.ui.out(&format!(
+            "{}: Deletion accepted after {}; AWS is still carrying it out (kept in state as pending)",
+            self.ui.bold(&result.name),
+            short_duration(result.elapsed)
+        ));
+    }
     fn notice(&self, name: &str, message: &str) {
         self.ui.out(&format!("{}: {message}", self.ui.bold(name)));
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks that the emulator's fidelity corrections hold: starts moto_server.py on a free port,
 drives it with boto3 the way a real client drives AWS, and asserts each correction (what AWS
-does, as documented in fidelity_cloudfront.py). Exits non-zero when one does not hold.
+does, as documented in fidelity_cloudfront.py and fidelity_s3.py). Exits non-zero when one does not hold.
 
     python3 tests/emulator/check_fidelity.py [-v]
 """
@@ -27,6 +27,8 @@ CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
 CORS_S3_ORIGIN = "88a5eaf4-2fd4-4709-b370-b4c650ea3fcf"
 SECURITY_HEADERS = "67f7725c-6f97-4210-82d7-5512b31e9d03"
 VERBOSE = "-v" in sys.argv
+REPLICA_SECONDS = 1.0
+os.environ["PLINTH_EMULATOR_REPLICA_SECONDS"] = str(REPLICA_SECONDS)
 
 failures: list[str] = []
 
@@ -448,6 +450,16 @@ def release_certificate(clients: dict, edge: dict, _dist_gone: bool) -> None:
     acm.delete_certificate(CertificateArn=edge["certificate_arn"])
 
 
+def release_edge_function(clients: dict, edge: dict, _dist_gone: bool) -> None:
+    lam = clients["lambda"]
+    code, status = fails(lam.delete_function, FunctionName="fidelity-edge")
+    check("DeleteFunction right after the distribution let go: the replicated-function refusal",
+          (code, status) == ("InvalidParameterValueException", 400), (code, status))
+    time.sleep(REPLICA_SECONDS + 0.5)
+    code, _ = fails(lam.delete_function, FunctionName="fidelity-edge")
+    check("DeleteFunction once the replicas are gone: deleted", code == "", code)
+
+
 def delete_cache_policy(cf, wire, policy: dict, _dist_gone: bool) -> None:
     policy_id, policy_etag = policy["id"], policy["etag"]
     check("DeleteCachePolicy: without If-Match is InvalidIfMatchVersion (400)",
@@ -497,14 +509,44 @@ def check_cloudfront(endpoint: str) -> None:
     dist = section("CloudFront distribution configs", distribution_configs, cf, wire, clients, edge, oac, policy)
     gone = section("CloudFront ETags and deletion", distribution_lifecycle, cf, wire, dist, oac, policy)
     section("ACM certificate released", release_certificate, clients, edge, gone)
+    section("Lambda@Edge replicas", release_edge_function, clients, edge, gone)
     section("CloudFront cache policy deletion", delete_cache_policy, cf, wire, policy, gone)
     section("CloudFront origin access control changes", origin_access_control_lifecycle, cf, wire, oac, gone)
+
+
+def s3_buckets(s3) -> None:
+    s3.create_bucket(Bucket="fidelity-versioning")
+    raw = {}
+    s3.meta.events.register("after-call.s3.GetBucketVersioning",
+                            lambda http_response, **_: raw.update(body=http_response.text))
+    s3.get_bucket_versioning(Bucket="fidelity-versioning")
+    check("GetBucketVersioning: S3's <VersioningConfiguration> root, empty before it was set",
+          "<VersioningConfiguration" in raw.get("body", "") and "<Status>" not in raw["body"], raw)
+    s3.put_bucket_versioning(Bucket="fidelity-versioning",
+                             VersioningConfiguration={"Status": "Suspended"})
+    status = s3.get_bucket_versioning(Bucket="fidelity-versioning").get("Status")
+    check("GetBucketVersioning: the status once set", status == "Suspended", status)
+    s3.put_bucket_tagging(Bucket="fidelity-versioning",
+                          Tagging={"TagSet": [{"Key": "plinth:stack", "Value": "old"}]})
+    s3.delete_bucket(Bucket="fidelity-versioning")
+    s3.create_bucket(Bucket="fidelity-versioning")
+    code, _ = fails(s3.get_bucket_tagging, Bucket="fidelity-versioning")
+    check("a re-created bucket starts without the deleted one's tags (NoSuchTagSet)",
+          code == "NoSuchTagSet", code)
+
+
+def check_s3(endpoint: str) -> None:
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing",
+                      config=Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"}))
+    section("S3 buckets", s3_buckets, s3)
 
 
 def main() -> int:
     server, endpoint = start_server()
     try:
         check_cloudfront(endpoint)
+        check_s3(endpoint)
     finally:
         server.terminate()
         try:

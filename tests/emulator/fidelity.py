@@ -18,6 +18,10 @@ says what AWS does. They only fill gaps; plinth never special-cases the emulator
    its CacheNodes with their endpoints (with ShowCacheNodeInfo) and, for Memcached, the
    ConfigurationEndpoint; moto stores them but returns none of them. Its replication
    groups likewise lack the node group's ReaderEndpoint.
+
+CloudFront (distribution configs, ETags, cache policies, origin access controls, and ACM's
+view of certificates in use) is corrected in fidelity_cloudfront.py, S3 (GetBucketVersioning,
+a deleted bucket's tags) in fidelity_s3.py; check_fidelity.py checks those corrections.
 """
 
 import os

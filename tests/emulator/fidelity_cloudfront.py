@@ -52,16 +52,26 @@ checked by check_fidelity.py.
    (unqualified or $LATEST) of an existing us-east-1 function; ACM lists the distributions
    using a certificate in InUseBy and refuses to delete it meanwhile (ResourceInUseException).
    moto accepts any ARN, and deletes a certificate a distribution uses.
+6. Lambda@Edge replicas. CloudFront copies an associated function version to its edge
+   locations; AWS refuses to delete the function while a distribution uses it and for a
+   while after the last one lets go (hours, while the replicas are removed), answering
+   InvalidParameterValueException "Lambda was unable to delete ARN because it is a
+   replicated function. ...". moto deletes it at once. Here it refuses while a
+   distribution uses the function and for PLINTH_EMULATOR_REPLICA_SECONDS (default 3)
+   after the last one stopped using it or was deleted.
 """
 
+import os
 import re
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from xml.sax.saxutils import escape
 
 from moto.acm import models as acm_models
-from moto.awslambda.models import lambda_backends
+from moto.awslambda.exceptions import InvalidParameterValueException
+from moto.awslambda.models import LambdaBackend, lambda_backends
 from moto.cloudfront import models, responses, urls
 from moto.cloudfront.exceptions import InvalidIfMatchVersion, NoSuchDistribution, NoSuchOriginAccessControl
 from moto.core.exceptions import AWSError, ServiceException
@@ -334,7 +344,10 @@ _original_update = models.CloudFrontBackend.update_distribution
 
 def _create_distribution_with_tags(self, distribution_config, tags):
     _check_references(self, distribution_config)
-    return _original_create(self, distribution_config, tags)
+    used = _edge_arns(distribution_config)  # before moto's model takes the config apart
+    dist, location, etag = _original_create(self, distribution_config, tags)
+    _edge_functions_used(dist.distribution_id, used)
+    return dist, location, etag
 
 
 def _update_distribution(self, dist_config, _id, if_match):
@@ -345,7 +358,9 @@ def _update_distribution(self, dist_config, _id, if_match):
     if dist_config and dist_config.get("CallerReference") != dist.distribution_config.caller_reference:
         raise IllegalUpdate()
     _check_references(self, dist_config)
+    used = _edge_arns(dist_config)
     dist, location, _ = _original_update(self, dist_config, _id, if_match)
+    _edge_functions_used(_id, used)
     dist.etag = _new_etag()
     dist.last_modified_time = _now()
     dist.status = "InProgress"  # deployed again after the next read, like moto's creation
@@ -361,6 +376,7 @@ def _delete_distribution(self, distribution_id, if_match):
     if dist.distribution_config.Enabled or dist.status != "Deployed":
         raise DistributionNotDisabled()
     del self.distributions[distribution_id]
+    _edge_functions_used(distribution_id, set())
     self.invalidations.pop(distribution_id, None)
     self.tagger.delete_all_tags_for_resource(dist.arn)
 
@@ -612,3 +628,61 @@ def _delete_certificate(self, arn):
 
 acm_models.CertBundle.describe = _certificate_describe
 acm_models.AWSCertificateManagerBackend.delete_certificate = _delete_certificate
+
+
+# --- 6. Lambda@Edge replicas ----------------------------------------------------------------
+
+REPLICA_SECONDS = float(os.environ.get("PLINTH_EMULATOR_REPLICA_SECONDS", "3"))
+# Distribution id -> the function ARNs (version-qualified) it associates.
+_edge_users: dict = {}
+# Unqualified function ARN -> (when the last distribution stopped using it, which version).
+_released_at: dict = {}
+
+
+def _unqualified(arn: str) -> str:
+    return ":".join(arn.split(":")[:7])
+
+
+def _edge_arns(config) -> set:
+    behaviours = [(config or {}).get("DefaultCacheBehavior") or {}]
+    behaviours += ((config or {}).get("CacheBehaviors") or {}).get("Items") or []
+    return {item.get("LambdaFunctionARN") or ""
+            for b in behaviours
+            for item in (b.get("LambdaFunctionAssociations") or {}).get("Items") or []}
+
+
+def _edge_functions_used(distribution_id: str, now_used: set) -> None:
+    before = _edge_users.pop(distribution_id, set())
+    if now_used:
+        _edge_users[distribution_id] = now_used
+    for arn in before - now_used:
+        _released_at[_unqualified(arn)] = (time.monotonic(), arn)
+
+
+def _replicated_version(function_arn: str):
+    """The version CloudFront still holds replicas of, if any."""
+    for used in _edge_users.values():
+        for arn in used:
+            if _unqualified(arn) == function_arn:
+                return arn
+    released, version = _released_at.get(function_arn, (None, None))
+    if released is not None and time.monotonic() - released < REPLICA_SECONDS:
+        return version
+    return None
+
+
+_original_delete_function = LambdaBackend.delete_function
+
+
+def _delete_function(self, function_name, qualifier=None):
+    name = function_name.split(":")[6] if function_name.startswith("arn:") else function_name
+    function_arn = f"arn:aws:lambda:{self.region_name}:{self.account_id}:function:{name}"
+    replicated = _replicated_version(function_arn)
+    if replicated:
+        raise InvalidParameterValueException(
+            f"Lambda was unable to delete {replicated} because it is a replicated function. "
+            "Please see our documentation for Deleting Lambda@Edge Functions and Replicas.")
+    return _original_delete_function(self, function_name, qualifier)
+
+
+LambdaBackend.delete_function = _delete_function

@@ -335,6 +335,48 @@ async fn the_week4_site_applies_replans_clean_uploads_one_change_and_tears_down_
     let replan = run(&env, "plan", &["--detailed-exitcode"]);
     assert_eq!(replan.code, 0, "re-plan has changes:\n{}", replan.stdout);
 
+    // The distribution changes in place, and a new version of the edge function is
+    // published and associated in its stead.
+    let stack = std::fs::read_to_string(env.path("site.yaml")).expect("read the stack");
+    env.write(
+        "site.yaml",
+        &stack.replace("price_class: PriceClass_100", "price_class: PriceClass_200"),
+    );
+    let code = std::fs::read_to_string(env.path("edge/rewrite/index.js")).expect("read code");
+    env.write("edge/rewrite/index.js", &format!("{code}// v2\n"));
+    let apply = run(&env, "apply", &["--yes", "--stats"]).ok();
+    assert_eq!(
+        calls(&apply, "CloudFront.UpdateDistribution"),
+        1,
+        "{}",
+        apply.all()
+    );
+    assert_eq!(calls(&apply, "Lambda.UpdateFunctionCode"), 1);
+    assert_eq!(calls(&apply, "Lambda.PublishVersion"), 1);
+    let config = cf
+        .get_distribution_config()
+        .id(&dist_id)
+        .send()
+        .await
+        .expect("distribution config");
+    let config = config.distribution_config().expect("config");
+    assert_eq!(
+        config.price_class().map(|p| p.as_str()),
+        Some("PriceClass_200")
+    );
+    let association = config
+        .default_cache_behavior()
+        .and_then(|b| b.lambda_function_associations())
+        .map(|l| l.items().to_vec())
+        .unwrap_or_default();
+    let version_2 = format!("{}:2", function_arn.trim_end_matches(":1"));
+    assert_eq!(
+        association.first().map(|a| a.lambda_function_arn()),
+        Some(version_2.as_str())
+    );
+    let replan = run(&env, "plan", &["--detailed-exitcode"]);
+    assert_eq!(replan.code, 0, "re-plan has changes:\n{}", replan.stdout);
+
     let tagged = tagged_arns(&env).await;
     for service in [":s3:::", ":acm:", ":lambda:", ":cloudfront:"] {
         assert!(
@@ -344,10 +386,44 @@ async fn the_week4_site_applies_replans_clean_uploads_one_change_and_tears_down_
     }
 
     // Destroy: the emulator refuses to delete an enabled distribution, as AWS does, so
-    // success means plinth disabled it and waited for that to deploy first.
+    // success means plinth disabled it and waited for that to deploy first. Like AWS, it
+    // then refuses to delete the edge function for a while (CloudFront still holds its
+    // replicas): the function is recorded as pending deletion and everything else goes.
     let destroy = run(&env, "destroy", &["--yes", "--stats"]).ok();
     assert!(calls(&destroy, "CloudFront.UpdateDistribution") >= 1);
     assert_eq!(calls(&destroy, "CloudFront.DeleteDistribution"), 1);
+    assert!(
+        destroy.stdout.contains("Still being deleted (1)")
+            && destroy.stdout.contains("rewrite (lambda.function")
+            && destroy.stdout.contains("Lambda@Edge replicas")
+            && destroy.stdout.contains("rewrite: Deletion accepted")
+            && destroy
+                .stdout
+                .contains("8 destroyed, 1 still being deleted"),
+        "destroy says what is still pending and why:\n{}",
+        destroy.stdout
+    );
+    let state = env.state("week4-site");
+    let pending: Vec<&String> = state["resources"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(pending, ["rewrite"], "{state}");
+    assert!(lambda
+        .get_function()
+        .function_name(format!("{STUDENT}-week4-rewrite"))
+        .send()
+        .await
+        .is_ok());
+
+    // Later (AWS: hours; the emulator: seconds) the next destroy deletes it.
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let again = run(&env, "destroy", &["--yes"]).ok();
+    assert!(
+        !again.stdout.contains("Still being deleted"),
+        "{}",
+        again.stdout
+    );
     let gone = cf.get_distribution().id(&dist_id).send().await;
     assert!(gone.is_err(), "the distribution is gone");
     assert!(s3.head_bucket().bucket(&bucket).send().await.is_err());

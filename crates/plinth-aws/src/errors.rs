@@ -91,11 +91,13 @@ where
     match &err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().map(str::to_string);
+            // An answer without a body (S3's HEAD requests, some 403s) has no message: the
+            // SDK's own text for it ("unhandled error") says nothing, the status does.
             let message = service
                 .err()
                 .message()
                 .map(str::to_string)
-                .unwrap_or_else(|| format!("{}", service.err()));
+                .unwrap_or_default();
             let status = service.raw().status().as_u16();
             let body = service
                 .raw()
@@ -109,12 +111,13 @@ where
             let kind = match (&code, unsupported) {
                 (_, true) => ErrorKind::Unsupported,
                 (Some(c), _) => kind_of_code(c),
+                (None, _) if status == 403 => ErrorKind::Auth,
                 // The SDK has already retried transient 5xx answers with backoff; one that
                 // is still failing is not retried again for minutes.
                 (None, _) => ErrorKind::Other,
             };
             let message = if message.is_empty() {
-                format!("HTTP {status}")
+                format!("HTTP {status} without an error message")
             } else {
                 message
             };

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_acm::types::{
@@ -23,7 +23,6 @@ use plinth_core::resource::{
 use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{bool_of, contains_unknown, str_of, PathSeg, Props};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tracing::debug;
 
 use crate::errors::{classify, vanished, SendExt};
@@ -299,27 +298,17 @@ impl ResourceType for Certificate {
 // ---------------------------------------------------------------------------------------------
 // Requesting and waiting
 
-/// Requests the certificate and waits until ACM shows its validation records.
+/// Requests the certificate and waits until ACM shows its validation records. The token is
+/// new for each create: it makes the SDK's own retries of this one request idempotent. An
+/// interrupted run is recovered by `find` (domain + owner tags), not by reusing a token:
+/// what ACM answers to a token whose certificate was deleted is undocumented.
 async fn request_with_records(
     ctx: &OpContext,
     client: &Client,
     props: &Props,
 ) -> ResourceResult<CertificateDetail> {
-    let arn = request(client, props, &idempotency_token(props, None)).await?;
-    if let Some(cert) = records_of_new(ctx, client, &arn).await? {
-        return Ok(cert);
-    }
-    // The token named a certificate deleted within the hour (the stack was destroyed and is
-    // applied again): a token of its own makes a new one.
-    let salt = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    debug!(
-        arn,
-        "the idempotency token's certificate is gone; requesting anew"
-    );
-    let arn = request(client, props, &idempotency_token(props, Some(salt))).await?;
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let arn = request(client, props, &token).await?;
     records_of_new(ctx, client, &arn).await?.ok_or_else(|| {
         ResourceError::new(
             ErrorKind::NotFound,
@@ -473,30 +462,6 @@ async fn discard(client: &Client, arn: &str, mut err: ResourceError) -> Resource
             .push_str(&format!("; deleting it failed too: {delete_err}")),
     }
     err
-}
-
-/// A token of up to 32 alphanumerics that is the same for the same stack resource and
-/// request, so a request sent again answers the same certificate.
-fn idempotency_token(props: &Props, salt: Option<u128>) -> String {
-    let tags = tags::tags_of(props);
-    let mut hasher = Sha256::new();
-    for key in tags::OWNER_TAGS {
-        hasher.update(tags.get(*key).map(String::as_str).unwrap_or_default());
-        hasher.update([0]);
-    }
-    hasher.update(str_of(props, "domain_name").unwrap_or_default());
-    for name in alternative_names(props) {
-        hasher.update([0]);
-        hasher.update(name);
-    }
-    hasher.update([0]);
-    hasher.update(str_of(props, "key_algorithm").unwrap_or(DEFAULT_KEY_ALGORITHM));
-    if let Some(salt) = salt {
-        hasher.update(salt.to_be_bytes());
-    }
-    let mut token = hex::encode(hasher.finalize());
-    token.truncate(32);
-    token
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -58,6 +58,11 @@ pub trait Reporter: Send + Sync {
     fn finished(&self, result: &StepResult, id: Option<&str>);
     /// Something a resource type asked to show the person (an invalidation's id).
     fn notice(&self, _name: &str, _message: &str) {}
+    /// A delete AWS accepted (or refused for now) and finishes later: recorded as pending
+    /// deletion instead of gone. Called instead of `finished` for that step.
+    fn deletion_pending(&self, result: &StepResult, _reason: &str) {
+        self.finished(result, None);
+    }
 }
 
 /// Everything apply needs.
@@ -524,6 +529,10 @@ impl Run<'_> {
                 return Err(err);
             }
         };
+        let pending = match &output {
+            StepOutput::Deleted(Some(reason)) => Some(reason.clone()),
+            _ => None,
+        };
         let entries = self.entries_for(step, &change, output);
         for entry in &entries {
             self.journal(entry).map_err(|e| {
@@ -542,7 +551,10 @@ impl Run<'_> {
             outcome: Outcome::Done,
             elapsed: finished.elapsed,
         };
-        self.req.reporter.finished(&result, id.as_deref());
+        match &pending {
+            Some(reason) => self.req.reporter.deletion_pending(&result, reason),
+            None => self.req.reporter.finished(&result, id.as_deref()),
+        }
         self.results.insert(i, result);
         Ok(())
     }
