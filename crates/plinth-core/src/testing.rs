@@ -51,6 +51,7 @@ pub(crate) enum Op {
 pub(crate) struct Call {
     pub op: Op,
     pub name: String,
+    pub region: String,
     pub start: Instant,
     pub end: Instant,
 }
@@ -141,9 +142,10 @@ impl FakeCloud {
     async fn call<T>(
         &self,
         op: Op,
-        name: &str,
+        ctx: &OpContext,
         body: impl FnOnce(&FakeCloud) -> ResourceResult<T>,
     ) -> ResourceResult<T> {
+        let name = ctx.name.as_str();
         let start = Instant::now();
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
@@ -160,6 +162,7 @@ impl FakeCloud {
         lock(&self.log).push(Call {
             op,
             name: name.to_string(),
+            region: ctx.region.clone(),
             start,
             end: Instant::now(),
         });
@@ -381,7 +384,7 @@ impl ResourceType for FakeType {
     ) -> ResourceResult<Vec<Option<Observed>>> {
         let ids: Vec<String> = items.iter().map(|(id, _)| id.clone()).collect();
         self.cloud
-            .call(Op::ReadBatch, &ctx.name, move |c| {
+            .call(Op::ReadBatch, ctx, move |c| {
                 let objects = lock(&c.objects);
                 Ok(ids
                     .iter()
@@ -415,7 +418,7 @@ impl ResourceType for FakeType {
     ) -> ResourceResult<Option<Observed>> {
         let id = id.to_string();
         self.cloud
-            .call(Op::Read, &ctx.name, |c| {
+            .call(Op::Read, ctx, |c| {
                 Ok(lock(&c.objects).get(&id).map(|o| Observed {
                     id: id.clone(),
                     props: o.props.clone(),
@@ -429,7 +432,7 @@ impl ResourceType for FakeType {
         let type_name = self.schema.type_name;
         let wanted = props.get("name").cloned();
         self.cloud
-            .call(Op::Find, &ctx.name, |c| {
+            .call(Op::Find, ctx, |c| {
                 Ok(lock(&c.objects)
                     .iter()
                     .find(|(_, o)| {
@@ -451,7 +454,7 @@ impl ResourceType for FakeType {
         let name = ctx.name.clone();
         let props = props.clone();
         self.cloud
-            .call(Op::Create, &ctx.name, move |c| {
+            .call(Op::Create, ctx, move |c| {
                 if value::contains_unknown(&Value::Object(props.clone())) {
                     return Err(ResourceError::invalid("create got an unknown value"));
                 }
@@ -472,7 +475,7 @@ impl ResourceType for FakeType {
         let id = id.to_string();
         let after = after.clone();
         self.cloud
-            .call(Op::Update, &ctx.name, move |c| {
+            .call(Op::Update, ctx, move |c| {
                 let mut objects = lock(&c.objects);
                 let Some(o) = objects.get_mut(&id) else {
                     return Err(ResourceError::new(
@@ -499,7 +502,7 @@ impl ResourceType for FakeType {
         let id = id.to_string();
         let lookup = self.schema.kind == TypeKind::Lookup;
         self.cloud
-            .call(Op::Delete, &ctx.name, move |c| {
+            .call(Op::Delete, ctx, move |c| {
                 if lookup {
                     return Err(ResourceError::invalid(format!(
                         "{id} was only looked up: plinth must never delete it"
@@ -521,7 +524,7 @@ impl ResourceType for FakeType {
             .unwrap_or("default")
             .to_string();
         self.cloud
-            .call(Op::Lookup, &ctx.name, move |_| {
+            .call(Op::Lookup, ctx, move |_| {
                 Ok(Observed {
                     id: format!("net-{name}"),
                     props: Props::new(),

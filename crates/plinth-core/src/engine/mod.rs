@@ -333,7 +333,16 @@ impl Run<'_> {
             _ => timeouts.update,
         };
         let progress = Arc::new(LatestStatus::default());
-        let mut ctx = OpContext::new(change.region.clone(), change.name.clone())
+        // A delete acts where the resource is (a replacement may move it to another region).
+        let region = match step.kind {
+            StepKind::Delete => lock(&self.live)
+                .resources
+                .get(&state_name(&step))
+                .map(|r| r.region.clone())
+                .unwrap_or_else(|| change.region.clone()),
+            _ => change.region.clone(),
+        };
+        let mut ctx = OpContext::new(region, change.name.clone())
             .with_deadline(limit)
             .with_progress(progress.clone())
             .with_base_dir(self.req.base_dir.clone());
@@ -632,6 +641,16 @@ impl Run<'_> {
 
     fn ordered_results(&self) -> Vec<StepResult> {
         self.results.values().cloned().collect()
+    }
+}
+
+/// The state entry a step works on: the old half of a create-before-destroy replacement
+/// waits under its deposed name.
+fn state_name(step: &Step) -> String {
+    if step.deposed {
+        deposed_name(&step.name)
+    } else {
+        step.name.clone()
     }
 }
 

@@ -635,6 +635,28 @@ async fn a_plain_replacement_deletes_before_it_creates() {
 }
 
 #[tokio::test]
+async fn a_resource_moved_to_another_region_is_deleted_there_and_created_anew() {
+    let h = Harness::new();
+    h.converge(
+        &stack_text(&[thing("a", &["region: eu-west-1"])]),
+        Mode::Apply,
+    )
+    .await;
+    h.cloud.clear_log();
+    let (plan, report, _) = h
+        .converge(&stack_text(&[thing("a", &[])]), Mode::Apply)
+        .await;
+    let change = plan.change("a").expect("a");
+    assert_eq!(change.action, Action::Replace);
+    assert_eq!(change.replace_reasons, ["region (eu-west-1 → us-east-1)"]);
+    assert!(report.ok(), "{:?}", outcome_words(&report));
+    assert_eq!(h.cloud.call_of(Op::Delete, "a").region, "eu-west-1");
+    assert_eq!(h.cloud.call_of(Op::Create, "a").region, "us-east-1");
+    assert_eq!(h.stored_state().resources["a"].region, "us-east-1");
+    assert_eq!(h.cloud.objects().len(), 1);
+}
+
+#[tokio::test]
 async fn a_create_before_destroy_replacement_creates_before_it_deletes() {
     let h = Harness::new();
     let cbd = "lifecycle: { create_before_destroy: true }";

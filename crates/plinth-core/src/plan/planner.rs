@@ -377,7 +377,19 @@ impl Planner<'_> {
         let changed = diff::changed_keys(&observed.props, &desired)
             .into_iter()
             .any(|k| diff::differs(observed.props.get(&k), desired.get(&k)));
-        if !changed {
+        let moved_from = self
+            .req
+            .state
+            .resources
+            .get(&decl.name)
+            .map(|rs| rs.region.as_str())
+            .filter(|region| *region != decl.region);
+        if let Some(old_region) = moved_from {
+            // A resource cannot move between regions: the new one is made where it should be.
+            change.action = Action::Replace;
+            change.replace_reasons = vec![format!("region ({old_region} → {})", decl.region)];
+            change.attrs = planned_attrs_unknown(schema, rt.known_attrs(&desired));
+        } else if !changed {
             change.action = Action::NoOp;
             change.attrs = observed.attrs.clone();
         } else {
