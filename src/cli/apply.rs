@@ -12,6 +12,8 @@ use plinth_core::state::store::LockedState;
 use plinth_core::state::State;
 use tokio::sync::watch;
 
+use super::plan::{show, PlanView};
+use super::roster::RosterArgs;
 use super::ui::LineReporter;
 use super::{
     connect, fail, print_stats, state_files, CliError, CliResult, GlobalArgs, Session, Ui,
@@ -30,6 +32,14 @@ pub struct ApplyArgs {
     /// How many operations run at once.
     #[arg(long, default_value_t = 16)]
     pub parallelism: usize,
+    /// Refuse (before any change) a plan whose estimated cost after apply is above this many
+    /// USD a month, or whose estimate has a price the table lacks (`plinth cost` explains it).
+    #[arg(long, value_name = "USD", value_parser = super::cost::parse_usd)]
+    pub max_monthly_cost: Option<f64>,
+    #[command(flatten)]
+    pub cost: super::cost::CostOptions,
+    #[command(flatten)]
+    pub roster: RosterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -49,46 +59,203 @@ pub struct DestroyArgs {
     /// How many operations run at once.
     #[arg(long, default_value_t = 16)]
     pub parallelism: usize,
+    #[command(flatten)]
+    pub cost: super::cost::CostOptions,
+    #[command(flatten)]
+    pub roster: RosterArgs,
+}
+
+/// How one environment is applied or destroyed: the same for a single workspace and for
+/// each student of a roster.
+#[derive(Clone)]
+pub struct EnvRun {
+    pub targets: Vec<String>,
+    pub parallelism: usize,
+    pub yes: bool,
+    pub wait_for_deletion: bool,
+    pub plan_view: PlanView,
+    /// A Ctrl-C signal shared by several environments (a roster's); without one, the run
+    /// watches Ctrl-C itself while the engine works.
+    pub cancel: Option<watch::Receiver<bool>>,
+    /// Where the cost estimate's prices and usage assumptions come from.
+    pub cost: super::cost::CostOptions,
+    /// `apply --max-monthly-cost`.
+    pub max_monthly_cost: Option<f64>,
+}
+
+impl EnvRun {
+    pub fn of_apply(args: &ApplyArgs) -> EnvRun {
+        EnvRun {
+            cost: args.cost.clone(),
+            max_monthly_cost: args.max_monthly_cost,
+            ..EnvRun::new(&args.targets, args.parallelism, args.yes, true)
+        }
+    }
+
+    pub fn of_destroy(args: &DestroyArgs) -> EnvRun {
+        EnvRun {
+            cost: args.cost.clone(),
+            ..EnvRun::new(&args.targets, args.parallelism, args.yes, !args.no_wait)
+        }
+    }
+
+    fn new(targets: &[String], parallelism: usize, yes: bool, wait_for_deletion: bool) -> EnvRun {
+        EnvRun {
+            targets: targets.to_vec(),
+            parallelism,
+            yes,
+            wait_for_deletion,
+            plan_view: PlanView::Full,
+            cancel: None,
+            cost: super::cost::CostOptions::default(),
+            max_monthly_cost: None,
+        }
+    }
+}
+
+/// How one environment's apply, destroy or plan ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvResult {
+    /// Changes were made (or, for a plan, there is nothing wrong).
+    Ok,
+    NoChanges,
+    /// A plan with changes to make.
+    Changes,
+    /// The root cause, one line.
+    Failed(String),
+    Interrupted,
+    /// Never begun: Ctrl-C came first (a roster's later students).
+    NotStarted,
+}
+
+/// What one environment's run came to: its exit code and what a roster's summary shows.
+#[derive(Clone, Debug)]
+pub struct EnvOutcome {
+    pub code: u8,
+    pub result: EnvResult,
+    pub added: usize,
+    pub changed: usize,
+    pub destroyed: usize,
+}
+
+impl EnvOutcome {
+    pub fn no_changes() -> EnvOutcome {
+        EnvOutcome::with(0, EnvResult::NoChanges)
+    }
+
+    pub fn planned_changes() -> EnvOutcome {
+        EnvOutcome::with(0, EnvResult::Changes)
+    }
+
+    pub fn not_started() -> EnvOutcome {
+        EnvOutcome::with(130, EnvResult::NotStarted)
+    }
+
+    pub fn failed(cause: impl Into<String>) -> EnvOutcome {
+        EnvOutcome::with(1, EnvResult::Failed(first_line(&cause.into())))
+    }
+
+    fn with(code: u8, result: EnvResult) -> EnvOutcome {
+        EnvOutcome {
+            code,
+            result,
+            added: 0,
+            changed: 0,
+            destroyed: 0,
+        }
+    }
+}
+
+/// A cause for a one-line summary: the first line of a longer message.
+pub fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub async fn run_apply(global: &GlobalArgs, args: ApplyArgs, ui: &Ui) -> CliResult {
+    if let Some(roster) = &args.roster.roster {
+        return super::roster::apply(global, roster, &args, ui).await;
+    }
     if let Some(path) = &args.stack_or_plan {
         if is_plan_file(path) {
             return apply_saved(global, path, &args, ui).await;
         }
     }
     let session = Session::open(global, &args.stack_or_plan, ui).await?;
-    let (locked, state, plan) = super::plan::make(
-        &session,
-        Mode::Apply,
-        &args.targets,
-        args.parallelism,
-        "plinth apply",
-    )
-    .await?;
-    ui.out_raw(&render::render(&plan, &session.registry, ui.color));
-    if !plan.has_changes() {
-        print_outputs(ui, &state);
-        print_stats(global, &session.aws);
-        return Ok(0);
-    }
-    if !ui.confirm("Do you want to perform these actions?", args.yes)? {
-        ui.out("Apply cancelled.");
-        return Ok(1);
-    }
-    let options = RunOptions::of(&session, args.parallelism, true);
-    let code = run_engine(options, &locked, state, &plan, ui).await?;
+    let outcome = apply_environment(&session, &EnvRun::of_apply(&args), ui).await?;
     print_stats(global, &session.aws);
-    Ok(code)
+    Ok(outcome.code)
 }
 
 pub async fn run_destroy(global: &GlobalArgs, args: DestroyArgs, ui: &Ui) -> CliResult {
+    if let Some(roster) = &args.roster.roster {
+        return super::roster::destroy(global, roster, &args, ui).await;
+    }
     let session = Session::open(global, &args.stack, ui).await?;
+    let outcome = destroy_environment(&session, &EnvRun::of_destroy(&args), ui).await?;
+    print_stats(global, &session.aws);
+    Ok(outcome.code)
+}
+
+/// Plans, confirms and applies one environment (one workspace).
+pub async fn apply_environment(
+    session: &Session,
+    run: &EnvRun,
+    ui: &Ui,
+) -> Result<EnvOutcome, CliError> {
     let (locked, state, plan) = super::plan::make(
-        &session,
+        session,
+        Mode::Apply,
+        &run.targets,
+        run.parallelism,
+        "plinth apply",
+    )
+    .await?;
+    show(&plan, &session.registry, run.plan_view, ui);
+    let cost = super::cost::print_for_plan(
+        &plan,
+        &state,
+        &session.registry,
+        &run.cost,
+        run.plan_view,
+        ui,
+    )?;
+    if !plan.has_changes() {
+        print_outputs(ui, &state);
+        return Ok(EnvOutcome::no_changes());
+    }
+    super::cost::check_budget(run.max_monthly_cost, &cost)?;
+    if !ui.confirm("Do you want to perform these actions?", run.yes)? {
+        ui.out("Apply cancelled.");
+        return Ok(EnvOutcome::failed("apply cancelled"));
+    }
+    let options = RunOptions::of(session, run);
+    run_engine(options, &locked, state, &plan, ui).await
+}
+
+/// Plans, confirms and destroys one environment (one workspace).
+pub async fn destroy_environment(
+    session: &Session,
+    run: &EnvRun,
+    ui: &Ui,
+) -> Result<EnvOutcome, CliError> {
+    let outcome = destroy_unverified(session, run, ui).await?;
+    Ok(verified(session, run, outcome, ui).await)
+}
+
+async fn destroy_unverified(
+    session: &Session,
+    run: &EnvRun,
+    ui: &Ui,
+) -> Result<EnvOutcome, CliError> {
+    let (locked, state, plan) = super::plan::make(
+        session,
         Mode::Destroy,
-        &args.targets,
-        args.parallelism,
+        &run.targets,
+        run.parallelism,
         "plinth destroy",
     )
     .await?;
@@ -97,25 +264,45 @@ pub async fn run_destroy(global: &GlobalArgs, args: DestroyArgs, ui: &Ui) -> Cli
             "Nothing to destroy: the state of stack `{}` (workspace `{}`) is empty.",
             plan.stack, plan.workspace
         ));
-        print_stats(global, &session.aws);
-        return Ok(0);
+        return Ok(EnvOutcome::no_changes());
     }
-    ui.out_raw(&render::render(&plan, &session.registry, ui.color));
+    show(&plan, &session.registry, run.plan_view, ui);
+    super::cost::print_for_plan(
+        &plan,
+        &state,
+        &session.registry,
+        &run.cost,
+        run.plan_view,
+        ui,
+    )?;
     if !ui.confirm(
         "Do you really want to destroy all these resources?",
-        args.yes,
+        run.yes,
     )? {
         ui.out("Destroy cancelled.");
-        return Ok(1);
+        return Ok(EnvOutcome::failed("destroy cancelled"));
     }
-    let options = RunOptions::of(&session, args.parallelism, !args.no_wait);
-    let code = run_engine(options, &locked, state, &plan, ui).await?;
-    print_stats(global, &session.aws);
-    Ok(code)
+    let options = RunOptions::of(session, run);
+    run_engine(options, &locked, state, &plan, ui).await
+}
+
+/// A finished destroy, checked for anything tagged with the environment that is left.
+async fn verified(session: &Session, run: &EnvRun, outcome: EnvOutcome, ui: &Ui) -> EnvOutcome {
+    let code = super::verify::after_destroy(session, &run.targets, outcome.code, ui).await;
+    if code == outcome.code {
+        return outcome;
+    }
+    EnvOutcome {
+        code,
+        result: EnvResult::Failed(
+            "the teardown left resources tagged with this environment (listed above)".into(),
+        ),
+        ..outcome
+    }
 }
 
 /// A saved plan is JSON with `"kind": "plinth-plan"`; anything else is a stack file.
-fn is_plan_file(path: &Path) -> bool {
+pub fn is_plan_file(path: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string(path) else {
         return false;
     };
@@ -163,18 +350,22 @@ async fn apply_saved(global: &GlobalArgs, path: &Path, args: &ApplyArgs, ui: &Ui
         ));
     }
     ui.out_raw(&render::render(&plan, &registry, ui.color));
+    let cost =
+        super::cost::print_for_plan(&plan, &state, &registry, &args.cost, PlanView::Full, ui)?;
     if !plan.has_changes() {
         return Ok(0);
     }
+    super::cost::check_budget(args.max_monthly_cost, &cost)?;
     let options = RunOptions {
         registry: &registry,
         base_dir: base_dir(&stack_file),
         parallelism: args.parallelism,
         wait_for_deletion: true,
+        cancel: None,
     };
-    let code = run_engine(options, &locked, state, &plan, ui).await?;
+    let outcome = run_engine(options, &locked, state, &plan, ui).await?;
     print_stats(global, &aws);
-    Ok(code)
+    Ok(outcome.code)
 }
 
 fn base_dir(stack_file: &Path) -> PathBuf {
@@ -190,30 +381,27 @@ struct RunOptions<'a> {
     base_dir: PathBuf,
     parallelism: usize,
     wait_for_deletion: bool,
+    cancel: Option<watch::Receiver<bool>>,
 }
 
 impl<'a> RunOptions<'a> {
-    fn of(session: &'a Session, parallelism: usize, wait_for_deletion: bool) -> RunOptions<'a> {
+    fn of(session: &'a Session, run: &EnvRun) -> RunOptions<'a> {
         RunOptions {
             registry: &session.registry,
             base_dir: base_dir(&session.stack.file.path),
-            parallelism,
-            wait_for_deletion,
+            parallelism: run.parallelism,
+            wait_for_deletion: run.wait_for_deletion,
+            cancel: run.cancel.clone(),
         }
     }
 }
 
-async fn run_engine(
-    options: RunOptions<'_>,
-    locked: &LockedState,
-    state: State,
-    plan: &Plan,
-    ui: &Ui,
-) -> CliResult {
-    ui.out("");
+/// Ctrl-C once: `true` is sent, so no new work starts while what is in flight finishes and
+/// is recorded; twice: quit at once. Watches until the returned task is aborted.
+pub fn watch_interrupts(ui: &Ui) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let interrupt_ui = ui.clone();
-    let interrupts = tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             interrupt_ui.err("\nInterrupt received: no new operations will start; waiting for those in flight to finish and recording them. Press Ctrl-C again to quit at once (finished operations are already in the journal).");
             let _ = cancel_tx.send(true);
@@ -222,6 +410,24 @@ async fn run_engine(
             }
         }
     });
+    (cancel_rx, task)
+}
+
+async fn run_engine(
+    options: RunOptions<'_>,
+    locked: &LockedState,
+    state: State,
+    plan: &Plan,
+    ui: &Ui,
+) -> Result<EnvOutcome, CliError> {
+    ui.out("");
+    let (cancel_rx, interrupts) = match options.cancel {
+        Some(shared) => (shared, None),
+        None => {
+            let (rx, task) = watch_interrupts(ui);
+            (rx, Some(task))
+        }
+    };
     let request = ApplyRequest {
         plan,
         registry: options.registry,
@@ -236,13 +442,15 @@ async fn run_engine(
         wait_for_deletion: options.wait_for_deletion,
     };
     let report = engine::apply(request).await;
-    interrupts.abort();
+    if let Some(task) = interrupts {
+        task.abort();
+    }
     let report = report?;
     Ok(summarize(&report, plan, ui))
 }
 
 /// Prints the outcome: root causes once, what was skipped, the counts, then outputs.
-fn summarize(report: &ApplyReport, plan: &Plan, ui: &Ui) -> u8 {
+fn summarize(report: &ApplyReport, plan: &Plan, ui: &Ui) -> EnvOutcome {
     let failed = report.failed();
     for r in &failed {
         if let Outcome::Failed(e) = &r.outcome {
@@ -307,7 +515,12 @@ fn summarize(report: &ApplyReport, plan: &Plan, ui: &Ui) -> u8 {
         if plan.mode == Mode::Apply {
             print_outputs(ui, &report.state);
         }
-        return 0;
+        return EnvOutcome {
+            added,
+            changed,
+            destroyed,
+            ..EnvOutcome::with(0, EnvResult::Ok)
+        };
     }
     let why = if report.interrupted {
         "interrupted"
@@ -323,11 +536,30 @@ fn summarize(report: &ApplyReport, plan: &Plan, ui: &Ui) -> u8 {
         "\n{} Resources: {counts}{pending}. The state records everything that completed; run the command again to continue.",
         ui.colored(AnsiColor::Red, &format!("{verb} {why}."))
     ));
-    if report.interrupted {
-        130
-    } else {
-        1
+    let (code, result) = match (root_cause(report), report.interrupted) {
+        (Some(cause), _) => (1, EnvResult::Failed(cause)),
+        (None, true) => (130, EnvResult::Interrupted),
+        (None, false) => (1, EnvResult::Failed("not every step finished".into())),
+    };
+    EnvOutcome {
+        added,
+        changed,
+        destroyed,
+        ..EnvOutcome::with(code, result)
     }
+}
+
+/// The first step that failed, as one line: what the rest were skipped for.
+fn root_cause(report: &ApplyReport) -> Option<String> {
+    let failed = report.failed();
+    let first = failed.iter().find_map(|r| match &r.outcome {
+        Outcome::Failed(e) => Some(first_line(&format!("{} `{}`: {e}", r.kind.verb(), r.name))),
+        _ => None,
+    })?;
+    Some(match failed.len() {
+        1 => first,
+        n => format!("{first} (and {} more failed)", n - 1),
+    })
 }
 
 /// Deletions AWS accepted and is still carrying out, said plainly.

@@ -2,15 +2,19 @@
 //! loading every command does, and the mapping of errors to messages and exit codes.
 
 mod apply;
+mod cost;
 mod graph;
 mod import;
 mod output;
 mod plan;
+mod roster;
 mod schema;
 mod show;
 mod state;
+mod sweep;
 mod ui;
 mod validate;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -57,9 +61,10 @@ pub struct GlobalArgs {
         default_value = "default"
     )]
     pub workspace: String,
-    /// Where state lives (default: `.plinth` beside the stack file).
-    #[arg(long, global = true, env = "PLINTH_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
+    /// Where state lives (default: `.plinth` beside the stack file). `sweep` takes it more
+    /// than once, to look in several places; other commands use the last one given.
+    #[arg(long, global = true, env = "PLINTH_STATE_DIR", action = clap::ArgAction::Append)]
+    pub state_dir: Vec<PathBuf>,
     /// Send every AWS call here (an emulator); the SDK also reads AWS_ENDPOINT_URL.
     #[arg(long, global = true)]
     pub endpoint_url: Option<String>,
@@ -109,6 +114,10 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// Print a JSON Schema of the stack format (for editors).
     Schema,
+    /// Estimate what the stack costs to run (list prices, usage assumptions), without AWS.
+    Cost(cost::CostArgs),
+    /// Find expired environments and what no state knows (by their tags); --yes removes them.
+    Sweep(sweep::SweepArgs),
 }
 
 /// Sets up `tracing`: warnings by default, more with -v, or `PLINTH_LOG`.
@@ -143,6 +152,8 @@ pub async fn run(cli: Cli, ui: Ui) -> u8 {
         Command::Import(a) => import::run(&cli.global, a, &ui).await,
         Command::Graph(a) => graph::run(&cli.global, a, &ui).await,
         Command::Schema => schema::run(&ui),
+        Command::Cost(a) => cost::run(&cli.global, a, &ui).await,
+        Command::Sweep(a) => sweep::run(&cli.global, a, &ui).await,
     };
     match result {
         Ok(code) => code,
@@ -236,17 +247,9 @@ pub fn load_stack(
 }
 
 fn validate_workspace(name: &str) -> Result<(), CliError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        fail(format!(
-            "workspace `{name}`: expected letters, digits, `-` and `_` (at most 64)"
-        ))
+    match plinth_core::state::workspace_name_problem(name) {
+        Some(problem) => fail(format!("workspace {problem}")),
+        None => Ok(()),
     }
 }
 
@@ -267,14 +270,20 @@ impl Session {
         ui: &Ui,
     ) -> Result<Session, CliError> {
         let path = stack_path(global, stack_arg);
-        // A region the stack names spares the SDK its own region lookup (which may try the
-        // instance metadata service); without one, the SDK's chain decides.
-        let declared = stack::load::declared_region(&path)
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
-        let aws = connect(global, declared).await;
+        let aws = connect_for_stack(global, &path).await;
+        Session::load(global, aws, &path, ui).await
+    }
+
+    /// Loads the stack at `path` for `global`'s workspace and variables over a connection
+    /// already made (a roster opens one session per student over one connection).
+    pub async fn load(
+        global: &GlobalArgs,
+        aws: Arc<Aws>,
+        path: &Path,
+        ui: &Ui,
+    ) -> Result<Session, CliError> {
         let registry = plinth_aws::registry(&aws);
-        let (mut stack, graph) = load_stack(global, &path, &registry, aws.default_region(), ui)?;
+        let (mut stack, graph) = load_stack(global, path, &registry, aws.default_region(), ui)?;
         if stack.needs_account_id() {
             let id = aws.account_id(&stack.region).await.map_err(|e| {
                 CliError::Message(format!("reading the account id for ${{account_id}}: {e}"))
@@ -282,7 +291,7 @@ impl Session {
             stack.bind_account_id(&id);
         }
         ui.add_secrets(stack.sensitive_values());
-        let files = state_files(global, &path, &stack.name, &stack.workspace);
+        let files = state_files(global, path, &stack.name, &stack.workspace);
         Ok(Session {
             aws,
             registry,
@@ -293,6 +302,15 @@ impl Session {
     }
 }
 
+/// Connects for a stack file. A region the stack names spares the SDK its own region lookup
+/// (which may try the instance metadata service); without one, the SDK's chain decides.
+pub async fn connect_for_stack(global: &GlobalArgs, path: &Path) -> Arc<Aws> {
+    let declared = stack::load::declared_region(path)
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
+    connect(global, declared).await
+}
+
 /// The state files of a stack file's stack and workspace.
 pub fn state_files(
     global: &GlobalArgs,
@@ -300,7 +318,7 @@ pub fn state_files(
     stack: &str,
     workspace: &str,
 ) -> StateFiles {
-    let root = global.state_dir.clone().unwrap_or_else(|| {
+    let root = global.state_dir.last().cloned().unwrap_or_else(|| {
         stack_path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

@@ -10,6 +10,9 @@ use plinth_core::plan::{self, render, Mode, Plan, PlanRequest};
 use plinth_core::state::store::LockedState;
 use plinth_core::state::State;
 
+use plinth_core::resource::Registry;
+
+use super::roster::RosterArgs;
 use super::{print_stats, CliResult, GlobalArgs, Session, Ui};
 
 #[derive(Debug, Args)]
@@ -34,6 +37,30 @@ pub struct PlanArgs {
     /// How many AWS reads run at once.
     #[arg(long, default_value_t = 16)]
     pub parallelism: usize,
+    #[command(flatten)]
+    pub cost: super::cost::CostOptions,
+    #[command(flatten)]
+    pub roster: RosterArgs,
+    /// With --roster: print each student's whole plan, not only its summary line.
+    #[arg(long, requires = "roster")]
+    pub full: bool,
+}
+
+/// How much of a plan is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanView {
+    /// Every change, property by property, then the summary line.
+    Full,
+    /// Only "Plan: 1 to add, …" (or "No changes."): one line per student of a roster.
+    SummaryLine,
+}
+
+/// Prints a plan for a person.
+pub fn show(plan: &Plan, registry: &Registry, view: PlanView, ui: &Ui) {
+    match view {
+        PlanView::Full => ui.out_raw(&render::render(plan, registry, ui.color)),
+        PlanView::SummaryLine => ui.out(&render::summary(plan)),
+    }
 }
 
 /// Takes the lock, reads the state and makes the plan. The lock is returned so apply can
@@ -64,26 +91,23 @@ pub async fn make(
 }
 
 pub async fn run(global: &GlobalArgs, args: PlanArgs, ui: &Ui) -> CliResult {
+    if let Some(roster) = &args.roster.roster {
+        return super::roster::plan(global, roster, &args, ui).await;
+    }
     let session = Session::open(global, &args.stack, ui).await?;
-    let mode = if args.destroy {
-        Mode::Destroy
-    } else {
-        Mode::Apply
-    };
-    let (locked, _state, plan) = make(
-        &session,
-        mode,
-        &args.targets,
-        args.parallelism,
-        "plinth plan",
-    )
-    .await?;
-    drop(locked);
+    let plan = plan_environment(&session, &args).await?;
+    // What runs now, for the cost comparison: the state the plan was made from.
+    let state = session
+        .files
+        .read(&session.stack.name, &session.stack.workspace)?;
+    let (cost, prices) = super::cost::of_plan(&plan, &state, &session.registry, &args.cost)?;
     if args.json {
-        let doc = render::to_display_json(&plan, &session.registry);
+        let mut doc = render::to_display_json(&plan, &session.registry);
+        doc["cost"] = super::cost::plan_json(&cost, &prices);
         ui.out(&serde_json::to_string_pretty(&doc)?);
     } else {
-        ui.out_raw(&render::render(&plan, &session.registry, ui.color));
+        show(&plan, &session.registry, PlanView::Full, ui);
+        ui.out(&super::cost::plan_line(&cost, plan.mode));
     }
     if let Some(out) = &args.out {
         save(&plan, out)?;
@@ -101,6 +125,26 @@ pub async fn run(global: &GlobalArgs, args: PlanArgs, ui: &Ui) -> CliResult {
     } else {
         0
     })
+}
+
+/// Plans one environment, holding its lock only while planning: `plinth plan` for one
+/// workspace and for each student of a roster alike.
+pub async fn plan_environment(session: &Session, args: &PlanArgs) -> Result<Plan, super::CliError> {
+    let mode = if args.destroy {
+        Mode::Destroy
+    } else {
+        Mode::Apply
+    };
+    let (locked, _state, plan) = make(
+        session,
+        mode,
+        &args.targets,
+        args.parallelism,
+        "plinth plan",
+    )
+    .await?;
+    drop(locked);
+    Ok(plan)
 }
 
 /// Writes a plan file atomically; it holds values of sensitive variables, so only the owner

@@ -14,6 +14,8 @@ use super::{CliError, GlobalArgs};
 pub struct Ui {
     pub color: bool,
     secrets: Arc<Mutex<Vec<String>>>,
+    /// Starts every line (`[ana] `) when several environments print at once.
+    prefix: Option<Arc<str>>,
 }
 
 impl Ui {
@@ -22,7 +24,34 @@ impl Ui {
         Ui {
             color,
             secrets: Arc::new(Mutex::new(Vec::new())),
+            prefix: None,
         }
+    }
+
+    /// The same output with every line starting `[name] `, so the lines of environments
+    /// that run side by side stay readable when they interleave.
+    pub fn prefixed(&self, name: &str) -> Ui {
+        Ui {
+            prefix: Some(self.bold(&format!("[{name}]")).into()),
+            ..self.clone()
+        }
+    }
+
+    /// Masked, and with the prefix at the start of each line.
+    fn decorate(&self, text: &str) -> String {
+        let text = self.mask(text);
+        let Some(prefix) = &self.prefix else {
+            return text;
+        };
+        let mut out = String::with_capacity(text.len() + 16);
+        for line in text.split_inclusive('\n') {
+            out.push_str(prefix);
+            if line != "\n" {
+                out.push(' ');
+            }
+            out.push_str(line);
+        }
+        out
     }
 
     /// Values that must never be printed (sensitive variables).
@@ -50,19 +79,19 @@ impl Ui {
     /// A line to stdout.
     pub fn out(&self, text: &str) {
         let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{}", self.mask(text));
+        let _ = write!(stdout, "{}", self.decorate(&format!("{text}\n")));
     }
 
     /// Text to stdout as is (already ends with a newline).
     pub fn out_raw(&self, text: &str) {
         let mut stdout = std::io::stdout().lock();
-        let _ = write!(stdout, "{}", self.mask(text));
+        let _ = write!(stdout, "{}", self.decorate(text));
         let _ = stdout.flush();
     }
 
     /// A line to stderr.
     pub fn err(&self, text: &str) {
-        eprintln!("{}", self.mask(text));
+        eprint!("{}", self.decorate(&format!("{text}\n")));
     }
 
     pub fn bold(&self, text: &str) -> String {

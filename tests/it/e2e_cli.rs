@@ -729,6 +729,12 @@ resources:
             && left <= std::time::Duration::from_secs(72 * 3600),
         "{left:?}"
     );
+    // The environment's creation time, from the same instant the expiry counts from.
+    let created = humantime::parse_rfc3339(&tags["plinth:created-at"]).expect("an RFC 3339 time");
+    assert_eq!(
+        expires.duration_since(created).ok(),
+        Some(std::time::Duration::from_secs(72 * 3600))
+    );
     // The stamp stays put: a second plan is clean, and show prints the time left.
     env.plinth(&["plan", "--detailed-exitcode", "--workspace", "blue"])
         .ok();

@@ -3,11 +3,15 @@
 //! - `mock_*`: SDK-level tests replaying real AWS responses for what the emulator lacks.
 //! - `e2e_*`: the real `plinth` binary against a moto server the harness starts.
 
+mod cost_rules;
 mod e2e_cli;
+mod e2e_cost;
 mod e2e_edge;
 mod e2e_elasticache;
 mod e2e_interrupt;
 mod e2e_lifecycle;
+mod e2e_roster;
+mod e2e_sweep;
 mod harness;
 mod mock_acm;
 mod mock_cloudfront_distribution;

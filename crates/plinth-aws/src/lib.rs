@@ -4,9 +4,13 @@
 //! and is listed once in [`registry`]. Everything else here is shared plumbing: SDK clients per
 //! region, error classification and waiting.
 
+pub mod arn;
 pub mod clients;
+pub mod cost;
 pub mod errors;
 pub mod resources;
+pub mod sweep;
+pub mod tagging;
 pub mod wait;
 
 pub use clients::{Aws, AwsOptions, CallStats};

@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cost::{CostContext, CostLine};
 use crate::schema::TypeSchema;
+use crate::teardown::{TagFilter, TaggedResource};
 use crate::value::{PathSeg, Props};
 
 /// What a service reports about one resource, in canonical form.
@@ -270,6 +272,14 @@ pub trait ResourceType: Send + Sync {
         Props::new()
     }
 
+    /// What running a resource with these canonical properties in `ctx.region` costs, by
+    /// line (nodes, capacity, requests, storage), from the price table and the usage
+    /// assumptions in `ctx`. A price missing from the table is a line that says so, never an
+    /// error. The default: nothing is billed.
+    fn cost(&self, _props: &Props, _ctx: &CostContext) -> Vec<CostLine> {
+        Vec::new()
+    }
+
     /// Why changing `before` into `after` needs a new resource; empty when it can be done in
     /// place. The default names each changed property the schema marks `Replace`.
     fn replace_reasons(&self, before: &Props, after: &Props) -> Vec<String> {
@@ -310,6 +320,25 @@ pub trait ResourceType: Send + Sync {
     /// is adopted instead of duplicated. `None` when there is nothing to adopt.
     async fn find(&self, _ctx: &OpContext, _props: &Props) -> ResourceResult<Option<Observed>> {
         Ok(None)
+    }
+
+    /// The physical id of this type's resource that an ARN names (as the Resource Groups
+    /// Tagging API reports it), so `sweep` can delete what no state file knows and a
+    /// teardown check can tell a state's resource when it sees it. `None`: the ARN is not
+    /// this type's, or the type cannot be swept.
+    fn id_from_arn(&self, _arn: &str) -> Option<String> {
+        None
+    }
+
+    /// Resources of this type carrying every tag in `filters`, for a type the Resource
+    /// Groups Tagging API does not list (IAM roles), so teardown checks and `sweep` see them
+    /// too. Asked once per region searched. The default: none (the tagging API lists them).
+    async fn find_tagged(
+        &self,
+        _ctx: &OpContext,
+        _filters: &[TagFilter],
+    ) -> ResourceResult<Vec<TaggedResource>> {
+        Ok(Vec::new())
     }
 
     /// Creates the resource and waits until it is usable.
@@ -361,6 +390,12 @@ impl Registry {
     }
     pub fn schemas(&self) -> Vec<&TypeSchema> {
         self.types.values().map(|t| t.schema()).collect()
+    }
+    /// The type and physical id an ARN names, when some type recognises it.
+    pub fn resolve_arn(&self, arn: &str) -> Option<(&'static str, String)> {
+        self.types
+            .iter()
+            .find_map(|(name, t)| t.id_from_arn(arn).map(|id| (*name, id)))
     }
 }
 

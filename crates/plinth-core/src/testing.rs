@@ -377,6 +377,14 @@ impl ResourceType for FakeType {
         self.cloud.batch_size.load(Ordering::SeqCst)
     }
 
+    /// `arn:fake:thing/<id>` names a thing (as its `arn` attribute says).
+    fn id_from_arn(&self, arn: &str) -> Option<String> {
+        if self.schema.kind != TypeKind::Managed {
+            return None;
+        }
+        arn.strip_prefix("arn:fake:thing/").map(str::to_string)
+    }
+
     async fn read_batch(
         &self,
         ctx: &OpContext,
@@ -624,6 +632,7 @@ pub(crate) fn props(v: Value) -> Props {
 /// The tags plinth adds to a taggable resource of stack `demo`, workspace `default`.
 pub(crate) fn plinth_tags(resource: &str) -> Value {
     json!({
+        "plinth:created-at": CREATED_AT,
         "plinth:resource": resource,
         "plinth:stack": "demo",
         "plinth:workspace": "default",
@@ -855,9 +864,15 @@ pub(crate) fn ready(cloud: &FakeCloud, name: &str, props: Props) -> ResourceStat
     }
 }
 
-/// An empty state of stack `demo`, workspace `default`.
+/// When the environments of hand-made test states were first applied: a plan keeps it, so
+/// expected tags are fixed.
+pub(crate) const CREATED_AT: &str = "2030-01-01T00:00:00Z";
+
+/// An empty state of stack `demo`, workspace `default`, created at [`CREATED_AT`].
 pub(crate) fn empty_state() -> State {
-    State::new("demo", "default")
+    let mut state = State::new("demo", "default");
+    state.created_at = Some(CREATED_AT.into());
+    state
 }
 
 /// The outcome of each step by `(name, kind)`.

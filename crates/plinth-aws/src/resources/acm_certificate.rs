@@ -131,6 +131,15 @@ impl ResourceType for Certificate {
         &self.schema
     }
 
+    /// Nothing to pay for: the price table says why.
+    fn cost(
+        &self,
+        _props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        crate::cost::free(ctx, self.schema.type_name)
+    }
+
     fn check(&self, props: &Props) -> Vec<PropIssue> {
         let mut issues = Vec::new();
         if let Some(problem) = known_str(props, "domain_name").and_then(domain_problem) {
@@ -227,6 +236,11 @@ impl ResourceType for Certificate {
             }
         }
         Ok(None)
+    }
+
+    /// A certificate's id is its ARN.
+    fn id_from_arn(&self, arn: &str) -> Option<String> {
+        crate::arn::name_after(arn, "acm", "certificate/").map(|_| arn.to_string())
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

@@ -134,6 +134,15 @@ impl ResourceType for CachePolicyType {
         &self.schema
     }
 
+    /// Nothing to pay for: the price table says why.
+    fn cost(
+        &self,
+        _props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        crate::cost::free(ctx, self.schema.type_name)
+    }
+
     fn pinned_region(&self, _props: &Props) -> Option<&'static str> {
         Some(CLOUDFRONT_REGION)
     }
@@ -162,6 +171,10 @@ impl ResourceType for CachePolicyType {
             Some((policy, _)) => observe(&policy).map(Some),
             None => Ok(None),
         }
+    }
+
+    fn id_from_arn(&self, arn: &str) -> Option<String> {
+        crate::arn::name_after(arn, "cloudfront", "cache-policy/")
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

@@ -245,10 +245,59 @@ fn geo_shape() -> Shape {
     ])
 }
 
+/// Cost rule: data transfer out and HTTPS requests, from the usage assumptions, at the
+/// prices of the geography the viewers are assumed to be in. A disabled distribution
+/// serves nothing and costs nothing.
+fn distribution_cost(
+    props: &plinth_core::value::Props,
+    ctx: &plinth_core::cost::CostContext,
+) -> Vec<plinth_core::cost::CostLine> {
+    use plinth_core::cost::{count_text, price_text, CostLine};
+    if plinth_core::value::bool_of(props, "enabled") == Some(false) {
+        return vec![CostLine::free("disabled: serves no requests")];
+    }
+    let geography = ctx.usage_text("cloudfront.geography");
+    let prices = match crate::cost::cloudfront_prices(ctx, &geography) {
+        Ok(prices) => prices,
+        Err(e) => return vec![CostLine::unknown("CloudFront traffic", e.to_string())],
+    };
+    let free_tier = crate::cost::free_tier(ctx, "cloudfront");
+    let gb = ctx.usage("cloudfront.transfer_out_gb");
+    let requests = ctx.usage("cloudfront.requests");
+    vec![
+        CostLine::usage_per_month(
+            format!(
+                "{} GB out × ${}/GB ({geography})",
+                count_text(gb),
+                price_text(prices.transfer_out_gb)
+            ),
+            gb * prices.transfer_out_gb,
+        )
+        .with_free_tier(free_tier.clone()),
+        CostLine::usage_per_month(
+            format!(
+                "{} HTTPS requests × ${}/10,000 ({geography})",
+                count_text(requests),
+                price_text(prices.https_requests_per_10000)
+            ),
+            requests / 10_000.0 * prices.https_requests_per_10000,
+        )
+        .with_free_tier(free_tier),
+    ]
+}
+
 #[async_trait]
 impl ResourceType for Distribution {
     fn schema(&self) -> &TypeSchema {
         &self.schema
+    }
+
+    fn cost(
+        &self,
+        props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        distribution_cost(props, ctx)
     }
 
     fn check(&self, props: &Props) -> Vec<PropIssue> {
@@ -347,6 +396,10 @@ impl ResourceType for Distribution {
             }
         }
         Ok(None)
+    }
+
+    fn id_from_arn(&self, arn: &str) -> Option<String> {
+        crate::arn::name_after(arn, "cloudfront", "distribution/")
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

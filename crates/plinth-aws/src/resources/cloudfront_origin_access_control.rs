@@ -95,6 +95,15 @@ impl ResourceType for OriginAccessControlType {
         &self.schema
     }
 
+    /// Nothing to pay for: the price table says why.
+    fn cost(
+        &self,
+        _props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        crate::cost::free(ctx, self.schema.type_name)
+    }
+
     fn pinned_region(&self, _props: &Props) -> Option<&'static str> {
         Some(CLOUDFRONT_REGION)
     }
@@ -134,6 +143,10 @@ impl ResourceType for OriginAccessControlType {
             Some((oac, _)) => observe(&oac).map(Some),
             None => Ok(None),
         }
+    }
+
+    fn id_from_arn(&self, arn: &str) -> Option<String> {
+        crate::arn::name_after(arn, "cloudfront", "origin-access-control/")
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

@@ -816,6 +816,15 @@ impl ResourceType for DynamodbItems {
         &self.schema
     }
 
+    /// Nothing to pay for: the price table says why.
+    fn cost(
+        &self,
+        _props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        crate::cost::free(ctx, self.schema.type_name)
+    }
+
     fn normalize(&self, props: &mut Props, ctx: &NormalizeContext) -> ResourceResult<()> {
         let inline = match props.remove("items") {
             None => Vec::new(),

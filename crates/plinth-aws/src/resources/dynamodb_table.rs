@@ -1368,10 +1368,139 @@ async fn update_table_settings(
     Ok(())
 }
 
+/// Cost rule: a provisioned table pays for its capacity (the table's and its global
+/// indexes' RCU and WCU) by the hour; an on-demand table pays per request, priced from the
+/// usage assumptions. Both pay for storage (and, with point-in-time recovery, for continuous
+/// backups of it) from the assumed size. Local indexes share the table's capacity.
+fn table_cost(
+    props: &plinth_core::value::Props,
+    ctx: &plinth_core::cost::CostContext,
+) -> Vec<plinth_core::cost::CostLine> {
+    use plinth_core::cost::{count_text, price_text, CostLine};
+    let prices = match crate::cost::dynamodb_prices(ctx) {
+        Ok(prices) => prices,
+        Err(e) => return vec![CostLine::unknown("DynamoDB table", e.to_string())],
+    };
+    let free_tier = crate::cost::free_tier(ctx, "dynamodb");
+    let mut lines = if plinth_core::value::str_of(props, "billing_mode") == Some("provisioned") {
+        vec![provisioned_capacity_line(props, &prices).with_free_tier(free_tier.clone())]
+    } else {
+        on_demand_lines(ctx, &prices)
+    };
+    let gb = ctx.usage("dynamodb.storage_gb");
+    lines.push(
+        CostLine::usage_per_month(
+            format!(
+                "{} GB stored × ${}/GB-month",
+                count_text(gb),
+                price_text(prices.storage_gb_month)
+            ),
+            gb * prices.storage_gb_month,
+        )
+        .with_free_tier(free_tier),
+    );
+    if plinth_core::value::bool_of(props, "point_in_time_recovery") == Some(true) {
+        lines.push(CostLine::usage_per_month(
+            format!(
+                "point-in-time recovery of {} GB × ${}/GB-month",
+                count_text(gb),
+                price_text(prices.pitr_gb_month)
+            ),
+            gb * prices.pitr_gb_month,
+        ));
+    }
+    lines
+}
+
+/// RCU and WCU by the hour, the table's plus every global index's.
+fn provisioned_capacity_line(
+    props: &plinth_core::value::Props,
+    prices: &crate::cost::DynamodbPrices,
+) -> plinth_core::cost::CostLine {
+    use plinth_core::cost::{price_text, CostLine};
+    let what = "provisioned capacity";
+    let capacity = |p: &plinth_core::value::Props| {
+        let read = crate::cost::known_count(p, "read_capacity", 0)?;
+        let write = crate::cost::known_count(p, "write_capacity", 0)?;
+        Some((read, write))
+    };
+    let Some((table_read, table_write)) = capacity(props) else {
+        return crate::cost::known_after_apply(what, "read_capacity");
+    };
+    let mut index_capacity = (0, 0);
+    let indexes = props
+        .get("global_secondary_indexes")
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for index in indexes {
+        let Some((read, write)) = index.as_object().and_then(capacity) else {
+            return crate::cost::known_after_apply(what, "global_secondary_indexes");
+        };
+        index_capacity = (index_capacity.0 + read, index_capacity.1 + write);
+    }
+    let (read, write) = (
+        table_read + index_capacity.0,
+        table_write + index_capacity.1,
+    );
+    let split = if indexes.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (table {table_read} + {table_write}, {} global index{} {} + {})",
+            indexes.len(),
+            if indexes.len() == 1 { "" } else { "es" },
+            index_capacity.0,
+            index_capacity.1
+        )
+    };
+    CostLine::per_hour(
+        format!(
+            "{read} RCU × ${}/h + {write} WCU × ${}/h{split}",
+            price_text(prices.rcu_hour),
+            price_text(prices.wcu_hour)
+        ),
+        read as f64 * prices.rcu_hour + write as f64 * prices.wcu_hour,
+    )
+}
+
+/// Reads and writes per million request units, from the usage assumptions.
+fn on_demand_lines(
+    ctx: &plinth_core::cost::CostContext,
+    prices: &crate::cost::DynamodbPrices,
+) -> Vec<plinth_core::cost::CostLine> {
+    use plinth_core::cost::{count_text, price_text, CostLine};
+    [
+        ("reads", "dynamodb.reads", prices.read_per_million),
+        ("writes", "dynamodb.writes", prices.write_per_million),
+    ]
+    .into_iter()
+    .map(|(what, key, price)| {
+        let count = ctx.usage(key);
+        CostLine::usage_per_month(
+            format!(
+                "{} on-demand {what} × ${}/million",
+                count_text(count),
+                price_text(price)
+            ),
+            count / 1_000_000.0 * price,
+        )
+    })
+    .collect()
+}
+
 #[async_trait]
 impl ResourceType for DynamodbTable {
     fn schema(&self) -> &TypeSchema {
         &self.schema
+    }
+
+    fn cost(
+        &self,
+        props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        table_cost(props, ctx)
     }
 
     fn check(&self, props: &Props) -> Vec<PropIssue> {
@@ -1424,6 +1553,10 @@ impl ResourceType for DynamodbTable {
             return Ok(None);
         };
         Ok(tags::ours(observed, props))
+    }
+
+    fn id_from_arn(&self, arn: &str) -> Option<String> {
+        crate::arn::name_after(arn, "dynamodb", "table/")
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

@@ -77,6 +77,15 @@ impl ResourceType for DefaultVpc {
         &self.schema
     }
 
+    /// Nothing to pay for: the price table says why.
+    fn cost(
+        &self,
+        _props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        crate::cost::free(ctx, self.schema.type_name)
+    }
+
     /// A lookup has no identity of its own: reading it is looking it up again, and a
     /// region whose default VPC was deleted simply no longer has it.
     async fn read(

@@ -130,6 +130,15 @@ impl ResourceType for SecurityGroup {
         &self.schema
     }
 
+    /// Nothing to pay for: the price table says why.
+    fn cost(
+        &self,
+        _props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        crate::cost::free(ctx, self.schema.type_name)
+    }
+
     fn check(&self, props: &Props) -> Vec<PropIssue> {
         let mut issues = group_issues(props);
         for key in ["ingress", "egress"] {
@@ -249,6 +258,10 @@ impl ResourceType for SecurityGroup {
             }
             None => Ok(None),
         }
+    }
+
+    fn id_from_arn(&self, arn: &str) -> Option<String> {
+        crate::arn::name_after(arn, "ec2", "security-group/")
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
@@ -1347,7 +1360,9 @@ fn find_filters(name: &str, vpc_id: &str, props: &Props) -> Vec<Filter> {
         filter("vpc-id".into(), vpc_id),
     ];
     for (key, value) in tags::tags_of(props) {
-        if key.starts_with("plinth:") && key != "plinth:expires-at" {
+        // The times are stamps, not identity: a group is this stack's by its owner tags.
+        let stamp = key == "plinth:expires-at" || key == "plinth:created-at";
+        if key.starts_with("plinth:") && !stamp {
             filters.push(filter(format!("tag:{key}"), &value));
         }
     }

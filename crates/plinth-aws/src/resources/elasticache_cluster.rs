@@ -685,10 +685,37 @@ fn settings_request(
 // ---------------------------------------------------------------------------------------------
 // The resource type
 
+/// Cost rule: the node type's hourly price for the engine, times the number of nodes (one
+/// for Redis and Valkey, `num_nodes` for Memcached).
+fn cluster_cost(
+    props: &plinth_core::value::Props,
+    ctx: &plinth_core::cost::CostContext,
+) -> Vec<plinth_core::cost::CostLine> {
+    let what = "cache nodes";
+    let Some(engine) = plinth_core::cost::known_str(props, "engine") else {
+        return vec![crate::cost::known_after_apply(what, "engine")];
+    };
+    let Some(node_type) = plinth_core::cost::known_str(props, "node_type") else {
+        return vec![crate::cost::known_after_apply(what, "node_type")];
+    };
+    let Some(nodes) = crate::cost::known_count(props, "num_nodes", 1) else {
+        return vec![crate::cost::known_after_apply(what, "num_nodes")];
+    };
+    vec![crate::cost::cache_nodes_line(ctx, engine, node_type, nodes)]
+}
+
 #[async_trait]
 impl ResourceType for CacheCluster {
     fn schema(&self) -> &TypeSchema {
         &self.schema
+    }
+
+    fn cost(
+        &self,
+        props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        cluster_cost(props, ctx)
     }
 
     fn check(&self, props: &Props) -> Vec<PropIssue> {
@@ -756,6 +783,10 @@ impl ResourceType for CacheCluster {
             return Ok(None);
         };
         Ok(tags::ours(found, props))
+    }
+
+    fn id_from_arn(&self, arn: &str) -> Option<String> {
+        crate::arn::name_after(arn, "elasticache", "cluster:")
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

@@ -93,6 +93,15 @@ impl ResourceType for ParameterGroup {
         &self.schema
     }
 
+    /// Nothing to pay for: the price table says why.
+    fn cost(
+        &self,
+        _props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        crate::cost::free(ctx, self.schema.type_name)
+    }
+
     fn check(&self, props: &Props) -> Vec<PropIssue> {
         let mut issues = Vec::new();
         if let Some(problem) = known_str(props, "name").and_then(name_problem) {
@@ -170,6 +179,10 @@ impl ResourceType for ParameterGroup {
             return Ok(None);
         };
         Ok(tags::ours(observed, props))
+    }
+
+    fn id_from_arn(&self, arn: &str) -> Option<String> {
+        crate::arn::name_after(arn, "elasticache", "parametergroup:")
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

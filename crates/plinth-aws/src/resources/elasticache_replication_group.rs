@@ -197,10 +197,45 @@ fn schema() -> TypeSchema {
     }
 }
 
+/// Cost rule: the node type's hourly price for the engine, times every node the group runs.
+fn group_cost(
+    props: &plinth_core::value::Props,
+    ctx: &plinth_core::cost::CostContext,
+) -> Vec<plinth_core::cost::CostLine> {
+    let what = "cache nodes";
+    let engine = plinth_core::cost::known_str(props, "engine").unwrap_or(DEFAULT_ENGINE);
+    let Some(node_type) = plinth_core::cost::known_str(props, "node_type") else {
+        return vec![crate::cost::known_after_apply(what, "node_type")];
+    };
+    let Some(nodes) = group_nodes(props) else {
+        return vec![crate::cost::known_after_apply(what, "the node count")];
+    };
+    vec![crate::cost::cache_nodes_line(ctx, engine, node_type, nodes)]
+}
+
+/// How many nodes a group runs: `num_cache_clusters` (a primary and its replicas), or in
+/// cluster mode shards × (replicas + 1). `None` while a count is known only after apply.
+fn group_nodes(props: &plinth_core::value::Props) -> Option<i64> {
+    if props.contains_key("num_cache_clusters") {
+        return crate::cost::known_count(props, "num_cache_clusters", 1);
+    }
+    let shards = crate::cost::known_count(props, "num_node_groups", 1)?;
+    let replicas = crate::cost::known_count(props, "replicas_per_node_group", 0)?;
+    Some(shards * (replicas + 1))
+}
+
 #[async_trait]
 impl ResourceType for ReplicationGroup {
     fn schema(&self) -> &TypeSchema {
         &self.schema
+    }
+
+    fn cost(
+        &self,
+        props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        group_cost(props, ctx)
     }
 
     fn check(&self, props: &Props) -> Vec<PropIssue> {
@@ -291,6 +326,10 @@ impl ResourceType for ReplicationGroup {
             return Ok(None);
         };
         Ok(tags::ours(observed, props))
+    }
+
+    fn id_from_arn(&self, arn: &str) -> Option<String> {
+        crate::arn::name_after(arn, "elasticache", "replicationgroup:")
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

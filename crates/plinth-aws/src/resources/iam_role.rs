@@ -121,6 +121,15 @@ impl ResourceType for IamRole {
         &self.schema
     }
 
+    /// Nothing to pay for: the price table says why.
+    fn cost(
+        &self,
+        _props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        crate::cost::free(ctx, self.schema.type_name)
+    }
+
     fn check(&self, props: &Props) -> Vec<PropIssue> {
         let mut issues = Vec::new();
         if let Some(problem) = known_str(props, "name").and_then(name_problem) {
@@ -245,6 +254,23 @@ impl ResourceType for IamRole {
         Ok(tags::ours(observed, props))
     }
 
+    fn id_from_arn(&self, arn: &str) -> Option<String> {
+        crate::arn::last_segment_after(arn, "iam", "role/")
+    }
+
+    /// The Resource Groups Tagging API does not list IAM roles: roles are listed and their
+    /// tags read, once (roles are global; plinth keeps them in their pinned region).
+    async fn find_tagged(
+        &self,
+        ctx: &OpContext,
+        filters: &[plinth_core::teardown::TagFilter],
+    ) -> ResourceResult<Vec<plinth_core::teardown::TaggedResource>> {
+        if self.pinned_region(&Props::new()) != Some(ctx.region.as_str()) {
+            return Ok(Vec::new());
+        }
+        tagged_roles(&self.aws.iam(&ctx.region), &ctx.region, filters).await
+    }
+
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
         let client = self.aws.iam(&ctx.region);
         let name = required_name(props)?;
@@ -333,6 +359,59 @@ impl ResourceType for IamRole {
         })
         .await
     }
+}
+
+/// Roles whose tags match `filters`, as the tagging API would report them. AWS's own
+/// service-linked roles are skipped: no stack makes those.
+async fn tagged_roles(
+    client: &Client,
+    region: &str,
+    filters: &[plinth_core::teardown::TagFilter],
+) -> ResourceResult<Vec<plinth_core::teardown::TaggedResource>> {
+    let roles = client
+        .list_roles()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(errors::classify)?;
+    let mut found = Vec::new();
+    for role in roles
+        .iter()
+        .filter(|r| !r.path().starts_with("/aws-service-role/"))
+    {
+        let tags = match role_tags(client, role.role_name()).await {
+            Ok(tags) => tags,
+            // Deleted between the two calls.
+            Err(err) if err.kind == ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        };
+        if plinth_core::teardown::TagFilter::all_match(filters, &tags) {
+            found.push(plinth_core::teardown::TaggedResource {
+                arn: role.arn().to_string(),
+                region: region.to_string(),
+                tags,
+            });
+        }
+    }
+    Ok(found)
+}
+
+async fn role_tags(client: &Client, name: &str) -> ResourceResult<BTreeMap<String, String>> {
+    let tags = client
+        .list_role_tags()
+        .role_name(name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(errors::classify)?;
+    Ok(tags
+        .into_iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect())
 }
 
 impl IamRole {

@@ -163,10 +163,69 @@ fn schema() -> TypeSchema {
     }
 }
 
+/// Cost rule: requests and duration (GB-seconds at the configured memory), from the usage
+/// assumptions; Lambda@Edge (`edge: true`) at its own, global prices and without the free
+/// tier ordinary functions have.
+fn function_cost(
+    props: &plinth_core::value::Props,
+    ctx: &plinth_core::cost::CostContext,
+) -> Vec<plinth_core::cost::CostLine> {
+    use plinth_core::cost::{count_text, price_text, CostLine};
+    let edge = plinth_core::value::bool_of(props, "edge") == Some(true);
+    let kind = if edge { "Lambda@Edge" } else { "Lambda" };
+    let Some(memory_mb) = crate::cost::known_count(props, "memory_size", DEFAULT_MEMORY) else {
+        return vec![crate::cost::known_after_apply(kind, "memory_size")];
+    };
+    let arm64 = plinth_core::value::str_of(props, "architectures") == Some("arm64");
+    let prices = match crate::cost::lambda_prices(ctx, edge, arm64) {
+        Ok(prices) => prices,
+        Err(e) => return vec![CostLine::unknown(kind, e.to_string())],
+    };
+    // Lambda@Edge has no free tier.
+    let free_tier = if edge {
+        None
+    } else {
+        crate::cost::free_tier(ctx, "lambda")
+    };
+    let invocations = ctx.usage("lambda.invocations");
+    let duration_ms = ctx.usage("lambda.duration_ms");
+    let gb_seconds = invocations * duration_ms / 1000.0 * memory_mb as f64 / 1024.0;
+    vec![
+        CostLine::usage_per_month(
+            format!(
+                "{kind}: {} requests × ${}/million",
+                count_text(invocations),
+                price_text(prices.requests_per_million)
+            ),
+            invocations / 1_000_000.0 * prices.requests_per_million,
+        )
+        .with_free_tier(free_tier.clone()),
+        CostLine::usage_per_month(
+            format!(
+                "{kind}: {} GB-s ({} × {} ms × {memory_mb} MB) × ${}/GB-s",
+                count_text(gb_seconds),
+                count_text(invocations),
+                count_text(duration_ms),
+                price_text(prices.gb_second)
+            ),
+            gb_seconds * prices.gb_second,
+        )
+        .with_free_tier(free_tier),
+    ]
+}
+
 #[async_trait]
 impl ResourceType for LambdaFunction {
     fn schema(&self) -> &TypeSchema {
         &self.schema
+    }
+
+    fn cost(
+        &self,
+        props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        function_cost(props, ctx)
     }
 
     fn check(&self, props: &Props) -> Vec<PropIssue> {
@@ -277,6 +336,10 @@ impl ResourceType for LambdaFunction {
             return Ok(None);
         };
         Ok(tags::ours(observed, props))
+    }
+
+    fn id_from_arn(&self, arn: &str) -> Option<String> {
+        crate::arn::name_after(arn, "lambda", "function:")
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

@@ -120,10 +120,61 @@ fn block_props() -> Vec<Prop> {
     ]
 }
 
+/// Cost rule: S3 Standard storage and requests, from the usage assumptions (the objects in
+/// the bucket, synced by `s3.objects` or not, are the assumed storage).
+fn bucket_cost(
+    _props: &plinth_core::value::Props,
+    ctx: &plinth_core::cost::CostContext,
+) -> Vec<plinth_core::cost::CostLine> {
+    use plinth_core::cost::{count_text, price_text, CostLine};
+    let prices = match crate::cost::s3_prices(ctx) {
+        Ok(prices) => prices,
+        Err(e) => return vec![CostLine::unknown("S3 storage and requests", e.to_string())],
+    };
+    let gb = ctx.usage("s3.storage_gb");
+    let puts = ctx.usage("s3.put_requests");
+    let gets = ctx.usage("s3.get_requests");
+    vec![
+        CostLine::usage_per_month(
+            format!(
+                "{} GB stored × ${}/GB-month",
+                count_text(gb),
+                price_text(prices.storage_gb_month)
+            ),
+            gb * prices.storage_gb_month,
+        )
+        .with_free_tier(crate::cost::free_tier(ctx, "s3")),
+        CostLine::usage_per_month(
+            format!(
+                "{} PUT requests × ${}/1,000",
+                count_text(puts),
+                price_text(prices.put_per_1000)
+            ),
+            puts / 1000.0 * prices.put_per_1000,
+        ),
+        CostLine::usage_per_month(
+            format!(
+                "{} GET requests × ${}/1,000",
+                count_text(gets),
+                price_text(prices.get_per_1000)
+            ),
+            gets / 1000.0 * prices.get_per_1000,
+        ),
+    ]
+}
+
 #[async_trait]
 impl ResourceType for Bucket {
     fn schema(&self) -> &TypeSchema {
         &self.schema
+    }
+
+    fn cost(
+        &self,
+        props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        bucket_cost(props, ctx)
     }
 
     fn check(&self, props: &Props) -> Vec<PropIssue> {
@@ -186,6 +237,10 @@ impl ResourceType for Bucket {
             return Ok(None);
         };
         Ok(tags::ours(observed, props))
+    }
+
+    fn id_from_arn(&self, arn: &str) -> Option<String> {
+        crate::arn::name_after(arn, "s3", "")
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {

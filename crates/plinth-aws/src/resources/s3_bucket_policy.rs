@@ -72,6 +72,15 @@ impl ResourceType for BucketPolicy {
         &self.schema
     }
 
+    /// Nothing to pay for: the price table says why.
+    fn cost(
+        &self,
+        _props: &plinth_core::value::Props,
+        ctx: &plinth_core::cost::CostContext,
+    ) -> Vec<plinth_core::cost::CostLine> {
+        crate::cost::free(ctx, self.schema.type_name)
+    }
+
     fn check(&self, props: &Props) -> Vec<PropIssue> {
         let mut issues = Vec::new();
         if let Some(problem) = known_str(props, "bucket").and_then(bucket_name_problem) {

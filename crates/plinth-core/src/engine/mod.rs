@@ -132,7 +132,7 @@ pub async fn apply(req: ApplyRequest<'_>) -> Result<ApplyReport, EngineError> {
         live: live.clone(),
         results: BTreeMap::new(),
     };
-    run.record_expiry()?;
+    run.record_stamps()?;
     let interrupted = run.execute().await?;
     let results = run.ordered_results();
     let mut state = lock(&live).clone();
@@ -171,7 +171,9 @@ enum StepOutput {
 }
 
 impl Run<'_> {
-    fn record_expiry(&self) -> Result<(), EngineError> {
+    /// Records the environment's times before any resource is touched, so a killed run
+    /// keeps the ones its resources were tagged with.
+    fn record_stamps(&self) -> Result<(), EngineError> {
         if self.req.plan.mode != Mode::Apply {
             return Ok(());
         }
@@ -179,7 +181,15 @@ impl Run<'_> {
             expires_at: self.req.plan.expires_at.clone(),
             expires_after: self.req.plan.expires_after.clone(),
         };
-        self.journal(&entry)
+        self.journal(&entry)?;
+        // A plan saved by an older plinth has no creation time: keep the state's.
+        if self.req.plan.created_at.is_none() {
+            return Ok(());
+        }
+        let created = JournalEntry::Created {
+            created_at: self.req.plan.created_at.clone(),
+        };
+        self.journal(&created)
     }
 
     fn journal(&self, entry: &JournalEntry) -> Result<(), EngineError> {
@@ -801,5 +811,6 @@ fn finish_state(state: &mut State, plan: &Plan, results: &[StepResult], interrup
     if plan.mode == Mode::Destroy && state.resources.is_empty() {
         state.expires_at = None;
         state.expires_after = None;
+        state.created_at = None;
     }
 }

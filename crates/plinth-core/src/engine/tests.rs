@@ -1089,6 +1089,39 @@ async fn the_expiry_is_recorded_by_apply_and_kept_by_later_plans() {
 }
 
 #[tokio::test]
+async fn the_creation_time_is_recorded_by_apply_kept_by_later_applies_and_cleared_by_destroy() {
+    let h = Harness::new();
+    let text = stack_text(&[thing("a", &[])]);
+    let (plan, report, _) = h.converge(&text, Mode::Apply).await;
+    assert!(report.ok());
+    let created = plan.created_at.clone().expect("stamped");
+    assert!(humantime::parse_rfc3339(&created).is_ok(), "{created}");
+    assert_eq!(
+        h.stored_state().created_at.as_deref(),
+        Some(created.as_str())
+    );
+    let (_, a) = h.cloud.object_named("a").expect("a");
+    assert_eq!(a.props["tags"]["plinth:created-at"], json!(created));
+
+    // Another resource, a second later: it gets the environment's time, not its own.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let text = stack_text(&[thing("a", &[]), thing("b", &[])]);
+    let (plan, report, _) = h.converge(&text, Mode::Apply).await;
+    assert!(report.ok());
+    assert_eq!(plan.counts().create, 1, "a is unchanged");
+    let (_, b) = h.cloud.object_named("b").expect("b");
+    assert_eq!(b.props["tags"]["plinth:created-at"], json!(created));
+
+    let (_, report, _) = h.converge(&text, Mode::Destroy).await;
+    assert!(report.ok());
+    assert_eq!(
+        h.stored_state().created_at,
+        None,
+        "the next apply is a new environment"
+    );
+}
+
+#[tokio::test]
 async fn destroying_after_an_interrupted_create_deletes_the_resource_the_service_made() {
     let h = Harness::new();
     h.cloud.set_op_latency(Op::Create, "a", ms(2_000));

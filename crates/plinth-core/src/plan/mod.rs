@@ -144,6 +144,9 @@ pub struct Plan {
     pub expires_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_after: Option<String>,
+    /// When the environment was first applied (stamped as `plinth:created-at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
     pub resources: Vec<ResourceChange>,
     pub outputs: Vec<OutputChange>,
     /// Values to mask wherever they appear (sensitive variables). Saved plan files carry
@@ -159,6 +162,17 @@ pub struct Counts {
     pub update: usize,
     pub replace: usize,
     pub delete: usize,
+}
+
+impl Counts {
+    /// Resources a plan adds: a replacement adds one (and destroys one).
+    pub fn to_add(&self) -> usize {
+        self.create + self.replace
+    }
+    /// Resources a plan destroys, replacements included.
+    pub fn to_destroy(&self) -> usize {
+        self.delete + self.replace
+    }
 }
 
 impl Plan {

@@ -90,10 +90,12 @@ pub async fn make_plan(req: PlanRequest<'_>) -> Result<Plan, PlanError> {
     check_targets(&req)?;
     let refreshed = refresh(&req).await?;
     let (expires_at, expires_after) = expiry(&req);
+    let created_at = created_at(&req);
     let mut planner = Planner {
         req: &req,
         refreshed: &refreshed,
         expires_at: expires_at.clone(),
+        created_at: created_at.clone(),
         planned_attrs: BTreeMap::new(),
     };
     let mut resources = match req.mode {
@@ -115,6 +117,7 @@ pub async fn make_plan(req: PlanRequest<'_>) -> Result<Plan, PlanError> {
         serial: req.state.serial,
         expires_at,
         expires_after,
+        created_at,
         resources,
         outputs,
         sensitive_values: req.stack.sensitive_values(),
@@ -141,6 +144,17 @@ fn expiry(req: &PlanRequest) -> (Option<String>, Option<String>) {
     }
     let at = humantime::format_rfc3339_seconds(req.now + e.duration).to_string();
     (Some(at), Some(e.text.clone()))
+}
+
+/// `plinth:created-at` is stamped once per environment: the state's time while it has one,
+/// now for an environment applied for the first time (or again after a full destroy).
+/// A destroy stamps nothing.
+fn created_at(req: &PlanRequest) -> Option<String> {
+    match (&req.state.created_at, req.mode) {
+        (Some(at), _) => Some(at.clone()),
+        (None, Mode::Apply) => Some(humantime::format_rfc3339_seconds(req.now).to_string()),
+        (None, Mode::Destroy) => None,
+    }
 }
 
 async fn refresh(req: &PlanRequest<'_>) -> Result<BTreeMap<String, Refreshed>, PlanError> {
@@ -285,6 +299,7 @@ struct Planner<'a> {
     req: &'a PlanRequest<'a>,
     refreshed: &'a BTreeMap<String, Refreshed>,
     expires_at: Option<String>,
+    created_at: Option<String>,
     /// Attributes of each planned resource as they will be after apply (unknown where
     /// only apply can tell).
     planned_attrs: BTreeMap<String, Props>,
@@ -331,7 +346,11 @@ impl Planner<'_> {
     async fn plan_resource(&self, decl: &ResourceDecl) -> Result<ResourceChange, PlanError> {
         let rt = self.rt(&decl.name, &decl.type_name)?;
         let schema = rt.schema();
-        let template = desired_template(decl, self.req.stack, schema, self.expires_at.as_deref());
+        let stamps = Stamps {
+            created_at: self.created_at.as_deref(),
+            expires_at: self.expires_at.as_deref(),
+        };
+        let template = desired_template(decl, self.req.stack, schema, &stamps);
         let mut desired = self.evaluate(&template);
         let base_dir = self
             .req
@@ -623,13 +642,22 @@ impl Planner<'_> {
     }
 }
 
+/// The environment's times, stamped on every taggable resource.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stamps<'a> {
+    /// `plinth:created-at`: when the environment was first applied.
+    pub created_at: Option<&'a str>,
+    /// `plinth:expires-at`: when `sweep --expired` may remove it.
+    pub expires_at: Option<&'a str>,
+}
+
 /// The properties to evaluate: the declared ones, with the stack's tags, the resource's
 /// own and the `plinth:*` tags merged for taggable types.
 pub fn desired_template(
     decl: &ResourceDecl,
     stack: &Stack,
     schema: &TypeSchema,
-    expires_at: Option<&str>,
+    stamps: &Stamps,
 ) -> SpannedExpr {
     let mut template = decl.props.clone();
     if !schema.taggable {
@@ -662,7 +690,10 @@ pub fn desired_template(
         ("plinth:workspace", stack.workspace.clone()),
         ("plinth:resource", decl.name.clone()),
     ];
-    if let Some(at) = expires_at {
+    if let Some(at) = stamps.created_at {
+        plinth.push(("plinth:created-at", at.to_string()));
+    }
+    if let Some(at) = stamps.expires_at {
         plinth.push(("plinth:expires-at", at.to_string()));
     }
     for (k, v) in plinth {

@@ -75,9 +75,9 @@ pub fn summary(plan: &Plan) -> String {
     let c = plan.counts();
     format!(
         "Plan: {} to add, {} to change, {} to destroy.",
-        c.create + c.replace,
+        c.to_add(),
         c.update,
-        c.delete + c.replace
+        c.to_destroy()
     )
 }
 
@@ -378,13 +378,25 @@ pub fn time_left(at: &str) -> String {
         return "unknown".into();
     };
     let now = std::time::SystemTime::now();
-    let round = |d: std::time::Duration| {
-        humantime::format_duration(std::time::Duration::from_secs(d.as_secs() / 60 * 60))
-            .to_string()
-    };
     match when.duration_since(now) {
-        Ok(left) => format!("{} left", round(left)),
-        Err(e) => format!("expired {} ago", round(e.duration())),
+        Ok(left) => format!("{} left", short_span(left)),
+        Err(e) => format!("expired {} ago", short_span(e.duration())),
+    }
+}
+
+/// A span to the minute, as people write it: `2d 23h 59m`, `7h 5m`, `3m`.
+pub fn short_span(d: std::time::Duration) -> String {
+    let minutes = d.as_secs() / 60;
+    let (days, hours, mins) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    let parts: Vec<String> = [(days, "d"), (hours, "h"), (mins, "m")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if parts.is_empty() {
+        "0m".into()
+    } else {
+        parts.join(" ")
     }
 }
 

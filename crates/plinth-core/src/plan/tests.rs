@@ -9,7 +9,7 @@ use crate::plan::{Action, Mode, Plan, PlanError, ResourceChange};
 use crate::resource::ResourceError;
 use crate::stack::Lifecycle;
 use crate::state::{OutputState, ResourceState, State, Status};
-use crate::testing::{canonical, empty_state, ready, Harness, Op};
+use crate::testing::{canonical, empty_state, ready, Harness, Op, CREATED_AT};
 use crate::value::{is_unknown, Props, SENSITIVE_DISPLAY, UNKNOWN, UNKNOWN_DISPLAY};
 
 const HEAD: &str = "stack: demo\nregion: us-east-1\n";
@@ -425,13 +425,14 @@ async fn mutual_rule_references_plan_as_two_creates_one_of_them_deferred() {
 #[tokio::test]
 async fn stack_tags_and_resource_tags_merge_and_plinth_tags_cannot_be_overridden() {
     let h = Harness::new();
-    let body = "tags:\n  course: aws\n  owner: stack\nresources:\n  a:\n    type: test.thing\n    name: a\n    tags:\n      owner: me\n      plinth:stack: forged\n";
+    let body = "tags:\n  course: aws\n  owner: stack\nresources:\n  a:\n    type: test.thing\n    name: a\n    tags:\n      owner: me\n      plinth:stack: forged\n      plinth:created-at: \"1999-01-01T00:00:00Z\"\n";
     let p = plan(&h, body, &empty_state()).await;
     assert_eq!(
         Value::Object(after(&p, "a")["tags"].as_object().cloned().expect("tags")),
         json!({
             "course": "aws",
             "owner": "me",
+            "plinth:created-at": CREATED_AT,
             "plinth:resource": "a",
             "plinth:stack": "demo",
             "plinth:workspace": "default",
@@ -832,6 +833,51 @@ async fn without_expires_after_no_expiry_tag_is_added() {
     assert!(after(&p, "a")["tags"].get("plinth:expires-at").is_none());
 }
 
+#[tokio::test]
+async fn a_new_environment_is_stamped_with_its_creation_time_in_utc_seconds() {
+    let h = Harness::new();
+    let stack = h.stack(&text(ONE));
+    let now = at_epoch(1_700_000_000) + Duration::from_millis(750);
+    let fresh = crate::state::State::new("demo", "default");
+    let p = h
+        .plan_at(&stack, &fresh, Mode::Apply, &[], now)
+        .await
+        .expect("plan");
+    assert_eq!(p.created_at.as_deref(), Some("2023-11-14T22:13:20Z"));
+    assert_eq!(
+        after(&p, "a")["tags"]["plinth:created-at"],
+        json!("2023-11-14T22:13:20Z")
+    );
+}
+
+#[tokio::test]
+async fn the_creation_time_is_kept_by_later_plans_and_never_stamped_by_a_destroy() {
+    let h = Harness::new();
+    let stack = h.stack(&text(ONE));
+    let p = h
+        .plan_at(
+            &stack,
+            &empty_state(),
+            Mode::Apply,
+            &[],
+            at_epoch(1_800_000_000),
+        )
+        .await
+        .expect("plan");
+    assert_eq!(p.created_at.as_deref(), Some(CREATED_AT));
+    assert_eq!(
+        after(&p, "a")["tags"]["plinth:created-at"],
+        json!(CREATED_AT)
+    );
+
+    let fresh = crate::state::State::new("demo", "default");
+    let p = h
+        .plan_at(&stack, &fresh, Mode::Destroy, &[], at_epoch(1_800_000_000))
+        .await
+        .expect("plan");
+    assert_eq!(p.created_at, None);
+}
+
 // ---------------------------------------------------------------------------------------
 // Rendering
 // ---------------------------------------------------------------------------------------
@@ -1009,4 +1055,20 @@ async fn a_create_before_destroy_replacement_shows_its_own_symbol() {
         "{shown}"
     );
     assert!(shown.contains("# forces replacement"), "{shown}");
+}
+
+#[test]
+fn time_spans_read_as_people_write_them() {
+    use crate::plan::render::short_span;
+    use std::time::Duration;
+    assert_eq!(
+        short_span(Duration::from_secs(3 * 86400 - 60)),
+        "2d 23h 59m"
+    );
+    assert_eq!(
+        short_span(Duration::from_secs(7 * 3600 + 5 * 60 + 59)),
+        "7h 5m"
+    );
+    assert_eq!(short_span(Duration::from_secs(86400)), "1d");
+    assert_eq!(short_span(Duration::from_secs(30)), "0m");
 }

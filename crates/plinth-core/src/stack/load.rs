@@ -45,6 +45,20 @@ pub fn declared_region(path: &Path) -> Option<String> {
     root.get("region")?.as_str().map(str::to_string)
 }
 
+/// The variables a stack file declares, if it parses: lets a caller check values given
+/// elsewhere (a roster line) against them before, and apart from, the full load.
+pub fn declared_vars(path: &Path) -> Option<Vec<vars::VarDecl>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let file = SourceFile::new(path, text);
+    let root = yaml::parse(&file).ok()?;
+    let mut ignored = Diagnostics::default();
+    Some(
+        root.get("vars")
+            .map(|n| vars::declarations(&file, n, &mut ignored))
+            .unwrap_or_default(),
+    )
+}
+
 /// Reads and checks a stack file. Warnings come back with the stack; errors instead of it.
 pub fn load(
     path: &Path,
@@ -263,12 +277,13 @@ impl Loader<'_> {
     fn expiry(&mut self, node: &Node) -> Option<Expiry> {
         let text = self.string(node, "`expires_after`")?;
         match humantime::parse_duration(&text) {
-            Ok(duration) if duration >= Duration::from_secs(60) => Some(Expiry { text, duration }),
+            // Any positive time: a course lab lives for hours, a test of `sweep` for seconds.
+            Ok(duration) if duration >= Duration::from_secs(1) => Some(Expiry { text, duration }),
             _ => {
                 self.error(
                     node.span,
                     format!(
-                        "`{text}` is not a duration: expected e.g. 90m, 8h or 3d (at least 1m)"
+                        "`{text}` is not a duration: expected e.g. 90m, 8h or 3d (at least 1s)"
                     ),
                 );
                 None

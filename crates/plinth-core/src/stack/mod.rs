@@ -97,6 +97,24 @@ pub struct OutputDecl {
 }
 
 impl Stack {
+    /// A stack that declares nothing, standing for a state file whose stack file is not at
+    /// hand (`sweep` destroying an expired environment): a destroy plan against it deletes
+    /// everything the state records, with each resource's lifecycle as the state kept it.
+    pub fn declaring_nothing(state_file: &std::path::Path, name: &str, workspace: &str) -> Stack {
+        Stack {
+            file: SourceFile::new(state_file, ""),
+            name: name.to_string(),
+            region: String::new(),
+            description: None,
+            workspace: workspace.to_string(),
+            tags: BTreeMap::new(),
+            expires_after: None,
+            vars: Vec::new(),
+            resources: Vec::new(),
+            outputs: Vec::new(),
+        }
+    }
+
     pub fn resource(&self, name: &str) -> Option<&ResourceDecl> {
         self.resources.iter().find(|r| r.name == name)
     }

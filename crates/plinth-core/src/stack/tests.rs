@@ -964,10 +964,10 @@ fn a_bad_expires_after_says_what_a_duration_looks_like() {
     assert_mentions(&d, &["`soon` is not a duration", "8h"]);
 
     let text =
-        with_head("expires_after: 30s\nresources:\n  a:\n    type: test.thing\n    name: a\n");
+        with_head("expires_after: 0s\nresources:\n  a:\n    type: test.thing\n    name: a\n");
     let d = only_error(&text);
-    assert_eq!(at(&d), position(&text, "30s"));
-    assert_mentions(&d, &["at least 1m"]);
+    assert_eq!(at(&d), position(&text, "0s"));
+    assert_mentions(&d, &["at least 1s"]);
 }
 
 #[test]

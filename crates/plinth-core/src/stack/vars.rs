@@ -170,7 +170,7 @@ fn declaration(
     decl
 }
 
-fn is_var_name(name: &str) -> bool {
+pub(crate) fn is_var_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -309,7 +309,7 @@ fn apply_pair(
 }
 
 /// A `--var` string as the variable's type.
-fn convert(raw: &str, var_type: VarType) -> Result<Value, &'static str> {
+pub(crate) fn convert(raw: &str, var_type: VarType) -> Result<Value, &'static str> {
     match var_type {
         VarType::String | VarType::Any => Ok(Value::String(raw.to_string())),
         VarType::Number => raw
@@ -344,7 +344,11 @@ fn convert(raw: &str, var_type: VarType) -> Result<Value, &'static str> {
     }
 }
 
-fn unknown_var(at: Option<(&SourceFile, Span)>, name: &str, decls: &[VarDecl]) -> Diagnostic {
+pub(crate) fn unknown_var(
+    at: Option<(&SourceFile, Span)>,
+    name: &str,
+    decls: &[VarDecl],
+) -> Diagnostic {
     let names: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
     let message = if names.is_empty() {
         format!("unknown variable `{name}`: the stack declares no variables")

@@ -15,6 +15,17 @@ use crate::value::Props;
 
 pub const STATE_VERSION: u32 = 1;
 
+/// Why `name` cannot be a workspace, if it cannot: it names a folder under `.plinth/<stack>/`
+/// and is stamped on every resource as `plinth:workspace`, so it stays plain.
+pub fn workspace_name_problem(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    (!ok).then(|| format!("`{name}`: expected letters, digits, `-` and `_` (at most 64)"))
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct State {
     pub version: u32,
@@ -28,6 +39,10 @@ pub struct State {
     /// The `expires_after` that `expires_at` was computed from; a new value re-stamps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_after: Option<String>,
+    /// When the environment was first applied (RFC 3339, UTC, seconds): stamped once as
+    /// `plinth:created-at`, so `sweep` can tell an environment's age without its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
     #[serde(default)]
     pub resources: BTreeMap<String, ResourceState>,
     #[serde(default)]
@@ -91,6 +106,7 @@ impl State {
             workspace: workspace.to_string(),
             expires_at: None,
             expires_after: None,
+            created_at: None,
             resources: BTreeMap::new(),
             outputs: BTreeMap::new(),
         }
@@ -120,6 +136,7 @@ impl State {
                 self.expires_at = expires_at.clone();
                 self.expires_after = expires_after.clone();
             }
+            JournalEntry::Created { created_at } => self.created_at = created_at.clone(),
         }
     }
 }
@@ -146,5 +163,9 @@ pub enum JournalEntry {
     Expiry {
         expires_at: Option<String>,
         expires_after: Option<String>,
+    },
+    /// When the environment was first applied.
+    Created {
+        created_at: Option<String>,
     },
 }

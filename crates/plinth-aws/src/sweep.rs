@@ -1,0 +1,40 @@
+//! The order `sweep` deletes resources in when no state records how they depend on each
+//! other: what uses something goes before what it uses.
+//!
+//! A distribution holds its certificate, its functions' replicas, its cache policies and
+//! origin access controls, and reads its bucket; a cache holds its subnet and parameter
+//! groups and its security groups; a function holds its role.
+
+/// Resource types, first deleted first. Types not listed go after these, before roles.
+pub const TEARDOWN_ORDER: &[&str] = &[
+    "cloudfront.distribution",
+    "lambda.function",
+    "acm.certificate",
+    "cloudfront.cache_policy",
+    "cloudfront.origin_access_control",
+    "s3.bucket_policy",
+    "s3.objects",
+    "s3.bucket",
+    // A replication group's member clusters go with it.
+    "elasticache.replication_group",
+    "elasticache.cluster",
+    "elasticache.subnet_group",
+    "elasticache.parameter_group",
+    "dynamodb.items",
+    "dynamodb.table",
+    "ec2.security_group",
+];
+
+/// Roles go last: anything above may still run as one.
+pub const LAST: &[&str] = &["iam.role"];
+
+/// Where a type's resources come in the teardown: lower goes first.
+pub fn teardown_rank(type_name: &str) -> usize {
+    if let Some(i) = TEARDOWN_ORDER.iter().position(|t| *t == type_name) {
+        return i;
+    }
+    match LAST.iter().position(|t| *t == type_name) {
+        Some(i) => TEARDOWN_ORDER.len() + 1 + i,
+        None => TEARDOWN_ORDER.len(),
+    }
+}

@@ -1,0 +1,457 @@
+//! `--roster FILE` for `plan`, `apply` and `destroy`: one environment per student. Each
+//! student's environment goes through the very functions a single workspace goes through
+//! (`plan_environment`, `apply_environment`, `destroy_environment`), in its own workspace
+//! with its own variables, several at once; one student's failure never stops the others.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use futures::StreamExt;
+use plinth_aws::Aws;
+use plinth_core::plan::Plan;
+use plinth_core::roster::{self, Roster, Student, STUDENT_VAR};
+use plinth_core::stack::vars::VarDecl;
+use tokio::sync::watch;
+
+use super::apply::{
+    apply_environment, destroy_environment, first_line, watch_interrupts, ApplyArgs, DestroyArgs,
+    EnvOutcome, EnvResult, EnvRun,
+};
+use super::plan::{plan_environment, show, PlanArgs, PlanView};
+use super::ui::short_duration;
+use super::{
+    connect_for_stack, display_path, fail, load_stack, offline_registry, print_stats, stack_path,
+    CliError, CliResult, GlobalArgs, Session, Ui,
+};
+
+/// The roster options `plan`, `apply` and `destroy` share.
+#[derive(Debug, Args, Clone)]
+pub struct RosterArgs {
+    /// One environment per student listed in FILE (one per line: `NAME [VAR=VALUE…]`; see
+    /// docs/roster.md), each in its own workspace with its own variables.
+    #[arg(long, value_name = "FILE")]
+    pub roster: Option<PathBuf>,
+    /// With --roster: how many environments are worked on at once (--parallelism still
+    /// bounds the operations within each).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u16).range(1..),
+        requires = "roster"
+    )]
+    pub max_environments: u16,
+}
+
+/// What the roster does to each student's environment.
+#[derive(Clone, Copy)]
+enum RosterCommand<'a> {
+    Plan(&'a PlanArgs),
+    Apply(&'a ApplyArgs),
+    Destroy(&'a DestroyArgs),
+}
+
+impl RosterCommand<'_> {
+    fn verb(self) -> &'static str {
+        match self {
+            RosterCommand::Plan(_) => "plan",
+            RosterCommand::Apply(_) => "apply",
+            RosterCommand::Destroy(_) => "destroy",
+        }
+    }
+
+    fn done(self) -> &'static str {
+        match self {
+            RosterCommand::Plan(_) => "planned",
+            RosterCommand::Apply(_) => "applied",
+            RosterCommand::Destroy(_) => "destroyed",
+        }
+    }
+
+    /// The summary table's count columns: planned, or done.
+    fn count_headers(self) -> [&'static str; 3] {
+        match self {
+            RosterCommand::Plan(_) => ["to add", "to change", "to destroy"],
+            _ => ["added", "changed", "destroyed"],
+        }
+    }
+}
+
+pub async fn plan(global: &GlobalArgs, roster: &Path, args: &PlanArgs, ui: &Ui) -> CliResult {
+    if args.json || args.out.is_some() {
+        return fail("--roster prints each student's plan for people; --json and -o are for one workspace at a time (--workspace NAME)");
+    }
+    let rows = run(global, roster, &args.stack, RosterCommand::Plan(args), ui).await?;
+    let code = exit_code(&rows);
+    let changes = rows.iter().any(|r| r.outcome.result == EnvResult::Changes);
+    Ok(if code == 0 && args.detailed_exitcode && changes {
+        2
+    } else {
+        code
+    })
+}
+
+pub async fn apply(global: &GlobalArgs, roster: &Path, args: &ApplyArgs, ui: &Ui) -> CliResult {
+    require_yes(args.yes, "apply")?;
+    if let Some(path) = &args.stack_or_plan {
+        if super::apply::is_plan_file(path) {
+            return fail(format!(
+                "--roster applies a stack file to each student; {} is a saved plan of one workspace",
+                path.display()
+            ));
+        }
+    }
+    let rows = run(
+        global,
+        roster,
+        &args.stack_or_plan,
+        RosterCommand::Apply(args),
+        ui,
+    )
+    .await?;
+    Ok(exit_code(&rows))
+}
+
+pub async fn destroy(global: &GlobalArgs, roster: &Path, args: &DestroyArgs, ui: &Ui) -> CliResult {
+    require_yes(args.yes, "destroy")?;
+    let rows = run(
+        global,
+        roster,
+        &args.stack,
+        RosterCommand::Destroy(args),
+        ui,
+    )
+    .await?;
+    Ok(exit_code(&rows))
+}
+
+/// Nobody confirms N plans one by one: a roster acts only with `--yes`.
+fn require_yes(yes: bool, verb: &str) -> Result<(), CliError> {
+    if yes {
+        return Ok(());
+    }
+    fail(format!(
+        "{verb} --roster works on every student's environment without asking for each: pass --yes to go ahead (`plinth plan --roster FILE` shows what would change)"
+    ))
+}
+
+/// Everything each student's run shares.
+struct RosterRun<'a> {
+    global: &'a GlobalArgs,
+    roster: &'a Roster,
+    stack_path: PathBuf,
+    decls: Vec<VarDecl>,
+    aws: Arc<Aws>,
+    command: RosterCommand<'a>,
+    cancel: watch::Receiver<bool>,
+    ui: &'a Ui,
+}
+
+/// One line of the summary table.
+struct Row {
+    student: String,
+    outcome: EnvOutcome,
+    elapsed: Duration,
+}
+
+/// Checks the roster (nothing runs if it has a problem), then runs every student, at most
+/// `--max-environments` at once, and prints the summary table.
+async fn run(
+    global: &GlobalArgs,
+    roster_path: &Path,
+    stack_arg: &Option<PathBuf>,
+    command: RosterCommand<'_>,
+    ui: &Ui,
+) -> Result<Vec<Row>, CliError> {
+    if global.workspace != "default" {
+        return fail(format!(
+            "--roster gives each student their own workspace; --workspace (or PLINTH_WORKSPACE) `{}` would contradict it",
+            global.workspace
+        ));
+    }
+    let roster = roster::read(roster_path).map_err(CliError::Diagnostics)?;
+    let path = stack_path(global, stack_arg);
+    let decls = declared_vars(global, &path, ui)?;
+    let aws = connect_for_stack(global, &path).await;
+    let (cancel, interrupts) = watch_interrupts(ui);
+    let context = RosterRun {
+        global,
+        roster: &roster,
+        stack_path: path,
+        decls,
+        aws: aws.clone(),
+        command,
+        cancel,
+        ui,
+    };
+    let started = Instant::now();
+    let rows: Vec<Row> = futures::stream::iter(&roster.students)
+        .map(|student| run_student(&context, student))
+        .buffered(max_environments(command).into())
+        .collect()
+        .await;
+    interrupts.abort();
+    print_summary(&context, &rows, started.elapsed());
+    print_stats(global, &aws);
+    Ok(rows)
+}
+
+fn max_environments(command: RosterCommand<'_>) -> u16 {
+    match command {
+        RosterCommand::Plan(a) => a.roster.max_environments,
+        RosterCommand::Apply(a) => a.roster.max_environments,
+        RosterCommand::Destroy(a) => a.roster.max_environments,
+    }
+}
+
+/// The stack's variable declarations, to give each student their `student` variable and
+/// check their line's variables. A stack file that does not even parse fails the whole
+/// command here, once, instead of once per student.
+fn declared_vars(global: &GlobalArgs, path: &Path, ui: &Ui) -> Result<Vec<VarDecl>, CliError> {
+    match plinth_core::stack::load::declared_vars(path) {
+        Some(decls) => Ok(decls),
+        None => {
+            load_stack(
+                global,
+                path,
+                &offline_registry(),
+                Some("us-east-1".into()),
+                ui,
+            )?;
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// One student's environment, timed, with every failure turned into its summary row.
+async fn run_student(context: &RosterRun<'_>, student: &Student) -> Row {
+    let started = Instant::now();
+    let outcome = if *context.cancel.borrow() {
+        EnvOutcome::not_started()
+    } else {
+        let ui = context.ui.prefixed(&student.name);
+        match environment(context, student, &ui).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                ui.error(&e);
+                EnvOutcome::failed(cause(&e))
+            }
+        }
+    };
+    Row {
+        student: student.name.clone(),
+        outcome,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Exactly what the single-workspace command does, in the student's workspace with the
+/// student's variables.
+async fn environment(
+    context: &RosterRun<'_>,
+    student: &Student,
+    ui: &Ui,
+) -> Result<EnvOutcome, CliError> {
+    context
+        .roster
+        .check_vars(student, &context.decls)
+        .map_err(CliError::Diagnostics)?;
+    let global = student_args(context, student);
+    let session = Session::load(&global, context.aws.clone(), &context.stack_path, ui).await?;
+    match context.command {
+        RosterCommand::Plan(args) => {
+            let plan = plan_environment(&session, args).await?;
+            let view = if args.full {
+                PlanView::Full
+            } else {
+                PlanView::SummaryLine
+            };
+            show(&plan, &session.registry, view, ui);
+            Ok(planned(&plan))
+        }
+        RosterCommand::Apply(args) => {
+            let run = in_roster(context, EnvRun::of_apply(args));
+            apply_environment(&session, &run, ui).await
+        }
+        RosterCommand::Destroy(args) => {
+            let run = in_roster(context, EnvRun::of_destroy(args));
+            destroy_environment(&session, &run, ui).await
+        }
+    }
+}
+
+/// The command's global options for one student: their workspace, and their variables on
+/// top of the shared `--var`/`--var-file`.
+fn student_args(context: &RosterRun<'_>, student: &Student) -> GlobalArgs {
+    let declares_student = context.decls.iter().any(|d| d.name == STUDENT_VAR);
+    let mut global = context.global.clone();
+    global.workspace = student.name.clone();
+    global.vars.extend(student.var_pairs(declares_student));
+    global
+}
+
+/// A run that already has its confirmation (`--yes`), prints one summary line for its
+/// plan, and stops on the roster's Ctrl-C.
+fn in_roster(context: &RosterRun<'_>, run: EnvRun) -> EnvRun {
+    EnvRun {
+        plan_view: PlanView::SummaryLine,
+        cancel: Some(context.cancel.clone()),
+        ..run
+    }
+}
+
+fn planned(plan: &Plan) -> EnvOutcome {
+    let counts = plan.counts();
+    let mut outcome = if plan.has_changes() {
+        EnvOutcome::planned_changes()
+    } else {
+        EnvOutcome::no_changes()
+    };
+    outcome.added = counts.to_add();
+    outcome.changed = counts.update;
+    outcome.destroyed = counts.to_destroy();
+    outcome
+}
+
+/// A failed student's root error, one line.
+fn cause(e: &CliError) -> String {
+    match e {
+        CliError::Diagnostics(d) => {
+            let mut errors = d.errors();
+            let first = errors.next().map(ToString::to_string).unwrap_or_default();
+            match errors.count() {
+                0 => first_line(&first),
+                more => format!("{} (and {more} more)", first_line(&first)),
+            }
+        }
+        CliError::Message(m) => first_line(m),
+    }
+}
+
+/// 1 when any student failed, 130 when the run was interrupted, else 0.
+fn exit_code(rows: &[Row]) -> u8 {
+    let any = |f: fn(&EnvResult) -> bool| rows.iter().any(|r| f(&r.outcome.result));
+    if any(|r| matches!(r, EnvResult::Failed(_))) {
+        1
+    } else if any(|r| matches!(r, EnvResult::Interrupted | EnvResult::NotStarted)) {
+        130
+    } else {
+        0
+    }
+}
+
+fn result_text(result: &EnvResult) -> &'static str {
+    match result {
+        EnvResult::Ok => "ok",
+        EnvResult::NoChanges => "no changes",
+        EnvResult::Changes => "changes",
+        EnvResult::Failed(_) => "failed",
+        EnvResult::Interrupted => "interrupted",
+        EnvResult::NotStarted => "not started",
+    }
+}
+
+/// The per-student table, then one sentence naming who failed.
+fn print_summary(context: &RosterRun<'_>, rows: &[Row], elapsed: Duration) {
+    let ui = context.ui;
+    let [add, change, destroy] = context.command.count_headers();
+    let mut table = vec![[
+        "student".to_string(),
+        "result".to_string(),
+        add.to_string(),
+        change.to_string(),
+        destroy.to_string(),
+        "time".to_string(),
+        "cause".to_string(),
+    ]];
+    for row in rows {
+        let o = &row.outcome;
+        let cause = match &o.result {
+            EnvResult::Failed(c) => c.clone(),
+            _ => String::new(),
+        };
+        table.push([
+            row.student.clone(),
+            result_text(&o.result).to_string(),
+            o.added.to_string(),
+            o.changed.to_string(),
+            o.destroyed.to_string(),
+            short_duration(row.elapsed),
+            cause,
+        ]);
+    }
+    ui.out(&format!(
+        "\nRoster {}: {} of {} for {} student{}, {} at a time, in {}.\n",
+        display_path(&context.roster.file.path),
+        context.command.verb(),
+        display_path(&context.stack_path),
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
+        max_environments(context.command),
+        short_duration(elapsed)
+    ));
+    ui.out(&render_table(&table));
+    print_verdict(context, rows);
+}
+
+/// Columns padded to their widest cell; counts and times right-aligned.
+fn render_table(rows: &[[String; 7]]) -> String {
+    let mut widths = [0usize; 7];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(i, cell)| match i {
+                    2..=5 => format!("{cell:>w$}", w = widths[i]),
+                    6 => cell.clone(),
+                    _ => format!("{cell:<w$}", w = widths[i]),
+                })
+                .collect();
+            format!("  {}", cells.join("  ").trim_end())
+        })
+        .collect();
+    lines.join("\n")
+}
+
+fn print_verdict(context: &RosterRun<'_>, rows: &[Row]) {
+    let ui = context.ui;
+    let named = |f: fn(&EnvResult) -> bool| -> Vec<&str> {
+        rows.iter()
+            .filter(|r| f(&r.outcome.result))
+            .map(|r| r.student.as_str())
+            .collect()
+    };
+    let failed = named(|r| matches!(r, EnvResult::Failed(_)));
+    let stopped = named(|r| matches!(r, EnvResult::Interrupted | EnvResult::NotStarted));
+    if failed.is_empty() && stopped.is_empty() {
+        ui.out(&format!(
+            "\nAll {} environments {}.",
+            rows.len(),
+            context.command.done()
+        ));
+        return;
+    }
+    if !failed.is_empty() {
+        ui.err(&format!(
+            "\n{} of {} environments failed: {}. Run the command again to retry them (environments already done have nothing left to do).",
+            failed.len(),
+            rows.len(),
+            failed.join(", ")
+        ));
+    }
+    if !stopped.is_empty() {
+        ui.err(&format!(
+            "Interrupted before finishing: {}.",
+            stopped.join(", ")
+        ));
+    }
+}
