@@ -91,27 +91,6 @@ fn the_prices_this_test_works_with_are_the_shipped_tables() {
     assert_eq!(t["as_of"], "2026-11-01");
 }
 
-/// Copies `stacks/<name>` (file or folder) into the test folder.
-fn copy_from_stacks(env: &Env, name: &str) {
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("stacks")
-            .join(name),
-        &env.path(name),
-    );
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).expect("create folder");
-        for entry in std::fs::read_dir(from).expect("read folder").flatten() {
-            copy_tree(&entry.path(), &to.join(entry.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).expect("copy file");
-    }
-}
-
 /// `plinth cost --json` of a stack file in the test folder.
 fn cost_json(env: &Env, stack: &str, extra: &[&str]) -> Value {
     let mut args = vec!["cost", stack, "--json"];
@@ -158,7 +137,7 @@ fn row<'a>(run: &'a Run, name: &str) -> Vec<&'a str> {
 #[test]
 fn the_week3_cache_lab_costs_its_nodes_by_the_hour() {
     let env = Env::new();
-    copy_from_stacks(&env, "week3-cache-lab.yaml");
+    env.copy_from_stacks("week3-cache-lab.yaml", "week3-cache-lab.yaml");
     let doc = cost_json(&env, "week3-cache-lab.yaml", &[]);
     // redis: 1 node × $0.017 × 730 h; memcached: 2 nodes × $0.017 × 730 h;
     // replicated: num_cache_clusters 2 → 2 nodes × $0.017 × 730 h.
@@ -236,8 +215,8 @@ fn the_week3_cache_lab_costs_its_nodes_by_the_hour() {
 #[test]
 fn the_week2_data_lab_costs_its_capacity_requests_and_storage() {
     let env = Env::new();
-    copy_from_stacks(&env, "week2-data-lab.yaml");
-    copy_from_stacks(&env, "data");
+    env.copy_from_stacks("week2-data-lab.yaml", "week2-data-lab.yaml");
+    env.copy_from_stacks("data", "data");
     let doc = cost_json(&env, "week2-data-lab.yaml", &[]);
     // orders, provisioned: (5 + 2 + 2) RCU × $0.00013/h + (5 + 2 + 2) WCU × $0.00065/h for
     // 730 h, and 1 GB × $0.25 stored.
@@ -326,9 +305,9 @@ fn the_week2_data_lab_costs_its_capacity_requests_and_storage() {
 #[test]
 fn the_week4_site_costs_its_bucket_distribution_and_edge_function_by_use() {
     let env = Env::new();
-    copy_from_stacks(&env, "week4-static-site.yaml");
-    copy_from_stacks(&env, "site");
-    copy_from_stacks(&env, "edge");
+    env.copy_from_stacks("week4-static-site.yaml", "week4-static-site.yaml");
+    env.copy_from_stacks("site", "site");
+    env.copy_from_stacks("edge", "edge");
     let doc = cost_json(&env, "week4-static-site.yaml", &[]);
     // site (eu-west-1): 1 GB × $0.023 + 10,000 PUT × $0.005/1,000 + 100,000 GET ×
     // $0.0004/1,000.
@@ -394,7 +373,7 @@ fn dearer_table(env: &Env) {
 #[test]
 fn a_prices_file_overrides_the_built_in_table() {
     let env = Env::new();
-    copy_from_stacks(&env, "week3-cache-lab.yaml");
+    env.copy_from_stacks("week3-cache-lab.yaml", "week3-cache-lab.yaml");
     dearer_table(&env);
     let doc = cost_json(&env, "week3-cache-lab.yaml", &["--prices", "dearer.json"]);
     // redis: 1 × $0.025 × 730 h; replicated: 2 × $0.025 × 730 h; memcached keeps its own
@@ -483,7 +462,7 @@ fn plan_cost_json(run: &Run) -> Value {
 async fn max_monthly_cost_refuses_before_any_change_and_plans_show_the_cost_and_its_change() {
     let moto = Moto::start(0);
     let env = Env::with_emulator(&moto);
-    copy_from_stacks(&env, "week3-cache-lab.yaml");
+    env.copy_from_stacks("week3-cache-lab.yaml", "week3-cache-lab.yaml");
     let lab = "week3-cache-lab.yaml";
     let run = |args: &[&str]| {
         let mut all = args.to_vec();

@@ -4,32 +4,11 @@
 //! clean, uploads just the file that changed with one invalidation, and destroys through
 //! CloudFront's disable → deployed → delete sequence until nothing is left.
 
-use std::path::Path;
-
 use crate::harness::{Env, Moto, Run};
 
 const STUDENT: &str = "e2e4";
 const SITE_REGION: &str = "eu-west-1";
 const EDGE_REGION: &str = "us-east-1";
-
-/// Copies `stacks/<name>` (file or folder) into the test folder, which the test may change.
-fn copy_from_stacks(env: &Env, name: &str) {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("stacks")
-        .join(name);
-    copy_tree(&from, &env.path(name));
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).expect("create folder");
-        for entry in std::fs::read_dir(from).expect("read folder").flatten() {
-            copy_tree(&entry.path(), &to.join(entry.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).expect("copy file");
-    }
-}
 
 fn run(env: &Env, cmd: &str, extra: &[&str]) -> Run {
     let student = format!("student={STUDENT}");
@@ -53,13 +32,9 @@ fn calls(run: &Run, operation: &str) -> u64 {
 async fn the_week4_site_applies_replans_clean_uploads_one_change_and_tears_down_completely() {
     let moto = Moto::start(0);
     let env = Env::with_emulator(&moto);
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks/week4-static-site.yaml"),
-        env.path("site.yaml"),
-    )
-    .expect("copy the stack");
-    copy_from_stacks(&env, "site");
-    copy_from_stacks(&env, "edge");
+    env.copy_from_stacks("week4-static-site.yaml", "site.yaml");
+    env.copy_from_stacks("site", "site");
+    env.copy_from_stacks("edge", "edge");
 
     let plan = run(&env, "plan", &[]).ok();
     for (resource, region) in [

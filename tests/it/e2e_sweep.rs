@@ -10,7 +10,6 @@
 //! Tests that sweep without a `--stack` filter start their own emulator: a sweep sees every
 //! environment in the account, and other tests' environments are not in this test's state.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -199,33 +198,12 @@ async fn something_tagged_by_hand_is_unknown_to_state_and_destroy_exits_3_until_
     );
 }
 
-/// Copies a file or folder from `stacks/` into the test folder.
-fn copy_from_stacks(env: &Env, name: &str, to: &str) {
-    copy_tree(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("stacks")
-            .join(name),
-        &env.path(to),
-    );
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).expect("create folder");
-        for entry in std::fs::read_dir(from).expect("read folder").flatten() {
-            copy_tree(&entry.path(), &to.join(entry.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).expect("copy file");
-    }
-}
-
 /// The week-4 site (bucket with files, OAC, cache policy, role, Lambda@Edge function,
 /// certificate, distribution) in `site.yaml`.
 fn week4(env: &Env) {
-    copy_from_stacks(env, "week4-static-site.yaml", "site.yaml");
-    copy_from_stacks(env, "site", "site");
-    copy_from_stacks(env, "edge", "edge");
+    env.copy_from_stacks("week4-static-site.yaml", "site.yaml");
+    env.copy_from_stacks("site", "site");
+    env.copy_from_stacks("edge", "edge");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -159,6 +159,15 @@ impl Env {
         path
     }
 
+    /// Copies `stacks/<name>` (a file or folder) to `to` in the test folder, where the test
+    /// may change it.
+    pub fn copy_from_stacks(&self, name: &str, to: &str) {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("stacks")
+            .join(name);
+        copy_tree(&from, &self.path(to));
+    }
+
     /// The plinth command, set up for the emulator, not yet started.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_plinth"));
@@ -300,4 +309,15 @@ pub async fn tables_of_stack(ddb: &aws_sdk_dynamodb::Client, stack: &str) -> Vec
     }
     out.sort();
     out
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).expect("create folder");
+        for entry in std::fs::read_dir(from).expect("read folder").flatten() {
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).expect("copy file");
+    }
 }
