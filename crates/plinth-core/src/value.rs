@@ -98,6 +98,27 @@ pub fn str_of<'a>(props: &'a Props, key: &str) -> Option<&'a str> {
     props.get(key).and_then(Value::as_str)
 }
 
+/// The string at `key` when it is known: not missing, not a string, nor holding a value only
+/// apply will know (semantic checks skip those).
+pub fn known_str<'a>(props: &'a Props, key: &str) -> Option<&'a str> {
+    props
+        .get(key)
+        .filter(|v| !contains_unknown(v))
+        .and_then(Value::as_str)
+}
+
+/// Puts the keys in `order` first, in that order; the rest follow as they were (the
+/// canonical key order a type reads and normalizes to, so plans list properties alike).
+pub fn reorder(props: &mut Props, order: &[&str]) {
+    let mut rest = std::mem::take(props);
+    for key in order {
+        if let Some(value) = rest.shift_remove(*key) {
+            props.insert((*key).to_string(), value);
+        }
+    }
+    props.extend(rest);
+}
+
 /// Convenience: the integer at `key`, if it is one.
 pub fn i64_of(props: &Props, key: &str) -> Option<i64> {
     props.get(key).and_then(Value::as_i64)

@@ -21,7 +21,7 @@ use plinth_core::resource::{
     ResourceResult, ResourceType,
 };
 use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
-use plinth_core::value::{bool_of, contains_unknown, str_of, PathSeg, Props};
+use plinth_core::value::{bool_of, contains_unknown, known_str, reorder, str_of, PathSeg, Props};
 use serde_json::{json, Value};
 use tracing::debug;
 
@@ -262,7 +262,7 @@ impl ResourceType for Certificate {
             cert
         };
         // Tagged at the request with exactly these tags: no need to list them again.
-        observe(&cert, user_tags(props), waited(props, &cert))
+        observe(&cert, tags::user_tags(props), waited(props, &cert))
     }
 
     async fn update(
@@ -294,7 +294,7 @@ impl ResourceType for Certificate {
                     err
                 })?;
         }
-        observe(&cert, user_tags(after), waited(after, &cert))
+        observe(&cert, tags::user_tags(after), waited(after, &cert))
     }
 
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
@@ -347,7 +347,7 @@ async fn request(client: &Client, props: &Props, token: &str) -> ResourceResult<
             str_of(props, "key_algorithm").unwrap_or(DEFAULT_KEY_ALGORITHM),
         ))
         .idempotency_token(token)
-        .set_tags(Some(tag_list(&user_tags(props))?).filter(|t| !t.is_empty()))
+        .set_tags(Some(tag_list(&tags::user_tags(props))?).filter(|t| !t.is_empty()))
         .send()
         .await
         .classified()?;
@@ -676,25 +676,7 @@ fn canonicalize(props: &mut Props) {
     }
     let tags = tags::tags_of(props);
     props.insert("tags".into(), tags::tags_value(tags));
-    reorder(props);
-}
-
-fn reorder(props: &mut Props) {
-    let mut rest = std::mem::take(props);
-    for key in ORDER {
-        if let Some(value) = rest.shift_remove(*key) {
-            props.insert((*key).to_string(), value);
-        }
-    }
-    props.extend(rest);
-}
-
-/// A known (not unknown-until-apply) string property.
-fn known_str<'a>(props: &'a Props, key: &str) -> Option<&'a str> {
-    props
-        .get(key)
-        .filter(|v| !contains_unknown(v))
-        .and_then(Value::as_str)
+    reorder(props, ORDER);
 }
 
 /// What is wrong with a domain name for ACM, if anything.
@@ -742,13 +724,6 @@ fn alternative_names(props: &Props) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Tags
 
-/// The `tags` a stack sets, without AWS's own `aws:` tags.
-fn user_tags(props: &Props) -> BTreeMap<String, String> {
-    let mut tags = tags::tags_of(props);
-    tags.retain(|k, _| !k.starts_with("aws:"));
-    tags
-}
-
 fn tag_list(tags: &BTreeMap<String, String>) -> ResourceResult<Vec<Tag>> {
     tags.iter()
         .map(|(k, v)| {
@@ -788,7 +763,7 @@ async fn update_tags(
     before: &Props,
     after: &Props,
 ) -> ResourceResult<()> {
-    let (set, remove) = tags::tag_changes(&user_tags(before), &user_tags(after));
+    let (set, remove) = tags::tag_changes(&tags::user_tags(before), &tags::user_tags(after));
     if !set.is_empty() {
         client
             .add_tags_to_certificate()

@@ -24,7 +24,7 @@ use plinth_core::resource::{
     ResourceType,
 };
 use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
-use plinth_core::value::{bool_of, contains_unknown, i64_of, str_of, Props};
+use plinth_core::value::{bool_of, contains_unknown, i64_of, reorder, str_of, Props};
 use serde_json::{json, Map, Value};
 use tracing::debug;
 
@@ -377,7 +377,7 @@ fn canonicalize(props: &mut Props) {
         let config = props.remove(*part).unwrap_or_else(|| json!({}));
         props.insert((*part).to_string(), canonical_key_part(config));
     }
-    reorder(props);
+    reorder(props, ORDER);
 }
 
 /// `{behavior, names}` with `none` and `[]` filled in and the names sorted and unique.
@@ -399,16 +399,6 @@ fn canonical_key_part(config: Value) -> Value {
     out.insert("names".into(), names);
     out.extend(config);
     Value::Object(out)
-}
-
-fn reorder(props: &mut Props) {
-    let mut rest = std::mem::take(props);
-    for key in ORDER {
-        if let Some(value) = rest.shift_remove(*key) {
-            props.insert((*key).to_string(), value);
-        }
-    }
-    props.extend(rest);
 }
 
 // ---------------------------------------------------------------------------------------------

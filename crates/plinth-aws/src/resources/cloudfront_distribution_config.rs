@@ -19,7 +19,7 @@ use aws_sdk_cloudfront::types::{
 };
 use aws_smithy_types::error::operation::BuildError;
 use plinth_core::resource::{ResourceError, ResourceResult};
-use plinth_core::value::{contains_unknown, Props, UNKNOWN};
+use plinth_core::value::{contains_unknown, reorder, Props, UNKNOWN};
 use serde_json::{json, Map, Value};
 
 use crate::resources::cloudfront_common::{
@@ -292,16 +292,6 @@ fn with_object(value: &mut Value, f: impl FnOnce(&mut Map<String, Value>)) {
         map.retain(|_, v| !v.is_null());
         f(map);
     }
-}
-
-fn reorder(map: &mut Map<String, Value>, order: &[&str]) {
-    let mut rest = std::mem::take(map);
-    for key in order {
-        if let Some(value) = rest.shift_remove(*key) {
-            map.insert((*key).to_string(), value);
-        }
-    }
-    map.extend(rest);
 }
 
 /// Sorts and dedups a list of strings; a list with unknowns keeps its order until known.

@@ -29,7 +29,7 @@ use plinth_core::resource::{
     ResourceType,
 };
 use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
-use plinth_core::value::{bool_of, str_of, PathSeg, Props, UNKNOWN};
+use plinth_core::value::{bool_of, reorder, str_of, PathSeg, Props, UNKNOWN};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::debug;
@@ -213,18 +213,6 @@ const INDEX_ORDER: &[&str] = &[
     "write_capacity",
 ];
 const KEY_ORDER: &[&str] = &["name", "type"];
-
-/// Reorders `map`'s keys: those in `order` first, in that order, then any others as they were.
-/// Maps compare equal in any order; this keeps plans and state files byte-stable too.
-fn reorder(map: &mut Props, order: &[&str]) {
-    let mut rest = std::mem::take(map);
-    for key in order {
-        if let Some(value) = rest.shift_remove(*key) {
-            map.insert((*key).to_string(), value);
-        }
-    }
-    map.extend(rest);
-}
 
 /// Reorders a table's or an index's keys, and those of its key objects.
 fn in_order(map: &mut Props, order: &[&str]) {

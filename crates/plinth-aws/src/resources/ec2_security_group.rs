@@ -1314,7 +1314,7 @@ fn explain_in_use(mut err: ResourceError) -> ResourceError {
 }
 
 async fn update_tags(ec2: &Client, id: &str, before: &Props, after: &Props) -> ResourceResult<()> {
-    let (set, remove) = tags::tag_changes(&user_tags(before), &user_tags(after));
+    let (set, remove) = tags::tag_changes(&tags::user_tags(before), &tags::user_tags(after));
     if !set.is_empty() {
         let tags = set
             .into_iter()
@@ -1338,15 +1338,8 @@ async fn update_tags(ec2: &Client, id: &str, before: &Props, after: &Props) -> R
     Ok(())
 }
 
-/// Tags plinth may change: `aws:` tags belong to AWS and cannot be set or removed.
-fn user_tags(props: &Props) -> std::collections::BTreeMap<String, String> {
-    let mut tags = tags::tags_of(props);
-    tags.retain(|key, _| !key.starts_with("aws:"));
-    tags
-}
-
 fn aws_tags(props: &Props) -> Vec<Tag> {
-    user_tags(props)
+    tags::user_tags(props)
         .into_iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()

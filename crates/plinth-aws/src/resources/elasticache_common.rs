@@ -194,13 +194,7 @@ pub fn is_redis_like(engine: &str) -> bool {
     matches!(engine, "redis" | "valkey")
 }
 
-/// A known (not unknown-until-apply) string property.
-pub fn known_str<'a>(props: &'a Props, key: &str) -> Option<&'a str> {
-    props
-        .get(key)
-        .filter(|v| !contains_unknown(v))
-        .and_then(Value::as_str)
-}
+pub use plinth_core::value::known_str;
 
 /// A known integer property.
 pub fn known_i64(props: &Props, key: &str) -> Option<i64> {

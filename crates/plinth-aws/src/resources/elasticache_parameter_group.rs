@@ -216,7 +216,7 @@ impl ResourceType for ParameterGroup {
         let wanted = parameters_of(props);
         apply_parameters(&ctx, &client, name, &BTreeMap::new(), &wanted).await?;
         // Created with exactly these tags and parameters: no need to read them back.
-        observe(&group, wanted, user_tags(props))
+        observe(&group, wanted, tags::user_tags(props))
     }
 
     async fn update(
@@ -237,7 +237,7 @@ impl ResourceType for ParameterGroup {
         let wanted = parameters_of(after);
         apply_parameters(&ctx, &client, id, &parameters_of(before), &wanted).await?;
         common::update_tags(&client, arn_of(&group)?, before, after).await?;
-        observe(&group, wanted, user_tags(after))
+        observe(&group, wanted, tags::user_tags(after))
     }
 
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
@@ -484,12 +484,6 @@ fn arn_of(group: &CacheParameterGroup) -> ResourceResult<&str> {
     group.arn().ok_or_else(|| {
         ResourceError::other("DescribeCacheParameterGroups returned a group without an ARN")
     })
-}
-
-fn user_tags(props: &Props) -> BTreeMap<String, String> {
-    let mut tags = tags::tags_of(props);
-    tags.retain(|k, _| !k.starts_with("aws:"));
-    tags
 }
 
 fn observe(

@@ -33,7 +33,9 @@ use plinth_core::resource::{
     ResourceResult, ResourceType,
 };
 use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
-use plinth_core::value::{contains_unknown, str_of, unknown, PathSeg, Props, SENSITIVE_DISPLAY};
+use plinth_core::value::{
+    contains_unknown, reorder, str_of, unknown, PathSeg, Props, SENSITIVE_DISPLAY,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::debug;
@@ -492,7 +494,7 @@ fn canonicalize(props: &mut Props) {
     common::canonical_window(props, "maintenance_window");
     let tags = tags::tags_of(props);
     props.insert("tags".into(), tags::tags_value(tags));
-    reorder(props);
+    reorder(props, ORDER);
 }
 
 /// Automatic failover by default exactly when there is a replica to fail over to, and always
@@ -506,16 +508,6 @@ fn default_failover(props: &Props) -> Value {
         Some(v) => json!(v.as_i64().unwrap_or(1) > 1),
         None => json!(false),
     }
-}
-
-fn reorder(props: &mut Props) {
-    let mut rest = std::mem::take(props);
-    for key in ORDER {
-        if let Some(value) = rest.shift_remove(*key) {
-            props.insert((*key).to_string(), value);
-        }
-    }
-    props.extend(rest);
 }
 
 // ---------------------------------------------------------------------------------------------

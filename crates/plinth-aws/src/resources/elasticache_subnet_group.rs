@@ -18,7 +18,7 @@ use plinth_core::resource::{
     ResourceType,
 };
 use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
-use plinth_core::value::{contains_unknown, str_of, PathSeg, Props};
+use plinth_core::value::{contains_unknown, reorder, str_of, PathSeg, Props};
 use serde_json::{json, Value};
 use tracing::debug;
 
@@ -202,7 +202,7 @@ impl ResourceType for SubnetGroup {
             .cache_subnet_group()
             .ok_or_else(|| ResourceError::other("CreateCacheSubnetGroup returned no group"))?;
         // Tagged at creation with exactly these tags: no need to list them again.
-        observe(group, user_tags(props))
+        observe(group, tags::user_tags(props))
     }
 
     async fn update(
@@ -238,7 +238,7 @@ impl ResourceType for SubnetGroup {
                 .ok_or_else(|| crate::errors::vanished(&format!("cache subnet group {}", id)))?
         };
         common::update_tags(&client, arn_of(&group)?, before, after).await?;
-        observe(&group, user_tags(after))
+        observe(&group, tags::user_tags(after))
     }
 
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
@@ -345,17 +345,7 @@ fn canonicalize(props: &mut Props) {
     }
     let tags = tags::tags_of(props);
     props.insert("tags".into(), tags::tags_value(tags));
-    reorder(props);
-}
-
-fn reorder(props: &mut Props) {
-    let mut rest = std::mem::take(props);
-    for key in ORDER {
-        if let Some(value) = rest.shift_remove(*key) {
-            props.insert((*key).to_string(), value);
-        }
-    }
-    props.extend(rest);
+    reorder(props, ORDER);
 }
 
 /// What is wrong with a subnet group name, if anything.
@@ -390,13 +380,6 @@ fn required_name(props: &Props) -> ResourceResult<&str> {
 
 fn description_of(props: &Props) -> &str {
     str_of(props, "description").unwrap_or(DEFAULT_DESCRIPTION)
-}
-
-/// The `tags` a stack sets, without AWS's own `aws:` tags.
-fn user_tags(props: &Props) -> std::collections::BTreeMap<String, String> {
-    let mut tags = tags::tags_of(props);
-    tags.retain(|k, _| !k.starts_with("aws:"));
-    tags
 }
 
 fn arn_of(group: &CacheSubnetGroup) -> ResourceResult<&str> {

@@ -19,7 +19,7 @@ use plinth_core::resource::{
     ResourceType,
 };
 use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
-use plinth_core::value::{contains_unknown, is_unknown, str_of, unknown, Props};
+use plinth_core::value::{contains_unknown, is_unknown, reorder, str_of, unknown, Props};
 use serde_json::{json, Map, Value};
 use tracing::debug;
 
@@ -680,17 +680,7 @@ fn canonicalize(props: &mut Props) {
     props.entry("policies").or_insert_with(|| json!({}));
     let tags = tags::tags_of(props);
     props.insert("tags".into(), tags::tags_value(tags));
-    reorder(props);
-}
-
-fn reorder(props: &mut Props) {
-    let mut rest = std::mem::take(props);
-    for key in ORDER {
-        if let Some(value) = rest.shift_remove(*key) {
-            props.insert((*key).to_string(), value);
-        }
-    }
-    props.extend(rest);
+    reorder(props, ORDER);
 }
 
 fn known_str<'a>(props: &'a Props, key: &str) -> Option<&'a str> {
@@ -756,13 +746,6 @@ fn documents_of(props: &Props, key: &str) -> BTreeMap<String, Value> {
         .and_then(Value::as_object)
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default()
-}
-
-/// Tags plinth may change: `aws:` tags belong to AWS.
-fn user_tags(props: &Props) -> BTreeMap<String, String> {
-    let mut tags = tags::tags_of(props);
-    tags.retain(|key, _| !key.starts_with("aws:"));
-    tags
 }
 
 fn iam_tags(tags: BTreeMap<String, String>) -> ResourceResult<Vec<Tag>> {
@@ -837,7 +820,7 @@ async fn get_role(client: &Client, name: &str) -> ResourceResult<Option<Role>> {
 async fn create_role(client: &Client, props: &Props) -> ResourceResult<Role> {
     let name = required_name(props)?;
     let description = str_of(props, "description").filter(|d| !d.is_empty());
-    let tags = iam_tags(user_tags(props))?;
+    let tags = iam_tags(tags::user_tags(props))?;
     debug!(role = name, "CreateRole");
     let out = client
         .create_role()
@@ -1014,7 +997,7 @@ async fn update_tags(
     before: &Props,
     after: &Props,
 ) -> ResourceResult<()> {
-    let (set, remove) = tags::tag_changes(&user_tags(before), &user_tags(after));
+    let (set, remove) = tags::tag_changes(&tags::user_tags(before), &tags::user_tags(after));
     if !set.is_empty() {
         client
             .tag_role()

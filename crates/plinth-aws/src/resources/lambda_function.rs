@@ -32,7 +32,7 @@ use plinth_core::resource::{
     ResourceResult, ResourceType,
 };
 use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
-use plinth_core::value::{bool_of, contains_unknown, is_unknown, str_of, unknown, Props};
+use plinth_core::value::{bool_of, is_unknown, known_str, reorder, str_of, unknown, Props};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tracing::debug;
@@ -359,7 +359,12 @@ impl ResourceType for LambdaFunction {
             LATEST.to_string()
         };
         let function = wait_active(ctx, &client, name).await?;
-        observe(configuration(&function)?, user_tags(props), props, &version)
+        observe(
+            configuration(&function)?,
+            tags::user_tags(props),
+            props,
+            &version,
+        )
     }
 
     async fn update(
@@ -401,7 +406,7 @@ impl ResourceType for LambdaFunction {
                 version => version,
             }
         };
-        observe(config, user_tags(after), after, &version)
+        observe(config, tags::user_tags(after), after, &version)
     }
 
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
@@ -636,7 +641,7 @@ fn canonicalize(props: &mut Props) {
         .or_insert(Value::Bool(edge.unwrap_or(false)));
     let tags = tags::tags_of(props);
     props.insert("tags".into(), tags::tags_value(tags));
-    reorder(props);
+    reorder(props, ORDER);
 }
 
 fn string_value(value: &Value) -> Value {
@@ -644,16 +649,6 @@ fn string_value(value: &Value) -> Value {
         Value::String(_) => value.clone(),
         other => json!(other.to_string()),
     }
-}
-
-fn reorder(props: &mut Props) {
-    let mut rest = std::mem::take(props);
-    for key in ORDER {
-        if let Some(value) = rest.shift_remove(*key) {
-            props.insert((*key).to_string(), value);
-        }
-    }
-    props.extend(rest);
 }
 
 /// What Lambda@Edge does not allow. (Per-trigger limits, like 128 MB and 5 s for viewer
@@ -715,13 +710,6 @@ fn name_problem(name: &str) -> Option<String> {
     }
 }
 
-fn known_str<'a>(props: &'a Props, key: &str) -> Option<&'a str> {
-    props
-        .get(key)
-        .filter(|v| !contains_unknown(v))
-        .and_then(Value::as_str)
-}
-
 fn required<'a>(props: &'a Props, key: &str) -> ResourceResult<&'a str> {
     str_of(props, key).ok_or_else(|| ResourceError::invalid(format!("lambda.function needs {key}")))
 }
@@ -759,13 +747,6 @@ fn environment_of(props: &Props) -> Environment {
 /// A new function is created without an empty `Environment` (edge functions may have none).
 fn has_variables(environment: &Environment) -> bool {
     environment.variables().is_some_and(|vars| !vars.is_empty())
-}
-
-/// Tags plinth may change: `aws:` tags belong to AWS.
-fn user_tags(props: &Props) -> BTreeMap<String, String> {
-    let mut tags = tags::tags_of(props);
-    tags.retain(|key, _| !key.starts_with("aws:"));
-    tags
 }
 
 fn function_tags(function: &GetFunctionOutput) -> BTreeMap<String, String> {
@@ -932,7 +913,7 @@ async fn create_function(
     let handler = required(props, "handler")?;
     let role = required(props, "role")?;
     let code = FunctionCode::builder().zip_file(Blob::new(zip)).build();
-    let tags: HashMap<String, String> = user_tags(props).into_iter().collect();
+    let tags: HashMap<String, String> = tags::user_tags(props).into_iter().collect();
     let what = format!("creating Lambda function {name}");
     debug!(function = name, "CreateFunction");
     wait::retry_while_busy(ctx, &what, ROLE_LIMIT, || {
@@ -1111,7 +1092,7 @@ async fn update_tags(
     before: &Props,
     after: &Props,
 ) -> ResourceResult<()> {
-    let (set, remove) = tags::tag_changes(&user_tags(before), &user_tags(after));
+    let (set, remove) = tags::tag_changes(&tags::user_tags(before), &tags::user_tags(after));
     if !set.is_empty() {
         client
             .tag_resource()

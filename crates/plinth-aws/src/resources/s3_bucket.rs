@@ -25,7 +25,7 @@ use plinth_core::resource::{
     ResourceType,
 };
 use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
-use plinth_core::value::{bool_of, contains_unknown, str_of, Props};
+use plinth_core::value::{bool_of, known_str, reorder, str_of, Props};
 use serde_json::{json, Map, Value};
 use tracing::debug;
 
@@ -773,17 +773,6 @@ fn block_value(block: [bool; 4]) -> Value {
     )
 }
 
-/// Puts the keys in `order` first, in that order; the rest follow as they were.
-pub(crate) fn reorder(props: &mut Props, order: &[&str]) {
-    let mut rest = std::mem::take(props);
-    for key in order {
-        if let Some(value) = rest.shift_remove(*key) {
-            props.insert((*key).to_string(), value);
-        }
-    }
-    props.extend(rest);
-}
-
 fn observe(name: &str, region: &str, props: Props) -> Observed {
     let mut attrs = Props::new();
     attrs.insert("name".into(), json!(name));
@@ -810,14 +799,6 @@ pub(crate) fn bucket_arn(name: &str) -> String {
 /// Whether a resource error carries this service error code.
 pub(crate) fn is_code(err: &ResourceError, code: &str) -> bool {
     err.code.as_deref() == Some(code)
-}
-
-/// A string property whose value is known (not waiting for another resource).
-pub(crate) fn known_str<'a>(props: &'a Props, key: &str) -> Option<&'a str> {
-    props
-        .get(key)
-        .filter(|v| !contains_unknown(v))
-        .and_then(Value::as_str)
 }
 
 /// What is wrong with a bucket name, if anything (AWS's general purpose bucket rules).

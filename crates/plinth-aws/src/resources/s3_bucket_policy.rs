@@ -14,14 +14,12 @@ use plinth_core::resource::{
     ResourceType,
 };
 use plinth_core::schema::{Prop, Shape, TypeKind, TypeSchema};
-use plinth_core::value::{contains_unknown, str_of, unknown, Props};
+use plinth_core::value::{contains_unknown, known_str, str_of, unknown, Props};
 use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::errors::SendExt;
-use crate::resources::s3_bucket::{
-    bucket_arn, bucket_name_problem, is_code, known_str, NO_SUCH_BUCKET,
-};
+use crate::resources::s3_bucket::{bucket_arn, bucket_name_problem, is_code, NO_SUCH_BUCKET};
 use crate::Aws;
 
 const CLOUDFRONT_ARN_PREFIX: &str = "arn:aws:cloudfront::";

@@ -24,15 +24,13 @@ use plinth_core::resource::{
     ResourceType,
 };
 use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
-use plinth_core::value::{contains_unknown, str_of, unknown, Props, UNKNOWN};
+use plinth_core::value::{contains_unknown, known_str, reorder, str_of, unknown, Props, UNKNOWN};
 use serde_json::{json, Map, Value};
 use sha2::Sha256;
 use tracing::debug;
 
 use crate::errors::SendExt;
-use crate::resources::s3_bucket::{
-    bucket_name_problem, delete_objects, is_code, known_str, reorder, NO_SUCH_BUCKET,
-};
+use crate::resources::s3_bucket::{bucket_name_problem, delete_objects, is_code, NO_SUCH_BUCKET};
 use crate::Aws;
 
 /// Uploads in flight at once.

@@ -26,6 +26,13 @@ pub fn tags_of(props: &Props) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+/// The `tags` property without AWS's own `aws:` tags, which nobody may set or remove.
+pub fn user_tags(props: &Props) -> BTreeMap<String, String> {
+    let mut tags = tags_of(props);
+    tags.retain(|key, _| !key.starts_with("aws:"));
+    tags
+}
+
 /// A tag map as a JSON object, in key order (the canonical form).
 pub fn tags_value<I: IntoIterator<Item = (String, String)>>(tags: I) -> Value {
     let sorted: BTreeMap<String, String> = tags.into_iter().collect();
