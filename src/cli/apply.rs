@@ -396,14 +396,19 @@ impl<'a> RunOptions<'a> {
     }
 }
 
-/// Ctrl-C once: `true` is sent, so no new work starts while what is in flight finishes and
-/// is recorded; twice: quit at once. Watches until the returned task is aborted.
+/// How long operations in flight may go on after Ctrl-C: a call is answered in well under
+/// this, and a wait of many minutes (a cache cluster being created) is not waited out.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// Ctrl-C once: `true` is sent, so no new work starts while what is in flight finishes (for
+/// up to [`CANCEL_GRACE`]) and is recorded; twice: quit at once. Watches until the returned task is
+/// aborted.
 pub fn watch_interrupts(ui: &Ui) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let interrupt_ui = ui.clone();
     let task = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            interrupt_ui.err("\nInterrupt received: no new operations will start; waiting for those in flight to finish and recording them. Press Ctrl-C again to quit at once (finished operations are already in the journal).");
+            interrupt_ui.err(&format!("\nInterrupt received: no new operations will start; waiting up to {}s for those in flight to finish and recording them. Press Ctrl-C again to quit at once (finished operations are already in the journal).", CANCEL_GRACE.as_secs()));
             let _ = cancel_tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -440,6 +445,7 @@ async fn run_engine(
         progress_after: Duration::from_secs(2),
         progress_every: Duration::from_secs(10),
         wait_for_deletion: options.wait_for_deletion,
+        cancel_grace: CANCEL_GRACE,
     };
     let report = engine::apply(request).await;
     if let Some(task) = interrupts {

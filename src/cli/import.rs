@@ -55,7 +55,8 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
     let region = decl
         .map(|d| d.region.clone())
         .unwrap_or_else(|| session.stack.region.clone());
-    let ctx = OpContext::new(region.clone(), name);
+    let ctx = OpContext::new(region.clone(), name)
+        .with_environment(&session.stack.name, &session.stack.workspace);
     let observed = rt.read(&ctx, &args.id, &Default::default()).await?;
     let Some(observed) = observed else {
         return fail(format!("no {type_name} with id `{}` in {region}", args.id));
@@ -72,6 +73,8 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
             deps: session.graph.dependencies(name),
             soft_deps: session.graph.soft_dependencies(name),
             lifecycle: decl.map(|d| d.lifecycle.clone()).unwrap_or_default(),
+            changed_at: None,
+            create_token: None,
         },
     );
     locked.write(&mut state)?;

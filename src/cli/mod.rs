@@ -86,9 +86,14 @@ pub struct GlobalArgs {
     /// Print how many AWS calls were made, by operation, when the command ends.
     #[arg(long, global = true)]
     pub stats: bool,
-    /// Maximum attempts per AWS call (the SDK's retry with backoff).
-    #[arg(long, global = true, env = "PLINTH_MAX_ATTEMPTS")]
+    /// Attempts per AWS call, the first included (default 25): throttling, 5xx answers and
+    /// lost connections are retried with backoff, within five minutes per call.
+    #[arg(long, global = true, env = "PLINTH_MAX_ATTEMPTS", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_attempts: Option<u32>,
+    /// How long an AWS call may wait for its answer before it is given up and retried
+    /// (default 60s; S3 uploads five times that).
+    #[arg(long, global = true, env = "PLINTH_READ_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub read_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -214,6 +219,7 @@ pub async fn connect(global: &GlobalArgs, region: Option<String>) -> Arc<Aws> {
         endpoint_url: global.endpoint_url.clone(),
         profile: global.profile.clone(),
         max_attempts: global.max_attempts,
+        read_timeout: global.read_timeout,
         region,
     };
     Arc::new(Aws::load(&options).await)
@@ -347,8 +353,12 @@ pub fn print_stats(global: &GlobalArgs, aws: &Aws) {
     if !global.stats {
         return;
     }
+    let (throttled, paced) = aws.throttling();
     let stats = serde_json::json!({
         "aws_calls": aws.stats.total(),
+        "aws_attempts": aws.stats.attempts(),
+        "throttled": throttled,
+        "paced_seconds": (paced.as_secs_f64() * 10.0).round() / 10.0,
         "by_operation": aws.stats.by_operation(),
     });
     eprintln!("plinth-stats: {stats}");

@@ -241,6 +241,9 @@ impl Reporter for LineReporter {
                 noun(result.kind),
                 short_duration(result.elapsed)
             )),
+            Outcome::Abandoned => self.ui.err(&format!(
+                "{name}: stopped waiting for it (interrupted); AWS may still be working on it, the next run picks it up"
+            )),
             Outcome::Skipped { .. } | Outcome::NotStarted => {}
         }
     }

@@ -430,7 +430,14 @@ async fn a_broken_student_fails_alone_and_the_summary_says_why() {
         destroy.stderr
     );
     assert_eq!(row_start(&destroy.stdout, "fay"), words("fay ok 0 0 6"));
-    assert_eq!(row_start(&destroy.stdout, "kim"), words("kim ok 0 0 3"));
+    // What kim's failed apply made before it stopped starting new work depends on timing:
+    // the destroy takes exactly that.
+    let kim_made = kim_state.values().filter(|id| !id.is_empty()).count();
+    assert!(kim_made >= 3, "{kim_state:?}");
+    assert_eq!(
+        row_start(&destroy.stdout, "kim"),
+        words(&format!("kim ok 0 0 {kim_made}"))
+    );
     assert!(tables_of_stack(&ddb, "capacity-lab").await.is_empty());
     ddb.describe_table()
         .table_name("kim-users")

@@ -283,10 +283,10 @@ async fn create_retries_throttling_but_reports_a_taken_name() {
         .expect("created after a retry");
     assert_eq!((throttled.num_calls(), created.num_calls()), (1, 1));
 
-    let taken = mock!(Client::create_table).then_http_response(|| {
-        json_error(400, "ResourceInUseException", "Table already exists: users")
-    });
-    let table = table_type(client(&[&taken]));
+    // Someone else's table under the name (its owner tags are another stack's).
+    let mut rules = table_reads("another-stack");
+    rules.push(table_exists());
+    let table = table_type(any_order_client(&rules.iter().collect::<Vec<_>>()));
     let err = table
         .create(&ctx(), &desired(json!({})))
         .await
@@ -296,7 +296,7 @@ async fn create_retries_throttling_but_reports_a_taken_name() {
         err.message.contains("a table named users already exists"),
         "{err}"
     );
-    assert_eq!(taken.num_calls(), 1);
+    assert_eq!(rules[4].num_calls(), 1);
 }
 
 #[tokio::test]
@@ -661,27 +661,33 @@ async fn deletion_protection_refuses_delete_without_disabling_it() {
     assert_eq!(refused.num_calls(), 1);
 }
 
+/// What reading the ACTIVE `users` table answers, its owner tags naming stack `owner`.
+fn table_reads(owner: &'static str) -> Vec<Rule> {
+    let describe = describe_rule("ACTIVE", &[]);
+    let ttl = mock!(Client::describe_time_to_live).then_http_response(|| {
+        json_ok(json!({"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}))
+    });
+    let pitr = mock!(Client::describe_continuous_backups).then_http_response(|| {
+        json_ok(
+            json!({"ContinuousBackupsDescription": {"ContinuousBackupsStatus": "ENABLED",
+            "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "DISABLED"}}}),
+        )
+    });
+    let tags = mock!(Client::list_tags_of_resource).then_http_response(move || {
+        json_ok(json!({"Tags": [
+            {"Key": "plinth:stack", "Value": owner},
+            {"Key": "plinth:workspace", "Value": "default"},
+            {"Key": "plinth:resource", "Value": "users"}
+        ]}))
+    });
+    vec![describe, ttl, pitr, tags]
+}
+
 #[tokio::test]
 async fn find_adopts_only_a_table_with_this_resources_tags() {
     let reads = |owner: &'static str| {
-        let describe = describe_rule("ACTIVE", &[]);
-        let ttl = mock!(Client::describe_time_to_live).then_http_response(|| {
-            json_ok(json!({"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}))
-        });
-        let pitr = mock!(Client::describe_continuous_backups).then_http_response(|| {
-            json_ok(
-                json!({"ContinuousBackupsDescription": {"ContinuousBackupsStatus": "ENABLED",
-                "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "DISABLED"}}}),
-            )
-        });
-        let tags = mock!(Client::list_tags_of_resource).then_http_response(move || {
-            json_ok(json!({"Tags": [
-                {"Key": "plinth:stack", "Value": owner},
-                {"Key": "plinth:workspace", "Value": "default"},
-                {"Key": "plinth:resource", "Value": "users"}
-            ]}))
-        });
-        table_type(any_order_client(&[&describe, &ttl, &pitr, &tags]))
+        let rules = table_reads(owner);
+        table_type(any_order_client(&rules.iter().collect::<Vec<_>>()))
     };
     let props = desired(json!({}));
     let ours = reads("lab").find(&ctx(), &props).await.expect("find");
@@ -691,6 +697,28 @@ async fn find_adopts_only_a_table_with_this_resources_tags() {
         .await
         .expect("find");
     assert_eq!(theirs, None);
+}
+
+/// CreateTable's answer when the name is taken, exactly as AWS sends it.
+fn table_exists() -> Rule {
+    mock!(Client::create_table).then_http_response(|| {
+        json_error(400, "ResourceInUseException", "Table already exists: users")
+    })
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_adopts_the_table_it_made() {
+    // The SDK sent CreateTable again after the first answer was lost: AWS says the table
+    // exists, and it carries this resource's owner tags (given at creation).
+    let mut rules = table_reads("lab");
+    rules.push(table_exists());
+    let table = table_type(any_order_client(&rules.iter().collect::<Vec<_>>()));
+    let observed = table
+        .create(&ctx(), &desired(json!({})))
+        .await
+        .expect("adopted, not refused");
+    assert_eq!(observed.id, "users");
+    assert_eq!(rules[4].num_calls(), 1, "one create, not a second");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -388,14 +388,13 @@ async fn create_sends_everything_with_tags_and_waits_from_creating_to_available(
 
 #[tokio::test]
 async fn creating_an_existing_cluster_id_says_so_plainly() {
-    let create = mock!(Client::create_cache_cluster).then_http_response(|| {
-        elasticache_error(
-            400,
-            "CacheClusterAlreadyExists",
-            "Cache cluster already exists",
-        )
-    });
-    let cluster = cluster_type(client(&[&create]));
+    let create = cluster_exists();
+    // The cluster under that id is another stack's.
+    let describe = describe_rule(redis(Redis::default()));
+    let list = tags_rule(
+        json!({"plinth:stack": "other", "plinth:workspace": "default", "plinth:resource": "cache"}),
+    );
+    let cluster = cluster_type(client(&[&create, &describe, &list]));
     let err = cluster
         .create(&ctx_with(Arc::default()), &desired(json!({})))
         .await
@@ -403,6 +402,39 @@ async fn creating_an_existing_cluster_id_says_so_plainly() {
     assert_eq!(err.kind, plinth_core::resource::ErrorKind::Invalid);
     assert!(err.message.contains("already exists"), "{err}");
     assert!(err.message.contains("demo-cache"), "{err}");
+}
+
+/// CreateCacheCluster's answer for an id in use, exactly as AWS sends it.
+fn cluster_exists() -> Rule {
+    mock!(Client::create_cache_cluster).then_http_response(|| {
+        elasticache_error(
+            400,
+            "CacheClusterAlreadyExists",
+            "Cache cluster already exists",
+        )
+    })
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_adopts_the_cluster_it_made_and_waits_for_it() {
+    // The SDK sent CreateCacheCluster again after the first answer was lost: AWS says the
+    // cluster exists, tagged (at creation) as this resource.
+    let create = cluster_exists();
+    let describe = describe_rule(redis(Redis {
+        status: "creating",
+        nodes: false,
+        ..Redis::default()
+    }));
+    let list = tags_rule(owner_tags());
+    let available = describe_rule(redis(Redis::default()));
+    let cluster = cluster_type(client(&[&create, &describe, &list, &available]));
+    let observed = cluster
+        .create(&ctx_with(Arc::default()), &desired(json!({})))
+        .await
+        .expect("adopted and waited for");
+    assert_eq!(observed.id, ID);
+    assert_eq!(create.num_calls(), 1, "no second cluster is asked for");
+    assert_eq!(available.num_calls(), 1, "waited until available");
 }
 
 // ---------------------------------------------------------------------------------------------

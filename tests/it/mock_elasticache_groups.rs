@@ -1090,10 +1090,16 @@ async fn creating_an_existing_group_says_so_plainly() {
         elasticache_error(
             400,
             "ReplicationGroupAlreadyExists",
-            "Replication group demo-rg already exists.",
+            "Replication group with specified name already exists.",
         )
     });
-    let rt = group_type(&[&create]);
+    // The group under that id is another stack's.
+    let describe = describe_rg(rg(Described::default()));
+    let tags = tags_rule(
+        json!({"plinth:stack": "other", "plinth:workspace": "default", "plinth:resource": "cache"}),
+    );
+    let primary = member_rule();
+    let rt = group_type(&[&create, &describe, &tags, &primary]);
     let err = rt
         .create(&ctx(), &rg_desired(json!({})))
         .await

@@ -1,28 +1,49 @@
 //! SDK configuration and one client per service and region, created on first use.
+//!
+//! Every client is made for AWS at scale: calls are retried far past the SDK's default of
+//! three attempts, with exponential backoff and full jitter, within a time budget; a storm of
+//! throttling slows every caller of that service and region down (one [`RateLimiter`] per
+//! service and region, shared by every step and every environment of a roster); and no call
+//! can hang, because connecting and waiting for an answer have limits.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::config::retry::{RetryConfig, RetryPartition, TokenBucket};
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use plinth_core::resource::{ErrorKind, ResourceError, ResourceResult};
 
-/// Counts every SDK call plinth makes, by `Service.Operation`, for `--stats` and benchmarks.
+use crate::rate_limit::{PacedHttpClient, RateLimiter, WatchAnswers};
+
+/// Counts every SDK call plinth makes, by `Service.Operation`, for `--stats` and benchmarks,
+/// and the attempts they took (a retried call is one call of several attempts).
 #[derive(Debug, Default)]
 pub struct CallStats {
     total: AtomicU64,
+    attempts: AtomicU64,
     by_operation: Mutex<BTreeMap<String, u64>>,
 }
 
 impl CallStats {
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
+    }
+    /// Requests sent, retries included.
+    pub fn attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Relaxed)
     }
     pub fn by_operation(&self) -> BTreeMap<String, u64> {
         self.by_operation
@@ -58,6 +79,117 @@ impl Intercept for CountCalls {
         self.0.record(operation);
         Ok(())
     }
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.attempts.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// Tells whether an attempt of one call ended without any answer (the connection closed or
+/// reset, or the answer never came): AWS may have done the work, and the SDK sent the request
+/// again. A create that then meets "already exists" made the resource itself.
+///
+/// ```ignore
+/// let unanswered = Unanswered::default();
+/// client.create_bucket().customize().interceptor(unanswered.clone()).send().await;
+/// if unanswered.seen() { /* an earlier attempt may have created it */ }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Unanswered(Arc<AtomicBool>);
+
+impl Unanswered {
+    pub fn seen(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Intercept for Unanswered {
+    fn name(&self) -> &'static str {
+        "plinth::Unanswered"
+    }
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // An attempt that failed without any response, not even an error status. (The
+        // request itself is no longer in the context once it was sent.)
+        let failed = matches!(context.output_or_error(), Some(Err(_)));
+        if failed && context.response().is_none() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// How hard plinth tries before a call fails. The defaults are what AWS at scale needs:
+/// Terraform's AWS provider retries 25 times; a class of 30 bringing labs up at once is
+/// throttled for minutes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Persistence {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// How long one call, all its attempts and backoffs together, may take.
+    pub budget: Duration,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+    /// How long a request may wait for the first byte of its answer before it is given up
+    /// and retried (a connection that never answers must not hang a run).
+    pub read_timeout: Duration,
+}
+
+impl Default for Persistence {
+    fn default() -> Persistence {
+        Persistence {
+            max_attempts: 25,
+            budget: Duration::from_secs(5 * 60),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The first backoff after throttling (later ones double, with full jitter, up to
+/// [`MAX_BACKOFF`]); other transient errors start from the SDK's 50 ms.
+const THROTTLE_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
+/// Uploads of site files are requests whose body takes time to send before any answer can
+/// come, so S3 waits longer for its first byte.
+const S3_READ_TIMEOUT_FACTOR: u32 = 5;
+
+impl Persistence {
+    /// Retries with exponential backoff and full jitter (the SDK's standard mode; pacing is
+    /// [`RateLimiter`]'s).
+    pub fn retry_config(&self) -> RetryConfig {
+        RetryConfig::standard()
+            .with_max_attempts(self.max_attempts.max(1))
+            .with_initial_backoff(THROTTLE_BACKOFF)
+            .with_max_backoff(MAX_BACKOFF)
+    }
+
+    pub fn timeout_config(&self, read_timeout: Duration) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(read_timeout)
+            .operation_timeout(self.budget)
+            .build()
+    }
+
+    /// The retry partition of one client, without the SDK's retry quota: that token bucket,
+    /// spent by every retry, runs dry within a few hundred calls at a 15% fault rate and then
+    /// stops retrying at all. The attempts and the budget bound retries instead, and the rate
+    /// limiter keeps a throttled API from being hammered.
+    pub fn retry_partition(service: &str, region: &str) -> RetryPartition {
+        RetryPartition::custom(format!("plinth-{service}-{region}"))
+            .token_bucket(TokenBucket::unlimited())
+            .build()
+    }
 }
 
 /// How to reach AWS: the SDK's own configuration chain, optionally pointed at an emulator.
@@ -67,8 +199,11 @@ pub struct AwsOptions {
     pub endpoint_url: Option<String>,
     /// `--profile`.
     pub profile: Option<String>,
-    /// Maximum attempts per call (the SDK's retry with backoff); `None` keeps its default.
+    /// Attempts per call, retries included (`--max-attempts`); `None`: 25.
     pub max_attempts: Option<u32>,
+    /// How long a call waits for an answer before it is retried (`--read-timeout`);
+    /// `None`: a minute.
+    pub read_timeout: Option<Duration>,
     /// The default region when the stack names one, so the SDK does not go looking for one
     /// (IMDS) that would not be used: every client is made for its resource's region.
     pub region: Option<String>,
@@ -93,10 +228,16 @@ macro_rules! service_clients {
                     cache
                         .entry(region.to_string())
                         .or_insert_with(|| {
-                            let builder = $krate::config::Builder::from(&self.base)
+                            let limiter = self.limiter(stringify!($field), region);
+                            let mut builder = $krate::config::Builder::from(&self.base)
                                 .region(Region::new(region.to_string()))
-                                .interceptor(CountCalls(self.stats.clone()));
-                            $(let builder = $tweak(builder, &self.base);)?
+                                .retry_partition(Persistence::retry_partition(stringify!($field), region))
+                                .interceptor(CountCalls(self.stats.clone()))
+                                .interceptor(WatchAnswers(limiter.clone()));
+                            if let Some(inner) = self.base.http_client() {
+                                builder = builder.http_client(PacedHttpClient { inner, limiter });
+                            }
+                            $(let builder = $tweak(builder, &self.base, &self.persistence);)?
                             $krate::Client::from_conf(builder.build())
                         })
                         .clone()
@@ -121,7 +262,9 @@ macro_rules! service_clients {
 /// The SDK configuration plinth runs with and the clients made from it.
 pub struct Aws {
     base: SdkConfig,
+    persistence: Persistence,
     clients: ClientCache,
+    limiters: Mutex<HashMap<(String, String), Arc<RateLimiter>>>,
     pub stats: Arc<CallStats>,
 }
 
@@ -130,7 +273,7 @@ service_clients! {
     ec2, insert_ec2: aws_sdk_ec2,
     elasticache, insert_elasticache: aws_sdk_elasticache,
     sts, insert_sts: aws_sdk_sts,
-    s3, insert_s3: aws_sdk_s3 with s3_addressing,
+    s3, insert_s3: aws_sdk_s3 with s3_settings,
     cloudfront, insert_cloudfront: aws_sdk_cloudfront,
     acm, insert_acm: aws_sdk_acm,
     iam, insert_iam: aws_sdk_iam,
@@ -138,13 +281,37 @@ service_clients! {
     tagging, insert_tagging: aws_sdk_resourcegroupstagging,
 }
 
+/// The SDK's own default HTTPS client (hyper, rustls with aws-lc, proxies from the
+/// environment), made here because the rate limiter wraps it: the SDK only makes its default
+/// when no client is given.
+fn https_client() -> SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
+}
+
 /// Buckets are addressed by path (`endpoint/bucket`) when an endpoint is set (an emulator
-/// on 127.0.0.1 has no `bucket.127.0.0.1` host names); real AWS keeps virtual hosts.
-fn s3_addressing(
+/// on 127.0.0.1 has no `bucket.127.0.0.1` host names); real AWS keeps virtual hosts. Uploads
+/// wait longer for their answer.
+fn s3_settings(
     builder: aws_sdk_s3::config::Builder,
     base: &SdkConfig,
+    persistence: &Persistence,
 ) -> aws_sdk_s3::config::Builder {
-    builder.force_path_style(base.endpoint_url().is_some())
+    let read_timeout = persistence.read_timeout * S3_READ_TIMEOUT_FACTOR;
+    builder
+        .force_path_style(base.endpoint_url().is_some())
+        .timeout_config(persistence.timeout_config(read_timeout))
 }
 
 impl Aws {
@@ -160,12 +327,20 @@ impl Aws {
         if let Some(profile) = &options.profile {
             loader = loader.profile_name(profile);
         }
+        let mut persistence = Persistence::default();
         if let Some(attempts) = options.max_attempts {
-            loader = loader.retry_config(
-                aws_config::retry::RetryConfig::standard().with_max_attempts(attempts),
-            );
+            persistence.max_attempts = attempts;
         }
-        Aws::from_config(loader.load().await)
+        if let Some(read_timeout) = options.read_timeout {
+            persistence.read_timeout = read_timeout;
+        }
+        loader = loader
+            .http_client(https_client())
+            .retry_config(persistence.retry_config())
+            .timeout_config(persistence.timeout_config(persistence.read_timeout));
+        let mut aws = Aws::from_config(loader.load().await);
+        aws.persistence = persistence;
+        aws
     }
 
     /// Clients that are never called (validate, schema, graph): no credential or region
@@ -181,9 +356,31 @@ impl Aws {
     pub fn from_config(base: SdkConfig) -> Aws {
         Aws {
             base,
+            persistence: Persistence::default(),
             clients: ClientCache::default(),
+            limiters: Mutex::default(),
             stats: Arc::new(CallStats::default()),
         }
+    }
+
+    /// The rate limiter of `service` (`dynamodb`, `ec2`, …) in `region`, shared by its client.
+    pub fn limiter(&self, service: &str, region: &str) -> Arc<RateLimiter> {
+        let mut limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+        limiters
+            .entry((service.to_string(), region.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// Throttled answers and the time calls waited for the rate limiters, over all of them.
+    pub fn throttling(&self) -> (u64, Duration) {
+        let limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+        limiters
+            .values()
+            .fold((0, Duration::ZERO), |(n, waited), l| {
+                let (t, w) = l.totals();
+                (n + t, waited + w)
+            })
     }
 
     /// The region the SDK chain chose, if any.

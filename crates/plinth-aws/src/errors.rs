@@ -3,7 +3,9 @@
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use plinth_core::resource::{ErrorKind, ResourceError};
+use std::future::Future;
+
+use plinth_core::resource::{ErrorKind, Observed, ResourceError};
 
 /// Error codes by what they mean for the caller. Codes are the service's own strings.
 const NOT_FOUND: &[&str] = &[
@@ -155,6 +157,10 @@ pub fn name_taken(err: ResourceError, code: &str, what: &str) -> ResourceError {
     if err.code.as_deref() != Some(code) {
         return err;
     }
+    taken(err, what)
+}
+
+fn taken(err: ResourceError, what: &str) -> ResourceError {
     ResourceError {
         kind: ErrorKind::Invalid,
         message: format!(
@@ -162,6 +168,40 @@ pub fn name_taken(err: ResourceError, code: &str, what: &str) -> ResourceError {
             err.message
         ),
         ..err
+    }
+}
+
+/// Whether `err` carries one of these service error codes.
+pub fn has_code(err: &ResourceError, codes: &[&str]) -> bool {
+    err.code.as_deref().is_some_and(|c| codes.contains(&c))
+}
+
+/// What a create does when AWS answers that the resource already exists (an error with one of
+/// `codes`). When `find` recognises it as this stack's resource (by its owner tags, or, for
+/// what takes no tags, its name and plinth marker), the create made it itself — the SDK sent
+/// the create again after its first answer was lost — or an earlier run was interrupted right
+/// after sending it: the resource is adopted and the create carries on with it. Otherwise it
+/// is someone else's and the name is taken (`what`: "a table named users"). Any other error
+/// comes back as it is.
+pub async fn adopt_if_ours<F, Fut>(
+    err: ResourceError,
+    codes: &[&str],
+    what: &str,
+    find: F,
+) -> Result<Observed, ResourceError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<Observed>, ResourceError>>,
+{
+    if !has_code(&err, codes) {
+        return Err(err);
+    }
+    match find().await? {
+        Some(found) => {
+            tracing::info!(id = %found.id, "{what} already exists and is this stack's: adopting it");
+            Ok(found)
+        }
+        None => Err(taken(err, what)),
     }
 }
 

@@ -8,12 +8,13 @@ pub mod arn;
 pub mod clients;
 pub mod cost;
 pub mod errors;
+pub mod rate_limit;
 pub mod resources;
 pub mod sweep;
 pub mod tagging;
 pub mod wait;
 
-pub use clients::{Aws, AwsOptions, CallStats};
+pub use clients::{Aws, AwsOptions, CallStats, Persistence, Unanswered};
 
 use std::sync::Arc;
 

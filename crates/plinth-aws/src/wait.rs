@@ -1,7 +1,9 @@
 //! Polling and retrying until AWS says a resource is ready, gone or free, within a deadline.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use plinth_core::resource::{ErrorKind, OpContext, ResourceError, ResourceResult};
 
@@ -17,7 +19,9 @@ pub enum Poll<T> {
 }
 
 /// Calls `poll` until it is ready, reporting progress, or fails with a timeout after
-/// `default_limit` (or the stack's `lifecycle.timeouts`).
+/// `default_limit` (or the stack's `lifecycle.timeouts`). A poll that fails with a transient
+/// error (throttled still after the SDK's retries) is a poll that saw nothing new: a wait of
+/// minutes does not end because one status read was refused.
 pub async fn until<T, F, Fut>(
     ctx: &OpContext,
     what: &str,
@@ -32,15 +36,22 @@ where
     let deadline = ctx.deadline_or(default_limit);
     let mut delay = FIRST_POLL;
     loop {
-        match poll().await? {
-            Poll::Ready(value) => return Ok(value),
-            Poll::Pending(status) => {
+        match poll().await {
+            Ok(Poll::Ready(value)) => return Ok(value),
+            Ok(Poll::Pending(status)) => {
                 if Instant::now() >= deadline {
                     return Err(ResourceError::timeout(started.elapsed(), what));
                 }
                 ctx.progress
                     .status(&format!("waiting for {what} ({status})"));
             }
+            Err(err) if err.kind == ErrorKind::Retryable && Instant::now() < deadline => {
+                ctx.progress.status(&format!(
+                    "waiting for {what} ({} — retrying)",
+                    err.code.as_deref().unwrap_or("no answer")
+                ));
+            }
+            Err(err) => return Err(err),
         }
         tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
         delay = (delay * 2).min(MAX_POLL);

@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -116,8 +118,20 @@ pub struct OpContext {
     pub region: String,
     /// The logical name in the stack (`users`).
     pub name: String,
-    /// When the current operation must give up waiting.
+    /// The stack and workspace the resource belongs to (empty outside an environment, e.g.
+    /// for `sweep`): with `name`, what marks a resource that takes no tags as this stack's.
+    pub stack: String,
+    pub workspace: String,
+    /// For a create: a token unique to this create, the same when a create that was never
+    /// seen answered is sent again by a later run. Types whose API takes an idempotency token
+    /// (CloudFront's CallerReference, ACM's IdempotencyToken) send it, so AWS recognises the
+    /// repeat instead of making a second resource. 32 hexadecimal digits.
+    pub create_token: Option<String>,
+    /// When the current operation must give up waiting, if the stack set a limit.
     pub deadline: Option<Instant>,
+    /// When the operation started: a type's own default limit counts from here, however
+    /// often it is asked for, so a loop of waits shares one budget.
+    pub started: Instant,
     pub progress: Arc<dyn Progress>,
     /// `false` under `destroy --no-wait`: a delete AWS carries on with by itself (a cache
     /// cluster stays `deleting` for minutes) may return once AWS accepted it, after calling
@@ -135,7 +149,11 @@ impl OpContext {
         OpContext {
             region: region.into(),
             name: name.into(),
+            stack: String::new(),
+            workspace: String::new(),
+            create_token: None,
             deadline: None,
+            started: Instant::now(),
             progress: Arc::new(NoProgress),
             wait_for_deletion: true,
             base_dir: PathBuf::new(),
@@ -169,28 +187,39 @@ impl OpContext {
     pub fn pending_deletion(&self) -> Option<String> {
         self.pending.lock().ok().and_then(|slot| slot.clone())
     }
+    pub fn with_create_token(mut self, token: String) -> OpContext {
+        self.create_token = Some(token);
+        self
+    }
+    /// The stack and workspace the resource belongs to.
+    pub fn with_environment(mut self, stack: &str, workspace: &str) -> OpContext {
+        self.stack = stack.to_string();
+        self.workspace = workspace.to_string();
+        self
+    }
     pub fn with_base_dir(mut self, base_dir: PathBuf) -> OpContext {
         self.base_dir = base_dir;
         self
     }
     pub fn with_deadline(mut self, limit: Option<Duration>) -> OpContext {
-        self.deadline = limit.map(|d| Instant::now() + d);
+        self.deadline = limit.map(|d| self.started + d);
         self
     }
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> OpContext {
         self.progress = progress;
         self
     }
-    /// This context with its deadline fixed now, so several calls share one budget: the
-    /// stack's timeout, or `default` from now.
+    /// This context with its deadline fixed, so several calls share one budget: the stack's
+    /// timeout, or `default` from the start of the operation.
     pub fn with_default_deadline(&self, default: Duration) -> OpContext {
         let mut ctx = self.clone();
         ctx.deadline = Some(self.deadline_or(default));
         ctx
     }
-    /// The deadline, or `default` from now when the stack set none.
+    /// The deadline: the stack's, or `default` from the start of the operation. Asking again
+    /// gives the same answer.
     pub fn deadline_or(&self, default: Duration) -> Instant {
-        self.deadline.unwrap_or_else(|| Instant::now() + default)
+        self.deadline.unwrap_or(self.started + default)
     }
 }
 
@@ -277,6 +306,12 @@ pub trait ResourceType: Send + Sync {
     /// assumptions in `ctx`. A price missing from the table is a line that says so, never an
     /// error. The default: nothing is billed.
     fn cost(&self, _props: &Props, _ctx: &CostContext) -> Vec<CostLine> {
+        Vec::new()
+    }
+
+    /// What changing `before` into `after` in place will do that the diff does not show (a TTL
+    /// move DynamoDB spreads over two applies an hour apart), for the plan to say.
+    fn change_notes(&self, _before: &Props, _after: &Props) -> Vec<String> {
         Vec::new()
     }
 

@@ -74,6 +74,8 @@ pub(crate) struct FakeCloud {
     latency: Mutex<HashMap<String, Duration>>,
     op_latency: Mutex<HashMap<(Op, String), Duration>>,
     failures: Mutex<HashMap<(Op, String), ResourceError>>,
+    /// Objects reads do not see yet (eventual consistency), with how many reads to miss.
+    unseen: Mutex<HashMap<String, usize>>,
     log: Mutex<Vec<Call>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -92,6 +94,7 @@ impl FakeCloud {
             latency: Mutex::new(HashMap::new()),
             op_latency: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            unseen: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -120,6 +123,24 @@ impl FakeCloud {
     /// Lets the fake types read up to `n` resources in one call.
     pub fn set_batch_size(&self, n: usize) {
         self.batch_size.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `reads` reads of object `id` do not find it, as AWS's reads right after a
+    /// create may not.
+    pub fn unseen_for(&self, id: &str, reads: usize) {
+        lock(&self.unseen).insert(id.to_string(), reads);
+    }
+
+    /// Whether a read misses `id` now (and counts the miss).
+    fn misses(&self, id: &str) -> bool {
+        let mut unseen = lock(&self.unseen);
+        match unseen.get_mut(id) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Lifts every injected failure.
@@ -427,6 +448,9 @@ impl ResourceType for FakeType {
         let id = id.to_string();
         self.cloud
             .call(Op::Read, ctx, |c| {
+                if c.misses(&id) {
+                    return Ok(None);
+                }
                 Ok(lock(&c.objects).get(&id).map(|o| Observed {
                     id: id.clone(),
                     props: o.props.clone(),
@@ -724,6 +748,7 @@ pub(crate) struct Harness {
     pub progress_every: Duration,
     /// `false` runs like `destroy --no-wait`.
     pub wait_for_deletion: bool,
+    pub cancel_grace: Duration,
 }
 
 impl Harness {
@@ -738,6 +763,7 @@ impl Harness {
             progress_after: Duration::from_secs(60),
             progress_every: Duration::from_secs(60),
             wait_for_deletion: true,
+            cancel_grace: Duration::from_secs(60),
         }
     }
 
@@ -820,6 +846,7 @@ impl Harness {
             progress_after: self.progress_after,
             progress_every: self.progress_every,
             wait_for_deletion: self.wait_for_deletion,
+            cancel_grace: self.cancel_grace,
         })
         .await
         .expect("the engine runs")
@@ -861,6 +888,8 @@ pub(crate) fn ready(cloud: &FakeCloud, name: &str, props: Props) -> ResourceStat
         deps: Vec::new(),
         soft_deps: Vec::new(),
         lifecycle: Default::default(),
+        changed_at: None,
+        create_token: None,
     }
 }
 
@@ -891,5 +920,6 @@ pub(crate) fn word(o: &Outcome) -> String {
         Outcome::Failed(_) => "failed".into(),
         Outcome::Skipped { because } => format!("skipped({because})"),
         Outcome::NotStarted => "not started".into(),
+        Outcome::Abandoned => "abandoned".into(),
     }
 }

@@ -303,6 +303,7 @@ async fn try_destroy_through_state(
         progress_after: Duration::from_secs(2),
         progress_every: Duration::from_secs(10),
         wait_for_deletion: true,
+        cancel_grace: Duration::MAX,
     })
     .await
     .map_err(|e| e.to_string())?;

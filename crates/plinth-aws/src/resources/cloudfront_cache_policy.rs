@@ -28,14 +28,17 @@ use plinth_core::value::{bool_of, contains_unknown, i64_of, reorder, str_of, Pro
 use serde_json::{json, Map, Value};
 use tracing::debug;
 
-use crate::errors::{name_taken, vanished, SendExt};
+use crate::errors::{adopt_if_ours, vanished, SendExt};
 use crate::resources::cloudfront_common::{with_fresh_etag, CLOUDFRONT_REGION};
+use crate::resources::tags;
 use crate::wait;
 use crate::Aws;
 
 const DEFAULT_TTL: i64 = 86_400;
 const MIN_TTL: i64 = 1;
 const MAX_TTL: i64 = 31_536_000;
+/// AWS's limit for a cache policy's comment (the marker included).
+const MAX_COMMENT: usize = 128;
 const COOKIE_BEHAVIORS: &[&str] = &["none", "whitelist", "allExcept", "all"];
 const HEADER_BEHAVIORS: &[&str] = &["none", "whitelist"];
 const QUERY_STRING_BEHAVIORS: &[&str] = &["none", "whitelist", "allExcept", "all"];
@@ -104,7 +107,8 @@ fn schema() -> TypeSchema {
             Prop::new("name", Shape::String)
                 .required()
                 .doc("the name, unique in the account"),
-            Prop::new("comment", Shape::String).doc("a comment; default empty"),
+            Prop::new("comment", Shape::String)
+                .doc("a comment (at most 106 characters: plinth adds its marker); default empty"),
             Prop::new("default_ttl", seconds())
                 .doc("seconds cached when the origin sends no Cache-Control; default 86400"),
             Prop::new("min_ttl", seconds()).doc("fewest seconds cached; default 1"),
@@ -152,6 +156,20 @@ impl ResourceType for CachePolicyType {
         for part in KEY_PARTS {
             issues.extend(check_names(props, part));
         }
+        let room = MAX_COMMENT - tags::MARKER_LENGTH;
+        let comment = props.get("comment").filter(|v| !contains_unknown(v));
+        if let Some(comment) = comment.and_then(Value::as_str) {
+            if comment.chars().count() > room {
+                issues.push(PropIssue::at(
+                    &["comment"],
+                    format!(
+                        "a comment has at most {room} characters here (AWS allows {MAX_COMMENT}; \
+                         plinth's marker takes the rest), not {}",
+                        comment.chars().count()
+                    ),
+                ));
+            }
+        }
         issues
     }
 
@@ -177,27 +195,76 @@ impl ResourceType for CachePolicyType {
         crate::arn::name_after(arn, "cloudfront", "cache-policy/")
     }
 
+    /// The custom cache policy of this name that carries this resource's marker.
+    async fn find(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Option<Observed>> {
+        let (Some(name), Some(marker)) = (str_of(props, "name"), tags::owner_marker(ctx)) else {
+            return Ok(None);
+        };
+        let client = self.aws.cloudfront(&ctx.region);
+        let mut page: Option<String> = None;
+        loop {
+            let out = client
+                .list_cache_policies()
+                .r#type(aws_sdk_cloudfront::types::CachePolicyType::Custom)
+                .set_marker(page.clone())
+                .send()
+                .await
+                .classified()?;
+            let Some(list) = out.cache_policy_list() else {
+                return Ok(None);
+            };
+            let found = list
+                .items()
+                .iter()
+                .filter_map(|summary| summary.cache_policy())
+                .find(|policy| {
+                    policy.cache_policy_config().is_some_and(|config| {
+                        config.name() == name
+                            && tags::unmarked(config.comment().unwrap_or_default()).1
+                                == Some(marker.clone())
+                    })
+                });
+            if let Some(policy) = found {
+                debug!(id = policy.id(), name, "found this stack's cache policy");
+                return observe(policy).map(Some);
+            }
+            match list.next_marker().filter(|m| !m.is_empty()) {
+                Some(next) => page = Some(next.to_string()),
+                None => return Ok(None),
+            }
+        }
+    }
+
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
         let client = self.aws.cloudfront(&ctx.region);
-        let config = config_of(props)?;
+        let config = config_of(props, tags::owner_marker(ctx).as_deref())?;
         debug!(name = config.name(), "CreateCachePolicy");
-        let out = client
+        let created = client
             .create_cache_policy()
             .cache_policy_config(config.clone())
             .send()
             .await
-            .classified()
-            .map_err(|err| {
-                name_taken(
-                    err,
-                    "CachePolicyAlreadyExists",
-                    &format!("a cache policy named {}", config.name()),
-                )
-            })?;
-        let policy = out
-            .cache_policy()
-            .ok_or_else(|| ResourceError::other("CreateCachePolicy returned no cache policy"))?;
-        observe(policy)
+            .classified();
+        match created {
+            Ok(out) => {
+                let policy = out.cache_policy().ok_or_else(|| {
+                    ResourceError::other("CreateCachePolicy returned no cache policy")
+                })?;
+                observe(policy)
+            }
+            Err(err) => {
+                let what = format!("a cache policy named {}", config.name());
+                let found = adopt_if_ours(err, &["CachePolicyAlreadyExists"], &what, || {
+                    self.find(ctx, props)
+                })
+                .await?;
+                if found.props == *props {
+                    Ok(found)
+                } else {
+                    self.update(ctx, &found.id, &found.props, props).await
+                }
+            }
+        }
     }
 
     async fn update(
@@ -208,7 +275,7 @@ impl ResourceType for CachePolicyType {
         after: &Props,
     ) -> ResourceResult<Observed> {
         let client = &self.aws.cloudfront(&ctx.region);
-        let config = &config_of(after)?;
+        let config = &config_of(after, tags::owner_marker(ctx).as_deref())?;
         let what = format!("updating cache policy {id}");
         let policy = with_fresh_etag(&what, || async move {
             let (_, etag) = get(client, id)
@@ -494,7 +561,8 @@ fn query_strings_config(props: &Props) -> ResourceResult<CachePolicyQueryStrings
         .map_err(build_error)
 }
 
-fn config_of(props: &Props) -> ResourceResult<CachePolicyConfig> {
+/// The config AWS is sent: the properties, the comment carrying `marker`.
+fn config_of(props: &Props, marker: Option<&str>) -> ResourceResult<CachePolicyConfig> {
     let key = ParametersInCacheKeyAndForwardedToOrigin::builder()
         .enable_accept_encoding_gzip(bool_of(props, "gzip").unwrap_or(true))
         .enable_accept_encoding_brotli(bool_of(props, "brotli").unwrap_or(true))
@@ -505,7 +573,10 @@ fn config_of(props: &Props) -> ResourceResult<CachePolicyConfig> {
         .map_err(build_error)?;
     CachePolicyConfig::builder()
         .name(str_of(props, "name").unwrap_or_default())
-        .comment(str_of(props, "comment").unwrap_or_default())
+        .comment(tags::marked(
+            str_of(props, "comment").unwrap_or_default(),
+            marker,
+        ))
         .default_ttl(i64_of(props, "default_ttl").unwrap_or(DEFAULT_TTL))
         .min_ttl(i64_of(props, "min_ttl").unwrap_or(MIN_TTL))
         .max_ttl(i64_of(props, "max_ttl").unwrap_or(MAX_TTL))
@@ -529,10 +600,8 @@ fn observe(policy: &CachePolicy) -> ResourceResult<Observed> {
     let key = config.parameters_in_cache_key_and_forwarded_to_origin();
     let mut props = Props::new();
     props.insert("name".into(), json!(config.name()));
-    props.insert(
-        "comment".into(),
-        json!(config.comment().unwrap_or_default()),
-    );
+    let (comment, _marker) = tags::unmarked(config.comment().unwrap_or_default());
+    props.insert("comment".into(), json!(comment));
     props.insert(
         "default_ttl".into(),
         json!(config.default_ttl().unwrap_or(DEFAULT_TTL)),

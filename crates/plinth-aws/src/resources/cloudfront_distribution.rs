@@ -28,7 +28,7 @@ use plinth_core::value::{contains_unknown, get_path, PathSeg, Props};
 use serde_json::{json, Map, Value};
 use tracing::debug;
 
-use crate::errors::SendExt;
+use crate::errors::{self, SendExt};
 use crate::resources::cloudfront_common::{
     managed_names, policy_id, with_fresh_etag, CLOUDFRONT_REGION, MANAGED_PREFIX,
 };
@@ -47,6 +47,8 @@ pub const HOSTED_ZONE_ID: &str = "Z2FDTNDATAQYW2";
 /// A configuration usually reaches every edge location in 5–15 minutes.
 const DEPLOY_LIMIT: Duration = Duration::from_secs(45 * 60);
 const DEPLOYED: &str = "Deployed";
+/// CreateDistribution's answer to a CallerReference it has seen before.
+const DISTRIBUTION_EXISTS: &str = "DistributionAlreadyExists";
 const PENDING_REASON: &str = "disabled; CloudFront deletes it once the disabled configuration \
                               is deployed (5–15 minutes); the next plinth destroy/apply finishes it";
 /// The error codes CloudFront accepts custom error responses for.
@@ -404,22 +406,32 @@ impl ResourceType for Distribution {
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
         let client = self.aws.cloudfront(&ctx.region);
-        let distribution_config = config::distribution_config(props, &caller_reference())?;
+        // The create's own token: a run that sends this create again after a kill uses the same
+        // reference, which CloudFront answers with DistributionAlreadyExists naming the first.
+        let reference = ctx
+            .create_token
+            .as_deref()
+            .map_or_else(caller_reference, |token| format!("plinth-{token}"));
+        let distribution_config = config::distribution_config(props, &reference)?;
         let with_tags = DistributionConfigWithTags::builder()
             .distribution_config(built(distribution_config.build())?)
             .tags(aws_tags(&tags::tags_of(props))?)
             .build();
-        let out = client
+        let sent = client
             .create_distribution_with_tags()
             .distribution_config_with_tags(with_tags)
             .send()
             .await
-            .classified()
-            .map_err(explain_alias_taken)?;
-        let created = out
-            .distribution()
-            .cloned()
-            .ok_or_else(|| ResourceError::other("CreateDistributionWithTags returned nothing"))?;
+            .classified();
+        let created = match sent {
+            Ok(out) => out.distribution().cloned().ok_or_else(|| {
+                ResourceError::other("CreateDistributionWithTags returned nothing")
+            })?,
+            Err(err) if errors::has_code(&err, &[DISTRIBUTION_EXISTS]) => {
+                self.adopt_created(ctx, &client, props, err).await?
+            }
+            Err(err) => return Err(explain_alias_taken(err)),
+        };
         debug!(id = created.id(), "created distribution");
         let distribution = if wait_for_deployment(props) {
             wait_deployed(ctx, &client, created.id()).await?
@@ -997,8 +1009,45 @@ fn wait_for_deployment(props: &Props) -> bool {
         .unwrap_or(true)
 }
 
-/// A CallerReference CloudFront has not seen: it takes a repeated one for a retry of the
-/// earlier request.
+impl Distribution {
+    /// CreateDistribution answered DistributionAlreadyExists: the CallerReference is one
+    /// CloudFront has seen, which for a fresh reference means the SDK sent this create again
+    /// after its first answer was lost. AWS names the distribution at the end of its message
+    /// ("… Already exists: E2O6U8DECVP5UD"); it is this stack's when its owner tags say so.
+    async fn adopt_created(
+        &self,
+        ctx: &OpContext,
+        client: &Client,
+        props: &Props,
+        err: ResourceError,
+    ) -> ResourceResult<AwsDistribution> {
+        let named = err
+            .message
+            .rsplit("Already exists:")
+            .next()
+            .filter(|_| err.message.contains("Already exists:"))
+            .map(|id| id.trim().trim_end_matches('.').to_string());
+        let what = "a distribution with this CallerReference";
+        let found = match named {
+            Some(id) => {
+                let found = self.read(ctx, &id, props).await?;
+                errors::adopt_if_ours(err, &[DISTRIBUTION_EXISTS], what, || async move {
+                    Ok(found.and_then(|f| tags::ours(f, props)))
+                })
+                .await?
+            }
+            None => {
+                errors::adopt_if_ours(err, &[DISTRIBUTION_EXISTS], what, || self.find(ctx, props))
+                    .await?
+            }
+        };
+        get_distribution(client, &found.id)
+            .await?
+            .map(|(d, _)| d)
+            .ok_or_else(|| crate::errors::vanished(&format!("distribution {}", found.id)))
+    }
+}
+
 /// A fresh CallerReference: CloudFront's idempotency key for creates and invalidations.
 fn caller_reference() -> String {
     format!("plinth-{}", uuid::Uuid::new_v4())

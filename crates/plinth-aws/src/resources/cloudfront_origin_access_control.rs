@@ -2,8 +2,10 @@
 //! bucket, most often), so the origin can stay private and admit only the distribution.
 //!
 //! CloudFront is global (its control plane answers in us-east-1) and an origin access control
-//! takes no tags. Every change and delete sends the ETag of a fresh read as `If-Match`, read
-//! again when someone else changed it meanwhile. A distribution that is still being updated to
+//! takes no tags: its description carries the stack's marker instead ([`tags::owner_marker`]),
+//! so a create whose answer was lost, or that an interrupted run sent, is found by its name
+//! and marker and adopted. Every change and delete sends the ETag of a fresh read as
+//! `If-Match`, read again when someone else changed it meanwhile. A distribution that is still being updated to
 //! let go of the OAC keeps it in use (`OriginAccessControlInUse`) for minutes: the delete is
 //! retried until it is free.
 
@@ -25,16 +27,18 @@ use plinth_core::value::{contains_unknown, str_of, Props};
 use serde_json::{json, Value};
 use tracing::debug;
 
-use crate::errors::{name_taken, vanished, SendExt};
+use crate::errors::{adopt_if_ours, vanished, SendExt};
 use crate::resources::cloudfront_common::{with_fresh_etag, CLOUDFRONT_REGION};
+use crate::resources::tags;
 use crate::wait;
 use crate::Aws;
 
 const ORIGIN_TYPES: &[&str] = &["s3", "mediastore", "lambda", "mediapackagev2"];
 const SIGNING_BEHAVIORS: &[&str] = &["always", "never", "no-override"];
 const SIGNING_PROTOCOLS: &[&str] = &["sigv4"];
-/// AWS's limit for an origin access control's name.
+/// AWS's limits for an origin access control's name and description (the marker included).
 const MAX_NAME: usize = 64;
+const MAX_DESCRIPTION: usize = 256;
 /// A distribution being updated holds on to the OAC until its deployment finishes.
 const DELETE_LIMIT: Duration = Duration::from_secs(20 * 60);
 /// Property order in canonical form (the schema's), with each default.
@@ -71,7 +75,9 @@ fn schema() -> TypeSchema {
             Prop::new("name", Shape::String)
                 .required()
                 .doc("the name, unique in the account (at most 64 characters)"),
-            Prop::new("description", Shape::String).doc("a description; default empty"),
+            Prop::new("description", Shape::String).doc(
+                "a description (at most 234 characters: plinth adds its marker); default empty",
+            ),
             Prop::new("origin_type", Shape::Enum(ORIGIN_TYPES))
                 .doc("the kind of origin it signs for; default s3"),
             Prop::new("signing_behavior", Shape::Enum(SIGNING_BEHAVIORS)).doc(
@@ -109,22 +115,38 @@ impl ResourceType for OriginAccessControlType {
     }
 
     fn check(&self, props: &Props) -> Vec<PropIssue> {
-        let name = props
-            .get("name")
-            .filter(|v| !contains_unknown(v))
-            .and_then(Value::as_str);
-        match name {
-            Some(name) if name.trim().is_empty() || name.chars().count() > MAX_NAME => {
-                vec![PropIssue::at(
+        let known = |key: &str| {
+            props
+                .get(key)
+                .filter(|v| !contains_unknown(v))
+                .and_then(Value::as_str)
+        };
+        let mut issues = Vec::new();
+        if let Some(name) = known("name") {
+            if name.trim().is_empty() || name.chars().count() > MAX_NAME {
+                issues.push(PropIssue::at(
                     &["name"],
                     format!(
                         "an origin access control name has 1 to {MAX_NAME} characters, not {}",
                         name.chars().count()
                     ),
-                )]
+                ));
             }
-            _ => Vec::new(),
         }
+        let room = MAX_DESCRIPTION - tags::MARKER_LENGTH;
+        if let Some(description) = known("description") {
+            if description.chars().count() > room {
+                issues.push(PropIssue::at(
+                    &["description"],
+                    format!(
+                        "a description has at most {room} characters here (AWS allows \
+                         {MAX_DESCRIPTION}; plinth's marker takes the rest), not {}",
+                        description.chars().count()
+                    ),
+                ));
+            }
+        }
+        issues
     }
 
     fn normalize(&self, props: &mut Props, _ctx: &NormalizeContext) -> ResourceResult<()> {
@@ -145,31 +167,81 @@ impl ResourceType for OriginAccessControlType {
         }
     }
 
+    /// The origin access control of this name that carries this resource's marker.
+    async fn find(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Option<Observed>> {
+        let (Some(name), Some(marker)) = (str_of(props, "name"), tags::owner_marker(ctx)) else {
+            return Ok(None);
+        };
+        let client = self.aws.cloudfront(&ctx.region);
+        let mut page: Option<String> = None;
+        loop {
+            let out = client
+                .list_origin_access_controls()
+                .set_marker(page.clone())
+                .send()
+                .await
+                .classified()?;
+            let Some(list) = out.origin_access_control_list() else {
+                return Ok(None);
+            };
+            let found = list.items().iter().find(|summary| {
+                summary.name() == name
+                    && tags::unmarked(summary.description()).1 == Some(marker.clone())
+            });
+            if let Some(summary) = found {
+                debug!(
+                    id = summary.id(),
+                    name, "found this stack's origin access control"
+                );
+                return self.read(ctx, summary.id(), props).await;
+            }
+            match list
+                .next_marker()
+                .filter(|m| !m.is_empty() && list.is_truncated())
+            {
+                Some(next) => page = Some(next.to_string()),
+                None => return Ok(None),
+            }
+        }
+    }
+
     fn id_from_arn(&self, arn: &str) -> Option<String> {
         crate::arn::name_after(arn, "cloudfront", "origin-access-control/")
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
         let client = self.aws.cloudfront(&ctx.region);
-        let config = config_of(props)?;
+        let config = config_of(props, tags::owner_marker(ctx).as_deref())?;
         debug!(name = config.name(), "CreateOriginAccessControl");
-        let out = client
+        let created = client
             .create_origin_access_control()
             .origin_access_control_config(config.clone())
             .send()
             .await
-            .classified()
-            .map_err(|err| {
-                name_taken(
-                    err,
-                    "OriginAccessControlAlreadyExists",
-                    &format!("an origin access control named {}", config.name()),
-                )
-            })?;
-        let oac = out.origin_access_control().ok_or_else(|| {
-            ResourceError::other("CreateOriginAccessControl returned no origin access control")
-        })?;
-        observe(oac)
+            .classified();
+        match created {
+            Ok(out) => {
+                let oac = out.origin_access_control().ok_or_else(|| {
+                    ResourceError::other(
+                        "CreateOriginAccessControl returned no origin access control",
+                    )
+                })?;
+                observe(oac)
+            }
+            Err(err) => {
+                let what = format!("an origin access control named {}", config.name());
+                let found =
+                    adopt_if_ours(err, &["OriginAccessControlAlreadyExists"], &what, || {
+                        self.find(ctx, props)
+                    })
+                    .await?;
+                if found.props == *props {
+                    Ok(found)
+                } else {
+                    self.update(ctx, &found.id, &found.props, props).await
+                }
+            }
+        }
     }
 
     async fn update(
@@ -180,7 +252,7 @@ impl ResourceType for OriginAccessControlType {
         after: &Props,
     ) -> ResourceResult<Observed> {
         let client = &self.aws.cloudfront(&ctx.region);
-        let config = &config_of(after)?;
+        let config = &config_of(after, tags::owner_marker(ctx).as_deref())?;
         let what = format!("updating origin access control {id}");
         let oac = with_fresh_etag(&what, || async move {
             let (_, etag) = get(client, id)
@@ -280,11 +352,12 @@ fn canonicalize(props: &mut Props) {
     props.extend(rest);
 }
 
-fn config_of(props: &Props) -> ResourceResult<OriginAccessControlConfig> {
+/// The config AWS is sent: the properties, the description carrying `marker`.
+fn config_of(props: &Props, marker: Option<&str>) -> ResourceResult<OriginAccessControlConfig> {
     let value = |key: &str, default: &'static str| str_of(props, key).unwrap_or(default);
     OriginAccessControlConfig::builder()
         .name(str_of(props, "name").unwrap_or_default())
-        .description(value("description", ""))
+        .description(tags::marked(value("description", ""), marker))
         .origin_access_control_origin_type(OriginAccessControlOriginTypes::from(value(
             "origin_type",
             "s3",
@@ -310,10 +383,8 @@ fn observe(oac: &OriginAccessControl) -> ResourceResult<Observed> {
     })?;
     let mut props = Props::new();
     props.insert("name".into(), json!(config.name()));
-    props.insert(
-        "description".into(),
-        json!(config.description().unwrap_or_default()),
-    );
+    let (description, _marker) = tags::unmarked(config.description().unwrap_or_default());
+    props.insert("description".into(), json!(description));
     props.insert(
         "origin_type".into(),
         json!(config.origin_access_control_origin_type().as_str()),

@@ -34,13 +34,18 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::debug;
 
-use crate::errors::SendExt;
+use crate::errors::{self, SendExt};
 use crate::resources::tags;
 use crate::wait::{self, Poll};
 use crate::Aws;
 
 /// Creating, changing or deleting a table (with index backfills) can take long on real AWS.
 const TABLE_LIMIT: Duration = Duration::from_secs(30 * 60);
+/// How long a table just created may stay invisible to DescribeTable (eventual consistency;
+/// Terraform's provider allows DynamoDB two minutes too).
+const VISIBLE_LIMIT: Duration = Duration::from_secs(2 * 60);
+/// CreateTable's answer when the name is in use: the table exists (or is being created).
+const TABLE_EXISTS: &str = "ResourceInUseException";
 
 const KEY_TYPES: &[&str] = &["S", "N", "B"];
 const BILLING_MODES: &[&str] = &["on_demand", "provisioned"];
@@ -1094,13 +1099,22 @@ impl TableOps<'_> {
         self.client.update_table().table_name(self.name)
     }
 
+    /// Waits until the table and its indexes are ACTIVE. A table AWS does not show yet is
+    /// waited for a while (a create is not visible everywhere at once), then it is gone.
     async fn wait_ready(&mut self) -> ResourceResult<TableDescription> {
         let what = format!("table {} to be ACTIVE", self.name);
         let (client, name) = (&self.client, self.name);
+        let started = tokio::time::Instant::now();
         let desc = wait::until(&self.ctx, &what, TABLE_LIMIT, || async move {
-            let desc = describe(client, name).await?.ok_or_else(|| {
-                ResourceError::new(ErrorKind::NotFound, format!("table {name} disappeared"))
-            })?;
+            let Some(desc) = describe(client, name).await? else {
+                if started.elapsed() < VISIBLE_LIMIT {
+                    return Ok(Poll::Pending("not visible yet".into()));
+                }
+                return Err(ResourceError::new(
+                    ErrorKind::NotFound,
+                    format!("table {name} disappeared"),
+                ));
+            };
             Ok(match busy_status(&desc) {
                 None => Poll::Ready(desc),
                 Some(status) => Poll::Pending(status),
@@ -1123,35 +1137,61 @@ impl TableOps<'_> {
         self.wait_ready().await.map(|_| ())
     }
 
-    async fn set_ttl(&self, before: Option<&str>, after: Option<&str>) -> ResourceResult<()> {
-        if before == after {
-            return Ok(());
+    /// Turns TTL from `before` to `after` and returns the attribute TTL is on now. DynamoDB
+    /// takes one TTL change per table in about an hour, and enables TTL on one attribute at a
+    /// time: moving it from one attribute to another disables it now, and enabling it on the
+    /// new one is left for an apply an hour later (said in the plan, and as a notice).
+    async fn set_ttl(
+        &self,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> ResourceResult<Option<String>> {
+        match (before, after) {
+            (b, a) if b == a => Ok(a.map(str::to_string)),
+            (Some(old), Some(new)) => {
+                self.update_ttl(old, false).await?;
+                self.ctx.notice(format!(
+                    "TTL is off now (it was on {old}); DynamoDB allows the next TTL change of \
+                     table {} about an hour from now: apply again then to turn it on for {new}",
+                    self.name
+                ));
+                Ok(None)
+            }
+            (Some(old), None) => self.update_ttl(old, false).await.map(|()| None),
+            (None, Some(new)) => self
+                .update_ttl(new, true)
+                .await
+                .map(|()| Some(new.to_string())),
+            (None, None) => Ok(None),
         }
-        // AWS enables TTL on one attribute at a time: switching means disabling the old first.
-        let steps = before
-            .map(|a| (a, false))
-            .into_iter()
-            .chain(after.map(|a| (a, true)));
-        for (attribute, enabled) in steps {
-            let spec = built(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(attribute)
-                    .enabled(enabled)
-                    .build(),
-            )?;
-            let request = self
-                .client
-                .update_time_to_live()
-                .table_name(self.name)
-                .time_to_live_specification(spec);
-            debug!(table = self.name, attribute, enabled, "UpdateTimeToLive");
-            wait::retry_while_busy(&self.ctx, "setting TTL", TABLE_LIMIT, || {
-                let request = request.clone();
-                async move { request.send().await.classified().map(|_| ()) }
-            })
-            .await?;
-        }
-        Ok(())
+    }
+
+    async fn update_ttl(&self, attribute: &str, enabled: bool) -> ResourceResult<()> {
+        let spec = built(
+            TimeToLiveSpecification::builder()
+                .attribute_name(attribute)
+                .enabled(enabled)
+                .build(),
+        )?;
+        let request = self
+            .client
+            .update_time_to_live()
+            .table_name(self.name)
+            .time_to_live_specification(spec);
+        debug!(table = self.name, attribute, enabled, "UpdateTimeToLive");
+        let name = self.name;
+        wait::retry_while_busy(&self.ctx, "setting TTL", TABLE_LIMIT, || {
+            let request = request.clone();
+            async move {
+                match request.send().await.classified() {
+                    Ok(_) => Ok(()),
+                    // The answer to an earlier attempt of this very call was lost.
+                    Err(err) if ttl_already(&err, enabled) => Ok(()),
+                    Err(err) => Err(explain_ttl(err, name, attribute, enabled)),
+                }
+            }
+        })
+        .await
     }
 
     async fn set_pitr(&self, enabled: bool) -> ResourceResult<()> {
@@ -1217,6 +1257,40 @@ impl TableOps<'_> {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// "TimeToLive is already enabled" (or disabled): what a change that was already made
+/// answers.
+fn ttl_already(err: &ResourceError, enabled: bool) -> bool {
+    let state = if enabled { "enabled" } else { "disabled" };
+    err.code.as_deref() == Some("ValidationException")
+        && err
+            .message
+            .to_ascii_lowercase()
+            .contains(&format!("timetolive is already {state}"))
+}
+
+/// DynamoDB's refusal of a second TTL change within its interval says nothing of what to do.
+fn explain_ttl(err: ResourceError, table: &str, attribute: &str, enabled: bool) -> ResourceError {
+    let too_soon = err.code.as_deref() == Some("ValidationException")
+        && err
+            .message
+            .to_ascii_lowercase()
+            .contains("modified multiple times within a fixed interval");
+    if !too_soon {
+        return err;
+    }
+    let change = if enabled { "turn on" } else { "turn off" };
+    ResourceError {
+        kind: ErrorKind::Invalid,
+        message: format!(
+            "DynamoDB takes one TTL change per table in about an hour, and table {table}'s TTL \
+             was changed less than an hour ago, so TTL on {attribute} cannot {change} yet: apply \
+             again in an hour ({})",
+            err.message
+        ),
+        ..err
     }
 }
 
@@ -1505,6 +1579,20 @@ impl ResourceType for DynamodbTable {
         Ok(())
     }
 
+    fn change_notes(&self, before: &Props, after: &Props) -> Vec<String> {
+        match (
+            str_of(before, "ttl_attribute"),
+            str_of(after, "ttl_attribute"),
+        ) {
+            (Some(old), Some(new)) if old != new => vec![format!(
+                "ttl_attribute: DynamoDB takes one TTL change per table in about an hour, and TTL \
+                 is on one attribute at a time: this apply turns TTL off on {old}; apply again \
+                 an hour later to turn it on for {new}"
+            )],
+            _ => Vec::new(),
+        }
+    }
+
     fn known_attrs(&self, props: &Props) -> Props {
         plinth_core::value::pick(props, &["name"])
     }
@@ -1558,20 +1646,25 @@ impl ResourceType for DynamodbTable {
             last: None,
         };
         debug!(table = spec.name, "CreateTable");
-        wait::retry_while_busy(&ops.ctx, "creating the table", TABLE_LIMIT, || {
+        // Too many tables changing at once (LimitExceeded) is retried; "in use" on a create is
+        // the table existing already, which is settled below.
+        let exists = wait::retry_while_busy(&ops.ctx, "creating the table", TABLE_LIMIT, || {
             let request = request.clone();
-            let name = spec.name.clone();
             async move {
-                request.send().await.classified().map(|_| ()).map_err(|e| {
-                    crate::errors::name_taken(
-                        e,
-                        "ResourceInUseException",
-                        &format!("a table named {}", &name),
-                    )
-                })
+                match request.send().await.classified() {
+                    Ok(_) => Ok(None),
+                    Err(e) if errors::has_code(&e, &[TABLE_EXISTS]) => Ok(Some(e)),
+                    Err(e) => Err(e),
+                }
             }
         })
         .await?;
+        if let Some(exists) = exists {
+            // Another table being created under this name is only recognisable once it is.
+            ops.wait_ready().await?;
+            let what = format!("a table named {}", spec.name);
+            errors::adopt_if_ours(exists, &[TABLE_EXISTS], &what, || self.find(ctx, props)).await?;
+        }
         let desc = ops.wait_ready().await?;
         ops.set_ttl(None, spec.ttl_attribute.as_deref()).await?;
         if spec.point_in_time_recovery {
@@ -1599,7 +1692,8 @@ impl ResourceType for DynamodbTable {
         };
         update_indexes_and_capacity(&mut ops, &old, &new).await?;
         update_table_settings(&mut ops, &old, &new).await?;
-        ops.set_ttl(old.ttl_attribute.as_deref(), new.ttl_attribute.as_deref())
+        let ttl_now = ops
+            .set_ttl(old.ttl_attribute.as_deref(), new.ttl_attribute.as_deref())
             .await?;
         if old.point_in_time_recovery != new.point_in_time_recovery {
             ops.set_pitr(new.point_in_time_recovery).await?;
@@ -1610,7 +1704,11 @@ impl ResourceType for DynamodbTable {
         };
         let arn = desc.table_arn().ok_or_else(|| unexpected("TableArn"))?;
         ops.set_tags(arn, &old.tags, &new.tags).await?;
-        observed_from_description(&desc, &TableExtras::of(&new))
+        let extras = TableExtras {
+            ttl_attribute: ttl_now,
+            ..TableExtras::of(&new)
+        };
+        observed_from_description(&desc, &extras)
     }
 
     async fn delete(&self, ctx: &OpContext, id: &str, props: &Props) -> ResourceResult<()> {

@@ -31,6 +31,10 @@ use crate::wait::{self, Poll};
 use crate::Aws;
 
 const DEFAULT_DESCRIPTION: &str = "Managed by plinth";
+/// CreateSecurityGroup's answer for a name the VPC has already.
+const GROUP_EXISTS: &str = "InvalidGroup.Duplicate";
+/// AuthorizeSecurityGroup*'s answer when a rule of the call exists already.
+const RULE_EXISTS: &str = "InvalidPermission.Duplicate";
 const PROTOCOLS: &[&str] = &["tcp", "udp", "icmp", "icmpv6", "all"];
 /// The keys a person writes to name where traffic comes from (or goes to).
 const WRITTEN_SOURCES: &[&str] = &["cidr", "cidrs", "security_group", "self", "prefix_list_id"];
@@ -266,18 +270,32 @@ impl ResourceType for SecurityGroup {
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
         let ec2 = self.aws.ec2(&ctx.region);
-        let id = create_group(&ec2, props).await?;
-        let group = wait_visible(ctx, &ec2, &id).await?;
-        // A new group has no ingress and AWS's allow-all egress; reach `props` from there.
-        let mut fresh = Props::new();
-        fresh.insert("ingress".into(), json!([]));
-        fresh.insert("egress".into(), json!([default_egress()]));
-        if apply_rules(&ec2, &id, &fresh, props).await? {
-            self.read(ctx, &id, props)
+        let before = match create_group(&ec2, props).await {
+            Ok(id) => {
+                let group = wait_visible(ctx, &ec2, &id).await?;
+                // A new group has no ingress and AWS's allow-all egress (whatever a read this
+                // early shows); reach `props` from there.
+                let mut fresh = observe(&group, &ctx.region)?;
+                fresh.props.insert("ingress".into(), json!([]));
+                fresh
+                    .props
+                    .insert("egress".into(), json!([default_egress()]));
+                fresh
+            }
+            Err(err) => {
+                let name = str_of(props, "name").unwrap_or_default();
+                let what = format!("a security group named {name} in this VPC");
+                crate::errors::adopt_if_ours(err, &[GROUP_EXISTS], &what, || self.find(ctx, props))
+                    .await?
+            }
+        };
+        let id = before.id.as_str();
+        if apply_rules(&ec2, &ctx.region, id, &before.props, props).await? {
+            self.read(ctx, id, props)
                 .await?
-                .ok_or_else(|| crate::errors::vanished(&format!("security group {}", &id)))
+                .ok_or_else(|| crate::errors::vanished(&format!("security group {id}")))
         } else {
-            observe(&group, &ctx.region)
+            Ok(before)
         }
     }
 
@@ -290,7 +308,7 @@ impl ResourceType for SecurityGroup {
     ) -> ResourceResult<Observed> {
         let ec2 = self.aws.ec2(&ctx.region);
         update_tags(&ec2, id, before, after).await?;
-        apply_rules(&ec2, id, before, after).await?;
+        apply_rules(&ec2, &ctx.region, id, before, after).await?;
         self.read(ctx, id, after)
             .await?
             .ok_or_else(|| crate::errors::vanished(&format!("security group {}", id)))
@@ -1192,6 +1210,7 @@ impl Direction {
 /// Changes the group's rules from `before` to `after`; true when anything was called.
 async fn apply_rules(
     ec2: &Client,
+    region: &str,
     id: &str,
     before: &Props,
     after: &Props,
@@ -1201,9 +1220,8 @@ async fn apply_rules(
         let key = direction.key();
         let changes = rule_changes(&rule_list(before, key), &rule_list(after, key));
         // Add before removing, so replacing a rule never leaves a moment with neither.
-        let add = permissions(&changes.authorize, id, true);
-        if !add.is_empty() {
-            direction.authorize(ec2, id, add).await?;
+        if !changes.authorize.is_empty() {
+            authorize_missing(ec2, region, id, direction, &changes.authorize, after).await?;
             changed = true;
         }
         let redescribe = permissions(&changes.redescribe, id, true);
@@ -1218,6 +1236,40 @@ async fn apply_rules(
         }
     }
     Ok(changed)
+}
+
+/// Authorizes `rules`. AWS refuses the whole call when any of them exists already
+/// (`InvalidPermission.Duplicate`): the SDK sent it again after the answer to the first
+/// attempt was lost, or someone added a rule meanwhile. Then the group is read again and only
+/// the rules still missing are added.
+async fn authorize_missing(
+    ec2: &Client,
+    region: &str,
+    id: &str,
+    direction: Direction,
+    rules: &[Value],
+    after: &Props,
+) -> ResourceResult<()> {
+    let err = match direction
+        .authorize(ec2, id, permissions(rules, id, true))
+        .await
+    {
+        Err(err) if crate::errors::has_code(&err, &[RULE_EXISTS]) => err,
+        other => return other,
+    };
+    tracing::debug!(group = id, error = %err, "some rules exist already: adding the others");
+    let group = describe_group(ec2, id)
+        .await?
+        .ok_or_else(|| crate::errors::vanished(&format!("security group {id}")))?;
+    let actual = observe(&group, region)?.props;
+    let key = direction.key();
+    let missing = rule_changes(&rule_list(&actual, key), &rule_list(after, key)).authorize;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    direction
+        .authorize(ec2, id, permissions(&missing, id, true))
+        .await
 }
 
 async fn revoke_cross_group_rules(ec2: &Client, group: &Group) -> ResourceResult<()> {

@@ -823,13 +823,14 @@ impl ResourceType for CacheCluster {
             )
             .set_tags((!tag_list.is_empty()).then_some(tag_list));
         debug!(cluster = id, "CreateCacheCluster");
-        request.send().await.classified().map_err(|e| {
-            crate::errors::name_taken(
-                e,
-                "CacheClusterAlreadyExists",
-                &format!("a cache cluster with id {id} (choose another cluster_id, or import it)"),
-            )
-        })?;
+        if let Err(err) = request.send().await.classified() {
+            let what =
+                format!("a cache cluster with id {id} (choose another cluster_id, or import it)");
+            crate::errors::adopt_if_ours(err, &["CacheClusterAlreadyExists"], &what, || {
+                self.find(&ctx, props)
+            })
+            .await?;
+        }
         let cluster = wait_available(&ctx, &client, id, CREATE_LIMIT, true).await?;
         observed(&cluster, &tags::tags_of(props), props)
     }

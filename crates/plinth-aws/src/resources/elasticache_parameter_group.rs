@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_elasticache::types::{CacheParameterGroup, ParameterNameValue};
 use aws_sdk_elasticache::Client;
+use plinth_core::plan::planner::fill_computed;
 use plinth_core::resource::{
     ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
     ResourceType,
@@ -192,7 +193,7 @@ impl ResourceType for ParameterGroup {
         let family = str_of(props, "family")
             .ok_or_else(|| ResourceError::invalid("elasticache.parameter_group needs a family"))?;
         debug!(name, family, "CreateCacheParameterGroup");
-        let out = client
+        let created = client
             .create_cache_parameter_group()
             .cache_parameter_group_name(name)
             .cache_parameter_group_family(family)
@@ -200,14 +201,23 @@ impl ResourceType for ParameterGroup {
             .set_tags(Some(common::tag_list(props)).filter(|t| !t.is_empty()))
             .send()
             .await
-            .classified()
-            .map_err(|err| {
-                crate::errors::name_taken(
+            .classified();
+        let out = match created {
+            Ok(out) => out,
+            Err(err) => {
+                let what = format!("a cache parameter group named {name}");
+                let found = crate::errors::adopt_if_ours(
                     err,
-                    "CacheParameterGroupAlreadyExists",
-                    &format!("a cache parameter group named {}", name),
+                    &["CacheParameterGroupAlreadyExists"],
+                    &what,
+                    || self.find(ctx, props),
                 )
-            })?;
+                .await?;
+                let mut after = props.clone();
+                fill_computed(&self.schema, &mut after, &found.props);
+                return self.update(ctx, name, &found.props, &after).await;
+            }
+        };
         let group = out
             .cache_parameter_group()
             .cloned()

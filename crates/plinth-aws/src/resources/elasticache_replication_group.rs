@@ -339,13 +339,13 @@ impl ResourceType for ReplicationGroup {
         let client = self.aws.elasticache(&ctx.region);
         let request = create_request(&client, &spec, common::tag_list(props))?;
         debug!(spec = ?spec, "CreateReplicationGroup");
-        request.send().await.classified().map_err(|err| {
-            crate::errors::name_taken(
-                err,
-                "ReplicationGroupAlreadyExists",
-                &format!("a replication group {}", &spec.replication_group_id),
-            )
-        })?;
+        if let Err(err) = request.send().await.classified() {
+            let what = format!("a replication group {}", &spec.replication_group_id);
+            crate::errors::adopt_if_ours(err, &["ReplicationGroupAlreadyExists"], &what, || {
+                self.find(ctx, props)
+            })
+            .await?;
+        }
         let ops = GroupOps {
             client,
             id: &spec.replication_group_id,

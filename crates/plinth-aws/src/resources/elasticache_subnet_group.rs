@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_elasticache::types::CacheSubnetGroup;
 use aws_sdk_elasticache::Client;
+use plinth_core::plan::planner::fill_computed;
 use plinth_core::resource::{
     ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
     ResourceType,
@@ -182,7 +183,7 @@ impl ResourceType for SubnetGroup {
         let name = required_name(props)?;
         let subnet_ids = self.subnets_for(ctx, props).await?;
         debug!(name, subnets = subnet_ids.len(), "CreateCacheSubnetGroup");
-        let out = client
+        let created = client
             .create_cache_subnet_group()
             .cache_subnet_group_name(name)
             .cache_subnet_group_description(description_of(props))
@@ -190,19 +191,29 @@ impl ResourceType for SubnetGroup {
             .set_tags(Some(common::tag_list(props)).filter(|t| !t.is_empty()))
             .send()
             .await
-            .classified()
-            .map_err(|err| {
-                crate::errors::name_taken(
+            .classified();
+        match created {
+            Ok(out) => {
+                let group = out.cache_subnet_group().ok_or_else(|| {
+                    ResourceError::other("CreateCacheSubnetGroup returned no group")
+                })?;
+                // Tagged at creation with exactly these tags: no need to list them again.
+                observe(group, tags::user_tags(props))
+            }
+            Err(err) => {
+                let what = format!("a cache subnet group named {name}");
+                let found = crate::errors::adopt_if_ours(
                     err,
-                    "CacheSubnetGroupAlreadyExists",
-                    &format!("a cache subnet group named {}", name),
+                    &["CacheSubnetGroupAlreadyExists"],
+                    &what,
+                    || self.find(ctx, props),
                 )
-            })?;
-        let group = out
-            .cache_subnet_group()
-            .ok_or_else(|| ResourceError::other("CreateCacheSubnetGroup returned no group"))?;
-        // Tagged at creation with exactly these tags: no need to list them again.
-        observe(group, tags::user_tags(props))
+                .await?;
+                let mut after = props.clone();
+                fill_computed(&self.schema, &mut after, &found.props);
+                self.update(ctx, name, &found.props, &after).await
+            }
+        }
     }
 
     async fn update(

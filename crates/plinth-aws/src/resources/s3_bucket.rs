@@ -32,7 +32,7 @@ use tracing::debug;
 use crate::errors::SendExt;
 use crate::resources::tags;
 use crate::wait;
-use crate::Aws;
+use crate::{Aws, Unanswered};
 
 /// The region where CreateBucket of an already owned bucket succeeds instead of failing.
 const LEGACY_REGION: &str = "us-east-1";
@@ -257,12 +257,21 @@ impl ResourceType for Bucket {
         }
         // A name deleted moments ago (a replacement) is OperationAborted for a while.
         let what = format!("creating bucket {name}");
+        let unanswered = Unanswered::default();
         let created = wait::retry_while_busy(ctx, &what, PROPAGATION_LIMIT, || {
-            create_bucket(&client, name, &ctx.region)
+            create_bucket(&client, name, &ctx.region, &unanswered)
         })
         .await;
         match created {
             Ok(()) => {}
+            // An attempt of this very create went unanswered: AWS made the bucket then, and
+            // has not had its tags yet (they are set below).
+            Err(err) if is_code(&err, "BucketAlreadyOwnedByYou") && unanswered.seen() => {
+                debug!(
+                    bucket = name,
+                    "the bucket was created by an attempt whose answer was lost"
+                );
+            }
             Err(err) if is_code(&err, "BucketAlreadyOwnedByYou") => {
                 return self.adopt(ctx, &client, name, props).await
             }
@@ -427,7 +436,12 @@ fn not_empty(name: &str, force: bool) -> ResourceError {
     ResourceError::invalid(message).with_code("BucketNotEmpty")
 }
 
-async fn create_bucket(client: &Client, name: &str, region: &str) -> ResourceResult<()> {
+async fn create_bucket(
+    client: &Client,
+    name: &str,
+    region: &str,
+    unanswered: &Unanswered,
+) -> ResourceResult<()> {
     // us-east-1 is the default location and refuses to be named as a constraint.
     let configuration = (region != LEGACY_REGION).then(|| {
         CreateBucketConfiguration::builder()
@@ -439,6 +453,8 @@ async fn create_bucket(client: &Client, name: &str, region: &str) -> ResourceRes
         .create_bucket()
         .bucket(name)
         .set_create_bucket_configuration(configuration)
+        .customize()
+        .interceptor(unanswered.clone())
         .send()
         .await
         .classified()

@@ -81,3 +81,50 @@ pub fn ours(
 ) -> Option<plinth_core::resource::Observed> {
     owned_by(&tags_of(&found.props), desired).then_some(found)
 }
+
+/// What marks a resource that takes no tags (an origin access control, a cache policy) as
+/// this stack's, in its description or comment: `plinth:` and 12 hex digits of a hash of its
+/// stack, workspace and logical name, short enough for AWS's length limits. `None` outside an
+/// environment.
+pub fn owner_marker(ctx: &plinth_core::resource::OpContext) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    if ctx.stack.is_empty() {
+        return None;
+    }
+    let owner = format!("{}/{}/{}", ctx.stack, ctx.workspace, ctx.name);
+    let digest = hex::encode(Sha256::digest(owner.as_bytes()));
+    Some(format!("plinth:{}", &digest[..MARKER_DIGITS]))
+}
+
+const MARKER_DIGITS: usize = 12;
+/// How much of a description or comment the marker takes: ` (plinth:` + 12 digits + `)`.
+pub const MARKER_LENGTH: usize = 10 + MARKER_DIGITS;
+
+/// `text` carrying `marker`: `Site OAC (plinth:0123456789ab)`, or the marker alone.
+pub fn marked(text: &str, marker: Option<&str>) -> String {
+    match marker {
+        None => text.to_string(),
+        Some(marker) if text.is_empty() => marker.to_string(),
+        Some(marker) => format!("{text} ({marker})"),
+    }
+}
+
+/// `text` as the person wrote it, without a plinth marker, and the marker it carried.
+pub fn unmarked(text: &str) -> (String, Option<String>) {
+    let is_marker = |m: &str| {
+        m.strip_prefix("plinth:").is_some_and(|digits| {
+            digits.len() == MARKER_DIGITS && digits.chars().all(|c| c.is_ascii_hexdigit())
+        })
+    };
+    if is_marker(text) {
+        return (String::new(), Some(text.to_string()));
+    }
+    if let Some(rest) = text.strip_suffix(')') {
+        if let Some((before, marker)) = rest.rsplit_once(" (") {
+            if is_marker(marker) {
+                return (before.to_string(), Some(marker.to_string()));
+            }
+        }
+    }
+    (text.to_string(), None)
+}

@@ -39,6 +39,10 @@ pub enum Outcome {
     },
     /// Not run because the run stopped (an error elsewhere, or Ctrl-C).
     NotStarted,
+    /// Still running when Ctrl-C's grace period ran out: plinth stopped waiting for it. AWS
+    /// may still carry it out; the state keeps what was recorded before (a create's intent,
+    /// so the next run finds what it made), and the next plan reads what AWS has.
+    Abandoned,
 }
 
 /// One step's result, for the summary.
@@ -83,6 +87,9 @@ pub struct ApplyRequest<'a> {
     /// `false` for `destroy --no-wait`: deletions AWS carries on with by themselves are
     /// recorded as pending instead of waited for.
     pub wait_for_deletion: bool,
+    /// After Ctrl-C, how long steps in flight may go on before plinth stops waiting for them
+    /// (a call that never answers, a wait of many minutes) and saves.
+    pub cancel_grace: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +150,14 @@ pub async fn apply(req: ApplyRequest<'_>) -> Result<ApplyReport, EngineError> {
         results,
         interrupted,
     })
+}
+
+/// Sleeps until `at`, or forever when there is no `at`.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -210,6 +225,8 @@ impl Run<'_> {
         }
         let mut ready: VecDeque<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
         let mut in_flight: JoinSet<Finished> = JoinSet::new();
+        let mut running: BTreeSet<usize> = BTreeSet::new();
+        let mut give_up_at: Option<tokio::time::Instant> = None;
         let mut cancel = self.req.cancel.clone();
         // Interrupted before anything started: start nothing.
         let mut interrupted = *cancel.borrow();
@@ -224,6 +241,7 @@ impl Run<'_> {
                         self.req
                             .reporter
                             .started(&self.steps[i].name, self.steps[i].kind);
+                        running.insert(i);
                         in_flight.spawn(job);
                     }
                     Err(err) => {
@@ -240,6 +258,7 @@ impl Run<'_> {
                     let Some(joined) = joined else { break };
                     let finished = joined.map_err(|e| EngineError::Internal(format!("a step panicked: {e}")))?;
                     let i = finished.index;
+                    running.remove(&i);
                     match self.complete(finished) {
                         Ok(()) => {
                             for &d in &dependents[i] {
@@ -261,10 +280,20 @@ impl Run<'_> {
                             interrupted = true;
                             stopping = true;
                             watching = false;
+                            // No grace that long (`Duration::MAX`): wait for them all.
+                            give_up_at = tokio::time::Instant::now().checked_add(self.req.cancel_grace);
                         }
                         Ok(()) => {}
                         Err(_) => watching = false,
                     }
+                }
+                _ = sleep_until_some(give_up_at) => {
+                    in_flight.abort_all();
+                    while in_flight.join_next().await.is_some() {}
+                    for i in std::mem::take(&mut running) {
+                        self.abandon(i);
+                    }
+                    break;
                 }
             }
         }
@@ -277,6 +306,18 @@ impl Run<'_> {
             });
         }
         Ok(interrupted)
+    }
+
+    /// Records a step plinth stopped waiting for after Ctrl-C.
+    fn abandon(&mut self, i: usize) {
+        let result = StepResult {
+            name: self.steps[i].name.clone(),
+            kind: self.steps[i].kind,
+            outcome: Outcome::Abandoned,
+            elapsed: Duration::ZERO,
+        };
+        self.req.reporter.finished(&result, None);
+        self.results.insert(i, result);
     }
 
     /// Marks a failed step and every step downstream of it as skipped because of it.
@@ -353,6 +394,7 @@ impl Run<'_> {
             _ => change.region.clone(),
         };
         let mut ctx = OpContext::new(region, change.name.clone())
+            .with_environment(&self.req.plan.stack, &self.req.plan.workspace)
             .with_deadline(limit)
             .with_progress(progress.clone())
             .with_base_dir(self.req.base_dir.clone());
@@ -404,6 +446,14 @@ impl Run<'_> {
         Ok(match step.kind {
             StepKind::Create => {
                 let props = self.desired(change, rt.as_ref(), true)?;
+                // A create an earlier run sent and never saw answered is sent again with the
+                // same token, so AWS can tell it is the same create.
+                let token = lock(&self.live)
+                    .resources
+                    .get(&change.name)
+                    .filter(|r| r.status == Status::Creating)
+                    .and_then(|r| r.create_token.clone())
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
                 let intent = ResourceState {
                     type_name: change.type_name.clone(),
                     region: change.region.clone(),
@@ -414,15 +464,12 @@ impl Run<'_> {
                     deps: change.deps.clone(),
                     soft_deps: change.soft_deps.clone(),
                     lifecycle: change.lifecycle.clone(),
+                    changed_at: None,
+                    create_token: Some(token.clone()),
                 };
-                if !(change.action == Action::Replace && change.lifecycle.create_before_destroy) {
-                    self.journal(&JournalEntry::Begin {
-                        name: change.name.clone(),
-                        resource: intent,
-                    })
+                self.journal_intent(change, intent)
                     .map_err(|e| ResourceError::other(e.to_string()))?;
-                }
-                Operation::Create { rt, props }
+                Operation::Create { rt, props, token }
             }
             StepKind::Update => {
                 let mut props = self.desired(change, rt.as_ref(), true)?;
@@ -468,6 +515,36 @@ impl Run<'_> {
                 Operation::Read { rt, props }
             }
             StepKind::Adopt | StepKind::Forget => Operation::Nothing,
+        })
+    }
+
+    /// Journals that a create is about to be sent, so that a run killed before its answer is
+    /// recorded adopts what it made instead of making it twice. The new half of a
+    /// create-before-destroy replacement takes the name at once; the old one waits under its
+    /// deposed name for its deletion (and stays there if the create fails, as after a kill:
+    /// the next run finds or creates the new one and deletes the old).
+    fn journal_intent(
+        &mut self,
+        change: &ResourceChange,
+        intent: ResourceState,
+    ) -> Result<(), EngineError> {
+        let name = change.name.clone();
+        if !(change.action == Action::Replace && change.lifecycle.create_before_destroy) {
+            return self.journal(&JournalEntry::Begin {
+                name,
+                resource: intent,
+            });
+        }
+        let old = lock(&self.live).resources.get(&name).cloned();
+        if let Some(old) = old.filter(|old| old.status != Status::Creating) {
+            self.journal(&JournalEntry::Put {
+                name: deposed_name(&name),
+                resource: old,
+            })?;
+        }
+        self.journal(&JournalEntry::Put {
+            name,
+            resource: intent,
         })
     }
 
@@ -584,6 +661,7 @@ impl Run<'_> {
         change: &ResourceChange,
         output: StepOutput,
     ) -> Vec<JournalEntry> {
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let record = |o: Observed| ResourceState {
             type_name: change.type_name.clone(),
             region: change.region.clone(),
@@ -594,14 +672,14 @@ impl Run<'_> {
             deps: change.deps.clone(),
             soft_deps: change.soft_deps.clone(),
             lifecycle: change.lifecycle.clone(),
+            changed_at: Some(now.clone()),
+            create_token: None,
         };
         match (step.kind, output) {
-            (StepKind::Delete, _) if step.deposed => vec![JournalEntry::Remove {
-                name: deposed_name(&change.name),
-            }],
             (StepKind::Delete, StepOutput::Deleted(Some(reason))) => {
-                let Some(mut resource) = lock(&self.live).resources.get(&change.name).cloned()
-                else {
+                // AWS finishes (or refused for now) the deletion: the entry stays, saying so.
+                let name = state_name(step);
+                let Some(mut resource) = lock(&self.live).resources.get(&name).cloned() else {
                     return Vec::new();
                 };
                 let since = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
@@ -609,11 +687,11 @@ impl Run<'_> {
                     reason,
                     since: since.to_string(),
                 };
-                vec![JournalEntry::Put {
-                    name: change.name.clone(),
-                    resource,
-                }]
+                vec![JournalEntry::Put { name, resource }]
             }
+            (StepKind::Delete, _) if step.deposed => vec![JournalEntry::Remove {
+                name: deposed_name(&change.name),
+            }],
             (StepKind::Delete | StepKind::Forget, _) => vec![JournalEntry::Remove {
                 name: change.name.clone(),
             }],
@@ -625,22 +703,6 @@ impl Run<'_> {
                     attrs: change.attrs.clone(),
                 }),
             }],
-            (StepKind::Create, StepOutput::Observed(o))
-                if change.action == Action::Replace && change.lifecycle.create_before_destroy =>
-            {
-                let mut entries = Vec::new();
-                if let Some(old) = lock(&self.live).resources.get(&change.name).cloned() {
-                    entries.push(JournalEntry::Put {
-                        name: deposed_name(&change.name),
-                        resource: old,
-                    });
-                }
-                entries.push(JournalEntry::Put {
-                    name: change.name.clone(),
-                    resource: record(o),
-                });
-                entries
-            }
             (_, StepOutput::Observed(o)) => vec![JournalEntry::Put {
                 name: change.name.clone(),
                 resource: record(o),
@@ -666,14 +728,18 @@ fn state_name(step: &Step) -> String {
 
 /// Where the old half of a create-before-destroy replacement waits for its deletion.
 pub fn deposed_name(name: &str) -> String {
-    format!("{name}#deposed")
+    format!("{name}{DEPOSED_SUFFIX}")
 }
+
+pub(crate) const DEPOSED_SUFFIX: &str = "#deposed";
 
 /// One operation, owned so it can run on its own task.
 enum Operation {
     Create {
         rt: Arc<dyn ResourceType>,
         props: Props,
+        /// The idempotency token the create is sent with.
+        token: String,
     },
     Update {
         rt: Arc<dyn ResourceType>,
@@ -696,7 +762,8 @@ enum Operation {
 impl Operation {
     async fn run(self, ctx: OpContext) -> Result<StepOutput, ResourceError> {
         match self {
-            Operation::Create { rt, props } => {
+            Operation::Create { rt, props, token } => {
+                let ctx = ctx.with_create_token(token);
                 rt.create(&ctx, &props).await.map(StepOutput::Observed)
             }
             Operation::Update {

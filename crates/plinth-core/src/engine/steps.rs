@@ -181,6 +181,19 @@ fn step_deps(
             if r.action == Action::Replace && cbd {
                 deps.extend(find(&r.name, StepKind::Create));
             }
+            // The old half of a create-before-destroy replacement an earlier run left: it goes
+            // once its successor exists and whoever referred to it has moved on.
+            if let Some(base) = r.name.strip_suffix(super::DEPOSED_SUFFIX) {
+                deps.extend(producer(base));
+                for other in plan.resources.iter().filter(|o| {
+                    o.prior_deps.iter().any(|d| d == base)
+                        || o.prior_soft_deps.iter().any(|d| d == base)
+                }) {
+                    deps.extend(find(&other.name, StepKind::Update));
+                    deps.extend(find(&other.name, StepKind::CompleteDeferred));
+                    deps.extend(find(&other.name, StepKind::Create));
+                }
+            }
             let outright = r.action == Action::Delete || cbd;
             for other in &plan.resources {
                 if other.name == r.name {

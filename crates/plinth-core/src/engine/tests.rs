@@ -456,6 +456,43 @@ async fn cancelling_stops_scheduling_lets_the_running_step_finish_and_saves() {
     assert!(!h.files().journal().exists(), "folded into the state file");
 }
 
+#[tokio::test(start_paused = true)]
+async fn after_ctrl_c_a_step_that_never_ends_is_abandoned_after_the_grace_and_the_run_saves() {
+    let mut h = Harness::new();
+    h.cancel_grace = Duration::from_secs(10);
+    // `hung` is a call that never answers; `quick` finishes at once.
+    h.cloud
+        .set_op_latency(Op::Create, "hung", Duration::from_secs(24 * 3600));
+    let text = stack_text(&[thing("hung", &[]), thing("quick", &[])]);
+    let (plan, locked, state) = plan_locked(&h, &text, Mode::Apply).await;
+    let (tx, rx) = watch::channel(false);
+    let ctrl_c = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = tx.send(true);
+        tx
+    });
+    let started = tokio::time::Instant::now();
+    let report = h
+        .run(&plan, &locked, state, rx, Arc::new(Recorder::default()))
+        .await;
+    let _tx = ctrl_c.await.expect("sender task");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(11),
+        "Ctrl-C, then the grace"
+    );
+    assert!(report.interrupted);
+    expect_words(
+        &report,
+        &[("hung:Create", "abandoned"), ("quick:Create", "done")],
+    );
+    drop(locked);
+    let saved = h.stored_state();
+    assert_eq!(ready_names(&saved), vec!["quick"]);
+    // The create was sent: its intent is kept, so the next run finds what it made.
+    assert_eq!(saved.resources["hung"].status, Status::Creating);
+}
+
 #[tokio::test]
 async fn a_run_cancelled_before_it_starts_starts_nothing_and_records_nothing() {
     let h = Harness::new();
@@ -712,6 +749,67 @@ async fn a_failed_delete_of_a_deposed_resource_keeps_it_in_state_for_the_next_ru
     assert!(report.ok(), "{:?}", outcome_words(&report));
     assert!(!h.stored_state().resources.contains_key(&deposed_name("a")));
     assert_eq!(h.cloud.objects().len(), 1);
+}
+
+#[tokio::test]
+async fn a_create_before_destroy_replacement_is_journaled_before_its_create_so_a_failure_strands_nothing(
+) {
+    let h = Harness::new();
+    let cbd = "lifecycle: { create_before_destroy: true }";
+    h.converge(&stack_text(&[thing("a", &[cbd])]), Mode::Apply)
+        .await;
+    let (old_id, _) = h.cloud.object_named("a").expect("a");
+    h.cloud
+        .fail(Op::Create, "a", ResourceError::other("connection reset"));
+    let text =
+        format!("{HEAD}resources:\n  a:\n    type: test.thing\n    name: renamed\n    {cbd}\n");
+    let (_, report, _) = h.converge(&text, Mode::Apply).await;
+    assert!(!report.ok());
+    // What a kill -9 after the create was sent leaves too: the new half as a create in
+    // flight, the old one waiting under its deposed name.
+    let state = h.stored_state();
+    assert_eq!(state.resources["a"].status, Status::Creating);
+    assert_eq!(state.resources[&deposed_name("a")].id, old_id);
+    h.cloud.clear_failures();
+    let (_, report, _) = h.converge(&text, Mode::Apply).await;
+    assert!(report.ok(), "{:?}", outcome_words(&report));
+    let objects = h.cloud.objects();
+    assert_eq!(
+        objects.len(),
+        1,
+        "one new thing, the old one deleted: {objects:?}"
+    );
+    assert!(!objects.contains_key(&old_id));
+    let state = h.stored_state();
+    assert_eq!(state.resources.keys().collect::<Vec<_>>(), vec!["a"]);
+    assert_eq!(state.resources["a"].status, Status::Ready);
+}
+
+#[tokio::test]
+async fn a_deposed_resource_whose_deletion_aws_carries_on_with_keeps_its_reason_in_state() {
+    let mut h = Harness::new();
+    let cbd = "lifecycle: { create_before_destroy: true }";
+    h.converge(&stack_text(&[thing("a", &[cbd])]), Mode::Apply)
+        .await;
+    let (old_id, _) = h.cloud.object_named("a").expect("a");
+    h.cloud
+        .fail(Op::Delete, "a", ResourceError::other("still in use"));
+    let text =
+        format!("{HEAD}resources:\n  a:\n    type: test.thing\n    name: renamed\n    {cbd}\n");
+    h.converge(&text, Mode::Apply).await;
+    h.cloud.clear_failures();
+    // The leftover is deleted outright next time; under --no-wait AWS carries on with it.
+    h.wait_for_deletion = false;
+    let (_, report, _) = h.converge(&text, Mode::Apply).await;
+    assert!(report.ok(), "{:?}", outcome_words(&report));
+    let state = h.stored_state();
+    let deposed = &state.resources[&deposed_name("a")];
+    assert_eq!(deposed.id, old_id);
+    assert!(
+        matches!(&deposed.status, Status::PendingDelete { reason, .. } if reason.contains("still deleting")),
+        "{:?}",
+        deposed.status
+    );
 }
 
 // ---------------------------------------------------------------------------------------

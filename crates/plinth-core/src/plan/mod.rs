@@ -71,6 +71,9 @@ pub struct ResourceChange {
     /// For `Replace`: the properties whose change forces a new resource.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replace_reasons: Vec<String>,
+    /// For `Update`: what applying it will do that the diff does not show.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The physical id now (for update, replace, delete).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,

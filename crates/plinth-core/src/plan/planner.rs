@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures::stream::{self, StreamExt};
 use serde_json::Value;
@@ -197,7 +197,7 @@ async fn refresh(req: &PlanRequest<'_>) -> Result<BTreeMap<String, Refreshed>, P
         }
     }
     let results: Vec<Result<Vec<(String, Refreshed)>, PlanError>> = stream::iter(jobs)
-        .map(|job| async move { job.run().await })
+        .map(|job| async move { job.run(req.stack, req.now).await })
         .buffer_unordered(req.parallelism.max(1))
         .collect()
         .await;
@@ -216,14 +216,21 @@ struct RefreshJob {
 }
 
 impl RefreshJob {
-    async fn run(self) -> Result<Vec<(String, Refreshed)>, PlanError> {
+    async fn run(
+        self,
+        stack: &Stack,
+        now: SystemTime,
+    ) -> Result<Vec<(String, Refreshed)>, PlanError> {
         if let [(name, rs)] = self.items.as_slice() {
-            return Ok(vec![refresh_one(name.clone(), rs.clone(), self.rt).await?]);
+            return Ok(vec![
+                refresh_one(stack, name.clone(), rs.clone(), self.rt, now).await?,
+            ]);
         }
         let Some((first_name, first)) = self.items.first() else {
             return Ok(Vec::new());
         };
-        let ctx = OpContext::new(first.region.clone(), first_name.clone());
+        let ctx = OpContext::new(first.region.clone(), first_name.clone())
+            .with_environment(&stack.name, &stack.workspace);
         let ids: Vec<(String, Props)> = self
             .items
             .iter()
@@ -251,29 +258,82 @@ impl RefreshJob {
                 source: ResourceError::other(message),
             });
         }
-        Ok(self
-            .items
-            .into_iter()
-            .zip(observed)
-            .map(|((name, _), observed)| {
-                (
-                    name,
-                    Refreshed {
-                        observed,
-                        adopted: None,
-                    },
-                )
-            })
-            .collect())
+        let mut out = Vec::with_capacity(observed.len());
+        for ((name, rs), mut observed) in self.items.into_iter().zip(observed) {
+            if observed.is_none() && settling(&rs, now).is_some() {
+                let ctx = OpContext::new(rs.region.clone(), name.clone())
+                    .with_environment(&stack.name, &stack.workspace);
+                observed = read_settled(self.rt.as_ref(), &ctx, &rs, now)
+                    .await
+                    .map_err(|source| PlanError::Refresh {
+                        what: format!("`{name}` ({} {})", rs.type_name, rs.id),
+                        source,
+                    })?;
+            }
+            let refreshed = Refreshed {
+                observed,
+                adopted: None,
+            };
+            out.push((name, refreshed));
+        }
+        Ok(out)
     }
 }
 
+/// How long after plinth created or changed a resource a read that does not find it is not
+/// believed: AWS's reads are eventually consistent (Terraform's AWS provider waits two
+/// minutes too), and taking "not found" for "gone" would plan a second create.
+pub const SETTLE: Duration = Duration::from_secs(120);
+const SETTLE_FIRST_POLL: Duration = Duration::from_millis(500);
+const SETTLE_MAX_POLL: Duration = Duration::from_secs(10);
+
+/// What is left of the window in which `rs`, changed by plinth at `changed_at`, may still be
+/// invisible to reads.
+fn settling(rs: &ResourceState, now: SystemTime) -> Option<Duration> {
+    if rs.status != Status::Ready {
+        return None;
+    }
+    let changed = humantime::parse_rfc3339(rs.changed_at.as_deref()?).ok()?;
+    let age = now.duration_since(changed).unwrap_or_default();
+    SETTLE.checked_sub(age).filter(|left| !left.is_zero())
+}
+
+/// Reads `rs`; while AWS does not show it and it is still settling, reads again with backoff.
+async fn read_settled(
+    rt: &dyn ResourceType,
+    ctx: &OpContext,
+    rs: &ResourceState,
+    now: SystemTime,
+) -> Result<Option<Observed>, ResourceError> {
+    let mut observed = rt.read(ctx, &rs.id, &rs.props).await?;
+    let Some(left) = settling(rs, now) else {
+        return Ok(observed);
+    };
+    let until = tokio::time::Instant::now() + left;
+    let mut delay = SETTLE_FIRST_POLL;
+    while observed.is_none() && tokio::time::Instant::now() < until {
+        tracing::info!(
+            resource = %ctx.name,
+            id = %rs.id,
+            "not found yet, though plinth made or changed it moments ago: reading again"
+        );
+        let wait = delay.min(until.saturating_duration_since(tokio::time::Instant::now()));
+        tokio::time::sleep(wait).await;
+        delay = (delay * 2).min(SETTLE_MAX_POLL);
+        observed = rt.read(ctx, &rs.id, &rs.props).await?;
+    }
+    Ok(observed)
+}
+
 async fn refresh_one(
+    stack: &Stack,
     name: String,
     rs: ResourceState,
     rt: Arc<dyn ResourceType>,
+    now: SystemTime,
 ) -> Result<(String, Refreshed), PlanError> {
-    let ctx = OpContext::new(rs.region.clone(), name.clone());
+    let ctx = OpContext::new(rs.region.clone(), name.clone())
+        .with_environment(&stack.name, &stack.workspace);
     let refresh_error = |source| PlanError::Refresh {
         what: format!("`{name}` ({} {})", rs.type_name, rs.id),
         source,
@@ -285,8 +345,7 @@ async fn refresh_one(
             Refreshed { observed, adopted }
         }
         Status::Ready | Status::PendingDelete { .. } => Refreshed {
-            observed: rt
-                .read(&ctx, &rs.id, &rs.props)
+            observed: read_settled(rt.as_ref(), &ctx, &rs, now)
                 .await
                 .map_err(refresh_error)?,
             adopted: None,
@@ -415,6 +474,7 @@ impl Planner<'_> {
             change.replace_reasons = rt.replace_reasons(&observed.props, &desired);
             if change.replace_reasons.is_empty() {
                 change.action = Action::Update;
+                change.notes = rt.change_notes(&observed.props, &desired);
                 change.attrs = overlay(observed.attrs.clone(), rt.known_attrs(&desired));
             } else {
                 change.action = Action::Replace;
@@ -436,7 +496,8 @@ impl Planner<'_> {
         if value::contains_unknown(&Value::Object(desired.clone())) {
             change.attrs = planned_attrs_unknown(rt.schema(), Props::new());
         } else {
-            let ctx = OpContext::new(change.region.clone(), change.name.clone());
+            let ctx = OpContext::new(change.region.clone(), change.name.clone())
+                .with_environment(&self.req.stack.name, &self.req.stack.workspace);
             let observed = rt
                 .lookup(&ctx, &desired)
                 .await
@@ -464,6 +525,7 @@ impl Planner<'_> {
             region: decl.region.clone(),
             action: Action::NoOp,
             replace_reasons: Vec::new(),
+            notes: Vec::new(),
             id: None,
             before: None,
             after: None,
@@ -550,6 +612,7 @@ impl Planner<'_> {
                 region: rs.region.clone(),
                 action: Action::Delete,
                 replace_reasons: Vec::new(),
+                notes: Vec::new(),
                 // What the read found: for an interrupted create the state has no id yet,
                 // only `find` knows it.
                 id: Some(observed.map_or_else(|| rs.id.clone(), |o| o.id.clone())),

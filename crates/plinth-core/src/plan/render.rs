@@ -164,6 +164,13 @@ fn render_resource(
             color,
         );
     }
+    for note in &r.notes {
+        let _ = writeln!(
+            out,
+            "      {}",
+            paint(color, Style::new().dimmed(), &format!("# {note}"))
+        );
+    }
     out.push('\n');
 }
 
@@ -425,6 +432,7 @@ pub fn to_display_json(plan: &Plan, registry: &Registry) -> Value {
                 "region": r.region,
                 "action": r.action,
                 "replace_reasons": r.replace_reasons,
+                "notes": r.notes,
                 "id": r.id,
                 "before": mask(&r.before),
                 "after": mask(&r.after).map(|a| strip_unknown(Value::Object(a))),

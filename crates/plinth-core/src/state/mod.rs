@@ -70,6 +70,14 @@ pub struct ResourceState {
     pub soft_deps: Vec<String>,
     #[serde(default)]
     pub lifecycle: Lifecycle,
+    /// When plinth last created or changed it (RFC 3339): for a while after, AWS may not
+    /// show it yet, and a read that finds nothing is not believed at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<String>,
+    /// While `Creating`: the idempotency token the create was sent with, so sending it again
+    /// (after a kill) is recognised by AWS as the same create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_token: Option<String>,
 }
 
 /// Where a resource is in its life, as far as plinth knows.

@@ -4,7 +4,10 @@
 //!   the previous one is kept as `state.json.backup`.
 //! - `journal.jsonl` receives every finished operation, fsynced, while an apply runs; it is
 //!   folded into the state at the end, or at the next start if plinth was killed.
-//! - `lock` is created with O_EXCL and names the pid, host and command holding it.
+//! - `lock` is locked by the operating system (flock) for as long as a command holds the
+//!   state, and names the pid, host and command holding it. The OS lets go of it when the
+//!   process ends, however it ends: there is no stale lock to take over, so two processes
+//!   can never both believe they hold it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -13,7 +16,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::{JournalEntry, State};
+use crate::state::{JournalEntry, State, STATE_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,13 +32,25 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("the state is locked by {holder}\n  lock file: {path}\n  if no plinth is running there, remove the lock file")]
+    #[error("the state is locked by {holder}\n  lock file: {path}\n  wait for that command to finish (the lock is released when its process ends)")]
     Locked { path: PathBuf, holder: String },
     #[error("{path} belongs to stack `{found}`, not `{expected}`")]
     WrongStack {
         path: PathBuf,
         found: String,
         expected: String,
+    },
+    #[error("{path} belongs to workspace `{found}`, not `{expected}`; it was copied or moved here by hand: put it back under .plinth/<stack>/{found}/, or use --workspace {found}")]
+    WrongWorkspace {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("{path} was written by a newer plinth (state format {found}; this plinth knows up to {known}): upgrade plinth to use it. The file is left as it is.")]
+    NewerVersion {
+        path: PathBuf,
+        found: u32,
+        known: u32,
     },
 }
 
@@ -110,10 +125,28 @@ impl StateFiles {
             }
             Err(e) => return Err(io_err(&path)(e)),
         };
+        // The format version first: a newer state may not even parse as this one's.
+        let version = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
+        if let Some(found) = version.filter(|v| *v > u64::from(STATE_VERSION)) {
+            return Err(StoreError::NewerVersion {
+                path,
+                found: u32::try_from(found).unwrap_or(u32::MAX),
+                known: STATE_VERSION,
+            });
+        }
         let state: State = serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
             path: path.clone(),
             source,
         })?;
+        if state.workspace != workspace {
+            return Err(StoreError::WrongWorkspace {
+                path,
+                found: state.workspace,
+                expected: workspace.to_string(),
+            });
+        }
         if state.stack != stack {
             return Err(StoreError::WrongStack {
                 path,
@@ -261,69 +294,49 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(io_err(dir))
 }
 
-/// An O_EXCL lock file, removed on drop.
+/// The lock file, locked by the OS for as long as this value lives. The file itself stays
+/// (removing it would let a second process lock a new file while a third still holds the old
+/// one); its content only says who held it last.
 struct Lock {
-    path: PathBuf,
+    _file: File,
 }
 
 impl Lock {
     fn acquire(path: &Path, command: &str) -> Result<Lock, StoreError> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path).map_err(io_err(path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let holder = fs::read_to_string(path)
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<LockInfo>(&t).ok())
+                    .map_or_else(|| "another plinth".to_string(), |h| h.to_string());
+                return Err(StoreError::Locked {
+                    path: path.to_path_buf(),
+                    holder,
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(path)(e)),
+        }
         let info = LockInfo {
             pid: std::process::id(),
             host: hostname(),
             command: command.to_string(),
             since: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         };
-        for _ in 0..2 {
-            match OpenOptions::new().write(true).create_new(true).open(path) {
-                Ok(mut f) => {
-                    let text = serde_json::to_string(&info).unwrap_or_default();
-                    f.write_all(text.as_bytes())
-                        .and_then(|_| f.sync_all())
-                        .map_err(io_err(path))?;
-                    return Ok(Lock {
-                        path: path.to_path_buf(),
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = fs::read_to_string(path)
-                        .ok()
-                        .and_then(|t| serde_json::from_str::<LockInfo>(&t).ok());
-                    match holder {
-                        Some(h) if h.host == info.host && !process_alive(h.pid) => {
-                            tracing::warn!(
-                                pid = h.pid,
-                                "removing a stale lock left by a process that no longer runs"
-                            );
-                            fs::remove_file(path).map_err(io_err(path))?;
-                        }
-                        Some(h) => {
-                            return Err(StoreError::Locked {
-                                path: path.to_path_buf(),
-                                holder: h.to_string(),
-                            })
-                        }
-                        None => {
-                            return Err(StoreError::Locked {
-                                path: path.to_path_buf(),
-                                holder: "an unknown process (unreadable lock file)".into(),
-                            })
-                        }
-                    }
-                }
-                Err(e) => return Err(io_err(path)(e)),
-            }
-        }
-        Err(StoreError::Locked {
-            path: path.to_path_buf(),
-            holder: "another plinth".into(),
-        })
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        let text = serde_json::to_string(&info).unwrap_or_default();
+        file.set_len(0)
+            .and_then(|_| file.write_all(text.as_bytes()))
+            .and_then(|_| file.sync_data())
+            .map_err(io_err(path))?;
+        Ok(Lock { _file: file })
     }
 }
 
@@ -332,14 +345,6 @@ fn hostname() -> String {
         .map(|h| h.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "localhost".into())
-}
-
-fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true // without a cheap check, never break someone else's lock
-    }
 }
 
 #[cfg(test)]
@@ -358,6 +363,8 @@ mod tests {
             deps: vec![],
             soft_deps: vec![],
             lifecycle: Default::default(),
+            changed_at: None,
+            create_token: None,
         }
     }
 
@@ -376,32 +383,73 @@ mod tests {
     }
 
     #[test]
-    fn a_lock_left_by_a_dead_process_here_is_taken_over_and_one_held_elsewhere_is_not() {
+    fn a_lock_file_nobody_holds_is_taken_and_names_its_new_holder() {
         let dir = tempfile::tempdir().expect("tempdir");
         let files = StateFiles::new(dir.path(), "demo", "default");
         fs::create_dir_all(&files.dir).expect("state folder");
-        let lock_of = |pid: u32, host: &str| {
-            let info = LockInfo {
-                pid,
-                host: host.into(),
-                command: "plinth apply".into(),
-                since: "2026-01-01T00:00:00Z".into(),
-            };
-            serde_json::to_string(&info).expect("lock json")
+        // What a killed run leaves: the file, naming a process that is gone, but no OS lock.
+        let left = LockInfo {
+            pid: 4_194_303,
+            host: "another-host".into(),
+            command: "plinth apply".into(),
+            since: "2026-01-01T00:00:00Z".into(),
         };
-        // A pid far above any pid_max in use: that process cannot be running.
-        fs::write(files.lock(), lock_of(4_194_303, &hostname())).expect("stale lock");
+        fs::write(files.lock(), serde_json::to_string(&left).expect("json")).expect("lock file");
         let (held, _) = files
-            .lock_and_read("demo", "default", "apply")
-            .expect("the stale lock is taken over");
-        drop(held);
-        assert!(!files.lock().exists(), "released on drop");
-        fs::write(files.lock(), lock_of(4_194_303, "another-host")).expect("remote lock");
+            .lock_and_read("demo", "default", "plinth plan")
+            .expect("nobody holds it");
+        let now: LockInfo =
+            serde_json::from_str(&fs::read_to_string(files.lock()).expect("lock file"))
+                .expect("lock info");
+        assert_eq!(
+            (now.pid, now.command.as_str()),
+            (std::process::id(), "plinth plan")
+        );
         let err = files
-            .lock_and_read("demo", "default", "apply")
+            .lock_and_read("demo", "default", "plinth apply")
+            .err()
+            .expect("held");
+        assert!(err.to_string().contains("`plinth plan`"), "{err}");
+        drop(held);
+        files
+            .lock_and_read("demo", "default", "plinth apply")
+            .expect("released when its holder is dropped");
+    }
+
+    #[test]
+    fn a_state_of_a_newer_format_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = StateFiles::new(dir.path(), "demo", "default");
+        fs::create_dir_all(&files.dir).expect("state folder");
+        let newer = r#"{"version": 99, "lineage": "x", "serial": 7, "stack": "demo", "workspace": "default", "resources": {}, "future": true}"#;
+        fs::write(files.state(), newer).expect("state");
+        let err = files
+            .lock_and_read("demo", "default", "plinth apply")
             .err()
             .expect("refused");
-        assert!(err.to_string().contains("another-host"), "{err}");
+        assert!(
+            matches!(err, StoreError::NewerVersion { found: 99, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("upgrade plinth"), "{err}");
+        assert_eq!(fs::read_to_string(files.state()).expect("state"), newer);
+    }
+
+    #[test]
+    fn a_state_of_another_workspace_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ana = StateFiles::new(dir.path(), "demo", "ana");
+        let (locked, mut state) = ana.lock_and_read("demo", "ana", "apply").expect("lock");
+        locked.write(&mut state).expect("write");
+        drop(locked);
+        let bob = StateFiles::new(dir.path(), "demo", "bob");
+        fs::create_dir_all(&bob.dir).expect("folder");
+        fs::copy(ana.state(), bob.state()).expect("copied by hand");
+        let err = bob.read("demo", "bob").expect_err("refused");
+        assert!(
+            matches!(&err, StoreError::WrongWorkspace { found, .. } if found == "ana"),
+            "{err}"
+        );
     }
 
     #[test]

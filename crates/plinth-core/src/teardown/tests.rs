@@ -51,6 +51,8 @@ fn entry(id: &str, attrs: serde_json::Value, status: Status) -> ResourceState {
         deps: Vec::new(),
         soft_deps: Vec::new(),
         lifecycle: Default::default(),
+        changed_at: None,
+        create_token: None,
     }
 }
 

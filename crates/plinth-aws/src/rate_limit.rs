@@ -1,0 +1,271 @@
+//! A client-side rate limiter per service and region: when AWS throttles a good share of what
+//! plinth sends, plinth sends less, for every step and every environment at once.
+//!
+//! Why not the SDK's adaptive retry mode: its limiter measures the send rate from zero, so
+//! the first throttle of a short command drops the rate to its floor of half a request per
+//! second, and a retry costs five tokens there, ten seconds of waiting each. A plan that
+//! makes forty calls then takes minutes. This one reacts to the *share* of answers that are
+//! throttling in a window of a second or more: a sporadic throttle is retried with backoff by
+//! the SDK and slows nothing else; a storm (a fifth of the answers or more) halves the rate
+//! to what got through, and the rate grows back while answers come through unthrottled.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::interceptors::context::AfterDeserializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::runtime_components::{
+    RuntimeComponents, RuntimeComponentsBuilder,
+};
+use aws_smithy_types::config_bag::ConfigBag;
+use tokio::time::Instant;
+
+/// Answers are judged over windows at least this long and this many answers large.
+const WINDOW: Duration = Duration::from_secs(1);
+const MIN_ANSWERS: u32 = 10;
+/// The share of throttled answers in a window that means "too fast".
+const STORM: f64 = 0.2;
+/// The rate never goes below this (requests per second).
+const FLOOR: f64 = 1.0;
+/// A window without throttling lets the rate grow by this factor; once it passes CEILING the
+/// limit is lifted.
+const GROWTH: f64 = 1.25;
+const CEILING: f64 = 500.0;
+
+/// The error codes with which AWS services say "slow down", in any protocol.
+pub const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "SlowDown",
+    "EC2ThrottledException",
+    "PriorRequestNotComplete",
+    "BandwidthLimitExceeded",
+];
+
+/// How one service in one region is being paced.
+#[derive(Debug)]
+pub struct RateLimiter {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Requests per second allowed; `None` while nothing says to slow down.
+    rate: Option<f64>,
+    /// The earliest time the next request may go (the limiter hands out one slot per
+    /// `1/rate` seconds, in order).
+    next_slot: Instant,
+    window_started: Instant,
+    answered: u32,
+    throttled: u32,
+    /// Totals, for `--stats`.
+    throttled_total: u64,
+    waited: Duration,
+}
+
+impl Default for RateLimiter {
+    fn default() -> RateLimiter {
+        let now = Instant::now();
+        RateLimiter {
+            state: Mutex::new(State {
+                rate: None,
+                next_slot: now,
+                window_started: now,
+                answered: 0,
+                throttled: 0,
+                throttled_total: 0,
+                waited: Duration::ZERO,
+            }),
+        }
+    }
+}
+
+impl RateLimiter {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The current limit in requests per second, `None` when there is none.
+    pub fn rate(&self) -> Option<f64> {
+        self.state().rate
+    }
+
+    /// Throttled answers seen so far, and the time requests spent waiting for their turn.
+    pub fn totals(&self) -> (u64, Duration) {
+        let state = self.state();
+        (state.throttled_total, state.waited)
+    }
+
+    /// Reserves the next slot and says how long to wait for it.
+    pub fn reserve(&self) -> Duration {
+        let now = Instant::now();
+        let mut state = self.state();
+        let Some(rate) = state.rate else {
+            return Duration::ZERO;
+        };
+        let slot = state.next_slot.max(now);
+        state.next_slot = slot + Duration::from_secs_f64(1.0 / rate);
+        let wait = slot - now;
+        state.waited += wait;
+        wait
+    }
+
+    /// Waits for this request's turn.
+    pub async fn wait_turn(&self) {
+        let wait = self.reserve();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Records one answer from AWS.
+    pub fn answered(&self, throttled: bool) {
+        let now = Instant::now();
+        let mut state = self.state();
+        state.answered += 1;
+        if throttled {
+            state.throttled += 1;
+            state.throttled_total += 1;
+        }
+        let elapsed = now - state.window_started;
+        if elapsed < WINDOW || state.answered < MIN_ANSWERS {
+            return;
+        }
+        let share = f64::from(state.throttled) / f64::from(state.answered);
+        let got_through = f64::from(state.answered - state.throttled) / elapsed.as_secs_f64();
+        state.rate = if share >= STORM {
+            let slower = (got_through / 2.0).max(FLOOR);
+            let rate = state.rate.map_or(slower, |r| r.min(slower).max(FLOOR));
+            tracing::info!(
+                throttled = state.throttled,
+                answered = state.answered,
+                rate,
+                "AWS is throttling: sending at most {rate:.1} requests a second"
+            );
+            Some(rate)
+        } else if state.throttled == 0 {
+            state.rate.map(|r| r * GROWTH).filter(|r| *r < CEILING)
+        } else {
+            state.rate
+        };
+        state.window_started = now;
+        state.answered = 0;
+        state.throttled = 0;
+    }
+}
+
+/// The error code of an AWS error answer in any of its protocols: the `x-amzn-ErrorType`
+/// header (REST-JSON), the JSON body's `__type` (`ns#Code`), or the XML body's first
+/// `<Code>`.
+pub fn error_code(response: &HttpResponse) -> Option<String> {
+    if let Some(header) = response.headers().get("x-amzn-errortype") {
+        return Some(strip_code(header).to_string());
+    }
+    let body = std::str::from_utf8(response.body().bytes()?).ok()?;
+    if let Some(rest) = body.split("\"__type\"").nth(1) {
+        let value = rest.split('"').nth(1)?;
+        return Some(strip_code(value).to_string());
+    }
+    let (_, rest) = body.split_once("<Code>")?;
+    let (code, _) = rest.split_once("</Code>")?;
+    Some(code.trim().to_string())
+}
+
+/// `com.amazonaws.dynamodb.v20120810#ThrottlingException` and `Code:http://…` name `Code`.
+fn strip_code(value: &str) -> &str {
+    let value = value.rsplit('#').next().unwrap_or(value);
+    value.split(':').next().unwrap_or(value)
+}
+
+/// Whether an answer says "slow down".
+pub fn is_throttling(response: &HttpResponse) -> bool {
+    if response.status().as_u16() == 429 {
+        return true;
+    }
+    if response.status().as_u16() < 400 {
+        return false;
+    }
+    error_code(response).is_some_and(|code| THROTTLING_CODES.contains(&code.as_str()))
+}
+
+/// Feeds every answer of one client into its limiter.
+#[derive(Debug)]
+pub(crate) struct WatchAnswers(pub Arc<RateLimiter>);
+
+impl Intercept for WatchAnswers {
+    fn name(&self) -> &'static str {
+        "plinth::WatchAnswers"
+    }
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.answered(is_throttling(context.response()));
+        Ok(())
+    }
+}
+
+/// An HTTP client that waits for the limiter's turn before each attempt.
+#[derive(Debug)]
+pub(crate) struct PacedHttpClient {
+    pub inner: SharedHttpClient,
+    pub limiter: Arc<RateLimiter>,
+}
+
+impl HttpClient for PacedHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(PacedConnector {
+            inner: self.inner.http_connector(settings, components),
+            limiter: self.limiter.clone(),
+        })
+    }
+
+    fn validate_base_client_config(
+        &self,
+        runtime_components: &RuntimeComponentsBuilder,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.inner
+            .validate_base_client_config(runtime_components, cfg)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.inner.connector_metadata()
+    }
+}
+
+#[derive(Debug)]
+struct PacedConnector {
+    inner: SharedHttpConnector,
+    limiter: Arc<RateLimiter>,
+}
+
+impl HttpConnector for PacedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let inner = self.inner.clone();
+        let limiter = self.limiter.clone();
+        HttpConnectorFuture::new(async move {
+            limiter.wait_turn().await;
+            inner.call(request).await
+        })
+    }
+}
