@@ -8,6 +8,8 @@ the minimal calls when a Python client sends them with the same parallelism.
 
     python3 benches/scale.py               # N = 200, the release binary (built if missing)
     python3 benches/scale.py --n 50 --bin target/debug/plinth
+    python3 benches/scale.py --faults      # also through injected faults, next to the above
+    python3 benches/scale.py --faults throttle=0.2,error=0.05,lost=0.05 --seed 3
 
 This is a benchmark, not a test: it asserts nothing and prints figures.
 """
@@ -32,11 +34,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_emulator(latency_ms: int):
+# The rates the tests use: 8% throttling, 4% 5xx, 3% answers lost after the work was done.
+DEFAULT_FAULTS = "throttle=0.08,error=0.04,lost=0.03,latency=0-30ms"
+
+
+def start_emulator(latency_ms: int, faults: str = "", seed: int = 0):
     port = free_port()
+    extra = ["--faults", faults, "--seed", str(seed)] if faults else []
     proc = subprocess.Popen(
         [sys.executable, os.path.join(ROOT, "tests/emulator/moto_server.py"), "--port", str(port),
-         "--parent-pid", str(os.getpid()), "--latency-ms", str(latency_ms)],
+         "--parent-pid", str(os.getpid()), "--latency-ms", str(latency_ms), *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -59,10 +66,16 @@ def clients(endpoint: str):
 
 def warm_up(endpoint: str) -> None:
     """moto loads each service's backend on its first request (about a second each);
-    measure plinth against a warm emulator, as the floor is."""
+    measure plinth against a warm emulator, as the floor is. (Retried: the emulator may be
+    injecting faults.)"""
     ddb, ec2 = clients(endpoint)
-    ddb.list_tables()
-    ec2.describe_security_groups()
+    for call in (ddb.list_tables, ec2.describe_security_groups):
+        for _ in range(20):
+            try:
+                call()
+                break
+            except Exception:  # noqa: BLE001 - an injected fault; try again
+                time.sleep(0.05)
 
 
 def stack(n: int) -> str:
@@ -126,33 +139,46 @@ def floor(endpoint: str, n: int, parallelism: int) -> tuple:
     return created, time.perf_counter() - start
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=200, help="tables and security groups each (default 200)")
-    parser.add_argument("--bin", help="the plinth binary (default: target/release/plinth, built if missing)")
-    parser.add_argument("--parallelism", type=int, default=16)
-    parser.add_argument("--latency-ms", type=int, default=0, help="delay every emulator request")
-    args = parser.parse_args()
-
-    binary = os.path.abspath(args.bin) if args.bin else os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release/plinth")
-    if not args.bin and not os.path.exists(binary):
-        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
-    emulator, endpoint = start_emulator(args.latency_ms)
+def measure(binary, args, faults: str = "", floor_too: bool = False):
+    """validate, apply, a no-op plan and destroy of the stack against a fresh emulator; with
+    the emulator's floor when asked. A failed command (a plan that is not clean, say) stops
+    the benchmark: faults may cost time, never correctness."""
+    emulator, endpoint = start_emulator(args.latency_ms, faults, args.seed)
     try:
         with tempfile.TemporaryDirectory() as work:
             with open(os.path.join(work, "plinth.yaml"), "w") as f:
                 f.write(stack(args.n))
             env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench",
                        AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1", NO_COLOR="1")
-            resources = 2 * args.n
+            env.pop("PLINTH_MAX_ATTEMPTS", None)
             par = ["--parallelism", str(args.parallelism)]
             rows = [("validate", run(binary, ["validate"], env, work))]
             rows.append(("apply", run(binary, ["apply", "--yes", "--stats", *par], env, work)))
             rows.append(("plan (no-op)", run(binary, ["plan", "--detailed-exitcode", "--stats", *par], env, work)))
             rows.append(("destroy", run(binary, ["destroy", "--yes", "--stats", *par], env, work)))
-            floor_create, floor_delete = floor(endpoint, args.n, args.parallelism)
+            floors = floor(endpoint, args.n, args.parallelism) if floor_too else None
     finally:
         emulator.kill()
+    return rows, floors
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=200, help="tables and security groups each (default 200)")
+    parser.add_argument("--bin", help="the plinth binary (default: target/release/plinth, built if missing)")
+    parser.add_argument("--parallelism", type=int, default=16)
+    parser.add_argument("--latency-ms", type=int, default=0, help="delay every emulator request")
+    parser.add_argument("--faults", nargs="?", const=DEFAULT_FAULTS, default="",
+                        help=f"also measure through injected faults (default rates: {DEFAULT_FAULTS})")
+    parser.add_argument("--seed", type=int, default=1, help="which faults, with --faults")
+    args = parser.parse_args()
+
+    binary = os.path.abspath(args.bin) if args.bin else os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release/plinth")
+    if not args.bin and not os.path.exists(binary):
+        subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
+    resources = 2 * args.n
+    rows, (floor_create, floor_delete) = measure(binary, args, floor_too=True)
+    faulty = measure(binary, args, faults=args.faults)[0] if args.faults else None
 
     print(f"\nplinth scale benchmark: {args.n} tables + {args.n} security groups = {resources} resources, "
           f"parallelism {args.parallelism}, emulator latency {args.latency_ms} ms\n")
@@ -166,6 +192,16 @@ def main():
         if stats:
             ops = ", ".join(f"{k} {v}" for k, v in sorted(stats["by_operation"].items()))
             print(f"  {name}: {ops}")
+    if faulty:
+        print(f"\nthrough faults ({args.faults}, seed {args.seed}), next to the fault-free run:\n")
+        print(f"{'command':<14}{'clean':>9}{'faults':>9}{'calls':>7}{'attempts':>10}{'throttled':>11}{'paced':>8}")
+        for (name, (secs, _, _)), (_, (fsecs, _, fstats)) in zip(rows, faulty):
+            if not fstats:
+                continue
+            print(f"{name:<14}{secs:>8.2f}s{fsecs:>8.2f}s{fstats['aws_calls']:>7}"
+                  f"{fstats['aws_attempts']:>10}{fstats['throttled']:>11}{fstats['paced_seconds']:>7.1f}s")
+        print("\n(apply converged in one run, the plan after it was clean and destroy left nothing, or the"
+              " benchmark would have stopped)")
 
 
 if __name__ == "__main__":

@@ -411,13 +411,17 @@ fn resource_lines(w: &Work) -> Vec<String> {
         }
     }
     for o in &w.orphans {
-        let note = match &o.target {
-            Target::Unknown => " (no type of plinth's: cannot be swept)",
-            Target::Known {
-                found: Found::ReadFailed(_),
-                ..
-            } => " (could not be read)",
-            Target::Known { .. } => " (unknown to state)",
+        let note = match (&o.target, remove::whole_of(&w.orphans, o)) {
+            (_, Some(whole)) => format!(" (part of {}, goes with it)", whole.label()),
+            (Target::Unknown, _) => " (no type of plinth's: cannot be swept)".into(),
+            (
+                Target::Known {
+                    found: Found::ReadFailed(_),
+                    ..
+                },
+                _,
+            ) => " (could not be read)".into(),
+            (Target::Known { .. }, _) => " (unknown to state)".into(),
         };
         lines.push(format!("{:<28} {}{note}", o.type_name(), o.resource.arn));
     }
@@ -431,7 +435,12 @@ fn estimated_cost(registry: &Registry, w: &Work) -> Option<String> {
         .through_state()
         .map(|v| cost::running_now(&v.state))
         .unwrap_or_default();
-    for o in &w.orphans {
+    // A part (a replication group's member cluster) is priced with its whole.
+    for o in w
+        .orphans
+        .iter()
+        .filter(|o| remove::whole_of(&w.orphans, o).is_none())
+    {
         if let Target::Known {
             type_name,
             found: Found::Exists(observed),

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Checks that the emulator's fidelity corrections hold: starts moto_server.py on a free port,
 drives it with boto3 the way a real client drives AWS, and asserts each correction (what AWS
-does, as documented in fidelity_cloudfront.py and fidelity_s3.py). Exits non-zero when one does not hold.
+does, as documented in fidelity.py, fidelity_cloudfront.py and fidelity_s3.py), and that its
+fault injection (faults.py) answers in each service's own protocol. Exits non-zero when one
+does not hold.
 
     python3 tests/emulator/check_fidelity.py [-v]
 """
@@ -48,23 +50,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def start_server(*extra: str) -> tuple[subprocess.Popen, str]:
+    server, endpoint, _ = start_server_with_clean_port(*extra)
+    return server, endpoint
+
+
+def start_server_with_clean_port(*extra: str) -> tuple[subprocess.Popen, str, str]:
+    """moto_server.py with `extra` arguments: (process, endpoint, clean endpoint)."""
+    port, clean = free_port(), free_port()
     server = subprocess.Popen(
         [sys.executable, os.path.join(HERE, "moto_server.py"), "--port", str(port),
-         "--parent-pid", str(os.getpid())],
+         "--clean-port", str(clean), "--parent-pid", str(os.getpid()), *extra],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server, f"http://127.0.0.1:{port}"
-        except OSError:
-            if server.poll() is not None:
-                raise SystemExit("moto_server.py exited before it listened")
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit("moto_server.py did not listen within 30s")
+    for p in (port, clean):
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", p), timeout=0.2).close()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise SystemExit("moto_server.py exited before it listened")
+                if time.time() > deadline:
+                    server.kill()
+                    raise SystemExit("moto_server.py did not listen within 30s")
+                time.sleep(0.1)
+    return server, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{clean}"
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 class Wire:
@@ -542,17 +561,129 @@ def check_s3(endpoint: str) -> None:
     section("S3 buckets", s3_buckets, s3)
 
 
+def member_clusters(ec, tagging) -> None:
+    tags = [{"Key": "plinth:stack", "Value": "fidelity"}, {"Key": "plinth:resource", "Value": "rg"}]
+    ec.create_replication_group(ReplicationGroupId="fidelity-rg", ReplicationGroupDescription="f",
+                                Engine="redis", CacheNodeType="cache.t4g.micro",
+                                NumCacheClusters=2, Tags=tags)
+    members = ec.describe_replication_groups(ReplicationGroupId="fidelity-rg")[
+        "ReplicationGroups"][0]["MemberClusters"]
+    check("a replication group of 2 has 2 member clusters", len(members) == 2, members)
+    listed = {c["CacheClusterId"]: c.get("ReplicationGroupId")
+              for c in ec.describe_cache_clusters()["CacheClusters"]}
+    check("DescribeCacheClusters lists the members with their ReplicationGroupId",
+          all(listed.get(m) == "fidelity-rg" for m in members), listed)
+    found = tagging.get_resources(TagFilters=[{"Key": "plinth:stack", "Values": ["fidelity"]}])
+    arns = sorted(m["ResourceARN"] for m in found["ResourceTagMappingList"])
+    check("the members carry the group's tags and the tagging API finds them",
+          sum(":cluster:" in a for a in arns) == 2 and any(":replicationgroup:" in a for a in arns), arns)
+    ec.delete_replication_group(ReplicationGroupId="fidelity-rg")
+    status = {c["CacheClusterId"]: c["CacheClusterStatus"]
+              for c in ec.describe_cache_clusters()["CacheClusters"] if c["CacheClusterId"] in members}
+    check("the members are deleting with their group", set(status.values()) == {"deleting"}, status)
+    time.sleep(float(os.environ.get("PLINTH_EMULATOR_DELETING_SECONDS", "2")) + 0.5)
+    left = [c["CacheClusterId"] for c in ec.describe_cache_clusters()["CacheClusters"]]
+    check("then they are gone", not any(m in left for m in members), left)
+
+
+def check_elasticache(endpoint: str) -> None:
+    ec = boto3.client("elasticache", endpoint_url=endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing",
+                      config=Config(retries={"max_attempts": 1}))
+    tagging = boto3.client("resourcegroupstaggingapi", endpoint_url=endpoint,
+                           region_name="us-east-1", aws_access_key_id="testing",
+                           aws_secret_access_key="testing", config=Config(retries={"max_attempts": 1}))
+    section("ElastiCache member clusters", member_clusters, ec, tagging)
+
+
+# --- fault injection ---------------------------------------------------------------------
+
+def _client(name: str, endpoint: str):
+    return boto3.client(name, endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        config=Config(retries={"total_max_attempts": 1},
+                                      s3={"addressing_style": "path"}))
+
+
+# One cheap call per service plinth calls, and what the service answers when throttled and
+# when failing: (error code, HTTP status) as botocore reads them from the wire.
+FAULTED_CALLS = [
+    ("dynamodb", lambda c: c.list_tables(), ("ThrottlingException", 400), ("InternalServerError", 500)),
+    ("dynamodb", lambda c: c.get_item(TableName="t", Key={"k": {"S": "v"}}),
+     ("ThrottlingException", 400), ("InternalServerError", 500)),
+    ("ec2", lambda c: c.describe_security_groups(), ("RequestLimitExceeded", 503), ("InternalError", 500)),
+    ("elasticache", lambda c: c.describe_cache_clusters(), ("Throttling", 400), ("InternalFailure", 500)),
+    ("iam", lambda c: c.list_roles(), ("Throttling", 400), ("ServiceFailure", 500)),
+    ("sts", lambda c: c.get_caller_identity(), ("Throttling", 400), ("InternalFailure", 500)),
+    ("s3", lambda c: c.list_buckets(), ("SlowDown", 503), ("InternalError", 500)),
+    ("lambda", lambda c: c.list_functions(), ("TooManyRequestsException", 429), ("ServiceException", 500)),
+    ("cloudfront", lambda c: c.list_distributions(), ("Throttling", 400), ("ServiceUnavailable", 503)),
+    ("acm", lambda c: c.list_certificates(), ("ThrottlingException", 400), ("InternalFailure", 500)),
+    ("resourcegroupstaggingapi", lambda c: c.get_resources(), ("ThrottledException", 400),
+     ("InternalServiceException", 500)),
+]
+
+
+def faulted_answers(kind: str, index: int) -> None:
+    server, endpoint = start_server("--faults", f"{kind}=1")
+    try:
+        for name, call, *expected in FAULTED_CALLS:
+            got = fails(call, _client(name, endpoint))
+            check(f"{kind}: {name} answers {expected[index]}", got == expected[index], got)
+    finally:
+        stop(server)
+
+
+def lost_answers() -> None:
+    server, endpoint, clean = start_server_with_clean_port("--faults", "lost=1", "--seed", "3")
+    try:
+        ddb = _client("dynamodb", endpoint)
+        try:
+            ddb.create_table(TableName="lost", BillingMode="PAY_PER_REQUEST",
+                             KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                             AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}])
+            answered = "answered"
+        except Exception as err:  # noqa: BLE001 - its kind is the check
+            answered = type(err).__name__
+        check("lost: the client gets no answer (the connection closes)",
+              answered in ("ConnectionClosedError", "EndpointConnectionError", "ProtocolError",
+                           "ReadTimeoutError"), answered)
+        tables = _client("dynamodb", clean).list_tables()["TableNames"]
+        check("lost: yet the request was carried out", tables == ["lost"], tables)
+    finally:
+        stop(server)
+
+
+def seeded_faults() -> None:
+    """The same seed picks the same faults for the same requests."""
+    picks = []
+    for _ in range(2):
+        server, endpoint = start_server("--faults", "throttle=0.5", "--seed", "11")
+        try:
+            sts = _client("sts", endpoint)
+            picks.append([fails(sts.get_caller_identity)[0] for _ in range(12)])
+        finally:
+            stop(server)
+    check("a seed replays: the same faults for the same requests", picks[0] == picks[1], picks)
+    check("a seed mixes faults and answers", {"", "Throttling"} <= set(picks[0]), picks[0])
+
+
+def check_faults() -> None:
+    section("fault injection: throttling", faulted_answers, "throttle", 0)
+    section("fault injection: 5xx", faulted_answers, "error", 1)
+    section("fault injection: lost answers", lost_answers)
+    section("fault injection: seeds", seeded_faults)
+
+
 def main() -> int:
     server, endpoint = start_server()
     try:
         check_cloudfront(endpoint)
         check_s3(endpoint)
+        check_elasticache(endpoint)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
+    check_faults()
     if failures:
         print(f"{len(failures)} fidelity check(s) failed")
         return 1

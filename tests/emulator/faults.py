@@ -6,7 +6,9 @@
   in its own protocol (DynamoDB's JSON `__type` ThrottlingException, EC2's RequestLimitExceeded
   with HTTP 503, the query protocols' `Throttling`, S3's SlowDown 503, Lambda's 429
   TooManyRequestsException, CloudFront's and ACM's Throttling/ThrottlingException).
-- error=P: refused with the service's own HTTP 500 (InternalFailure, InternalError, …).
+- error=P: refused with the service's own 5xx (InternalFailure, InternalError,
+  InternalServerError, ServiceFailure, ServiceException; CloudFront's 503
+  ServiceUnavailable).
 - lost=P: the request IS executed, then the connection is closed without a reply: half the
   time with an orderly close (the client reads EOF), half with a reset (RST).
 - hang=P: the request is neither executed nor answered; the connection stays open until the
@@ -120,20 +122,38 @@ QUERY_NAMESPACES = {
 CLOUDFRONT_NAMESPACE = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
 
 
-def answer(service: str, fault: str) -> tuple[str, list[tuple[str, str]], bytes]:
-    """The status, headers and body `service` answers a throttled or failed request with."""
+# DynamoDB operations on items (the data plane); the rest is the control plane.
+DYNAMODB_DATA_PLANE = {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
+                       "BatchGetItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems"}
+
+
+def answer(service: str, fault: str, target: str = "") -> tuple[str, list[tuple[str, str]], bytes]:
+    """The status, headers and body `service` answers a throttled or failed request with
+    (`target`: the JSON protocols' X-Amz-Target, naming the operation)."""
     throttled = fault == "throttle"
     rid = ("x-amzn-RequestId", _request_id())
     if service == "dynamodb":
-        name = "ThrottlingException" if throttled else "InternalServerError"
-        message = ("Rate of requests exceeds the allowed throughput." if throttled
-                   else "Internal server error")
-        body = _json_error(f"com.amazonaws.dynamodb.v20120810#{name}", message)
+        if not throttled:
+            body = _json_error("com.amazonaws.dynamodb.v20120810#InternalServerError",
+                               "Internal server error")
+        elif target.split(".")[-1] in DYNAMODB_DATA_PLANE:
+            body = _json_error("com.amazonaws.dynamodb.v20120810#ThrottlingException",
+                               "Throughput exceeds the current capacity of your table or index. "
+                               "DynamoDB is automatically scaling your table or index so please "
+                               "try again shortly.")
+        else:
+            # The control plane (CreateTable, DescribeTable, …) throttles in another namespace.
+            body = _json_error("com.amazon.coral.availability#ThrottlingException", "Rate exceeded")
         return ("400 Bad Request" if throttled else "500 Internal Server Error",
                 [("Content-Type", "application/x-amz-json-1.0"), rid], body)
-    if service in ("acm", "tagging"):
-        name = "ThrottlingException" if throttled else (
-            "InternalServiceException" if service == "tagging" else "InternalFailure")
+    if service == "acm":
+        name = "ThrottlingException" if throttled else "InternalFailure"
+        message = "Rate exceeded" if throttled else "An internal error occurred."
+        return ("400 Bad Request" if throttled else "500 Internal Server Error",
+                [("Content-Type", "application/x-amz-json-1.1"), rid], _json_error(name, message))
+    if service == "tagging":
+        # The Resource Groups Tagging API says ThrottledException, not ThrottlingException.
+        name = "ThrottledException" if throttled else "InternalServiceException"
         message = "Rate exceeded" if throttled else "An internal error occurred."
         return ("400 Bad Request" if throttled else "500 Internal Server Error",
                 [("Content-Type", "application/x-amz-json-1.1"), rid], _json_error(name, message))
@@ -160,13 +180,14 @@ def answer(service: str, fault: str) -> tuple[str, list[tuple[str, str]], bytes]
                 [("Content-Type", "application/json"), rid,
                  ("x-amzn-ErrorType", "ServiceException")], body)
     if service == "cloudfront":
-        code = "Throttling" if throttled else "InternalFailure"
-        message = "Rate exceeded" if throttled else "An internal error occurred."
+        # CloudFront's internal failures come as 503 ServiceUnavailable.
+        code = "Throttling" if throttled else "ServiceUnavailable"
+        message = "Rate exceeded" if throttled else "CloudFront encountered an internal error. Please try again."
         body = b'<?xml version="1.0"?>\n' + _query_error(CLOUDFRONT_NAMESPACE, code, message, throttled)
-        return ("400 Bad Request" if throttled else "500 Internal Server Error",
+        return ("400 Bad Request" if throttled else "503 Service Unavailable",
                 [("Content-Type", "text/xml"), rid], body)
     namespace = QUERY_NAMESPACES.get(service, "https://amazonaws.com/doc/")
-    code = "Throttling" if throttled else "InternalFailure"
+    code = "Throttling" if throttled else ("ServiceFailure" if service == "iam" else "InternalFailure")
     message = "Rate exceeded" if throttled else "An internal error occurred."
     return ("400 Bad Request" if throttled else "500 Internal Server Error",
             [("Content-Type", "text/xml"), rid], _query_error(namespace, code, message, throttled))
@@ -219,7 +240,7 @@ class FaultInjector:
             time.sleep(rng.uniform(low, high))
         fault = self.faults.choose(rng)
         if fault in ("throttle", "error"):
-            status, headers, payload = answer(target[0], fault)
+            status, headers, payload = answer(target[0], fault, environ.get("HTTP_X_AMZ_TARGET", ""))
             start_response(status, headers + [("Content-Length", str(len(payload)))])
             return [payload]
         if fault == "hang":

@@ -18,12 +18,18 @@ says what AWS does. They only fill gaps; plinth never special-cases the emulator
    its CacheNodes with their endpoints (with ShowCacheNodeInfo) and, for Memcached, the
    ConfigurationEndpoint; moto stores them but returns none of them. Its replication
    groups likewise lack the node group's ReaderEndpoint.
+6. A replication group's member clusters are cache clusters in AWS: DescribeCacheClusters
+   lists them with their ReplicationGroupId, they carry the group's tags (AWS copies them),
+   so the Resource Groups Tagging API finds them too, and they are deleted with the group
+   (deleting, then gone). moto keeps them only as names in the group.
 
 CloudFront (distribution configs, ETags, cache policies, origin access controls, and ACM's
 view of certificates in use) is corrected in fidelity_cloudfront.py, S3 (GetBucketVersioning,
 a deleted bucket's tags) in fidelity_s3.py; check_fidelity.py checks those corrections.
 """
 
+import functools
+import inspect
 import os
 import re
 import time
@@ -68,6 +74,7 @@ def _expire(backend) -> None:
 def _expiring(method_name: str) -> None:
     original = getattr(models.ElastiCacheBackend, method_name)
 
+    @functools.wraps(original)
     def patched(self, *args, **kwargs):
         _expire(self)
         return original(self, *args, **kwargs)
@@ -255,6 +262,56 @@ models.CacheCluster.security_groups = property(_security_groups)
 models.CacheCluster.cache_parameter_group = property(_cache_parameter_group)
 models.CacheCluster.cache_nodes = property(_cache_nodes)
 models.CacheCluster.configuration_endpoint = property(_configuration_endpoint)
+
+
+# --- 6. member clusters --------------------------------------------------------------------
+
+_cluster_params = [n for n in inspect.signature(models.ElastiCacheBackend.create_cache_cluster).parameters
+                   if n != "self"]
+_original_create_group = models.ElastiCacheBackend.create_replication_group
+_original_delete_group = models.ElastiCacheBackend.delete_replication_group
+
+
+def _create_group_with_members(self, *args, **kwargs):
+    group = _original_create_group(self, *args, **kwargs)
+    for member in list(group.member_clusters):
+        if member in self.cache_clusters:
+            continue
+        params = {name: None for name in _cluster_params}
+        params.update(
+            cache_cluster_id=member,
+            replication_group_id=group.replication_group_id,
+            cache_node_type=group.cache_node_type,
+            engine=group.engine,
+            engine_version=getattr(group, "engine_version", None),
+            cache_subnet_group_name=kwargs.get("cache_subnet_group_name"),
+            security_group_ids=kwargs.get("security_group_ids"),
+            cache_parameter_group_name=kwargs.get("cache_parameter_group_name"),
+            port=group.port,
+            num_cache_nodes=1,
+            tags=kwargs.get("tags") or [],
+            log_delivery_configurations=[],
+        )
+        self.create_cache_cluster(**params)
+    return group
+
+
+def _delete_group_with_members(self, replication_group_id, *args, **kwargs):
+    members = list(self.replication_groups[replication_group_id].member_clusters) \
+        if replication_group_id in self.replication_groups else []
+    group = _original_delete_group(self, replication_group_id, *args, **kwargs)
+    for member in members:
+        cluster = self.cache_clusters.get(member)
+        if cluster is not None:
+            cluster.cache_cluster_status = "deleting"
+            cluster.status = "deleting"
+    return group
+
+
+models.ElastiCacheBackend.create_replication_group = _create_group_with_members
+models.ElastiCacheBackend.delete_replication_group = _delete_group_with_members
+for _name in ("create_replication_group", "delete_replication_group"):
+    _expiring(_name)
 
 
 import fidelity_cloudfront  # noqa: E402,F401

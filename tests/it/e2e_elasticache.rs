@@ -317,3 +317,52 @@ async fn plans_show_in_place_cache_changes_apart_from_replacements_and_mask_the_
         json.stdout
     );
 }
+
+/// A replication group and nothing else: two nodes, so two member clusters.
+const REPLICATED: &str = "stack: members\nregion: us-east-1\nresources:\n  sessions:\n    type: elasticache.replication_group\n    replication_group_id: members-rg\n    description: sessions\n    node_type: cache.t3.micro\n    num_cache_clusters: 2\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replication_groups_member_clusters_are_part_of_it_for_teardown_checks_and_sweep() {
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    env.write("plinth.yaml", REPLICATED);
+    env.plinth(&["apply", "--yes"]).ok();
+    // As in AWS, the members are clusters carrying the group's tags.
+    let tagged = env.tagged("us-east-1", Some("members")).await;
+    let members: Vec<&String> = tagged
+        .iter()
+        .map(|(arn, _)| arn)
+        .filter(|arn| arn.contains(":cluster:members-rg-"))
+        .collect();
+    assert_eq!(members.len(), 2, "{tagged:?}");
+
+    // Destroyed without waiting, the group is pending and its members with it: nothing is
+    // reported as unknown to the state.
+    let destroy = env.plinth(&["destroy", "--yes", "--no-wait"]).ok();
+    assert!(
+        !destroy.stdout.contains("unknown to") && !destroy.stderr.contains("unknown to"),
+        "{}{}",
+        destroy.stdout,
+        destroy.stderr
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.plinth(&["destroy", "--yes"]).ok();
+
+    // Without its state, sweep removes the group and lets the members go with it.
+    env.plinth(&["apply", "--yes"]).ok();
+    std::fs::remove_dir_all(env.path(".plinth")).expect("lose the state");
+    let sweep = env
+        .plinth(&["sweep", "--yes", "--region", "us-east-1"])
+        .ok();
+    assert_eq!(
+        sweep.stdout.matches("goes with sessions").count(),
+        2,
+        "{}",
+        sweep.stdout
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        env.tagged("us-east-1", Some("members")).await.is_empty(),
+        "nothing is left"
+    );
+}

@@ -21,7 +21,7 @@ fn wide_stack(name: &str, n: usize) -> String {
     text
 }
 
-fn journal_lines(env: &Env, stack: &str) -> usize {
+pub fn journal_lines(env: &Env, stack: &str) -> usize {
     std::fs::read_to_string(env.path(&format!(".plinth/{stack}/default/journal.jsonl")))
         .map(|t| t.lines().count())
         .unwrap_or(0)
@@ -45,10 +45,15 @@ async fn kill_9_in_the_middle_of_a_100_resource_apply_then_apply_again_converges
 ) {
     // Each request takes 40 ms, as real AWS roughly does, so "the middle" lasts long enough.
     let moto = Moto::start(40);
-    let env = Env::with_emulator(&moto);
+    kill_9_then_apply_again(&Env::with_emulator(&moto)).await;
+}
+
+/// A 100-resource apply is killed in the middle; `apply` again converges: every resource
+/// once, recorded ready with its own id, and a clean plan.
+pub async fn kill_9_then_apply_again(env: &Env) {
     env.write("plinth.yaml", &wide_stack("killed", 50));
     let mut child = env.spawn("killed", &["apply", "--yes", "--parallelism", "8"]);
-    wait_for_journal(&mut child, &env, "killed", 30);
+    wait_for_journal(&mut child, env, "killed", 30);
     child.kill().expect("kill -9");
     child.wait().expect("reap");
 

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::{ResourceType as Ec2ResourceType, Tag, TagSpecification};
-use aws_sdk_resourcegroupstagging::types::TagFilter;
 
 use crate::harness::{tables_of_stack, Env, Moto, Run};
 
@@ -22,31 +21,11 @@ const ACCOUNT: &str = "123456789012";
 
 /// ARNs the tagging API finds in `region` with `plinth:stack` (any value, or `stack`).
 async fn tagged(env: &Env, region: &str, stack: Option<&str>) -> Vec<String> {
-    let client = aws_sdk_resourcegroupstagging::Client::from_conf(
-        aws_sdk_resourcegroupstagging::Config::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_string()))
-            .endpoint_url(&env.endpoint)
-            .credentials_provider(aws_sdk_resourcegroupstagging::config::Credentials::for_tests())
-            .build(),
-    );
-    let filter = TagFilter::builder()
-        .key("plinth:stack")
-        .set_values(stack.map(|s| vec![s.to_string()]))
-        .build();
-    let out = client
-        .get_resources()
-        .tag_filters(filter)
-        .send()
+    env.tagged(region, stack)
         .await
-        .expect("tagging API");
-    let mut arns: Vec<String> = out
-        .resource_tag_mapping_list()
-        .iter()
-        .filter_map(|m| m.resource_arn().map(str::to_string))
-        .collect();
-    arns.sort();
-    arns
+        .into_iter()
+        .map(|(arn, _)| arn)
+        .collect()
 }
 
 /// A table and a security group, named after the stack and workspace (`<stack>-<ws>-…`).

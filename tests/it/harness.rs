@@ -21,7 +21,7 @@ macro_rules! emulator_client {
         let builder = $krate::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
-            .endpoint_url(&$env.endpoint)
+            .endpoint_url(&$env.check_endpoint)
             .credentials_provider($krate::config::Credentials::for_tests());
         $krate::Client::from_conf(($tweak)(builder).build())
     }};
@@ -30,26 +30,66 @@ macro_rules! emulator_client {
 /// A running emulator, stopped when dropped (and by itself if this process dies).
 pub struct Moto {
     child: Child,
+    /// Where plinth is pointed.
     pub endpoint: String,
+    /// The same emulator without injected faults, for the tests' own checks.
+    pub check_endpoint: String,
 }
+
+/// The faults the ready stacks are tested under: 8% throttling, 4% 5xx, 3% answers lost
+/// after the work was done, and 0 to 30 ms of latency on every request.
+pub const FAULTS: &str = "throttle=0.08,error=0.04,lost=0.03,latency=0-30ms";
 
 impl Moto {
     /// Starts a fresh emulator; `latency_ms` delays every request.
     pub fn start(latency_ms: u64) -> Moto {
-        let port = free_port();
+        Moto::launch(&["--latency-ms", &latency_ms.to_string()])
+    }
+
+    /// Starts a fresh emulator answering like a busy, flaky AWS (`tests/emulator/faults.py`):
+    /// `faults` as `--faults` takes them, chosen by `seed`.
+    pub fn with_faults(faults: &str, seed: u64) -> Moto {
+        Moto::launch(&["--faults", faults, "--seed", &seed.to_string()])
+    }
+
+    fn launch(extra: &[&str]) -> Moto {
+        let (port, clean) = (free_port(), free_port());
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/emulator/moto_server.py");
         let child = Command::new(python())
             .arg(&script)
             .args(["--port", &port.to_string()])
+            .args(["--clean-port", &clean.to_string()])
             .args(["--parent-pid", &std::process::id().to_string()])
-            .args(["--latency-ms", &latency_ms.to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start the moto server (pip install -r tests/emulator/requirements.txt)");
-        let endpoint = format!("http://127.0.0.1:{port}");
         wait_for_port(port);
-        Moto { child, endpoint }
+        wait_for_port(clean);
+        Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            check_endpoint: format!("http://127.0.0.1:{clean}"),
+        }
+    }
+
+    /// How many of each fault the emulator injected so far.
+    pub fn fault_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        let addr = self.check_endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect to the emulator");
+        use std::io::{Read, Write};
+        write!(
+            stream,
+            "GET /_plinth/faults HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .expect("ask for the fault counts");
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .expect("read the fault counts");
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("{}");
+        serde_json::from_str(body).expect("fault counts are JSON")
     }
 
     /// The emulator shared by every test that needs no special settings. Tests keep apart
@@ -131,6 +171,10 @@ impl Run {
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub endpoint: String,
+    /// Where the test's own clients check what exists (never faulted).
+    pub check_endpoint: String,
+    /// Run plinth with its default retries (fault tests) rather than the test default.
+    pub default_attempts: bool,
 }
 
 impl Env {
@@ -142,6 +186,8 @@ impl Env {
         Env {
             dir: tempfile::tempdir().expect("temp dir"),
             endpoint: moto.endpoint.clone(),
+            check_endpoint: moto.check_endpoint.clone(),
+            default_attempts: false,
         }
     }
 
@@ -183,12 +229,18 @@ impl Env {
                 self.path("no-aws-credentials"),
             )
             .env("NO_COLOR", "1")
-            .env("PLINTH_MAX_ATTEMPTS", "2")
             .env_remove("PLINTH_STACK")
             .env_remove("PLINTH_WORKSPACE")
             .env_remove("PLINTH_STATE_DIR")
             .env_remove("AWS_PROFILE")
             .stdin(Stdio::null());
+        // Most tests keep attempts low: the emulator answers what it does not implement with a
+        // 500, which would otherwise be retried for minutes. Fault tests use the defaults.
+        if !self.default_attempts {
+            cmd.env("PLINTH_MAX_ATTEMPTS", "2");
+        } else {
+            cmd.env_remove("PLINTH_MAX_ATTEMPTS");
+        }
         cmd
     }
 
@@ -240,6 +292,50 @@ impl Env {
     }
     pub fn tagging(&self) -> aws_sdk_resourcegroupstagging::Client {
         emulator_client!(self, aws_sdk_resourcegroupstagging)
+    }
+
+    /// What the tagging API finds in `region` tagged `plinth:stack` (any value, or `stack`):
+    /// (ARN, tags), by ARN.
+    pub async fn tagged(
+        &self,
+        region: &str,
+        stack: Option<&str>,
+    ) -> Vec<(String, std::collections::BTreeMap<String, String>)> {
+        let client = emulator_client!(
+            self,
+            aws_sdk_resourcegroupstagging,
+            |b: aws_sdk_resourcegroupstagging::config::Builder| b
+                .region(Region::new(region.to_string()))
+        );
+        let filter = aws_sdk_resourcegroupstagging::types::TagFilter::builder()
+            .key("plinth:stack")
+            .set_values(stack.map(|s| vec![s.to_string()]))
+            .build();
+        let mut found = Vec::new();
+        let mut page: Option<String> = None;
+        loop {
+            let out = client
+                .get_resources()
+                .tag_filters(filter.clone())
+                .set_pagination_token(page.clone())
+                .send()
+                .await
+                .expect("tagging API");
+            found.extend(out.resource_tag_mapping_list().iter().filter_map(|m| {
+                let tags = m
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect();
+                Some((m.resource_arn()?.to_string(), tags))
+            }));
+            match out.pagination_token().filter(|t| !t.is_empty()) {
+                Some(next) => page = Some(next.to_string()),
+                None => break,
+            }
+        }
+        found.sort();
+        found
     }
 
     /// The state file as JSON.

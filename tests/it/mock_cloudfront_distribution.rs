@@ -44,7 +44,9 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::DateTime;
 use plinth_aws::resources::cloudfront_distribution::Distribution;
 use plinth_aws::Aws;
-use plinth_core::resource::{Linked, NormalizeContext, OpContext, Progress, ResourceType};
+use plinth_core::resource::{
+    ErrorKind, Linked, NormalizeContext, OpContext, Progress, ResourceError, ResourceType,
+};
 use plinth_core::value::{path_to_string, PathSeg, Props, UNKNOWN};
 use serde_json::{json, Value};
 
@@ -1501,4 +1503,120 @@ fn the_distribution_lives_in_us_east_1() {
         rt.schema().prop("certificate").and_then(|p| p.pins_region),
         Some("us-east-1")
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refusals, replayed with the bodies CloudFront sends, each turned into what to do
+
+async fn refused_create(status: u16, code: &'static str, message: &'static str) -> ResourceError {
+    let create = mock!(Client::create_distribution_with_tags)
+        .then_http_response(move || cloudfront_error(status, code, message));
+    let dist = distribution_type(&[&create]);
+    let err = dist
+        .create(&ctx(), &desired())
+        .await
+        .expect_err("CloudFront refused");
+    assert_eq!(create.num_calls(), 1, "{code} is not retried");
+    assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
+    assert_eq!(err.code.as_deref(), Some(code));
+    err
+}
+
+#[tokio::test]
+async fn an_alias_another_distribution_uses_says_to_free_it_or_choose_another() {
+    let err = refused_create(
+        409,
+        "CNAMEAlreadyExists",
+        "One or more of the CNAMEs you provided are already associated with a different resource.",
+    )
+    .await;
+    assert!(
+        err.message.contains("www.example.com")
+            && err
+                .message
+                .contains("remove it from that distribution first"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_cloudfront_cannot_use_says_what_it_must_be() {
+    let err = refused_create(
+        400,
+        "InvalidViewerCertificate",
+        "The specified SSL certificate doesn't exist, isn't in us-east-1 region, isn't valid, or doesn't include a valid certificate chain.",
+    )
+    .await;
+    assert!(
+        err.message.contains("us-east-1")
+            && err.message.contains("ISSUED")
+            && err.message.contains("covers every alias"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_edge_function_that_is_not_a_published_version_says_to_use_its_qualified_arn() {
+    let err = refused_create(
+        400,
+        "InvalidLambdaFunctionAssociation",
+        "The function ARN must reference a specific function version. (The ARN must end with the version number.) ARN: arn:aws:lambda:us-east-1:123456789012:function:rewrite:$LATEST",
+    )
+    .await;
+    assert!(
+        err.message.contains("qualified_arn") && err.message.contains("published version"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_create_sent_again_with_its_caller_reference_adopts_the_distribution_it_made() {
+    // A run killed after CreateDistribution was sent journaled the create's token; the next
+    // run sends the same CallerReference, and CloudFront names the distribution it made.
+    let sent: Log<CreateDistributionWithTagsInput> = log();
+    let seen = sent.clone();
+    let exists = mock!(Client::create_distribution_with_tags)
+        .match_requests(move |r| {
+            seen.lock().expect("log").push(r.clone());
+            true
+        })
+        .then_http_response(|| {
+            cloudfront_error(
+                409,
+                "DistributionAlreadyExists",
+                &format!("The caller reference that you are using to create a distribution is associated with another distribution. Already exists: {ID}"),
+            )
+        });
+    let read = get_distribution_answers(&[("InProgress", true, "E1")]);
+    let tags = list_tags(owner_tags());
+    let polls = get_distribution_answers(&[("InProgress", true, "E1"), ("Deployed", true, "E1")]);
+    let dist = distribution_type(&[&exists, &read, &tags, &polls]);
+    let token = "0123456789abcdef0123456789abcdef".to_string();
+    let ctx = ctx().with_create_token(token.clone());
+    let observed = dist.create(&ctx, &desired()).await.expect("adopted");
+    assert_eq!(observed.id, ID);
+    let reference = taken(&sent)
+        .pop()
+        .and_then(|r| r.distribution_config_with_tags)
+        .and_then(|c| c.distribution_config)
+        .map(|c| c.caller_reference)
+        .expect("sent");
+    assert_eq!(reference, format!("plinth-{token}"));
+    assert_eq!(exists.num_calls(), 1, "no second distribution");
+
+    // The distribution under that reference is another stack's: refused.
+    let exists = mock!(Client::create_distribution_with_tags).then_http_response(|| {
+        cloudfront_error(
+            409,
+            "DistributionAlreadyExists",
+            &format!("The caller reference that you are using to create a distribution is associated with another distribution. Already exists: {ID}"),
+        )
+    });
+    let read = get_distribution_answers(&[("Deployed", true, "E1")]);
+    let tags = list_tags(
+        json!({"plinth:stack": "other", "plinth:workspace": "default", "plinth:resource": "cdn"}),
+    );
+    let dist = distribution_type(&[&exists, &read, &tags]);
+    let err = dist.create(&ctx, &desired()).await.expect_err("not ours");
+    assert_eq!(err.kind, ErrorKind::Invalid, "{err}");
 }

@@ -19,13 +19,17 @@ use aws_sdk_cloudfront::operation::create_origin_access_control::{
 };
 use aws_sdk_cloudfront::operation::delete_cache_policy::DeleteCachePolicyOutput;
 use aws_sdk_cloudfront::operation::delete_origin_access_control::DeleteOriginAccessControlOutput;
+use aws_sdk_cloudfront::operation::list_cache_policies::ListCachePoliciesOutput;
 use aws_sdk_cloudfront::operation::update_cache_policy::{
     UpdateCachePolicyInput, UpdateCachePolicyOutput,
 };
 use aws_sdk_cloudfront::operation::update_origin_access_control::{
     UpdateOriginAccessControlInput, UpdateOriginAccessControlOutput,
 };
-use aws_sdk_cloudfront::types::{CachePolicy, CachePolicyConfig, OriginAccessControl};
+use aws_sdk_cloudfront::types::{
+    CachePolicy, CachePolicyConfig, CachePolicyList, CachePolicySummary,
+    CachePolicyType as AwsCachePolicyType, OriginAccessControl,
+};
 use aws_sdk_cloudfront::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -34,6 +38,7 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::DateTime;
 use plinth_aws::resources::cloudfront_cache_policy::CachePolicyType;
 use plinth_aws::resources::cloudfront_origin_access_control::OriginAccessControlType;
+use plinth_aws::resources::tags;
 use plinth_aws::Aws;
 use plinth_core::resource::{ErrorKind, NormalizeContext, OpContext, Progress, ResourceType};
 use plinth_core::value::{path_to_string, Props, UNKNOWN};
@@ -770,4 +775,138 @@ fn origin_access_control_check_limits_the_name() {
     assert!(found[0].1.contains("1 to 64 characters"), "{found:?}");
     assert!(issues(&rt, json!({"name": "n".repeat(64)})).is_empty());
     assert!(issues(&rt, json!({"name": UNKNOWN})).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Untaggable, yet found again: a marker in the description (OAC) or comment (cache policy)
+
+/// The context of resource `logical` in stack `lab`, workspace `default`.
+fn in_environment(logical: &str) -> OpContext {
+    OpContext::new(REGION, logical).with_environment("lab", "default")
+}
+
+fn oac_list(description: &str) -> Rule {
+    let body = format!(
+        r#"<OriginAccessControlList xmlns="http://cloudfront.amazonaws.com/doc/2020-05-31/"><Marker></Marker><MaxItems>100</MaxItems><IsTruncated>false</IsTruncated><Quantity>1</Quantity><Items><OriginAccessControlSummary><Id>{OAC_ID}</Id><Description>{description}</Description><Name>site-oac</Name><SigningProtocol>sigv4</SigningProtocol><SigningBehavior>always</SigningBehavior><OriginAccessControlOriginType>s3</OriginAccessControlOriginType></OriginAccessControlSummary></Items></OriginAccessControlList>"#
+    );
+    mock!(Client::list_origin_access_controls).then_http_response(move || cloudfront_ok("", &body))
+}
+
+fn oac_exists() -> Rule {
+    mock!(Client::create_origin_access_control).then_http_response(|| {
+        cloudfront_error(
+            409,
+            "OriginAccessControlAlreadyExists",
+            "An origin access control with the specified parameters already exists.",
+        )
+    })
+}
+
+#[tokio::test]
+async fn an_origin_access_control_carries_its_marker_and_a_lost_create_is_adopted_by_it() {
+    let ctx = in_environment("oac");
+    let marker = tags::owner_marker(&ctx).expect("a marker in an environment");
+    assert!(
+        marker.starts_with("plinth:") && marker.len() == 19,
+        "{marker}"
+    );
+
+    // The description AWS keeps carries the marker; a read gives the one written.
+    let sent: Log<String> = log();
+    let create = mock!(Client::create_origin_access_control).then_compute_output({
+        let sent = sent.clone();
+        move |req| {
+            let config = req.origin_access_control_config();
+            sent.lock().expect("log").push(
+                config
+                    .and_then(|c| c.description())
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            CreateOriginAccessControlOutput::builder()
+                .origin_access_control(oac_of(config))
+                .build()
+        }
+    });
+    let rt = oac_type(&[&create]);
+    let desired = normalized(&rt, json!({"name": "site-oac", "description": "the site"}));
+    let observed = rt.create(&ctx, &desired).await.expect("created");
+    assert_eq!(taken(&sent), vec![format!("the site ({marker})")]);
+    assert_eq!(observed.props, desired, "the marker is not a difference");
+
+    // The SDK sent the create again after the first answer was lost: AWS says the name is
+    // taken, and the OAC under it carries this resource's marker.
+    let description: &'static str = Box::leak(marker.clone().into_boxed_str());
+    let rt = oac_type(&[
+        &oac_exists(),
+        &oac_list(description),
+        &get_oac("E1", description),
+    ]);
+    let desired = normalized(&rt, json!({"name": "site-oac"}));
+    let adopted = rt.create(&ctx, &desired).await.expect("adopted");
+    assert_eq!(adopted.id, OAC_ID);
+
+    // Under another resource's marker (or none) it is someone else's.
+    let rt = oac_type(&[&oac_exists(), &oac_list("plinth:0123456789ab")]);
+    let err = rt.create(&ctx, &desired).await.expect_err("taken");
+    assert_eq!(err.kind, ErrorKind::Invalid);
+    assert!(err.message.contains("already exists"), "{err}");
+}
+
+#[tokio::test]
+async fn a_cache_policy_whose_create_answer_was_lost_is_found_by_name_and_marker() {
+    let ctx = in_environment("assets_cache");
+    let marker = tags::owner_marker(&ctx).expect("marker");
+    let exists = mock!(Client::create_cache_policy).then_http_response(|| {
+        cloudfront_error(
+            409,
+            "CachePolicyAlreadyExists",
+            "A cache policy with this name already exists. You must provide a unique name. To modify an existing cache policy, use UpdateCachePolicy.",
+        )
+    });
+    let desired = policy_desired();
+    // What a create sends: the comment carries the marker.
+    let sent: Log<CachePolicyConfig> = log();
+    let create = mock!(Client::create_cache_policy).then_compute_output({
+        let sent = sent.clone();
+        move |req: &CreateCachePolicyInput| {
+            let config = req.cache_policy_config().cloned().expect("config");
+            sent.lock().expect("log").push(config.clone());
+            CreateCachePolicyOutput::builder()
+                .cache_policy(policy_of(config))
+                .build()
+        }
+    });
+    policy_type(&[&create])
+        .create(&ctx, &desired)
+        .await
+        .expect("created");
+    let config = taken(&sent).pop().expect("sent");
+    assert_eq!(
+        config.comment(),
+        Some(format!("site assets ({marker})").as_str())
+    );
+    // Then the create is sent again after its answer was lost: the name is taken, and the
+    // listed policy of that name carries this resource's marker.
+    let listed = CachePolicyList::builder()
+        .max_items(100)
+        .quantity(1)
+        .items(
+            CachePolicySummary::builder()
+                .r#type(AwsCachePolicyType::Custom)
+                .cache_policy(policy_of(config))
+                .build()
+                .expect("summary"),
+        )
+        .build()
+        .expect("list");
+    let list = mock!(Client::list_cache_policies).then_output(move || {
+        ListCachePoliciesOutput::builder()
+            .cache_policy_list(listed.clone())
+            .build()
+    });
+    let rt = policy_type(&[&exists, &list]);
+    let adopted = rt.create(&ctx, &desired).await.expect("adopted");
+    assert_eq!(adopted.id, POLICY_ID);
+    assert_eq!(adopted.props, desired, "the marker is not a difference");
 }

@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput;
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemInput;
 use aws_sdk_dynamodb::operation::update_table::UpdateTableInput;
+use aws_sdk_dynamodb::operation::update_time_to_live::UpdateTimeToLiveInput;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, BillingModeSummary,
@@ -1382,5 +1383,108 @@ fn normalize_merges_items_file_and_canonicalises() {
     assert_eq!(
         err.message,
         "items[1].Set.$number_set[0]: expected a number, found \"x\""
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// TTL: DynamoDB takes one change per table in about an hour
+
+fn ttl_change(enabled: bool, attribute: &'static str) -> impl Fn(&UpdateTimeToLiveInput) -> bool {
+    move |r: &UpdateTimeToLiveInput| {
+        r.time_to_live_specification()
+            .is_some_and(|s| s.enabled() == enabled && s.attribute_name() == attribute)
+    }
+}
+
+#[tokio::test]
+async fn moving_ttl_to_another_attribute_turns_it_off_now_and_says_when_to_apply_again() {
+    let before = desired(json!({"ttl_attribute": "ExpiresAt"}));
+    let after = desired(json!({"ttl_attribute": "DeleteAfter"}));
+    let table = table_type(client(&[]));
+    let notes = table.change_notes(&before, &after);
+    assert!(
+        notes.len() == 1
+            && notes[0].contains("turns TTL off on ExpiresAt")
+            && notes[0].contains("an hour later"),
+        "{notes:?}"
+    );
+    let off = mock!(Client::update_time_to_live)
+        .match_requests(ttl_change(false, "ExpiresAt"))
+        .then_http_response(|| {
+            json_ok(
+                json!({"TimeToLiveSpecification": {"Enabled": false, "AttributeName": "ExpiresAt"}}),
+            )
+        });
+    let active = describe_rule("ACTIVE", &[]);
+    let table = table_type(client(&[&off, &active]));
+    let ctx = ctx();
+    let observed = table
+        .update(&ctx, "users", &before, &after)
+        .await
+        .expect("the first half");
+    assert_eq!(off.num_calls(), 1, "no second TTL change in the same hour");
+    assert_eq!(
+        observed.props.get("ttl_attribute"),
+        None,
+        "TTL is off: the next plan turns it on"
+    );
+    assert!(
+        ctx.notices()
+            .iter()
+            .any(|n| n.contains("apply again then to turn it on for DeleteAfter")),
+        "{:?}",
+        ctx.notices()
+    );
+}
+
+#[tokio::test]
+async fn a_second_ttl_change_within_the_hour_is_a_clear_error_not_a_retry_loop() {
+    let refused = mock!(Client::update_time_to_live).then_http_response(|| {
+        json_error(
+            400,
+            "ValidationException",
+            "Time to live has been modified multiple times within a fixed interval",
+        )
+    });
+    let table = table_type(client(&[&refused]));
+    let err = table
+        .update(
+            &ctx(),
+            "users",
+            &desired(json!({})),
+            &desired(json!({"ttl_attribute": "DeleteAfter"})),
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.num_calls(), 1);
+    assert_eq!(err.kind, ErrorKind::Invalid);
+    assert!(
+        err.message
+            .contains("one TTL change per table in about an hour")
+            && err.message.contains("apply again in an hour"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_ttl_change_whose_answer_was_lost_is_done_when_aws_says_it_already_is() {
+    // The SDK sent UpdateTimeToLive again after the first answer was lost.
+    let already = mock!(Client::update_time_to_live).then_http_response(|| {
+        json_error(400, "ValidationException", "TimeToLive is already enabled")
+    });
+    let active = describe_rule("ACTIVE", &[]);
+    let table = table_type(client(&[&already, &active]));
+    let observed = table
+        .update(
+            &ctx(),
+            "users",
+            &desired(json!({})),
+            &desired(json!({"ttl_attribute": "ExpiresAt"})),
+        )
+        .await
+        .expect("already enabled is done");
+    assert_eq!(
+        observed.props.get("ttl_attribute"),
+        Some(&json!("ExpiresAt"))
     );
 }

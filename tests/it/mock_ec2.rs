@@ -817,3 +817,142 @@ async fn default_vpc_lookup_without_a_default_vpc_says_how_to_create_one() {
     );
     assert!(err.message.contains("aws ec2 create-default-vpc"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Answers lost after AWS did the work: the SDK sends the call again
+
+fn duplicate_group() -> aws_smithy_runtime_api::client::orchestrator::HttpResponse {
+    ec2_error(
+        400,
+        "InvalidGroup.Duplicate",
+        "The security group 'app' already exists for VPC 'vpc-1'",
+    )
+}
+
+fn duplicate_rule() -> aws_smithy_runtime_api::client::orchestrator::HttpResponse {
+    ec2_error(
+        400,
+        "InvalidPermission.Duplicate",
+        "the specified rule \"peer: 10.0.0.0/8, TCP, from port: 443, to port: 443, ALLOW\" already exists",
+    )
+}
+
+fn two_rules() -> Props {
+    normalized(json!({
+        "name": "app",
+        "description": "app servers",
+        "ingress": [
+            {"protocol": "tcp", "ports": 443, "cidr": "10.0.0.0/8"},
+            {"protocol": "tcp", "ports": 80, "cidr": "10.0.0.0/8"},
+        ],
+        "tags": {"plinth:stack": "lab"},
+    }))
+}
+
+#[tokio::test]
+async fn a_create_whose_answer_was_lost_adopts_its_group_and_adds_its_rules() {
+    let create = mock!(Client::create_security_group).then_http_response(duplicate_group);
+    let vpcs = mock!(Client::describe_vpcs).then_output(|| {
+        DescribeVpcsOutput::builder()
+            .vpcs(Vpc::builder().vpc_id("vpc-1").is_default(true).build())
+            .build()
+    });
+    let found = describe_returns(group("sg-0123", vec![], vec![allow_all_out()]));
+    let authorized = log();
+    let authorize = mock!(Client::authorize_security_group_ingress).then_compute_output({
+        let authorized = authorized.clone();
+        move |req| {
+            authorized.lock().unwrap().push(req.ip_permissions().len());
+            AuthorizeSecurityGroupIngressOutput::builder()
+                .r#return(true)
+                .build()
+        }
+    });
+    let done = describe_returns(group(
+        "sg-0123",
+        vec![
+            tcp(80).ip_ranges(cidr("10.0.0.0/8")).build(),
+            tcp(443).ip_ranges(cidr("10.0.0.0/8")).build(),
+        ],
+        vec![allow_all_out()],
+    ));
+    let sg = SecurityGroup::new(aws_with(
+        RuleMode::Sequential,
+        &[&create, &vpcs, &found, &authorize, &done],
+    ));
+    let observed = sg.create(&ctx(), &two_rules()).await.expect("adopted");
+    assert_eq!(observed.id, "sg-0123");
+    assert_eq!(create.num_calls(), 1, "no second group");
+    assert_eq!(taken(&authorized), vec![2]);
+}
+
+#[tokio::test]
+async fn rules_that_exist_already_are_not_added_twice_and_the_missing_ones_are() {
+    let created = mock!(Client::create_security_group).then_output(|| {
+        CreateSecurityGroupOutput::builder()
+            .group_id("sg-0123")
+            .build()
+    });
+    let visible = describe_returns(group("sg-0123", vec![], vec![allow_all_out()]));
+    // AWS refuses the whole call when any rule of it exists: here the one for 443.
+    let refused =
+        mock!(Client::authorize_security_group_ingress).then_http_response(duplicate_rule);
+    let https = tcp(443).ip_ranges(cidr("10.0.0.0/8")).build();
+    let half = describe_returns(group("sg-0123", vec![https.clone()], vec![allow_all_out()]));
+    let authorized = log();
+    let authorize = mock!(Client::authorize_security_group_ingress).then_compute_output({
+        let authorized = authorized.clone();
+        move |req| {
+            authorized
+                .lock()
+                .unwrap()
+                .push(req.ip_permissions().to_vec());
+            AuthorizeSecurityGroupIngressOutput::builder()
+                .r#return(true)
+                .build()
+        }
+    });
+    let http = tcp(80).ip_ranges(cidr("10.0.0.0/8")).build();
+    let done = describe_returns(group(
+        "sg-0123",
+        vec![http.clone(), https],
+        vec![allow_all_out()],
+    ));
+    let sg = SecurityGroup::new(aws_with(
+        RuleMode::Sequential,
+        &[&created, &visible, &refused, &half, &authorize, &done],
+    ));
+    sg.create(&ctx(), &two_rules()).await.expect("created");
+    assert_eq!(
+        taken(&authorized),
+        vec![vec![http]],
+        "only the missing rule"
+    );
+
+    // All of them there already (the whole first call had been carried out): nothing more.
+    let created = mock!(Client::create_security_group).then_output(|| {
+        CreateSecurityGroupOutput::builder()
+            .group_id("sg-0123")
+            .build()
+    });
+    let visible = describe_returns(group("sg-0123", vec![], vec![allow_all_out()]));
+    let refused =
+        mock!(Client::authorize_security_group_ingress).then_http_response(duplicate_rule);
+    let both = || {
+        describe_returns(group(
+            "sg-0123",
+            vec![
+                tcp(80).ip_ranges(cidr("10.0.0.0/8")).build(),
+                tcp(443).ip_ranges(cidr("10.0.0.0/8")).build(),
+            ],
+            vec![allow_all_out()],
+        ))
+    };
+    let (reread, read_back) = (both(), both());
+    let sg = SecurityGroup::new(aws_with(
+        RuleMode::Sequential,
+        &[&created, &visible, &refused, &reread, &read_back],
+    ));
+    sg.create(&ctx(), &two_rules()).await.expect("created");
+    assert_eq!(refused.num_calls(), 1);
+}

@@ -593,6 +593,10 @@ async fn read_of_aws_xml_equals_the_normalized_stack_with_the_token_from_prior()
             "port": 6379,
             "primary_endpoint": "master.demo-rg.x1y2z3.use1.cache.amazonaws.com",
             "reader_endpoint": "replica.demo-rg.x1y2z3.use1.cache.amazonaws.com",
+            "member_clusters": [
+                "arn:aws:elasticache:us-east-1:123456789012:cluster:demo-rg-001",
+                "arn:aws:elasticache:us-east-1:123456789012:cluster:demo-rg-002",
+            ],
         })
     );
     assert_eq!(primary.num_calls(), 1, "the primary is asked first");
@@ -2107,4 +2111,112 @@ async fn a_version_written_shorter_is_no_upgrade_and_a_higher_one_is_sent() {
         .expect("ModifyReplicationGroup called");
     assert_eq!(input.engine_version(), Some("7.2"));
     assert_eq!(input.apply_immediately(), Some(true));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creates whose answer was lost: the SDK sent them again, and the group exists
+
+#[tokio::test]
+async fn a_subnet_group_create_whose_answer_was_lost_adopts_the_group_it_made() {
+    let exists = mock!(Client::create_cache_subnet_group).then_http_response(|| {
+        elasticache_error(
+            400,
+            "CacheSubnetGroupAlreadyExists",
+            "Cache subnet group cache-subnets already exists.",
+        )
+    });
+    let group = || describe_subnet_group(subnet_group(&["subnet-a", "subnet-b"]));
+    let (found, reread) = (group(), group());
+    let tags = tags_rule(owner_tags());
+    let rt = subnet_type(&[&exists, &found, &tags, &reread]);
+    let props = subnet_desired(json!({"subnet_ids": ["subnet-a", "subnet-b"]}));
+    let observed = rt.create(&ctx(), &props).await.expect("adopted");
+    assert_eq!(observed.id, SUBNETS);
+    assert_eq!(observed.props, props);
+
+    // Another stack's group of that name is a clash.
+    let exists = mock!(Client::create_cache_subnet_group).then_http_response(|| {
+        elasticache_error(
+            400,
+            "CacheSubnetGroupAlreadyExists",
+            "Cache subnet group cache-subnets already exists.",
+        )
+    });
+    let found = group();
+    let theirs = tags_rule(
+        json!({"plinth:stack": "other", "plinth:workspace": "default", "plinth:resource": "cache"}),
+    );
+    let err = subnet_type(&[&exists, &found, &theirs])
+        .create(&ctx(), &props)
+        .await
+        .expect_err("not ours");
+    assert_eq!(err.kind, ErrorKind::Invalid);
+    assert!(err.message.contains("already exists"), "{err}");
+}
+
+#[tokio::test]
+async fn a_parameter_group_create_whose_answer_was_lost_adopts_the_group_and_sets_its_parameters() {
+    let exists = mock!(Client::create_cache_parameter_group).then_http_response(|| {
+        elasticache_error(
+            400,
+            "CacheParameterGroupAlreadyExists",
+            "Parameter group sessions-redis7 already exists",
+        )
+    });
+    let (found, reread) = (describe_parameter_group(), describe_parameter_group());
+    // Made, but its parameters not set yet: the create goes on to set them.
+    let none_yet = mock!(Client::describe_cache_parameters)
+        .then_output(|| DescribeCacheParametersOutput::builder().build());
+    let tags = tags_rule(owner_tags());
+    let set: Log<ModifyCacheParameterGroupInput> = log();
+    let modify = mock!(Client::modify_cache_parameter_group).then_compute_output({
+        let set = set.clone();
+        move |req| {
+            set.lock().expect("log").push(req.clone());
+            ModifyCacheParameterGroupOutput::builder()
+                .cache_parameter_group_name(PARAMS)
+                .build()
+        }
+    });
+    let rt = parameter_type(&[&exists, &found, &none_yet, &tags, &reread, &modify]);
+    let props = parameters_desired(json!({"maxmemory-policy": "allkeys-lru"}));
+    let observed = rt.create(&ctx(), &props).await.expect("adopted");
+    assert_eq!(observed.id, PARAMS);
+    let sent = taken(&set);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].parameter_name_values()[0].parameter_name(),
+        Some("maxmemory-policy")
+    );
+}
+
+#[tokio::test]
+async fn a_replication_group_create_whose_answer_was_lost_adopts_the_group_and_waits_for_it() {
+    let exists = mock!(Client::create_replication_group).then_http_response(|| {
+        elasticache_error(
+            400,
+            "ReplicationGroupAlreadyExists",
+            "Replication group with specified name already exists.",
+        )
+    });
+    let [describe, tags, primary] = read_rules(rg(Described::default()));
+    let waits = describe_rg_statuses(&["creating", "available"], 2, "cache.t4g.small");
+    let [again, tags_again, primary_again] = read_rules(rg(Described::default()));
+    let rt = group_type(&[
+        &exists,
+        &describe,
+        &tags,
+        &primary,
+        &waits,
+        &again,
+        &tags_again,
+        &primary_again,
+    ]);
+    let observed = rt
+        .create(&ctx(), &rg_desired(json!({})))
+        .await
+        .expect("adopted");
+    assert_eq!(observed.id, RG);
+    assert_eq!(exists.num_calls(), 1, "no second group");
+    assert!(waits.num_calls() >= 2, "waited until available");
 }

@@ -1017,3 +1017,49 @@ async fn a_role_delete_removes_everything_aws_lists_first_and_retries_the_confli
         .await
         .expect("already gone");
 }
+
+#[tokio::test]
+async fn a_role_create_whose_answer_was_lost_adopts_the_role_it_made() {
+    // The SDK sent CreateRole again after the first answer was lost.
+    let exists = mock!(aws_sdk_iam::Client::create_role).then_http_response(|| {
+        iam_error(
+            409,
+            "EntityAlreadyExists",
+            "Role with name site-edge already exists.",
+        )
+    });
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let get = || {
+        mock!(aws_sdk_iam::Client::get_role)
+            .then_output(move || GetRoleOutput::builder().role(role(trust)).build())
+    };
+    let managed = mock!(aws_sdk_iam::Client::list_attached_role_policies).then_output(|| {
+        ListAttachedRolePoliciesOutput::builder()
+            .set_attached_policies(Some(attached(&[BASIC_EXECUTION])))
+            .is_truncated(false)
+            .build()
+    });
+    let names = mock!(aws_sdk_iam::Client::list_role_policies).then_output(|| {
+        ListRolePoliciesOutput::builder()
+            .policy_names("logs")
+            .is_truncated(false)
+            .build()
+            .expect("output")
+    });
+    let inline = mock!(aws_sdk_iam::Client::get_role_policy).then_output(|| {
+        GetRolePolicyOutput::builder()
+            .role_name(ROLE)
+            .policy_name("logs")
+            .policy_document(url_encoded(
+                r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*"}]}"#,
+            ))
+            .build()
+            .expect("output")
+    });
+    let (read, again) = (get(), get());
+    let rt = role_type(&[&exists, &read, &managed, &names, &inline, &again]);
+    let props = role_props(json!({}));
+    let observed = rt.create(&ctx(), &props).await.expect("adopted");
+    assert_eq!(observed.id, ROLE);
+    assert_eq!(exists.num_calls(), 1);
+}

@@ -334,7 +334,13 @@ impl Aws {
         if let Some(read_timeout) = options.read_timeout {
             persistence.read_timeout = read_timeout;
         }
-        loader = loader
+        Aws::load_from(loader, persistence).await
+    }
+
+    /// Loads `loader`'s configuration with plinth's HTTPS client (paced by the rate
+    /// limiters), retries and timeouts.
+    pub async fn load_from(loader: aws_config::ConfigLoader, persistence: Persistence) -> Aws {
+        let loader = loader
             .http_client(https_client())
             .retry_config(persistence.retry_config())
             .timeout_config(persistence.timeout_config(persistence.read_timeout));

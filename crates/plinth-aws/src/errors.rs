@@ -45,13 +45,19 @@ const IN_USE: &[&str] = &[
 const RETRYABLE: &[&str] = &[
     "ThrottlingException",
     "Throttling",
+    "ThrottledException",
     "RequestLimitExceeded",
     "ProvisionedThroughputExceededException",
     "RequestThrottled",
+    "RequestThrottledException",
     "TooManyRequestsException",
+    "SlowDown",
     "InternalServerError",
     "InternalFailure",
+    "InternalServiceException",
     "ServiceUnavailable",
+    "ServiceFailure",
+    "ServiceException",
     "InternalError",
 ];
 const AUTH: &[&str] = &[

@@ -5,9 +5,13 @@
 //! the first throttle of a short command drops the rate to its floor of half a request per
 //! second, and a retry costs five tokens there, ten seconds of waiting each. A plan that
 //! makes forty calls then takes minutes. This one reacts to the *share* of answers that are
-//! throttling in a window of a second or more: a sporadic throttle is retried with backoff by
-//! the SDK and slows nothing else; a storm (a fifth of the answers or more) halves the rate
-//! to what got through, and the rate grows back while answers come through unthrottled.
+//! throttling, over a window of enough answers to tell a storm from chance: a sporadic
+//! throttle is retried with backoff by the SDK and slows nothing else; a storm (a quarter of
+//! forty answers or more) limits the rate to what got through, and the rate grows back
+//! while answers come through unthrottled.
+//!
+//! Requests wait for a token, not for a reserved slot: one that gives up waiting (its call
+//! timed out) leaves nothing behind to delay the others.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,16 +30,21 @@ use aws_smithy_runtime_api::client::runtime_components::{
 use aws_smithy_types::config_bag::ConfigBag;
 use tokio::time::Instant;
 
-/// Answers are judged over windows at least this long and this many answers large.
+/// Answers are judged over windows at least this long and this many answers large: at a
+/// random 8% of throttling, 10 of 40 throttled happens once in hundreds of windows.
 const WINDOW: Duration = Duration::from_secs(1);
-const MIN_ANSWERS: u32 = 10;
+const MIN_ANSWERS: u32 = 40;
 /// The share of throttled answers in a window that means "too fast".
-const STORM: f64 = 0.2;
+const STORM: f64 = 0.25;
+/// Under this share a window counts as calm and the rate grows.
+const CALM: f64 = 0.1;
+/// A storm limits the rate to this share of what got through.
+const MARGIN: f64 = 0.8;
 /// The rate never goes below this (requests per second).
-const FLOOR: f64 = 1.0;
-/// A window without throttling lets the rate grow by this factor; once it passes CEILING the
-/// limit is lifted.
-const GROWTH: f64 = 1.25;
+const FLOOR: f64 = 2.0;
+/// A calm window lets the rate grow by this factor; once it passes CEILING the limit is
+/// lifted.
+const GROWTH: f64 = 1.5;
 const CEILING: f64 = 500.0;
 
 /// The error codes with which AWS services say "slow down", in any protocol.
@@ -54,19 +63,20 @@ pub const THROTTLING_CODES: &[&str] = &[
 ];
 
 /// How one service in one region is being paced.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RateLimiter {
     state: Mutex<State>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct State {
     /// Requests per second allowed; `None` while nothing says to slow down.
     rate: Option<f64>,
-    /// The earliest time the next request may go (the limiter hands out one slot per
-    /// `1/rate` seconds, in order).
-    next_slot: Instant,
-    window_started: Instant,
+    /// Tokens in the bucket (at most a second's worth), and when it was last filled.
+    tokens: f64,
+    filled: Option<Instant>,
+    /// The window being judged: when its first answer came, and what came.
+    window_started: Option<Instant>,
     answered: u32,
     throttled: u32,
     /// Totals, for `--stats`.
@@ -74,19 +84,19 @@ struct State {
     waited: Duration,
 }
 
-impl Default for RateLimiter {
-    fn default() -> RateLimiter {
-        let now = Instant::now();
-        RateLimiter {
-            state: Mutex::new(State {
-                rate: None,
-                next_slot: now,
-                window_started: now,
-                answered: 0,
-                throttled: 0,
-                throttled_total: 0,
-                waited: Duration::ZERO,
-            }),
+impl State {
+    /// Takes a token, or says how long until there is one.
+    fn take(&mut self, now: Instant) -> Option<Duration> {
+        let rate = self.rate?;
+        let filled = self.filled.unwrap_or(now);
+        let capacity = rate.max(1.0);
+        self.tokens = (self.tokens + (now - filled).as_secs_f64() * rate).min(capacity);
+        self.filled = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64((1.0 - self.tokens) / rate))
         }
     }
 }
@@ -107,25 +117,21 @@ impl RateLimiter {
         (state.throttled_total, state.waited)
     }
 
-    /// Reserves the next slot and says how long to wait for it.
-    pub fn reserve(&self) -> Duration {
-        let now = Instant::now();
-        let mut state = self.state();
-        let Some(rate) = state.rate else {
-            return Duration::ZERO;
-        };
-        let slot = state.next_slot.max(now);
-        state.next_slot = slot + Duration::from_secs_f64(1.0 / rate);
-        let wait = slot - now;
-        state.waited += wait;
-        wait
-    }
-
-    /// Waits for this request's turn.
+    /// Waits until this request may go.
     pub async fn wait_turn(&self) {
-        let wait = self.reserve();
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+        loop {
+            let wait = {
+                let mut state = self.state();
+                let wait = state.take(Instant::now());
+                if let Some(wait) = wait {
+                    state.waited += wait;
+                }
+                wait
+            };
+            match wait {
+                None => return,
+                Some(wait) => tokio::time::sleep(wait).await,
+            }
         }
     }
 
@@ -133,33 +139,36 @@ impl RateLimiter {
     pub fn answered(&self, throttled: bool) {
         let now = Instant::now();
         let mut state = self.state();
+        let started = *state.window_started.get_or_insert(now);
         state.answered += 1;
         if throttled {
             state.throttled += 1;
             state.throttled_total += 1;
         }
-        let elapsed = now - state.window_started;
+        let elapsed = now - started;
         if elapsed < WINDOW || state.answered < MIN_ANSWERS {
             return;
         }
         let share = f64::from(state.throttled) / f64::from(state.answered);
         let got_through = f64::from(state.answered - state.throttled) / elapsed.as_secs_f64();
-        state.rate = if share >= STORM {
-            let slower = (got_through / 2.0).max(FLOOR);
-            let rate = state.rate.map_or(slower, |r| r.min(slower).max(FLOOR));
+        if share >= STORM {
+            let limit = (got_through * MARGIN).max(FLOOR);
+            let rate = state.rate.map_or(limit, |r| r.min(limit)).max(FLOOR);
             tracing::info!(
                 throttled = state.throttled,
                 answered = state.answered,
                 rate,
                 "AWS is throttling: sending at most {rate:.1} requests a second"
             );
-            Some(rate)
-        } else if state.throttled == 0 {
-            state.rate.map(|r| r * GROWTH).filter(|r| *r < CEILING)
-        } else {
-            state.rate
-        };
-        state.window_started = now;
+            if state.rate.is_none() {
+                state.tokens = 1.0;
+                state.filled = Some(now);
+            }
+            state.rate = Some(rate);
+        } else if share < CALM {
+            state.rate = state.rate.map(|r| r * GROWTH).filter(|r| *r < CEILING);
+        }
+        state.window_started = None;
         state.answered = 0;
         state.throttled = 0;
     }

@@ -11,6 +11,23 @@ use plinth_core::resource::{ErrorKind, OpContext, ResourceError, ResourceResult}
 const MAX_POLL: Duration = Duration::from_secs(10);
 const FIRST_POLL: Duration = Duration::from_millis(100);
 
+/// How long a resource just created may stay invisible to reads: AWS's reads are eventually
+/// consistent (Terraform's AWS provider allows two minutes too).
+pub const VISIBLE_LIMIT: Duration = Duration::from_secs(120);
+
+/// What a poll right after a create makes of finding nothing: "not visible yet" while the
+/// wait that began at `since` is younger than [`VISIBLE_LIMIT`], then `gone()`.
+pub fn not_visible_yet<T>(
+    since: Instant,
+    gone: impl FnOnce() -> ResourceError,
+) -> ResourceResult<Poll<T>> {
+    if since.elapsed() < VISIBLE_LIMIT {
+        Ok(Poll::Pending("not visible yet".into()))
+    } else {
+        Err(gone())
+    }
+}
+
 /// What one poll found.
 pub enum Poll<T> {
     Ready(T),

@@ -15,6 +15,8 @@ use serde::Serialize;
 
 use crate::resource::Registry;
 use crate::state::{ResourceState, State, Status};
+use crate::value::Props;
+use serde_json::Value;
 
 pub const STACK_TAG: &str = "plinth:stack";
 pub const WORKSPACE_TAG: &str = "plinth:workspace";
@@ -78,7 +80,8 @@ impl TagFilter {
 
 /// Whether `arn` names the resource a state entry records: its id is the ARN, its type
 /// says the ARN stands for its id, or one of its attributes is the ARN (or a qualified form
-/// of it, such as a function's version ARN).
+/// of it, such as a function's version ARN, or one of a list: the member clusters of a
+/// replication group, which AWS tags with the group's tags, are part of it).
 pub fn stands_for(entry: &ResourceState, registry: &Registry, arn: &str) -> bool {
     if entry.id == arn {
         return true;
@@ -89,7 +92,17 @@ pub fn stands_for(entry: &ResourceState, registry: &Registry, arn: &str) -> bool
     if !entry.id.is_empty() && by_type.as_deref() == Some(entry.id.as_str()) {
         return true;
     }
-    entry.attrs.values().filter_map(|v| v.as_str()).any(|attr| {
+    names(&entry.attrs, arn)
+}
+
+/// Whether one of these attributes (or an element of a list attribute) is `arn`, or a
+/// qualified form of it.
+pub fn names(attrs: &Props, arn: &str) -> bool {
+    let texts = attrs.values().flat_map(|v| match v {
+        Value::Array(items) => items.iter().filter_map(Value::as_str).collect::<Vec<_>>(),
+        other => other.as_str().into_iter().collect(),
+    });
+    texts.into_iter().any(|attr| {
         attr == arn
             || attr
                 .strip_prefix(arn)

@@ -54,7 +54,7 @@ impl Orphan {
         }
     }
     /// Its logical name in the stack, or its id, for progress lines.
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         match (&self.target, self.resource.tag(RESOURCE_TAG)) {
             (_, Some(name)) => name.to_string(),
             (Target::Known { id, .. }, None) => id.clone(),
@@ -73,6 +73,16 @@ impl Orphan {
     }
     fn rank(&self) -> usize {
         teardown_rank(self.type_name())
+    }
+    /// Whether what was read of it names `arn` as a part of it.
+    fn contains(&self, arn: &str) -> bool {
+        match &self.target {
+            Target::Known {
+                found: Found::Exists(observed),
+                ..
+            } => self.resource.arn != arn && plinth_core::teardown::names(&observed.attrs, arn),
+            _ => false,
+        }
     }
 }
 
@@ -118,6 +128,11 @@ async fn inspect_one(registry: &Registry, resource: TaggedResource) -> Orphan {
     }
 }
 
+/// The orphan `part` is a part of (a replication group, for its member clusters), if any.
+pub fn whole_of<'a>(orphans: &'a [Orphan], part: &Orphan) -> Option<&'a Orphan> {
+    orphans.iter().find(|o| o.contains(&part.resource.arn))
+}
+
 /// How removing one thing ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Removal {
@@ -137,12 +152,25 @@ pub async fn delete_orphans(
     ui: &Ui,
 ) -> Vec<Removal> {
     let mut outcomes: Vec<Option<Removal>> = vec![None; orphans.len()];
+    // A part of another orphan (a replication group's member cluster, tagged with the
+    // group's tags) goes with it: deleting it alone is refused.
+    for (i, orphan) in orphans.iter().enumerate() {
+        if let Some(whole) = whole_of(orphans, orphan) {
+            ui.out(&format!(
+                "{env} {} ({}): goes with {}",
+                orphan.label(),
+                orphan.type_name(),
+                whole.label()
+            ));
+            outcomes[i] = Some(Removal::Removed);
+        }
+    }
     let mut ranks: Vec<usize> = orphans.iter().map(Orphan::rank).collect();
     ranks.sort_unstable();
     ranks.dedup();
     for rank in ranks {
         let step: Vec<usize> = (0..orphans.len())
-            .filter(|&i| orphans[i].rank() == rank)
+            .filter(|&i| orphans[i].rank() == rank && outcomes[i].is_none())
             .collect();
         let done: Vec<(usize, Removal)> = stream::iter(step)
             .map(|i| async move { (i, delete_orphan(registry, env, &orphans[i], ui).await) })

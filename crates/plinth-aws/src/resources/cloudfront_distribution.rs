@@ -430,7 +430,7 @@ impl ResourceType for Distribution {
             Err(err) if errors::has_code(&err, &[DISTRIBUTION_EXISTS]) => {
                 self.adopt_created(ctx, &client, props, err).await?
             }
-            Err(err) => return Err(explain_alias_taken(err)),
+            Err(err) => return Err(explain_refusal(err, props)),
         };
         debug!(id = created.id(), "created distribution");
         let distribution = if wait_for_deployment(props) {
@@ -1062,16 +1062,48 @@ fn aws_tags(tags: &BTreeMap<String, String>) -> ResourceResult<Tags> {
 }
 
 /// An alias already served by another distribution (in any account) cannot be added.
-fn explain_alias_taken(err: ResourceError) -> ResourceError {
-    if err.code.as_deref() != Some("CNAMEAlreadyExists") {
-        return err;
-    }
+/// What to do about CloudFront's refusals of a configuration, which name the problem but
+/// not the fix. `props` are the distribution's, for the aliases and ARNs involved.
+fn explain_refusal(err: ResourceError, props: &Props) -> ResourceError {
+    let strings = |key: &str| -> Vec<String> {
+        props
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|v| {
+                v.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let advice = match err.code.as_deref() {
+        Some("CNAMEAlreadyExists") => format!(
+            "an alias ({}) is already used by another CloudFront distribution, in this account \
+             or another (a wildcard alias such as *.example.com counts too): remove it from \
+             that distribution first, or choose another alias",
+            strings("aliases").join(", ")
+        ),
+        Some("InvalidViewerCertificate") => format!(
+            "CloudFront cannot use certificate {}: it must be an ACM certificate in us-east-1 \
+             that is ISSUED (its DNS validation records exist) and covers every alias ({}); \
+             `plinth show` gives the certificate's status",
+            props
+                .get("certificate")
+                .and_then(Value::as_str)
+                .unwrap_or("(none)"),
+            strings("aliases").join(", ")
+        ),
+        Some("InvalidLambdaFunctionAssociation") => "a Lambda@Edge association must name a \
+             published version of a function in us-east-1 (…:function:NAME:3, not $LATEST or \
+             an unqualified ARN), within the limits of its event: refer to the function's \
+             qualified_arn with `publish: true` and `edge: true`"
+            .to_string(),
+        _ => return err,
+    };
     ResourceError {
         kind: ErrorKind::Invalid,
-        message: format!(
-            "an alias is already used by another CloudFront distribution ({})",
-            err.message
-        ),
+        message: format!("{advice} (CloudFront: {})", err.message),
         ..err
     }
 }
@@ -1112,7 +1144,7 @@ async fn update_config(
         .send()
         .await
         .classified()
-        .map_err(explain_alias_taken)?;
+        .map_err(|err| explain_refusal(err, props))?;
     out.distribution
         .ok_or_else(|| ResourceError::other("UpdateDistribution returned no distribution"))
 }

@@ -41,9 +41,6 @@ use crate::Aws;
 
 /// Creating, changing or deleting a table (with index backfills) can take long on real AWS.
 const TABLE_LIMIT: Duration = Duration::from_secs(30 * 60);
-/// How long a table just created may stay invisible to DescribeTable (eventual consistency;
-/// Terraform's provider allows DynamoDB two minutes too).
-const VISIBLE_LIMIT: Duration = Duration::from_secs(2 * 60);
 /// CreateTable's answer when the name is in use: the table exists (or is being created).
 const TABLE_EXISTS: &str = "ResourceInUseException";
 
@@ -1107,13 +1104,9 @@ impl TableOps<'_> {
         let started = tokio::time::Instant::now();
         let desc = wait::until(&self.ctx, &what, TABLE_LIMIT, || async move {
             let Some(desc) = describe(client, name).await? else {
-                if started.elapsed() < VISIBLE_LIMIT {
-                    return Ok(Poll::Pending("not visible yet".into()));
-                }
-                return Err(ResourceError::new(
-                    ErrorKind::NotFound,
-                    format!("table {name} disappeared"),
-                ));
+                return wait::not_visible_yet(started, || {
+                    ResourceError::new(ErrorKind::NotFound, format!("table {name} disappeared"))
+                });
             };
             Ok(match busy_status(&desc) {
                 None => Poll::Ready(desc),

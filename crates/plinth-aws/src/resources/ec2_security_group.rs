@@ -50,8 +50,6 @@ const SOURCE_KEYS: &[&str] = &[
 /// Groups read by one DescribeSecurityGroups while planning.
 const BATCH_READ: usize = 200;
 const DELETE_LIMIT: Duration = Duration::from_secs(15 * 60);
-/// How long a new group may stay invisible to DescribeSecurityGroups (eventual consistency).
-const VISIBLE_LIMIT: Duration = Duration::from_secs(120);
 /// AWS's limit for names and descriptions of groups and rules.
 const MAX_TEXT: usize = 255;
 /// The characters AWS accepts in VPC group names and descriptions and in rule descriptions.
@@ -1315,7 +1313,7 @@ async fn create_group(ec2: &Client, props: &Props) -> ResourceResult<String> {
 /// A new group may not be visible to reads at once; rules need it to be.
 async fn wait_visible(ctx: &OpContext, ec2: &Client, id: &str) -> ResourceResult<Group> {
     let what = format!("security group {id} to exist");
-    wait::until(ctx, &what, VISIBLE_LIMIT, move || async move {
+    wait::until(ctx, &what, wait::VISIBLE_LIMIT, move || async move {
         Ok(match describe_group(ec2, id).await? {
             Some(group) => Poll::Ready(group),
             None => Poll::Pending("not visible yet".into()),
@@ -1359,7 +1357,8 @@ fn explain_in_use(mut err: ResourceError) -> ResourceError {
     if err.kind == ErrorKind::InUse {
         err.message.push_str(
             "; something still uses the group: a network interface (an instance, cache \
-             cluster or load balancer) or another group's rule",
+             cluster or load balancer; one being deleted lets go within minutes, then destroy \
+             again) or another group's rule (remove the rule first)",
         );
     }
     err

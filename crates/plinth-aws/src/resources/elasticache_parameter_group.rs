@@ -274,7 +274,9 @@ impl ResourceType for ParameterGroup {
         match result {
             Err(mut err) if err.kind == ErrorKind::InUse => {
                 err.message.push_str(
-                    "; a cache cluster or replication group still uses the parameter group",
+                    "; a cache cluster or replication group still uses the parameter group: \
+                     point it at another parameter group (or delete it) first; one that is \
+                     being deleted lets go once it is gone, then destroy again",
                 );
                 Err(err)
             }

@@ -195,6 +195,12 @@ fn schema() -> TypeSchema {
                 Shape::String,
                 "host:port clients discover the shards from (cluster mode enabled)",
             ),
+            Attr::new(
+                "member_clusters",
+                Shape::list(Shape::String),
+                "the ARNs of its member clusters: AWS tags them with the group's tags, and \
+                 they go with the group",
+            ),
         ],
     }
 }
@@ -1233,6 +1239,15 @@ fn attributes(
     let mut attrs = Props::new();
     attrs.insert("replication_group_id".into(), json!(id));
     attrs.insert("arn".into(), json!(arn));
+    // arn:aws:elasticache:REGION:ACCOUNT:replicationgroup:ID → …:cluster:MEMBER
+    if let Some((prefix, _)) = arn.rsplit_once(":replicationgroup:") {
+        let members: Vec<String> = group
+            .member_clusters()
+            .iter()
+            .map(|m| format!("{prefix}:cluster:{m}"))
+            .collect();
+        attrs.insert("member_clusters".into(), json!(members));
+    }
     if let Some(port) = port {
         attrs.insert("port".into(), port.clone());
     }

@@ -275,8 +275,11 @@ impl ResourceType for SubnetGroup {
         .await;
         match result {
             Err(mut err) if err.kind == ErrorKind::InUse => {
-                err.message
-                    .push_str("; a cache cluster or replication group still uses the subnet group");
+                err.message.push_str(
+                    "; a cache cluster or replication group still uses the subnet group: delete \
+                     it first (one that is being deleted lets go once it is gone, then destroy \
+                     again)",
+                );
                 Err(err)
             }
             other => other,

@@ -1043,10 +1043,13 @@ async fn wait_active(
     name: &str,
 ) -> ResourceResult<GetFunctionOutput> {
     let what = format!("Lambda function {name} to become Active");
+    let started = tokio::time::Instant::now();
     wait::until(ctx, &what, ACTIVE_LIMIT, || async {
-        let function = get_function(client, name)
-            .await?
-            .ok_or_else(|| errors::vanished(&format!("Lambda function {name}")))?;
+        let Some(function) = get_function(client, name).await? else {
+            return wait::not_visible_yet(started, || {
+                errors::vanished(&format!("Lambda function {name}"))
+            });
+        };
         let config = configuration(&function)?;
         match config.state() {
             Some(State::Pending) => Ok(Poll::Pending("Pending".into())),

@@ -1,7 +1,8 @@
 //! Executes a plan: each step starts the moment the steps it waits for are done, up to
 //! `parallelism` at once. Every finished step is journaled (fsynced) before the next
-//! decision; on an error or Ctrl-C nothing new starts, in-flight steps finish, and the state
-//! records exactly what completed.
+//! decision, and every create before it is sent; on an error or Ctrl-C nothing new starts,
+//! in-flight steps finish (after Ctrl-C, for at most `cancel_grace`: then plinth stops
+//! waiting for them), and the state records exactly what completed.
 
 pub mod steps;
 #[cfg(test)]
