@@ -29,6 +29,7 @@ use aws_sdk_iam::types::{AttachedPolicy, InstanceProfile, Role, Tag as IamTag};
 use aws_sdk_lambda::operation::create_function::{CreateFunctionInput, CreateFunctionOutput};
 use aws_sdk_lambda::operation::delete_function::DeleteFunctionOutput;
 use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
+use aws_sdk_lambda::operation::list_versions_by_function::ListVersionsByFunctionOutput;
 use aws_sdk_lambda::operation::publish_version::PublishVersionOutput;
 use aws_sdk_lambda::operation::update_function_code::{
     UpdateFunctionCodeInput, UpdateFunctionCodeOutput,
@@ -659,6 +660,94 @@ async fn delete_is_pending_while_cloudfront_still_holds_replicas_and_done_when_g
         .await
         .expect("deleted");
     assert_eq!(ctx_done.pending_deletion(), None);
+}
+
+#[tokio::test]
+async fn a_function_create_whose_answer_was_lost_waits_for_it_and_adopts_it() {
+    let root = tempfile::tempdir().expect("tempdir");
+    function_folder(root.path());
+    let props = edge_props(&lambda_type(&[]), root.path(), json!({}));
+    // The SDK sent CreateFunction again after the first answer was lost.
+    let exists = mock!(aws_sdk_lambda::Client::create_function).then_http_response(|| {
+        lambda_error(
+            409,
+            "ResourceConflictException",
+            "Function already exist: site-rewrite",
+        )
+    });
+    let read = |state: State| {
+        let config = configuration(&props, LastUpdateStatus::Successful, state);
+        mock!(aws_sdk_lambda::Client::get_function)
+            .then_output(move || get_function(config.clone()))
+    };
+    let versions = || {
+        mock!(aws_sdk_lambda::Client::list_versions_by_function).then_output(|| {
+            ListVersionsByFunctionOutput::builder()
+                .versions(FunctionConfiguration::builder().version("$LATEST").build())
+                .versions(FunctionConfiguration::builder().version("1").build())
+                .build()
+        })
+    };
+    // Read (still Pending), wait until Active, then the update's own read.
+    let (pending, active, current) = (
+        read(State::Pending),
+        read(State::Active),
+        read(State::Active),
+    );
+    let (read_versions, update_versions) = (versions(), versions());
+    let rt = lambda_type(&[
+        &exists,
+        &pending,
+        &read_versions,
+        &active,
+        &current,
+        &update_versions,
+    ]);
+
+    let observed = rt
+        .create(&ctx().with_base_dir(root.path().to_path_buf()), &props)
+        .await
+        .expect("adopted");
+
+    assert_eq!(exists.num_calls(), 1, "never a second function");
+    assert_eq!(active.num_calls(), 1, "waited until Active before adopting");
+    assert_eq!(update_versions.num_calls(), 1);
+    assert_eq!(observed.id, FUNCTION);
+    assert_eq!(observed.attrs["version"], json!("1"));
+    assert_eq!(observed.props, props);
+}
+
+#[tokio::test]
+async fn a_function_name_taken_by_someone_else_is_a_clear_clash() {
+    let root = tempfile::tempdir().expect("tempdir");
+    function_folder(root.path());
+    let props = edge_props(&lambda_type(&[]), root.path(), json!({}));
+    let exists = mock!(aws_sdk_lambda::Client::create_function).then_http_response(|| {
+        lambda_error(
+            409,
+            "ResourceConflictException",
+            "Function already exist: site-rewrite",
+        )
+    });
+    let theirs = mock!(aws_sdk_lambda::Client::get_function).then_output({
+        let config = configuration(&props, LastUpdateStatus::Successful, State::Active);
+        move || {
+            GetFunctionOutput::builder()
+                .configuration(config.clone())
+                .build()
+        }
+    });
+    let versions = mock!(aws_sdk_lambda::Client::list_versions_by_function)
+        .then_output(|| ListVersionsByFunctionOutput::builder().build());
+    let rt = lambda_type(&[&exists, &theirs, &versions]);
+
+    let err = rt
+        .create(&ctx().with_base_dir(root.path().to_path_buf()), &props)
+        .await
+        .expect_err("not ours");
+
+    assert_eq!(err.kind, ErrorKind::Invalid);
+    assert!(err.message.contains(FUNCTION), "{}", err.message);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -460,6 +460,9 @@ impl LambdaFunction {
                     function = name,
                     "adopting a Lambda function this stack created"
                 );
+                // A create whose answer was lost may still be Pending, and Lambda refuses
+                // updates until it is Active.
+                wait_active(ctx, &self.aws.lambda(&ctx.region), name).await?;
                 self.update(ctx, name, &found.props, props).await
             }
             _ => Err(errors::name_taken(

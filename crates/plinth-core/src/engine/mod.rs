@@ -290,7 +290,16 @@ impl Run<'_> {
                 }
                 _ = sleep_until_some(give_up_at) => {
                     in_flight.abort_all();
-                    while in_flight.join_next().await.is_some() {}
+                    // A step may have finished just before it was aborted: record it.
+                    while let Some(joined) = in_flight.join_next().await {
+                        if let Ok(finished) = joined {
+                            let i = finished.index;
+                            running.remove(&i);
+                            if let Err(err) = self.complete(finished) {
+                                self.fail(i, err, &dependents);
+                            }
+                        }
+                    }
                     for i in std::mem::take(&mut running) {
                         self.abandon(i);
                     }
