@@ -349,6 +349,13 @@ async fn apply_saved(global: &GlobalArgs, path: &Path, args: &ApplyArgs, ui: &Ui
             if state.lineage != plan.lineage { ", and a different lineage" } else { "" }
         ));
     }
+    let changed = plinth_core::plan::inputs::changed_since(&plan.inputs, &base_dir(&stack_file));
+    if !changed.is_empty() {
+        return fail(format!(
+            "files this plan was made from changed since, so it would not apply what was planned: {}; make a new plan",
+            changed.join(", ")
+        ));
+    }
     ui.out_raw(&render::render(&plan, &registry, ui.color));
     let cost =
         super::cost::print_for_plan(&plan, &state, &registry, &args.cost, PlanView::Full, ui)?;

@@ -364,9 +364,25 @@ pub fn plan_line(cost: &PlanCost, mode: Mode) -> String {
         )
     };
     format!(
-        "{label}: {}/month ({}/hour){unknown}, {change_text} — see `plinth cost` for details",
+        "{label}: {}/month ({}/hour){unknown}, {change_text}{} — see `plinth cost` for details",
         usd(after.monthly),
-        usd_hourly(after.hourly)
+        usd_hourly(after.hourly),
+        drift_text(cost)
+    )
+}
+
+/// Why what runs now is priced differently from the last apply, when it is.
+fn drift_text(cost: &PlanCost) -> String {
+    let drift = cost.drift_monthly();
+    if cost.drifted.is_empty() || drift.abs() < 0.005 {
+        return String::new();
+    }
+    let names: Vec<String> = cost.drifted.iter().map(|n| format!("`{n}`")).collect();
+    format!(
+        " (what runs now costs {}/month {} than at the last apply: {} changed outside plinth)",
+        usd(drift.abs()),
+        if drift > 0.0 { "more" } else { "less" },
+        names.join(", ")
     )
 }
 
@@ -394,6 +410,8 @@ pub fn plan_json(cost: &PlanCost, prices: &PriceTable) -> Value {
         "now_hourly": cost.now.hourly,
         "change_monthly": cost.change_monthly(),
         "change_hourly": cost.change_hourly(),
+        "applied_monthly": cost.applied.monthly,
+        "drifted": cost.drifted,
         "complete": cost.after.is_complete(),
         "price_unknown": cost.after.price_unknown,
         "prices_as_of": prices.as_of,

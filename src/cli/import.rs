@@ -5,24 +5,26 @@ use clap::Args;
 use plinth_core::resource::OpContext;
 use plinth_core::state::{ResourceState, Status};
 
-use super::{fail, CliResult, GlobalArgs, Session, Ui};
+use super::{fail, positionals, CliResult, GlobalArgs, Session, Ui};
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The resource's type and logical name, e.g. `dynamodb.table.users`.
-    pub address: String,
-    /// Its id in AWS (a table name, a security group id).
-    pub id: String,
+    /// `[STACK_FILE] TYPE.NAME ID`: the resource's type and logical name, e.g.
+    /// `dynamodb.table.users`, then its id in AWS (a table name, a security group id).
+    #[arg(value_name = "STACK_FILE|TYPE.NAME|ID", num_args = 2..=3, required = true)]
+    pub args: Vec<String>,
 }
 
 pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
+    let (stack_file, [address, id]) = positionals("import", ["type.name", "id"], args.args)?;
+    let args = Address { address, id };
     let Some((type_name, name)) = args.address.rsplit_once('.') else {
         return fail(format!(
             "`{}`: expected TYPE.NAME, e.g. dynamodb.table.users",
             args.address
         ));
     };
-    let session = Session::open(global, &None, ui).await?;
+    let session = Session::open(global, &stack_file, ui).await?;
     if session.registry.get(&args.address).is_some() {
         return fail(format!(
             "`{}` is a type: add the resource's logical name, e.g. {}.users",
@@ -83,4 +85,9 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
         ui.out(&format!("Note: `{name}` is not in the stack file, so the next apply would destroy it; add it to the stack first."));
     }
     Ok(0)
+}
+
+struct Address {
+    address: String,
+    id: String,
 }

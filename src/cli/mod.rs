@@ -208,6 +208,45 @@ pub fn stack_path(global: &GlobalArgs, arg: &Option<PathBuf>) -> PathBuf {
     arg.clone().unwrap_or_else(|| global.file.clone())
 }
 
+/// A command's positionals, of which the first may be the stack file: one that ends in
+/// `.yaml` or `.yml` is (no output, resource or type name does), so `plinth output lab.yaml`
+/// reads `lab.yaml` the way `plinth show lab.yaml` does.
+pub fn split_stack_file(mut args: Vec<String>) -> (Option<PathBuf>, Vec<String>) {
+    let is_stack_file = args.first().is_some_and(|first| {
+        matches!(
+            Path::new(first).extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        )
+    });
+    if is_stack_file {
+        let stack = args.remove(0);
+        (Some(PathBuf::from(stack)), args)
+    } else {
+        (None, args)
+    }
+}
+
+/// The positionals after the stack file: exactly `names`, in order.
+pub fn positionals<const N: usize>(
+    command: &str,
+    names: [&str; N],
+    args: Vec<String>,
+) -> Result<(Option<PathBuf>, [String; N]), CliError> {
+    let (stack, rest) = split_stack_file(args);
+    let usage = || {
+        let names: Vec<String> = names.iter().map(|n| n.to_uppercase()).collect();
+        format!("usage: plinth {command} [STACK_FILE] {}", names.join(" "))
+    };
+    let given = rest.len();
+    match <[String; N]>::try_from(rest) {
+        Ok(values) => Ok((stack, values)),
+        Err(_) => fail(format!(
+            "expected {N} argument(s) after the stack file, got {given}; {}",
+            usage()
+        )),
+    }
+}
+
 /// A registry whose clients are never used (validate, schema, graph make no calls).
 pub fn offline_registry() -> Registry {
     plinth_aws::registry(&Arc::new(Aws::offline()))

@@ -6,12 +6,14 @@ use plinth_core::plan::render;
 use plinth_core::value::SENSITIVE_DISPLAY;
 use serde_json::{Map, Value};
 
-use super::{fail, state_of, CliResult, GlobalArgs, Ui};
+use super::{fail, split_stack_file, state_of, CliResult, GlobalArgs, Ui};
 
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// One output's name; without it, all outputs.
-    pub name: Option<String>,
+    /// `[STACK_FILE] [NAME]`: the stack file (ends in .yaml or .yml), then one output's
+    /// name; without a name, all outputs.
+    #[arg(value_name = "STACK_FILE|NAME", num_args = 0..=2)]
+    pub args: Vec<String>,
     /// Print as JSON.
     #[arg(long)]
     pub json: bool,
@@ -21,9 +23,13 @@ pub struct OutputArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: OutputArgs, ui: &Ui) -> CliResult {
-    let (stack, files) = state_of(global, &None, ui)?;
+    let (stack_file, mut names) = split_stack_file(args.args);
+    if names.len() > 1 {
+        return fail("expected at most one output name; usage: plinth output [STACK_FILE] [NAME]");
+    }
+    let (stack, files) = state_of(global, &stack_file, ui)?;
     let state = files.read(&stack.name, &stack.workspace)?;
-    let Some(name) = &args.name else {
+    let Some(name) = &names.pop() else {
         if args.json {
             let all: Map<String, Value> = state
                 .outputs

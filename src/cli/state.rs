@@ -3,29 +3,53 @@
 use clap::Subcommand;
 use plinth_core::plan::render;
 
-use super::{fail, offline_registry, state_of, CliResult, GlobalArgs, Ui};
+use std::path::PathBuf;
+
+use super::{fail, offline_registry, positionals, state_of, CliResult, GlobalArgs, Ui};
 
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// List resources in state.
-    List,
+    List {
+        /// The stack file (default: -f, or plinth.yaml).
+        stack: Option<PathBuf>,
+    },
     /// Show one resource's state (sensitive values masked).
-    Show { name: String },
+    Show {
+        /// `[STACK_FILE] NAME`
+        #[arg(value_name = "STACK_FILE|NAME", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
     /// Forget a resource: it stays in AWS, plinth stops managing it.
-    Rm { name: String },
+    Rm {
+        /// `[STACK_FILE] NAME`
+        #[arg(value_name = "STACK_FILE|NAME", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
 }
 
 pub async fn run(global: &GlobalArgs, command: StateCommand, ui: &Ui) -> CliResult {
-    let (stack, files) = state_of(global, &None, ui)?;
+    let (stack_file, command) = match command {
+        StateCommand::List { stack } => (stack, Named::List),
+        StateCommand::Show { args } => {
+            let (stack, [name]) = positionals("state show", ["name"], args)?;
+            (stack, Named::Show(name))
+        }
+        StateCommand::Rm { args } => {
+            let (stack, [name]) = positionals("state rm", ["name"], args)?;
+            (stack, Named::Rm(name))
+        }
+    };
+    let (stack, files) = state_of(global, &stack_file, ui)?;
     match command {
-        StateCommand::List => {
+        Named::List => {
             let state = files.read(&stack.name, &stack.workspace)?;
             for (name, r) in &state.resources {
                 ui.out(&format!("{name}\t{}\t{}\t{}", r.type_name, r.region, r.id));
             }
             Ok(0)
         }
-        StateCommand::Show { name } => {
+        Named::Show(name) => {
             let state = files.read(&stack.name, &stack.workspace)?;
             let Some(r) = state.resources.get(&name) else {
                 return fail(format!("no resource `{name}` in state"));
@@ -40,7 +64,7 @@ pub async fn run(global: &GlobalArgs, command: StateCommand, ui: &Ui) -> CliResu
             ui.out(&serde_json::to_string_pretty(&doc)?);
             Ok(0)
         }
-        StateCommand::Rm { name } => {
+        Named::Rm(name) => {
             let (locked, mut state) =
                 files.lock_and_read(&stack.name, &stack.workspace, "plinth state rm")?;
             let Some(removed) = state.resources.remove(&name) else {
@@ -56,4 +80,11 @@ pub async fn run(global: &GlobalArgs, command: StateCommand, ui: &Ui) -> CliResu
             Ok(0)
         }
     }
+}
+
+/// A state command with its stack file taken out.
+enum Named {
+    List,
+    Show(String),
+    Rm(String),
 }

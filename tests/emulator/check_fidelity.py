@@ -586,6 +586,22 @@ def member_clusters(ec, tagging) -> None:
     check("then they are gone", not any(m in left for m in members), left)
 
 
+def modify_cluster(ec) -> None:
+    ec.create_cache_cluster(CacheClusterId="fidelity-modify", Engine="redis",
+                            CacheNodeType="cache.t3.micro", NumCacheNodes=1,
+                            SecurityGroupIds=["sg-0old"])
+    ec.modify_cache_cluster(CacheClusterId="fidelity-modify", SecurityGroupIds=["sg-0new"],
+                            CacheNodeType="cache.t3.small", ApplyImmediately=True)
+    cluster = ec.describe_cache_clusters(CacheClusterId="fidelity-modify")["CacheClusters"][0]
+    groups = [g["SecurityGroupId"] for g in cluster.get("SecurityGroups", [])]
+    check("ModifyCacheCluster changes the security groups and the node type in place",
+          groups == ["sg-0new"] and cluster["CacheNodeType"] == "cache.t3.small", cluster)
+    code, _ = fails(ec.modify_cache_cluster, CacheClusterId="fidelity-missing", NumCacheNodes=2)
+    check("ModifyCacheCluster of a missing cluster is CacheClusterNotFound",
+          code == "CacheClusterNotFound", code)
+    ec.delete_cache_cluster(CacheClusterId="fidelity-modify")
+
+
 def check_elasticache(endpoint: str) -> None:
     ec = boto3.client("elasticache", endpoint_url=endpoint, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing",
@@ -594,6 +610,7 @@ def check_elasticache(endpoint: str) -> None:
                            region_name="us-east-1", aws_access_key_id="testing",
                            aws_secret_access_key="testing", config=Config(retries={"max_attempts": 1}))
     section("ElastiCache member clusters", member_clusters, ec, tagging)
+    section("ElastiCache ModifyCacheCluster", modify_cluster, ec)
 
 
 # --- fault injection ---------------------------------------------------------------------

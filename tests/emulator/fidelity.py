@@ -22,6 +22,11 @@ says what AWS does. They only fill gaps; plinth never special-cases the emulator
    lists them with their ReplicationGroupId, they carry the group's tags (AWS copies them),
    so the Resource Groups Tagging API finds them too, and they are deleted with the group
    (deleting, then gone). moto keeps them only as names in the group.
+7. ModifyCacheCluster: AWS changes a cluster's security groups, node type, engine version,
+   parameter group, node count and windows in place (ApplyImmediately; the cluster is
+   `modifying`, then `available`). moto answers HTTP 500 "not implemented". Here the change
+   is made at once and the cluster stays `available` (the wait for `modifying` to end is
+   covered by replayed AWS answers).
 
 CloudFront (distribution configs, ETags, cache policies, origin access controls, and ACM's
 view of certificates in use) is corrected in fidelity_cloudfront.py, S3 (GetBucketVersioning,
@@ -312,6 +317,40 @@ models.ElastiCacheBackend.create_replication_group = _create_group_with_members
 models.ElastiCacheBackend.delete_replication_group = _delete_group_with_members
 for _name in ("create_replication_group", "delete_replication_group"):
     _expiring(_name)
+
+
+# --- 7. ModifyCacheCluster --------------------------------------------------------------
+
+_MODIFIABLE = {
+    "SecurityGroupIds": "security_group_ids",
+    "CacheNodeType": "cache_node_type",
+    "EngineVersion": "engine_version",
+    "CacheParameterGroupName": "cache_parameter_group_name",
+    "PreferredMaintenanceWindow": "preferred_maintenance_window",
+    "SnapshotWindow": "snapshot_window",
+}
+
+
+def _modify_cache_cluster(self):
+    backend = self.elasticache_backend
+    _expire(backend)
+    cluster_id = self._get_param("CacheClusterId")
+    cluster = backend.cache_clusters.get(cluster_id)
+    if cluster is None:
+        raise models.CacheClusterNotFound(cluster_id)
+    for param, attribute in _MODIFIABLE.items():
+        value = self._get_param(param)
+        if value is not None:
+            setattr(cluster, attribute, value)
+    for param, attribute in (("NumCacheNodes", "num_cache_nodes"),
+                             ("SnapshotRetentionLimit", "snapshot_retention_limit")):
+        value = self._get_int_param(param)
+        if value is not None:
+            setattr(cluster, attribute, value)
+    return ActionResult({"CacheCluster": cluster})
+
+
+responses.ElastiCacheResponse.modify_cache_cluster = _modify_cache_cluster
 
 
 import fidelity_cloudfront  # noqa: E402,F401

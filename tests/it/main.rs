@@ -2,6 +2,7 @@
 //!
 //! - `mock_*`: SDK-level tests replaying real AWS responses for what the emulator lacks.
 //! - `e2e_*`: the real `plinth` binary against a moto server the harness starts.
+//! - `sdk_enums`: the value lists that are not the SDK's own, against the SDK's.
 
 mod cost_rules;
 mod e2e_cli;
@@ -11,6 +12,7 @@ mod e2e_elasticache;
 mod e2e_faults;
 mod e2e_interrupt;
 mod e2e_lifecycle;
+mod e2e_plans;
 mod e2e_roster;
 mod e2e_sweep;
 mod harness;
@@ -25,3 +27,4 @@ mod mock_lambda;
 mod mock_s3;
 mod mock_support;
 mod net_faults;
+mod sdk_enums;

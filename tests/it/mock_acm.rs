@@ -459,6 +459,29 @@ async fn read_maps_validation_records_and_reports_the_wait_as_done_only_once_iss
 }
 
 #[tokio::test]
+async fn a_key_algorithm_aws_reports_with_hyphens_is_no_difference() {
+    // DescribeCertificate answers `RSA-2048`, the request takes `RSA_2048` (the SDK keeps
+    // the unknown spelling as it came).
+    let hyphenated = mock!(Client::describe_certificate).then_output(|| {
+        let mut detail = Described::issued().detail(ARN);
+        detail.key_algorithm = Some(KeyAlgorithm::from("RSA-2048"));
+        DescribeCertificateOutput::builder()
+            .certificate(detail)
+            .build()
+    });
+    let tags = list_tags(ARN, owner_tags("cert"));
+    let rt = in_order(&[&hyphenated, &tags]);
+    let applied = desired(json!({}));
+    let observed = rt
+        .read(&ctx(), ARN, &applied)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(observed.props["key_algorithm"], json!("RSA_2048"));
+    assert!(rt.replace_reasons(&observed.props, &applied).is_empty());
+}
+
+#[tokio::test]
 async fn find_adopts_only_this_stacks_certificate_for_the_domain() {
     let list = mock!(Client::list_certificates)
         .match_requests(|req| {

@@ -27,7 +27,7 @@ use plinth_aws::resources::dynamodb_items::{
 };
 use plinth_aws::resources::dynamodb_table::{props_from_description, DynamodbTable, TableExtras};
 use plinth_core::resource::{ErrorKind, NormalizeContext, OpContext, Progress, ResourceType};
-use plinth_core::value::{PathSeg, Props};
+use plinth_core::value::{path_to_string, PathSeg, Props};
 use serde_json::{json, Value};
 
 use crate::mock_support::{json_error, json_ok, mocked_aws, REGION};
@@ -1283,6 +1283,75 @@ fn numbers_compare_the_way_dynamodb_stores_them() {
         item_from_attributes(&stored).expect("reads"),
         json!({"N": 15})
     );
+}
+
+#[test]
+fn numbers_a_float_cannot_hold_reach_dynamodb_and_come_back_with_every_digit() {
+    let n = |av: &AttributeValue| av.as_n().expect("an N").clone();
+    let item = json!({
+        "Price": {"$number": "12345678901234567.890"},
+        "BigInt": {"$number": "12345678901234567890123"},
+        "Tiny": {"$number": "1.00000000000000000001E-100"},
+        "Set": {"$number_set": [{"$number": "12345678901234567.89"}, 1.5]},
+    });
+    let attrs = item_to_attributes(&item).expect("converts");
+    assert_eq!(
+        n(&attrs["Price"]),
+        "12345678901234567.89",
+        "normalised as DynamoDB does"
+    );
+    assert_eq!(n(&attrs["BigInt"]), "12345678901234567890123");
+    assert_eq!(n(&attrs["Tiny"]), "1.00000000000000000001E-100");
+    // What DynamoDB answers, in whatever spelling, reads back as the stack wrote it.
+    let stored: std::collections::HashMap<String, AttributeValue> = [
+        (
+            "Price".to_string(),
+            AttributeValue::N("12345678901234567.89".into()),
+        ),
+        (
+            "BigInt".to_string(),
+            AttributeValue::N("1.2345678901234567890123E+22".into()),
+        ),
+        ("Plain".to_string(), AttributeValue::N("1.50".into())),
+    ]
+    .into();
+    assert_eq!(
+        item_from_attributes(&stored).expect("reads"),
+        json!({
+            "BigInt": {"$number": "12345678901234567890123"},
+            "Plain": 1.5,
+            "Price": {"$number": "12345678901234567.89"},
+        })
+    );
+    // The canonical form of what the stack wrote equals what the read gives: no false change.
+    assert_eq!(
+        canonical_value(&json!({"$number": "12345678901234567.890"})).expect("n"),
+        json!({"$number": "12345678901234567.89"})
+    );
+    assert_ne!(
+        canonical_value(&json!({"$number": "12345678901234567.89"})).expect("n"),
+        canonical_value(&json!({"$number": "12345678901234567.88"})).expect("n"),
+        "a cent is a difference"
+    );
+}
+
+#[test]
+fn numbers_dynamodb_cannot_hold_are_errors_at_their_place() {
+    let err = |item: Value| item_to_attributes(&item).expect_err("refused");
+    let digits = format!("1.{}", "1".repeat(38));
+    assert_eq!(
+        err(json!({"Pi": {"$number": digits}})),
+        format!("Pi: {digits} has 39 significant digits; DynamoDB keeps at most 38")
+    );
+    assert!(err(json!({"Huge": {"$number": "1E126"}}))
+        .starts_with("Huge: 1E126 is out of DynamoDB's range"));
+    assert!(err(json!({"Small": 1e-131})).starts_with("Small: 1e-131 is out of DynamoDB's range"));
+    let rt = items_type(client(&[]));
+    let written =
+        obj(json!({"table": "users", "items": [{"id": "a", "n": {"$number": "1E-131"}}]}));
+    let issues = rt.check(&written);
+    assert_eq!(issues.len(), 1);
+    assert_eq!(path_to_string(&issues[0].path), "items[0].n");
 }
 
 #[test]

@@ -191,6 +191,11 @@ fn redis(r: Redis<'_>) -> Described {
 
 /// What AWS reports for the Memcached `demo-cache` cluster with these node ids.
 fn memcached(status: &str, nodes: &[&str]) -> Described {
+    memcached_in(status, nodes, Some("Multiple"))
+}
+
+/// A Memcached cluster whose `PreferredAvailabilityZone` AWS reports as `zone`.
+fn memcached_in(status: &str, nodes: &[&str], zone: Option<&str>) -> Described {
     let mut b = Described::builder()
         .cache_cluster_id(ID)
         .arn(ARN)
@@ -199,7 +204,7 @@ fn memcached(status: &str, nodes: &[&str]) -> Described {
         .cache_node_type("cache.t3.micro")
         .cache_cluster_status(status)
         .num_cache_nodes(nodes.len() as i32)
-        .preferred_availability_zone("Multiple")
+        .set_preferred_availability_zone(zone.map(str::to_string))
         .preferred_maintenance_window("sun:05:00-sun:06:00")
         .cache_subnet_group_name("default")
         .cache_parameter_group(
@@ -699,6 +704,38 @@ fn memcached_props(nodes: i64) -> Props {
         "az_mode": "cross_az",
         "tags": owner_tags(),
     }))
+}
+
+#[test]
+fn a_cross_az_memcached_cluster_aws_reports_in_one_zone_or_none_is_never_replaced() {
+    let rt = cluster_type(client(&[]));
+    let tags: BTreeMap<String, String> = serde_json::from_value(owner_tags()).expect("tags");
+    let applied = memcached_props(2);
+    // Both nodes landed in one zone, or the cluster is still creating: AWS says a zone
+    // name, or nothing, and never the mode.
+    for zone in [Some("us-east-1a"), None] {
+        let described = memcached_in("available", &["0001", "0002"], zone);
+        let read = props_from_cluster(&described, &tags, &applied).expect("maps");
+        assert_eq!(read["az_mode"], json!("cross_az"), "{zone:?}");
+        let desired = with_computed(applied.clone(), &read);
+        assert_eq!(rt.replace_reasons(&read, &desired), Vec::<String>::new());
+    }
+    // Imported (nothing applied): `Multiple` is cross-AZ, a zone name single-AZ.
+    let none = Props::new();
+    let multiple = memcached_in("available", &["0001"], Some("Multiple"));
+    let read = props_from_cluster(&multiple, &tags, &none).expect("maps");
+    assert_eq!(read["az_mode"], json!("cross_az"));
+    let one = memcached_in("available", &["0001"], Some("us-east-1b"));
+    let read = props_from_cluster(&one, &tags, &none).expect("maps");
+    assert_eq!(read["az_mode"], json!("single_az"));
+    // A single-AZ cluster AWS reports across zones is a real difference.
+    let single = normalized(json!({
+        "cluster_id": ID, "engine": "memcached", "node_type": "cache.t3.micro",
+        "num_nodes": 2, "security_group_ids": ["sg-0cache"], "az_mode": "single_az",
+        "tags": owner_tags(),
+    }));
+    let read = props_from_cluster(&multiple, &tags, &single).expect("maps");
+    assert_eq!(read["az_mode"], json!("cross_az"));
 }
 
 #[tokio::test]

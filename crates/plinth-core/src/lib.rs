@@ -2,6 +2,7 @@
 //! state. It knows no cloud service; resource types plug in through [`resource::ResourceType`].
 
 pub mod cost;
+pub mod decimal;
 pub mod diag;
 pub mod engine;
 pub mod graph;

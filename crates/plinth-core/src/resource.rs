@@ -295,6 +295,13 @@ pub trait ResourceType: Send + Sync {
         Ok(())
     }
 
+    /// Files and folders, relative to the stack file, that applying these properties reads
+    /// (a function's code, a site's folder): a saved plan fingerprints them, and applying it
+    /// refuses if they changed since.
+    fn disk_inputs(&self, _props: &Props) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Attributes known from desired properties before the resource exists (a table's
     /// `name`), so plans show them instead of "(known after apply)".
     fn known_attrs(&self, _props: &Props) -> Props {

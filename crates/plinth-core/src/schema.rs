@@ -119,6 +119,17 @@ pub struct Prop {
     /// A resource this property refers to lives in this region whatever the stack's region
     /// (a CloudFront distribution's certificate and Lambda@Edge functions: us-east-1).
     pub pins_region: Option<&'static str>,
+    /// What the AWS API or the Terraform provider call this property (`num_cache_nodes`,
+    /// `hash_key`): a stack that uses one of them is told the plinth name.
+    pub aliases: &'static [&'static str],
+    /// AWS refuses to delete what this property refers to while it refers to it (a
+    /// certificate a distribution serves, a security group a cache sits in): when that is
+    /// replaced, the new one is made first and this moves to it before the old one goes.
+    pub holds_referent: bool,
+    /// AWS allows one resource of the type with this value at a time (together with the
+    /// values of the properties listed, e.g. a group name within its VPC), so the old and
+    /// the new one cannot exist at once with the same value.
+    pub unique_within: Option<&'static [&'static str]>,
     pub description: &'static str,
 }
 
@@ -133,6 +144,9 @@ impl Prop {
             computed: false,
             deferrable: false,
             pins_region: None,
+            aliases: &[],
+            holds_referent: false,
+            unique_within: None,
             description: "",
         }
     }
@@ -159,6 +173,24 @@ impl Prop {
     /// What this property refers to is created in `region`, whatever the stack says.
     pub fn pins_referent_region(mut self, region: &'static str) -> Prop {
         self.pins_region = Some(region);
+        self
+    }
+    /// The AWS API's or Terraform's names for this property.
+    pub fn known_as(mut self, aliases: &'static [&'static str]) -> Prop {
+        self.aliases = aliases;
+        self
+    }
+    pub fn holds_referent(mut self) -> Prop {
+        self.holds_referent = true;
+        self
+    }
+    /// Unique in the account and region.
+    pub fn unique(self) -> Prop {
+        self.unique_within(&[])
+    }
+    /// Unique together with these other properties' values.
+    pub fn unique_within(mut self, scope: &'static [&'static str]) -> Prop {
+        self.unique_within = Some(scope);
         self
     }
     pub fn doc(mut self, description: &'static str) -> Prop {

@@ -285,8 +285,15 @@ pub(crate) fn thing_schema() -> TypeSchema {
         kind: TypeKind::Managed,
         taggable: true,
         properties: vec![
-            Prop::new("name", Shape::String).required().replaces(),
-            Prop::new("size", Shape::int_range(0, 1000)),
+            Prop::new("name", Shape::String)
+                .required()
+                .replaces()
+                .unique(),
+            Prop::new("zone", Shape::String).replaces(),
+            // Like a certificate a distribution serves: what it names cannot be deleted
+            // while it does.
+            Prop::new("holder", Shape::String).holds_referent(),
+            Prop::new("size", Shape::int_range(0, 1000)).known_as(&["size_in_gb"]),
             Prop::new("mode", Shape::Enum(&["fast", "slow", "fixed"])),
             Prop::new("peer", Shape::String),
             Prop::new("subnets", Shape::list(Shape::String)),
@@ -540,7 +547,15 @@ impl ResourceType for FakeType {
                         "{id} was only looked up: plinth must never delete it"
                     )));
                 }
-                match lock(&c.objects).remove(&id) {
+                let mut objects = lock(&c.objects);
+                let arn = format!("arn:fake:thing/{id}");
+                if let Some((user, _)) = objects
+                    .iter()
+                    .find(|(_, o)| o.props.get("holder") == Some(&Value::String(arn.clone())))
+                {
+                    return Err(ResourceError::other(format!("{id} is in use by {user}")));
+                }
+                match objects.remove(&id) {
                     Some(_) => Ok(()),
                     None => Err(ResourceError::new(
                         ErrorKind::NotFound,

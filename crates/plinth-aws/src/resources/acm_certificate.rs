@@ -32,8 +32,8 @@ use crate::resources::tags;
 use crate::wait::{self, Poll};
 use crate::Aws;
 
-const VALIDATION_METHODS: &[&str] = &["DNS"];
-const KEY_ALGORITHMS: &[&str] = &["RSA_2048", "EC_prime256v1", "EC_secp384r1"];
+pub const VALIDATION_METHODS: &[&str] = &["DNS"];
+pub const KEY_ALGORITHMS: &[&str] = &["RSA_2048", "EC_prime256v1", "EC_secp384r1"];
 const DEFAULT_KEY_ALGORITHM: &str = "RSA_2048";
 /// ACM adds the validation records to a new certificate within seconds.
 const RECORDS_LIMIT: Duration = Duration::from_secs(5 * 60);
@@ -592,6 +592,13 @@ fn validation_records(cert: &CertificateDetail) -> Vec<Record> {
     records
 }
 
+/// DescribeCertificate spells key algorithms with hyphens (`RSA-2048`) where the request
+/// and the SDK use underscores (`RSA_2048`): read as the request spells them, or every plan
+/// would replace the certificate.
+pub fn key_algorithm_read(reported: Option<&str>) -> String {
+    reported.map_or(DEFAULT_KEY_ALGORITHM.to_string(), |k| k.replace('-', "_"))
+}
+
 /// `wait_for_validation` as the certificate shows it: the stack's choice (true when it made
 /// none), but false while the certificate is not issued, so a stack that wants the wait sees
 /// a change and `update` waits (a certificate adopted after a create that timed out).
@@ -624,9 +631,7 @@ fn observe(
     props.insert("validation_method".into(), json!(method));
     props.insert(
         "key_algorithm".into(),
-        json!(cert
-            .key_algorithm()
-            .map_or(DEFAULT_KEY_ALGORITHM, |k| k.as_str())),
+        json!(key_algorithm_read(cert.key_algorithm().map(|k| k.as_str()))),
     );
     props.insert("wait_for_validation".into(), json!(wait_for_validation));
     props.insert("tags".into(), tags::tags_value(tags));

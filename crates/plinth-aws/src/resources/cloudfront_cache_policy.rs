@@ -39,9 +39,10 @@ const MIN_TTL: i64 = 1;
 const MAX_TTL: i64 = 31_536_000;
 /// AWS's limit for a cache policy's comment (the marker included).
 const MAX_COMMENT: usize = 128;
-const COOKIE_BEHAVIORS: &[&str] = &["none", "whitelist", "allExcept", "all"];
-const HEADER_BEHAVIORS: &[&str] = &["none", "whitelist"];
-const QUERY_STRING_BEHAVIORS: &[&str] = &["none", "whitelist", "allExcept", "all"];
+// The SDK's enumerations: a new SDK release brings new values.
+const COOKIE_BEHAVIORS: &[&str] = CachePolicyCookieBehavior::values();
+const HEADER_BEHAVIORS: &[&str] = CachePolicyHeaderBehavior::values();
+const QUERY_STRING_BEHAVIORS: &[&str] = CachePolicyQueryStringBehavior::values();
 /// The behaviors that name what they include or leave out.
 const NAMING_BEHAVIORS: &[&str] = &["whitelist", "allExcept"];
 /// The properties that are parts of the cache key.
@@ -85,11 +86,13 @@ fn seconds() -> Shape {
     }
 }
 
-/// `{behavior, names}`: which cookies, headers or query strings are in the cache key.
-fn key_part(behaviors: &'static [&'static str]) -> Shape {
+/// `{behavior, names}`: which cookies, headers or query strings are in the cache key;
+/// `behavior_alias` is the API's name for `behavior` (`cookie_behavior`, …).
+fn key_part(behaviors: &'static [&'static str], behavior_alias: &'static [&'static str]) -> Shape {
     Shape::Object(vec![
         Prop::new("behavior", Shape::Enum(behaviors))
             .required()
+            .known_as(behavior_alias)
             .doc("which of them are in the cache key"),
         Prop::new("names", Shape::list(Shape::String))
             .doc("the names for whitelist (included) or allExcept (left out)"),
@@ -106,6 +109,7 @@ fn schema() -> TypeSchema {
         properties: vec![
             Prop::new("name", Shape::String)
                 .required()
+                .unique()
                 .doc("the name, unique in the account"),
             Prop::new("comment", Shape::String)
                 .doc("a comment (at most 106 characters: plinth adds its marker); default empty"),
@@ -114,15 +118,23 @@ fn schema() -> TypeSchema {
             Prop::new("min_ttl", seconds()).doc("fewest seconds cached; default 1"),
             Prop::new("max_ttl", seconds()).doc("most seconds cached; default 31536000 (a year)"),
             Prop::new("gzip", Shape::Bool)
+                .known_as(&["enable_accept_encoding_gzip"])
                 .doc("cache gzip-compressed objects separately; default true"),
             Prop::new("brotli", Shape::Bool)
+                .known_as(&["enable_accept_encoding_brotli"])
                 .doc("cache Brotli-compressed objects separately; default true"),
-            Prop::new("cookies", key_part(COOKIE_BEHAVIORS))
+            Prop::new("cookies", key_part(COOKIE_BEHAVIORS, &["cookie_behavior"]))
+                .known_as(&["cookies_config"])
                 .doc("cookies in the cache key; default none"),
-            Prop::new("headers", key_part(HEADER_BEHAVIORS))
+            Prop::new("headers", key_part(HEADER_BEHAVIORS, &["header_behavior"]))
+                .known_as(&["headers_config"])
                 .doc("headers in the cache key; default none"),
-            Prop::new("query_strings", key_part(QUERY_STRING_BEHAVIORS))
-                .doc("query strings in the cache key; default none"),
+            Prop::new(
+                "query_strings",
+                key_part(QUERY_STRING_BEHAVIORS, &["query_string_behavior"]),
+            )
+            .known_as(&["query_strings_config"])
+            .doc("query strings in the cache key; default none"),
         ],
         attributes: vec![Attr::new(
             "id",

@@ -91,9 +91,13 @@ fn schema() -> TypeSchema {
                 .doc("the edge locations used; default PriceClass_All"),
             Prop::new("http_version", Shape::Enum(HTTP_VERSIONS))
                 .doc("the highest HTTP version viewers may use; default http2"),
-            Prop::new("ipv6", Shape::Bool).doc("answer over IPv6; default true"),
+            Prop::new("ipv6", Shape::Bool)
+                .known_as(&["is_ipv6_enabled"])
+                .doc("answer over IPv6; default true"),
             Prop::new("certificate", Shape::String)
                 .pins_referent_region(CLOUDFRONT_REGION)
+                .known_as(&["acm_certificate_arn", "viewer_certificate"])
+                .holds_referent()
                 .doc("an ACM certificate ARN (in us-east-1); default CloudFront's own"),
             Prop::new("minimum_protocol_version", Shape::Enum(TLS_POLICIES)).doc(
                 "the viewer TLS policy; default TLSv1.2_2021 with a certificate, TLSv1 without",
@@ -102,15 +106,20 @@ fn schema() -> TypeSchema {
                 .doc("how the certificate is served; default sni-only (with a certificate)"),
             Prop::new("origins", Shape::list(origin_shape()))
                 .required()
+                .known_as(&["origin"])
                 .doc("where CloudFront fetches content from"),
             Prop::new("default_behavior", behavior_shape(false))
                 .required()
+                .known_as(&["default_cache_behavior"])
                 .doc("how requests no path behavior matches are handled"),
             Prop::new("behaviors", Shape::list(behavior_shape(true)))
+                .known_as(&["ordered_cache_behavior", "cache_behaviors"])
                 .doc("path behaviors, in order of precedence"),
             Prop::new("custom_error_responses", Shape::list(error_shape()))
                 .doc("custom pages and caching for error codes"),
-            Prop::new("geo_restriction", geo_shape()).doc("countries allowed or blocked"),
+            Prop::new("geo_restriction", geo_shape())
+                .known_as(&["restrictions"])
+                .doc("countries allowed or blocked"),
             Prop::new("wait_for_deployment", Shape::Bool)
                 .doc("wait until changes are deployed (5–15 min); default true (plinth only)"),
             Prop::new("invalidate_on", Shape::list(Shape::Any))
@@ -141,16 +150,21 @@ fn origin_shape() -> Shape {
     Shape::Object(vec![
         Prop::new("id", Shape::String)
             .required()
+            .known_as(&["origin_id"])
             .doc("the origin's name, which behaviors refer to"),
         Prop::new("domain_name", Shape::String)
             .required()
             .doc("e.g. ${site.regional_domain_name} or api.example.com"),
         Prop::new("origin_path", Shape::String).doc("a path prefix (/static); default \"\""),
         Prop::new("origin_access_control", Shape::String)
+            .known_as(&["origin_access_control_id"])
+            .holds_referent()
             .doc("an origin access control id, for S3 origins: ${oac.id}"),
         Prop::new("custom", Shape::Object(custom_origin_props()))
+            .known_as(&["custom_origin_config"])
             .doc("a custom (HTTP) origin; without it the origin is an S3 bucket"),
         Prop::new("custom_headers", Shape::map(Shape::String))
+            .known_as(&["custom_header"])
             .doc("headers CloudFront adds to origin requests"),
         Prop::new("connection_attempts", Shape::int_range(1, 3)).doc("default 3"),
         Prop::new("connection_timeout", Shape::int_range(1, 10)).doc("seconds; default 10"),
@@ -162,14 +176,20 @@ fn custom_origin_props() -> Vec<Prop> {
         Prop::new("http_port", Shape::int_range(1, 65535)).doc("default 80"),
         Prop::new("https_port", Shape::int_range(1, 65535)).doc("default 443"),
         Prop::new("protocol_policy", Shape::Enum(ORIGIN_PROTOCOL_POLICIES))
+            .known_as(&["origin_protocol_policy"])
             .doc("default https-only"),
         Prop::new(
             "ssl_protocols",
             Shape::list(Shape::Enum(ORIGIN_SSL_PROTOCOLS)),
         )
+        .known_as(&["origin_ssl_protocols"])
         .doc("default [TLSv1.2]"),
-        Prop::new("read_timeout", Shape::int_range(1, 180)).doc("seconds; default 30"),
-        Prop::new("keepalive_timeout", Shape::int_range(1, 180)).doc("seconds; default 5"),
+        Prop::new("read_timeout", Shape::int_range(1, 180))
+            .known_as(&["origin_read_timeout"])
+            .doc("seconds; default 30"),
+        Prop::new("keepalive_timeout", Shape::int_range(1, 180))
+            .known_as(&["origin_keepalive_timeout"])
+            .doc("seconds; default 5"),
     ]
 }
 
@@ -179,12 +199,14 @@ fn behavior_shape(with_path: bool) -> Shape {
         props.push(
             Prop::new("path", Shape::String)
                 .required()
+                .known_as(&["path_pattern"])
                 .doc("the path pattern (/api/*)"),
         );
     }
     props.extend([
         Prop::new("origin", Shape::String)
             .required()
+            .known_as(&["target_origin_id"])
             .doc("the id of the origin requests go to"),
         Prop::new(
             "viewer_protocol_policy",
@@ -195,12 +217,25 @@ fn behavior_shape(with_path: bool) -> Shape {
         Prop::new("cached_methods", Shape::list(Shape::Enum(METHODS))).doc("default [GET, HEAD]"),
         Prop::new("compress", Shape::Bool).doc("compress responses; default true"),
         Prop::new("cache_policy", Shape::String)
+            .known_as(&["cache_policy_id"])
+            .holds_referent()
             .doc("managed:Name or a policy id; default managed:CachingOptimized"),
-        Prop::new("origin_request_policy", Shape::String).doc("managed:Name or a policy id"),
-        Prop::new("response_headers_policy", Shape::String).doc("managed:Name or a policy id"),
+        Prop::new("origin_request_policy", Shape::String)
+            .known_as(&["origin_request_policy_id"])
+            .holds_referent()
+            .doc("managed:Name or a policy id"),
+        Prop::new("response_headers_policy", Shape::String)
+            .known_as(&["response_headers_policy_id"])
+            .holds_referent()
+            .doc("managed:Name or a policy id"),
         Prop::new("lambda_functions", Shape::list(lambda_shape()))
+            .known_as(&[
+                "lambda_function_association",
+                "lambda_function_associations",
+            ])
             .doc("Lambda@Edge functions, at most one per event"),
         Prop::new("functions", Shape::list(function_shape()))
+            .known_as(&["function_association", "function_associations"])
             .doc("CloudFront Functions, at most one per event"),
     ]);
     Shape::Object(props)
@@ -208,10 +243,14 @@ fn behavior_shape(with_path: bool) -> Shape {
 
 fn lambda_shape() -> Shape {
     Shape::Object(vec![
-        Prop::new("event", Shape::Enum(LAMBDA_EVENTS)).required(),
+        Prop::new("event", Shape::Enum(LAMBDA_EVENTS))
+            .required()
+            .known_as(&["event_type"]),
         Prop::new("arn", Shape::String)
             .required()
             .pins_referent_region(CLOUDFRONT_REGION)
+            .known_as(&["lambda_arn", "lambda_function_arn"])
+            .holds_referent()
             .doc("a numbered function version's ARN: ${fn.qualified_arn}"),
         Prop::new("include_body", Shape::Bool)
             .doc("pass the request body (request events only); default false"),
@@ -220,9 +259,12 @@ fn lambda_shape() -> Shape {
 
 fn function_shape() -> Shape {
     Shape::Object(vec![
-        Prop::new("event", Shape::Enum(FUNCTION_EVENTS)).required(),
+        Prop::new("event", Shape::Enum(FUNCTION_EVENTS))
+            .required()
+            .known_as(&["event_type"]),
         Prop::new("arn", Shape::String)
             .required()
+            .known_as(&["function_arn"])
             .doc("the CloudFront Function's ARN"),
     ])
 }
@@ -234,15 +276,20 @@ fn error_shape() -> Shape {
             .doc("the HTTP error code (403, 404, …)"),
         Prop::new("response_code", Shape::int_range(200, 599))
             .doc("the code sent instead (with response_page)"),
-        Prop::new("response_page", Shape::String).doc("the page sent instead (/index.html)"),
+        Prop::new("response_page", Shape::String)
+            .known_as(&["response_page_path"])
+            .doc("the page sent instead (/index.html)"),
         Prop::new("ttl", Shape::int_range(0, 31_536_000))
+            .known_as(&["error_caching_min_ttl"])
             .doc("seconds the error is cached; default 10"),
     ])
 }
 
 fn geo_shape() -> Shape {
     Shape::Object(vec![
-        Prop::new("type", Shape::Enum(GEO_TYPES)).doc("none, whitelist or blacklist"),
+        Prop::new("type", Shape::Enum(GEO_TYPES))
+            .known_as(&["restriction_type"])
+            .doc("none, whitelist or blacklist"),
         Prop::new("locations", Shape::list(Shape::String)).doc("ISO 3166-1 alpha-2 country codes"),
     ])
 }

@@ -39,29 +39,21 @@ pub const CACHED_METHOD_SETS: &[&[&str]] = &[&["GET", "HEAD"], &["GET", "HEAD", 
 /// Every method, in the order canonical method lists use.
 pub const METHODS: &[&str] = &["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"];
 
+// Where the SDK has the enumeration, its values are the list: a new SDK release brings new
+// security policies (TLSv1.2_2025) without a change here.
+/// The price classes a distribution can be created with; the SDK also lists `None`, which
+/// belongs to CloudFront's flat-rate plans, not to a distribution's own setting.
 pub const PRICE_CLASSES: &[&str] = &["PriceClass_All", "PriceClass_200", "PriceClass_100"];
-pub const HTTP_VERSIONS: &[&str] = &["http1.1", "http2", "http3", "http2and3"];
-pub const TLS_POLICIES: &[&str] = &[
-    "SSLv3",
-    "TLSv1",
-    "TLSv1_2016",
-    "TLSv1.1_2016",
-    "TLSv1.2_2018",
-    "TLSv1.2_2019",
-    "TLSv1.2_2021",
-];
-pub const SSL_SUPPORT_METHODS: &[&str] = &["sni-only", "vip", "static-ip"];
-pub const VIEWER_PROTOCOL_POLICIES: &[&str] = &["allow-all", "https-only", "redirect-to-https"];
-pub const ORIGIN_PROTOCOL_POLICIES: &[&str] = &["http-only", "match-viewer", "https-only"];
-pub const ORIGIN_SSL_PROTOCOLS: &[&str] = &["SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2"];
-pub const LAMBDA_EVENTS: &[&str] = &[
-    "viewer-request",
-    "viewer-response",
-    "origin-request",
-    "origin-response",
-];
+pub const HTTP_VERSIONS: &[&str] = HttpVersion::values();
+pub const TLS_POLICIES: &[&str] = MinimumProtocolVersion::values();
+pub const SSL_SUPPORT_METHODS: &[&str] = SslSupportMethod::values();
+pub const VIEWER_PROTOCOL_POLICIES: &[&str] = ViewerProtocolPolicy::values();
+pub const ORIGIN_PROTOCOL_POLICIES: &[&str] = OriginProtocolPolicy::values();
+pub const ORIGIN_SSL_PROTOCOLS: &[&str] = SslProtocol::values();
+pub const LAMBDA_EVENTS: &[&str] = EventType::values();
+/// CloudFront Functions run on viewer events only.
 pub const FUNCTION_EVENTS: &[&str] = &["viewer-request", "viewer-response"];
-pub const GEO_TYPES: &[&str] = &["none", "whitelist", "blacklist"];
+pub const GEO_TYPES: &[&str] = GeoRestrictionType::values();
 
 /// The security policy CloudFront applies with its own certificate, whatever was asked.
 pub const DEFAULT_CERTIFICATE_TLS: &str = "TLSv1";

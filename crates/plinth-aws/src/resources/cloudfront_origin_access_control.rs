@@ -33,9 +33,10 @@ use crate::resources::tags;
 use crate::wait;
 use crate::Aws;
 
-const ORIGIN_TYPES: &[&str] = &["s3", "mediastore", "lambda", "mediapackagev2"];
-const SIGNING_BEHAVIORS: &[&str] = &["always", "never", "no-override"];
-const SIGNING_PROTOCOLS: &[&str] = &["sigv4"];
+// The SDK's enumerations: a new SDK release brings new values.
+const ORIGIN_TYPES: &[&str] = OriginAccessControlOriginTypes::values();
+const SIGNING_BEHAVIORS: &[&str] = OriginAccessControlSigningBehaviors::values();
+const SIGNING_PROTOCOLS: &[&str] = OriginAccessControlSigningProtocols::values();
 /// AWS's limits for an origin access control's name and description (the marker included).
 const MAX_NAME: usize = 64;
 const MAX_DESCRIPTION: usize = 256;
@@ -74,11 +75,13 @@ fn schema() -> TypeSchema {
         properties: vec![
             Prop::new("name", Shape::String)
                 .required()
+                .unique()
                 .doc("the name, unique in the account (at most 64 characters)"),
             Prop::new("description", Shape::String).doc(
                 "a description (at most 234 characters: plinth adds its marker); default empty",
             ),
             Prop::new("origin_type", Shape::Enum(ORIGIN_TYPES))
+                .known_as(&["origin_access_control_origin_type"])
                 .doc("the kind of origin it signs for; default s3"),
             Prop::new("signing_behavior", Shape::Enum(SIGNING_BEHAVIORS)).doc(
                 "always: sign every request; never: sign none; no-override: sign unless the \

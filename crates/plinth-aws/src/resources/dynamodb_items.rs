@@ -23,13 +23,15 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use plinth_core::decimal::{self, Decimal, NUMBER_TAG};
 use plinth_core::diag::SourceFile;
 use plinth_core::resource::{
-    ErrorKind, NormalizeContext, Observed, OpContext, ResourceError, ResourceResult, ResourceType,
+    ErrorKind, Linked, NormalizeContext, Observed, OpContext, PropIssue, ResourceError,
+    ResourceResult, ResourceType,
 };
 use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{is_unknown, path_to_string, str_of, PathSeg, Props};
-use serde_json::{json, Map, Number, Value};
+use serde_json::{json, Map, Value};
 use tracing::debug;
 
 use crate::errors::SendExt;
@@ -48,6 +50,28 @@ const BINARY: &str = "$binary";
 const STRING_SET: &str = "$string_set";
 const NUMBER_SET: &str = "$number_set";
 const BINARY_SET: &str = "$binary_set";
+
+/// Whether a plain value is a key of DynamoDB type `ty` (S, N or B).
+fn key_fits(value: &Value, ty: &str) -> bool {
+    match (ty, value) {
+        ("S", Value::String(s)) => !s.is_empty(),
+        ("N", Value::Number(_)) => true,
+        ("B", Value::Object(m)) => m.len() == 1 && m.contains_key(BINARY),
+        _ => false,
+    }
+}
+
+fn key_type_words(ty: &str) -> &'static str {
+    match ty {
+        "S" => "a non-empty string",
+        "N" => "a number",
+        _ => "binary ({\"$binary\": base64})",
+    }
+}
+
+fn str_of_value<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
+    value.get(key)?.as_str()
+}
 
 /// The `dynamodb.items` resource type.
 pub struct DynamodbItems {
@@ -74,6 +98,7 @@ fn items_schema() -> TypeSchema {
             Prop::new("table", Shape::String)
                 .required()
                 .replaces()
+                .known_as(&["table_name"])
                 .doc("the table's name, usually ${<table>.name}"),
             Prop::new("items", Shape::list(Shape::Any))
                 .doc("items as plain values; $binary, $string_set, $number_set, $binary_set maps for the other types"),
@@ -122,42 +147,36 @@ fn under<T>(result: Conv<T>, seg: PathSeg) -> Conv<T> {
     result.map_err(|e| e.under(seg))
 }
 
-/// An integral number within i64 becomes an integer, so `1.0` and `1` are the same value, as
-/// they are to DynamoDB.
-fn canonical_f64(f: f64) -> Conv<Value> {
-    // i64::MAX as f64 is 2^63, itself out of range, hence `<`.
-    if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
-        return Ok(json!(f as i64));
+/// DynamoDB's limits for a number: 38 significant digits, magnitudes 1E-130 to 9.99…E+125.
+const MAX_PRECISION: usize = 38;
+const MAGNITUDES: std::ops::RangeInclusive<i64> = -130..=125;
+
+/// A number (plain, or `{"$number": text}` for what a float cannot hold) as DynamoDB's N
+/// text, every digit kept and normalised as DynamoDB normalises (`1.50` is `1.5`).
+fn number_text(value: &Value) -> Conv<String> {
+    let shown = decimal::tagged_text(value).map_or_else(|| value.to_string(), str::to_string);
+    let number = decimal::of_json(value)
+        .ok_or_else(|| ConvError::new(format!("{shown} is not a decimal number")))?;
+    if number.precision() > MAX_PRECISION {
+        return Err(ConvError::new(format!(
+            "{shown} has {} significant digits; DynamoDB keeps at most {MAX_PRECISION}",
+            number.precision()
+        )));
     }
-    Number::from_f64(f)
-        .map(Value::Number)
-        .ok_or_else(|| ConvError::new(format!("{f} is not a number DynamoDB can store")))
+    if !number.is_zero() && !MAGNITUDES.contains(&number.magnitude()) {
+        return Err(ConvError::new(format!(
+            "{shown} is out of DynamoDB's range (1E-130 to 9.99…E+125 either side of zero)"
+        )));
+    }
+    Ok(number.canonical_text())
 }
 
-/// A JSON number as DynamoDB's N string.
-fn number_string(n: &Number) -> Conv<String> {
-    if n.is_i64() || n.is_u64() {
-        return Ok(n.to_string());
-    }
-    let f = n
-        .as_f64()
-        .ok_or_else(|| ConvError::new(format!("{n} is not a number")))?;
-    Ok(canonical_f64(f)?.to_string())
-}
-
-/// DynamoDB's N string as a canonical JSON number.
+/// DynamoDB's N text as a plain number when a float holds it exactly, else as
+/// `{"$number": text}`: reading back gives what the stack wrote.
 fn number_value(s: &str) -> Conv<Value> {
-    if let Ok(i) = s.parse::<i64>() {
-        return Ok(json!(i));
-    }
-    if let Ok(u) = s.parse::<u64>() {
-        return Ok(json!(u));
-    }
-    let f: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| ConvError::new(format!("{s:?} is not a number")))?;
-    canonical_f64(f)
+    Decimal::parse(s)
+        .map(|d| d.to_json())
+        .ok_or_else(|| ConvError::new(format!("{s:?} is not a number")))
 }
 
 fn decode_binary(value: &Value) -> Conv<Blob> {
@@ -204,7 +223,8 @@ fn string_member(value: &Value) -> Conv<String> {
 
 fn number_member(value: &Value) -> Conv<String> {
     match value {
-        Value::Number(n) => number_string(n),
+        Value::Number(_) => number_text(value),
+        _ if decimal::tagged_text(value).is_some() => number_text(value),
         _ => Err(ConvError::new(format!("expected a number, found {value}"))),
     }
 }
@@ -215,7 +235,7 @@ fn typed(map: &Map<String, Value>) -> Option<(&str, &Value)> {
         return None;
     }
     let (key, value) = map.iter().next()?;
-    [BINARY, STRING_SET, NUMBER_SET, BINARY_SET]
+    [BINARY, STRING_SET, NUMBER_SET, BINARY_SET, NUMBER_TAG]
         .contains(&key.as_str())
         .then_some((key.as_str(), value))
 }
@@ -224,6 +244,7 @@ fn typed_to_attribute(tag: &str, inner: &Value) -> Conv<AttributeValue> {
     let encoded = |b: &Blob| BASE64.encode(b.as_ref());
     Ok(match tag {
         BINARY => AttributeValue::B(decode_binary(inner)?),
+        NUMBER_TAG => AttributeValue::N(number_text(&tagged(NUMBER_TAG, inner.clone()))?),
         STRING_SET => AttributeValue::Ss(set_members(inner, string_member, String::clone)?),
         NUMBER_SET => AttributeValue::Ns(set_members(inner, number_member, String::clone)?),
         _ => AttributeValue::Bs(set_members(inner, decode_binary, encoded)?),
@@ -240,7 +261,7 @@ fn to_attribute(value: &Value) -> Conv<AttributeValue> {
     Ok(match value {
         Value::Null => AttributeValue::Null(true),
         Value::Bool(b) => AttributeValue::Bool(*b),
-        Value::Number(n) => AttributeValue::N(number_string(n)?),
+        Value::Number(_) => AttributeValue::N(number_text(value)?),
         Value::String(s) => AttributeValue::S(s.clone()),
         Value::Array(items) => AttributeValue::L(
             items
@@ -250,6 +271,8 @@ fn to_attribute(value: &Value) -> Conv<AttributeValue> {
                 .collect::<Conv<_>>()?,
         ),
         Value::Object(map) => match typed(map) {
+            // A decimal is one value: its errors are at it, not inside it.
+            Some((NUMBER_TAG, inner)) => typed_to_attribute(NUMBER_TAG, inner)?,
             Some((tag, inner)) => under(typed_to_attribute(tag, inner), PathSeg::Key(tag.into()))?,
             None => AttributeValue::M(map_to_attributes(map)?),
         },
@@ -279,8 +302,13 @@ fn sorted_numbers(members: &[String]) -> Conv<Value> {
         .iter()
         .map(|s| number_value(s))
         .collect::<Conv<Vec<Value>>>()?;
+    let approx = |v: &Value| {
+        decimal::of_json(v)
+            .and_then(|d| d.canonical_text().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     numbers.sort_by(|a, b| {
-        let (x, y) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
+        let (x, y) = (approx(a), approx(b));
         x.total_cmp(&y)
             .then_with(|| a.to_string().cmp(&b.to_string()))
     });
@@ -825,6 +853,81 @@ impl ResourceType for DynamodbItems {
         ctx: &plinth_core::cost::CostContext,
     ) -> Vec<plinth_core::cost::CostLine> {
         crate::cost::free(ctx, self.schema.type_name)
+    }
+
+    /// Each item written in the stack converts to DynamoDB's types, or the error is at the
+    /// value (a number with more than 38 digits, a set with a duplicate).
+    fn check(&self, props: &Props) -> Vec<PropIssue> {
+        let Some(Value::Array(items)) = props.get("items") else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let err = map_to_attributes(item.as_object()?).err()?;
+                let mut path = vec![PathSeg::Key("items".into()), PathSeg::Index(i)];
+                path.extend(err.path);
+                Some(PropIssue {
+                    path,
+                    message: err.message,
+                })
+            })
+            .collect()
+    }
+
+    /// Each item written in the stack against the key schema of the table it names, when
+    /// that table is one of the stack's: a missing key or a key of the wrong type is an
+    /// error at the item before any call, not a ValidationException after the table exists.
+    fn check_linked(&self, props: &Props, linked: &[Linked]) -> Vec<PropIssue> {
+        let Some(table) = linked
+            .iter()
+            .find(|l| l.prop == "table" && l.type_name == "dynamodb.table")
+        else {
+            return Vec::new();
+        };
+        let Some(Value::Array(items)) = props.get("items") else {
+            return Vec::new();
+        };
+        let keys: Vec<(&str, &str)> = ["partition_key", "sort_key"]
+            .iter()
+            .filter_map(|k| table.props.get(*k))
+            .filter_map(|k| Some((str_of_value(k, "name")?, str_of_value(k, "type")?)))
+            .collect();
+        let mut issues = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let Value::Object(fields) = item else {
+                continue; // not a map: `normalize` says so
+            };
+            for (name, ty) in &keys {
+                let at = vec![PathSeg::Key("items".into()), PathSeg::Index(i)];
+                match fields.get(*name) {
+                    None => issues.push(PropIssue {
+                        path: at,
+                        message: format!(
+                            "the item has no `{name}`, the key of table `{}` ({})",
+                            table.resource,
+                            key_type_words(ty)
+                        ),
+                    }),
+                    Some(value) if !is_unknown(value) && !key_fits(value, ty) => {
+                        let mut at = at;
+                        at.push(PathSeg::Key((*name).to_string()));
+                        issues.push(PropIssue {
+                            path: at,
+                            message: format!(
+                                "`{name}` is the key of table `{}` and must be {}, found {}",
+                                table.resource,
+                                key_type_words(ty),
+                                kind_of(value)
+                            ),
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        issues
     }
 
     fn normalize(&self, props: &mut Props, ctx: &NormalizeContext) -> ResourceResult<()> {

@@ -44,11 +44,13 @@ const TABLE_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// CreateTable's answer when the name is in use: the table exists (or is being created).
 const TABLE_EXISTS: &str = "ResourceInUseException";
 
-const KEY_TYPES: &[&str] = &["S", "N", "B"];
-const BILLING_MODES: &[&str] = &["on_demand", "provisioned"];
-const PROJECTIONS: &[&str] = &["all", "keys_only", "include"];
-const STREAM_VIEWS: &[&str] = &["new_image", "old_image", "new_and_old_images", "keys_only"];
-const TABLE_CLASSES: &[&str] = &["standard", "standard_infrequent_access"];
+const KEY_TYPES: &[&str] = ScalarAttributeType::values();
+// Plinth writes these in lower case (and billing modes by their console names); each maps
+// to the SDK's value, which a test checks both ways.
+pub const BILLING_MODES: &[&str] = &["on_demand", "provisioned"];
+pub const PROJECTIONS: &[&str] = &["all", "keys_only", "include"];
+pub const STREAM_VIEWS: &[&str] = &["new_image", "old_image", "new_and_old_images", "keys_only"];
+pub const TABLE_CLASSES: &[&str] = &["standard", "standard_infrequent_access"];
 
 /// The `dynamodb.table` resource type.
 pub struct DynamodbTable {
@@ -69,9 +71,11 @@ fn key_shape() -> Shape {
     Shape::Object(vec![
         Prop::new("name", Shape::String)
             .required()
+            .known_as(&["attribute_name"])
             .doc("attribute name"),
         Prop::new("type", Shape::Enum(KEY_TYPES))
             .required()
+            .known_as(&["attribute_type"])
             .doc("S (string), N (number) or B (binary)"),
     ])
 }
@@ -86,6 +90,7 @@ fn capacity_shape() -> Shape {
 fn projection_props() -> Vec<Prop> {
     vec![
         Prop::new("projection", Shape::Enum(PROJECTIONS))
+            .known_as(&["projection_type"])
             .doc("attributes copied into the index; default all"),
         Prop::new("non_key_attributes", Shape::list(Shape::String))
             .doc("extra attributes projected with projection: include"),
@@ -94,20 +99,36 @@ fn projection_props() -> Vec<Prop> {
 
 fn gsi_shape() -> Shape {
     let mut props = vec![
-        Prop::new("name", Shape::String).required(),
-        Prop::new("partition_key", key_shape()).required(),
-        Prop::new("sort_key", key_shape()),
+        Prop::new("name", Shape::String)
+            .required()
+            .known_as(&["index_name"]),
+        Prop::new("partition_key", key_shape())
+            .required()
+            .known_as(&["hash_key"]),
+        Prop::new("sort_key", key_shape()).known_as(&["range_key"]),
     ];
     props.extend(projection_props());
-    props.push(Prop::new("read_capacity", capacity_shape()).doc("required on provisioned tables"));
-    props.push(Prop::new("write_capacity", capacity_shape()).doc("required on provisioned tables"));
+    props.push(
+        Prop::new("read_capacity", capacity_shape())
+            .known_as(&["read_capacity_units"])
+            .doc("required on provisioned tables"),
+    );
+    props.push(
+        Prop::new("write_capacity", capacity_shape())
+            .known_as(&["write_capacity_units"])
+            .doc("required on provisioned tables"),
+    );
     Shape::Object(props)
 }
 
 fn lsi_shape() -> Shape {
     let mut props = vec![
-        Prop::new("name", Shape::String).required(),
-        Prop::new("sort_key", key_shape()).required(),
+        Prop::new("name", Shape::String)
+            .required()
+            .known_as(&["index_name"]),
+        Prop::new("sort_key", key_shape())
+            .required()
+            .known_as(&["range_key"]),
     ];
     props.extend(projection_props());
     Shape::Object(props)
@@ -123,32 +144,43 @@ fn table_schema() -> TypeSchema {
             Prop::new("name", Shape::String)
                 .required()
                 .replaces()
+                .known_as(&["table_name"])
+                .unique()
                 .doc("table name, unique in the account and region"),
             Prop::new("partition_key", key_shape())
                 .required()
                 .replaces()
+                .known_as(&["hash_key"])
                 .doc("the partition (hash) key"),
             Prop::new("sort_key", key_shape())
                 .replaces()
+                .known_as(&["range_key"])
                 .doc("the sort (range) key, if any"),
             Prop::new("billing_mode", Shape::Enum(BILLING_MODES))
                 .doc("on_demand (default) or provisioned"),
             Prop::new("read_capacity", capacity_shape())
+                .known_as(&["read_capacity_units"])
                 .doc("read capacity units; required with provisioned billing"),
             Prop::new("write_capacity", capacity_shape())
+                .known_as(&["write_capacity_units"])
                 .doc("write capacity units; required with provisioned billing"),
             Prop::new("global_secondary_indexes", Shape::list(gsi_shape()))
+                .known_as(&["global_secondary_index"])
                 .doc("global secondary indexes; added and removed in place, one at a time"),
             Prop::new("local_secondary_indexes", Shape::list(lsi_shape()))
                 .replaces()
+                .known_as(&["local_secondary_index"])
                 .doc("local secondary indexes; need a sort_key; only at creation"),
             Prop::new("stream_view_type", Shape::Enum(STREAM_VIEWS))
                 .doc("enables a stream with this view; absent means no stream"),
             Prop::new("ttl_attribute", Shape::String)
+                .known_as(&["ttl", "time_to_live"])
                 .doc("attribute holding the expiry time; absent means TTL is off"),
             Prop::new("point_in_time_recovery", Shape::Bool)
+                .known_as(&["point_in_time_recovery_enabled"])
                 .doc("continuous backups; default false"),
             Prop::new("deletion_protection", Shape::Bool)
+                .known_as(&["deletion_protection_enabled"])
                 .doc("refuse deletes while true; default false"),
             Prop::new("table_class", Shape::Enum(TABLE_CLASSES))
                 .doc("standard (default) or standard_infrequent_access"),

@@ -80,9 +80,12 @@ fn schema() -> TypeSchema {
             Prop::new("name", Shape::String)
                 .required()
                 .replaces()
+                .known_as(&["group_name"])
+                .unique_within(&["vpc_id"])
                 .doc("the group name (GroupName), unique in its VPC"),
             Prop::new("description", Shape::String)
                 .replaces()
+                .known_as(&["group_description"])
                 .doc("the group description; default \"Managed by plinth\""),
             Prop::new("vpc_id", Shape::String)
                 .computed()
@@ -90,9 +93,11 @@ fn schema() -> TypeSchema {
                 .doc("the VPC; default: the region's default VPC"),
             Prop::new("ingress", Shape::list(rule_shape()))
                 .deferrable()
+                .known_as(&["ip_permissions"])
                 .doc("inbound rules; default none"),
             Prop::new("egress", Shape::list(rule_shape()))
                 .deferrable()
+                .known_as(&["ip_permissions_egress"])
                 .doc("outbound rules; default: all traffic to 0.0.0.0/0; [] for none"),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags of the group"),
         ],
@@ -109,19 +114,40 @@ fn rule_shape() -> Shape {
     Shape::Object(vec![
         Prop::new("protocol", Shape::Enum(PROTOCOLS))
             .required()
+            .known_as(&["ip_protocol"])
             .doc("tcp, udp, icmp, icmpv6 or all"),
         Prop::new(
             "ports",
             Shape::OneOf(vec![Shape::int_range(0, 65535), Shape::String]),
         )
+        .known_as(&["from_port", "to_port"])
         .doc("a port (443) or a range (\"8000-8100\"); required for tcp and udp"),
         Prop::new("icmp_type", Shape::int_range(-1, 255)).doc("ICMP type; default -1 (all)"),
         Prop::new("icmp_code", Shape::int_range(-1, 255)).doc("ICMP code; default -1 (all)"),
-        Prop::new("cidr", Shape::String).doc("an IPv4 or IPv6 CIDR block"),
-        Prop::new("cidrs", Shape::list(Shape::String)).doc("CIDR blocks, one rule each"),
-        Prop::new("security_group", Shape::String).doc("another group's id, e.g. ${app_sg.id}"),
+        Prop::new("cidr", Shape::String)
+            .known_as(&["cidr_ipv4", "cidr_ipv6", "cidr_ip"])
+            .doc("an IPv4 or IPv6 CIDR block"),
+        Prop::new("cidrs", Shape::list(Shape::String))
+            .known_as(&[
+                "cidr_blocks",
+                "ipv6_cidr_blocks",
+                "ip_ranges",
+                "ipv6_ranges",
+            ])
+            .doc("CIDR blocks, one rule each"),
+        Prop::new("security_group", Shape::String)
+            .known_as(&[
+                "referenced_security_group_id",
+                "source_security_group_id",
+                "security_groups",
+            ])
+            // Not `holds_referent`: a rule lets go of a group replaced delete-first (it is
+            // deferrable) and names the new one once it exists.
+            .doc("another group's id, e.g. ${app_sg.id}"),
         Prop::new("self", Shape::Bool).doc("true: members of this group"),
-        Prop::new("prefix_list_id", Shape::String).doc("a managed prefix list (pl-…)"),
+        Prop::new("prefix_list_id", Shape::String)
+            .known_as(&["prefix_list_ids"])
+            .doc("a managed prefix list (pl-…)"),
         Prop::new("description", Shape::String).doc("the rule description"),
     ])
 }

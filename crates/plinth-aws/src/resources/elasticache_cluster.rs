@@ -56,7 +56,7 @@ const DELETE_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// AWS's limit on cluster ids.
 const MAX_ID: usize = 40;
 const MAX_NODES: i64 = 40;
-const AZ_MODES: &[&str] = &["single_az", "cross_az"];
+pub const AZ_MODES: &[&str] = &["single_az", "cross_az"];
 
 /// Statuses a cluster never leaves by itself: waiting for `available` is pointless.
 const FAILED: &[&str] = &[
@@ -116,6 +116,8 @@ fn schema() -> TypeSchema {
             Prop::new("cluster_id", Shape::String)
                 .required()
                 .replaces()
+                .known_as(&["cache_cluster_id"])
+                .unique()
                 .doc("the cluster id: lowercase letters, digits and hyphens, at most 40"),
             Prop::new("engine", Shape::Enum(ENGINES))
                 .required()
@@ -126,8 +128,10 @@ fn schema() -> TypeSchema {
                 .doc("e.g. 7.1; default: AWS's current default; upgrades apply in place, a lower version replaces"),
             Prop::new("node_type", Shape::String)
                 .required()
+                .known_as(&["cache_node_type"])
                 .doc("e.g. cache.t4g.micro; changes in place"),
             Prop::new("num_nodes", Shape::int_range(1, MAX_NODES))
+                .known_as(&["num_cache_nodes"])
                 .doc("number of nodes, default 1; more than 1 only for memcached (added or removed in place)"),
             Prop::new("port", Shape::int_range(1, 65535))
                 .replaces()
@@ -135,12 +139,17 @@ fn schema() -> TypeSchema {
             Prop::new("subnet_group", Shape::String)
                 .computed()
                 .replaces()
+                .known_as(&["subnet_group_name", "cache_subnet_group_name"])
+                .holds_referent()
                 .doc("a subnet group name, e.g. ${cache_subnets.name}; default: AWS's `default` group"),
             Prop::new("security_group_ids", Shape::list(Shape::String))
                 .computed()
+                .holds_referent()
                 .doc("VPC security group ids; default: the VPC's default group; change in place"),
             Prop::new("parameter_group", Shape::String)
                 .computed()
+                .known_as(&["parameter_group_name", "cache_parameter_group_name"])
+                .holds_referent()
                 .doc("a parameter group name; default: AWS's default.<family>; changes in place"),
             Prop::new("snapshot_retention_limit", Shape::int_range(0, 35))
                 .doc("days of automatic snapshots, default 0 (none); redis and valkey only"),
@@ -149,6 +158,7 @@ fn schema() -> TypeSchema {
                 .doc("daily snapshot time, hh24:mi-hh24:mi UTC; redis and valkey only"),
             Prop::new("maintenance_window", Shape::String)
                 .computed()
+                .known_as(&["preferred_maintenance_window"])
                 .doc("weekly maintenance time, ddd:hh24:mi-ddd:hh24:mi UTC, e.g. sun:05:00-sun:06:00"),
             Prop::new("az_mode", Shape::Enum(AZ_MODES))
                 .computed()
@@ -333,6 +343,20 @@ impl ClusterSpec {
     }
 }
 
+/// AWS never reports a cluster's AZ mode: `PreferredAvailabilityZone` says `Multiple` once
+/// nodes sit in several zones, and a zone name (or nothing, while creating) otherwise —
+/// which a cross-AZ cluster whose nodes share one zone also says. Only `Multiple` is a
+/// fact; otherwise the mode last applied stands, and without one (an import) a zone name
+/// means single-AZ.
+pub fn az_mode_read<'a>(zone: Option<&str>, prior: &'a Props) -> Option<&'a str> {
+    match (zone, str_of(prior, "az_mode")) {
+        (Some("Multiple"), _) => Some("cross_az"),
+        (_, Some(applied)) => Some(applied),
+        (Some(_), None) => Some("single_az"),
+        (None, None) => None,
+    }
+}
+
 fn az_mode(value: &str) -> AzMode {
     match value {
         "cross_az" => AzMode::CrossAz,
@@ -455,12 +479,7 @@ pub fn props_from_cluster(
         props.insert("maintenance_window".into(), json!(window));
     }
     if engine == "memcached" {
-        if let Some(zone) = cluster.preferred_availability_zone() {
-            let mode = if zone == "Multiple" {
-                "cross_az"
-            } else {
-                "single_az"
-            };
+        if let Some(mode) = az_mode_read(cluster.preferred_availability_zone(), prior) {
             props.insert("az_mode".into(), json!(mode));
         }
     }

@@ -66,10 +66,13 @@ fn schema() -> TypeSchema {
             Prop::new("name", Shape::String)
                 .required()
                 .replaces()
+                .known_as(&["cache_parameter_group_name"])
+                .unique()
                 .doc("the group name: a lowercase letter, then letters, digits and hyphens"),
             Prop::new("family", Shape::String)
                 .required()
                 .replaces()
+                .known_as(&["cache_parameter_group_family"])
                 .doc("the engine family, e.g. redis7, valkey8, memcached1.6"),
             Prop::new("description", Shape::String)
                 .replaces()
@@ -78,6 +81,7 @@ fn schema() -> TypeSchema {
                 "parameters",
                 Shape::map(Shape::OneOf(vec![Shape::String, Shape::Number])),
             )
+            .known_as(&["parameter", "parameter_name_values"])
             .doc("parameter values by name, e.g. maxmemory-policy: allkeys-lru; others keep their defaults"),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags of the group"),
         ],

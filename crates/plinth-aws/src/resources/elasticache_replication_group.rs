@@ -117,8 +117,10 @@ fn schema() -> TypeSchema {
             Prop::new("replication_group_id", Shape::String)
                 .required()
                 .replaces()
+                .unique()
                 .doc("the group id: 1 to 40 lowercase letters, digits and hyphens, a letter first"),
             Prop::new("description", Shape::String)
+                .known_as(&["replication_group_description"])
                 .doc("the group description; default \"Managed by plinth\""),
             Prop::new("engine", Shape::String)
                 .replaces()
@@ -128,20 +130,26 @@ fn schema() -> TypeSchema {
                 .doc("e.g. 7.1; default: AWS's current version; upgraded in place"),
             Prop::new("node_type", Shape::String)
                 .required()
+                .known_as(&["cache_node_type"])
                 .doc("the node type of every node, e.g. cache.t4g.micro; changed in place"),
-            Prop::new("num_cache_clusters", Shape::int_range(1, 6)).doc(
-                "cluster mode disabled: nodes in all, the primary and its replicas; default 1",
-            ),
+            Prop::new("num_cache_clusters", Shape::int_range(1, 6))
+                .known_as(&["number_cache_clusters"])
+                .doc(
+                    "cluster mode disabled: nodes in all, the primary and its replicas; default 1",
+                ),
             Prop::new("num_node_groups", Shape::int_range(1, 500))
                 .replaces()
                 .doc("cluster mode enabled: the number of shards"),
             Prop::new("replicas_per_node_group", Shape::int_range(0, 5))
                 .doc("cluster mode enabled: replicas in each shard; default 0"),
-            Prop::new("automatic_failover", Shape::Bool).doc(
-                "promote a replica when the primary fails; default: true with replicas or in \
-                 cluster mode",
-            ),
+            Prop::new("automatic_failover", Shape::Bool)
+                .known_as(&["automatic_failover_enabled"])
+                .doc(
+                    "promote a replica when the primary fails; default: true with replicas or in \
+                     cluster mode",
+                ),
             Prop::new("multi_az", Shape::Bool)
+                .known_as(&["multi_az_enabled"])
                 .doc("keep replicas in other availability zones; needs automatic_failover"),
             Prop::new("port", Shape::int_range(1, 65535))
                 .replaces()
@@ -149,18 +157,25 @@ fn schema() -> TypeSchema {
             Prop::new("subnet_group", Shape::String)
                 .computed()
                 .replaces()
+                .known_as(&["subnet_group_name", "cache_subnet_group_name"])
+                .holds_referent()
                 .doc("the cache subnet group; default: AWS's default (the default VPC)"),
             Prop::new("security_group_ids", Shape::list(Shape::String))
                 .computed()
+                .holds_referent()
                 .doc("VPC security groups; default: the VPC's default group"),
             Prop::new("parameter_group", Shape::String)
                 .computed()
+                .known_as(&["parameter_group_name", "cache_parameter_group_name"])
+                .holds_referent()
                 .doc("the cache parameter group; default: the engine's default group"),
             Prop::new("transit_encryption", Shape::Bool)
                 .replaces()
+                .known_as(&["transit_encryption_enabled"])
                 .doc("TLS between clients and nodes; default false"),
             Prop::new("at_rest_encryption", Shape::Bool)
                 .replaces()
+                .known_as(&["at_rest_encryption_enabled"])
                 .doc("encrypt data on disk; default false"),
             Prop::new("auth_token", Shape::String).sensitive().doc(
                 "the AUTH password (16 to 128 characters); needs transit_encryption; \
@@ -173,6 +188,7 @@ fn schema() -> TypeSchema {
                 .doc("daily snapshot time (UTC), e.g. 05:00-06:00"),
             Prop::new("maintenance_window", Shape::String)
                 .computed()
+                .known_as(&["preferred_maintenance_window"])
                 .doc("weekly maintenance time (UTC), e.g. sun:05:00-sun:06:00"),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags of the group"),
         ],
@@ -1127,6 +1143,7 @@ fn observe(
     let engine = group
         .engine()
         .or_else(|| member.and_then(|m| m.engine()))
+        .or_else(|| str_of(prior, "engine"))
         .unwrap_or(DEFAULT_ENGINE);
     props.insert("engine".into(), json!(engine));
     match member {
@@ -1199,6 +1216,15 @@ fn observe(
 /// `num_cache_clusters`, or `num_node_groups` and `replicas_per_node_group` in cluster mode.
 fn insert_sizing(props: &mut Props, group: &Group, cluster_mode: bool, prior: &Props) {
     let shards = group.node_groups();
+    if cluster_mode && shards.is_empty() {
+        // No shard reported yet (creating): the sizing last applied stands.
+        for key in ["num_node_groups", "replicas_per_node_group"] {
+            if let Some(applied) = prior.get(key) {
+                props.insert(key.into(), applied.clone());
+            }
+        }
+        return;
+    }
     if cluster_mode {
         props.insert("num_node_groups".into(), json!(shards.len()));
         let widest = shards

@@ -62,8 +62,11 @@ fn schema() -> TypeSchema {
             Prop::new("name", Shape::String)
                 .required()
                 .replaces()
+                .known_as(&["cache_subnet_group_name"])
+                .unique()
                 .doc("the group name: lowercase letters, digits and hyphens"),
             Prop::new("description", Shape::String)
+                .known_as(&["cache_subnet_group_description"])
                 .doc("the group description; default \"Managed by plinth\""),
             Prop::new("subnet_ids", Shape::list(Shape::String))
                 .computed()

@@ -88,6 +88,8 @@ fn schema() -> TypeSchema {
             Prop::new("name", Shape::String)
                 .required()
                 .replaces()
+                .known_as(&["role_name"])
+                .unique()
                 .doc("the role name, unique in the account"),
             Prop::new("path", Shape::String)
                 .replaces()
@@ -98,10 +100,13 @@ fn schema() -> TypeSchema {
                  events, apigateway); shorthand for trust_policy",
             ),
             Prop::new("trust_policy", Shape::Any)
+                .known_as(&["assume_role_policy", "assume_role_policy_document"])
                 .doc("the assume-role policy document (a map or a JSON string)"),
             Prop::new("managed_policies", Shape::list(Shape::String))
+                .known_as(&["managed_policy_arns", "policy_arns"])
                 .doc("ARNs of managed policies to attach; default none"),
             Prop::new("policies", Shape::map(Shape::Any))
+                .known_as(&["inline_policy"])
                 .doc("inline policies: name → policy document (a map or a JSON string)"),
             Prop::new("max_session_duration", Shape::int_range(3600, 43200))
                 .doc("the longest session, in seconds; default 3600"),

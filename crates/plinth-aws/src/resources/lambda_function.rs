@@ -44,7 +44,35 @@ use crate::Aws;
 
 /// Lambda@Edge functions are created in us-east-1 and replicated from there.
 pub const EDGE_REGION: &str = "us-east-1";
-const ARCHITECTURES: &[&str] = &["x86_64", "arm64"];
+const ARCHITECTURES: &[&str] = Architecture::values();
+const DEFAULT_ARCHITECTURE: &str = "x86_64";
+/// Runtimes the SDK still lists that AWS no longer lets a function be created or updated
+/// with (its deprecation schedule; the SDK marks none of them).
+pub const RETIRED_RUNTIMES: &[&str] = &[
+    "nodejs",
+    "nodejs4.3",
+    "nodejs4.3-edge",
+    "nodejs6.10",
+    "nodejs8.10",
+    "nodejs10.x",
+    "nodejs12.x",
+    "nodejs14.x",
+    "nodejs16.x",
+    "python2.7",
+    "python3.6",
+    "python3.7",
+    "python3.8",
+    "go1.x",
+    "java8",
+    "dotnetcore1.0",
+    "dotnetcore2.0",
+    "dotnetcore2.1",
+    "dotnetcore3.1",
+    "dotnet6",
+    "ruby2.5",
+    "ruby2.7",
+    "provided",
+];
 /// The version of a function that is not published.
 const LATEST: &str = "$LATEST";
 const DEFAULT_MEMORY: i64 = 128;
@@ -117,11 +145,14 @@ fn schema() -> TypeSchema {
             Prop::new("name", Shape::String)
                 .required()
                 .replaces()
+                .known_as(&["function_name"])
+                .unique()
                 .doc("the function name"),
             Prop::new("source", Shape::String)
                 .required()
+                .known_as(&["filename"])
                 .doc("a file or folder, relative to the stack file, zipped as the code"),
-            Prop::new("runtime", Shape::String)
+            Prop::new("runtime", Shape::Enum(Runtime::values()))
                 .required()
                 .doc("the runtime, e.g. nodejs20.x or python3.12"),
             Prop::new("handler", Shape::String)
@@ -249,31 +280,45 @@ impl ResourceType for LambdaFunction {
     }
 
     fn lint(&self, props: &Props, linked: &[Linked]) -> Vec<PropIssue> {
+        let retired = known_str(props, "runtime")
+            .filter(|r| RETIRED_RUNTIMES.contains(r))
+            .map(|r| {
+                PropIssue::at(
+                    &["runtime"],
+                    format!(
+                        "{r} is deprecated: AWS no longer creates or updates functions on it; \
+                         choose a current runtime"
+                    ),
+                )
+            });
         if bool_of(props, "edge") != Some(true) {
-            return Vec::new();
+            return retired.into_iter().collect();
         }
-        linked
-            .iter()
-            .filter(|l| l.prop == "role" && l.type_name == "iam.role")
-            .filter_map(|l| {
-                let trusted = iam_role::trusted_services(&l.props)?;
-                let missing: Vec<&str> = EDGE_PRINCIPALS
-                    .iter()
-                    .copied()
-                    .filter(|s| !trusted.contains(*s))
-                    .collect();
-                (!missing.is_empty()).then(|| PropIssue {
-                    path: l.path.clone(),
-                    message: format!(
-                        "role {} does not trust {}: Lambda@Edge needs both \
+        let mut issues: Vec<PropIssue> = retired.into_iter().collect();
+        issues.extend(
+            linked
+                .iter()
+                .filter(|l| l.prop == "role" && l.type_name == "iam.role")
+                .filter_map(|l| {
+                    let trusted = iam_role::trusted_services(&l.props)?;
+                    let missing: Vec<&str> = EDGE_PRINCIPALS
+                        .iter()
+                        .copied()
+                        .filter(|s| !trusted.contains(*s))
+                        .collect();
+                    (!missing.is_empty()).then(|| PropIssue {
+                        path: l.path.clone(),
+                        message: format!(
+                            "role {} does not trust {}: Lambda@Edge needs both \
                          lambda.amazonaws.com and edgelambda.amazonaws.com \
                          (write `trust: [lambda, edgelambda]` on the role)",
-                        l.resource,
-                        missing.join(" and ")
-                    ),
-                })
-            })
-            .collect()
+                            l.resource,
+                            missing.join(" and ")
+                        ),
+                    })
+                }),
+        );
+        issues
     }
 
     fn pinned_region(&self, props: &Props) -> Option<&'static str> {
@@ -299,6 +344,13 @@ impl ResourceType for LambdaFunction {
         }
         canonicalize(props);
         Ok(())
+    }
+
+    fn disk_inputs(&self, props: &Props) -> Vec<String> {
+        known_str(props, "source")
+            .map(str::to_string)
+            .into_iter()
+            .collect()
     }
 
     fn known_attrs(&self, props: &Props) -> Props {
@@ -636,7 +688,7 @@ fn canonicalize(props: &mut Props) {
     }
     props
         .entry("architectures")
-        .or_insert_with(|| json!(ARCHITECTURES[0]));
+        .or_insert_with(|| json!(DEFAULT_ARCHITECTURE));
     let edge = props.entry("edge").or_insert(Value::Bool(false)).as_bool();
     // CloudFront takes only a numbered version, so edge functions publish by default.
     props
@@ -729,7 +781,7 @@ fn int_of(props: &Props, key: &str) -> Option<i32> {
 }
 
 fn architecture_of(props: &Props) -> Architecture {
-    Architecture::from(str_of(props, "architectures").unwrap_or(ARCHITECTURES[0]))
+    Architecture::from(str_of(props, "architectures").unwrap_or(DEFAULT_ARCHITECTURE))
 }
 
 fn environment_of(props: &Props) -> Environment {

@@ -84,10 +84,14 @@ fn schema() -> TypeSchema {
             Prop::new("name", Shape::String)
                 .required()
                 .replaces()
+                .known_as(&["bucket"])
+                .unique()
                 .doc("the bucket name, unique across all AWS accounts: 3-63 lowercase letters, digits, dots and hyphens"),
             Prop::new("versioning", Shape::Bool)
+                .known_as(&["versioning_configuration"])
                 .doc("keep every version of every object; default false"),
             Prop::new("public_access_block", Shape::Object(block_props()))
+                .known_as(&["public_access_block_configuration"])
                 .doc("the bucket's public access block; every switch defaults to true"),
             Prop::new("force_destroy", Shape::Bool).doc(
                 "destroy empties the bucket first (all objects and versions); default false",

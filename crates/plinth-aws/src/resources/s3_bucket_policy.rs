@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::errors::SendExt;
+use crate::resources::iam_role::canonical_document;
 use crate::resources::s3_bucket::{bucket_arn, bucket_name_problem, is_code, NO_SUCH_BUCKET};
 use crate::Aws;
 
@@ -128,7 +129,7 @@ impl ResourceType for BucketPolicy {
         &self,
         ctx: &OpContext,
         id: &str,
-        _prior: &Props,
+        prior: &Props,
     ) -> ResourceResult<Option<Observed>> {
         let client = self.aws.s3(&ctx.region);
         let out = match client
@@ -148,7 +149,7 @@ impl ResourceType for BucketPolicy {
         let policy: Value = serde_json::from_str(text).map_err(|e| {
             ResourceError::other(format!("the policy of bucket {id} is not JSON: {e}"))
         })?;
-        Ok(Some(observed(id, policy)))
+        Ok(Some(observed(id, as_applied(policy, prior))))
     }
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
@@ -287,6 +288,18 @@ fn cloudfront_grant(bucket: Option<&Value>, arns: &Value) -> Value {
             "Condition": {"StringEquals": {"AWS:SourceArn": source_arn}}
         }]
     })
+}
+
+/// S3 stores a bare account principal as its root ARN and may shorten a one-element list
+/// to a string: a policy that means what was applied reads as it was applied, or every plan
+/// would show a change.
+fn as_applied(read: Value, prior: &Props) -> Value {
+    match prior.get("policy") {
+        Some(applied) if canonical_document(applied) == canonical_document(&read) => {
+            applied.clone()
+        }
+        _ => read,
+    }
 }
 
 fn observed(bucket: &str, policy: Value) -> Observed {

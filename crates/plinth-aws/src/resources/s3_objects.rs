@@ -162,6 +162,13 @@ impl ResourceType for Objects {
         Ok(())
     }
 
+    fn disk_inputs(&self, props: &Props) -> Vec<String> {
+        known_str(props, "source")
+            .map(str::to_string)
+            .into_iter()
+            .collect()
+    }
+
     fn known_attrs(&self, props: &Props) -> Props {
         match props.get("files") {
             Some(value @ Value::Object(files)) if !contains_unknown(value) => {

@@ -138,20 +138,54 @@ pub fn running_now(state: &State) -> Vec<Running> {
         .collect()
 }
 
-/// What will run once `plan` is applied: what it leaves alone as it is now, what it creates
-/// or changes as it will be, nothing of what it deletes.
-pub fn running_after(plan: &Plan, state: &State) -> Vec<Running> {
+/// What runs now, as the plan's reads just found it: a resource the plan read as AWS
+/// reported it, anything else (outside `--target`) as the state last recorded it.
+pub fn running_as_read(plan: &Plan, state: &State) -> Vec<Running> {
     let planned = plan.by_name();
     let mut out: Vec<Running> = running_now(state)
         .into_iter()
         .filter(|r| !planned.contains_key(r.name.as_str()))
         .collect();
     for change in &plan.resources {
-        let stays = matches!(
+        // A resource found gone is not running, whatever the state last said.
+        let found = change.id.is_some() && change.adopted != Some(false);
+        let Some(before) = change.before.as_ref().filter(|_| found) else {
+            continue;
+        };
+        if matches!(
+            state.resources.get(&change.name).map(|rs| &rs.status),
+            Some(Status::PendingDelete { .. })
+        ) {
+            continue;
+        }
+        out.push(Running {
+            name: change.name.clone(),
+            type_name: change.type_name.clone(),
+            region: change.region.clone(),
+            props: before.clone(),
+        });
+    }
+    out
+}
+
+/// What will run once `plan` is applied: what it leaves alone as it runs now, what it
+/// creates or changes as it will be, nothing of what it deletes.
+pub fn running_after(plan: &Plan, state: &State) -> Vec<Running> {
+    let planned = plan.by_name();
+    let mut out: Vec<Running> = running_as_read(plan, state)
+        .into_iter()
+        .filter(|r| {
+            planned
+                .get(r.name.as_str())
+                .is_none_or(|c| c.action == Action::NoOp)
+        })
+        .collect();
+    for change in &plan.resources {
+        let changes = matches!(
             change.action,
-            Action::Create | Action::Update | Action::Replace | Action::NoOp
+            Action::Create | Action::Update | Action::Replace
         );
-        let Some(after) = change.after.as_ref().filter(|_| stays) else {
+        let Some(after) = change.after.as_ref().filter(|_| changes) else {
             continue;
         };
         out.push(Running {
@@ -164,11 +198,16 @@ pub fn running_after(plan: &Plan, state: &State) -> Vec<Running> {
     out
 }
 
-/// A plan's effect on the bill: what will run after it, and what runs now.
+/// A plan's effect on the bill: what will run after it, what runs now (as just read), and
+/// what ran when it was last applied (as the state recorded it).
 #[derive(Clone, Debug, Serialize)]
 pub struct PlanCost {
     pub after: Estimate,
     pub now: Estimate,
+    pub applied: Estimate,
+    /// Resources whose price now differs from the last apply's: changed outside plinth,
+    /// in properties the stack leaves to AWS or ignores.
+    pub drifted: Vec<String>,
 }
 
 impl PlanCost {
@@ -179,12 +218,29 @@ impl PlanCost {
     pub fn change_hourly(&self) -> f64 {
         self.after.hourly - self.now.hourly
     }
+    /// USD per month more (positive) or less than when last applied, for the same stack.
+    pub fn drift_monthly(&self) -> f64 {
+        self.now.monthly - self.applied.monthly
+    }
 }
 
 pub fn plan_cost(plan: &Plan, state: &State, pricing: &Pricing) -> PlanCost {
+    let now = estimate(&running_as_read(plan, state), pricing);
+    let applied = estimate(&running_now(state), pricing);
+    let drifted = now
+        .resources
+        .iter()
+        .filter(|r| {
+            let before = applied.resources.iter().find(|a| a.name == r.name);
+            before.is_some_and(|a| (a.monthly - r.monthly).abs() >= 0.005)
+        })
+        .map(|r| r.name.clone())
+        .collect();
     PlanCost {
         after: estimate(&running_after(plan, state), pricing),
-        now: estimate(&running_now(state), pricing),
+        now,
+        applied,
+        drifted,
     }
 }
 

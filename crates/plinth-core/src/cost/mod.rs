@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use crate::value::{self, Props};
 
 pub use estimate::{
-    desired_resources, estimate, plan_cost, running_after, running_now, Estimate, PlanCost,
-    Pricing, ResourceCost, Running,
+    desired_resources, estimate, plan_cost, running_after, running_as_read, running_now, Estimate,
+    PlanCost, Pricing, ResourceCost, Running,
 };
 pub use prices::{PriceError, PriceTable};
 pub use usage::{Assumption, Usage, UsageDefault, UsageValue};

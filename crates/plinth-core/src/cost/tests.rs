@@ -452,6 +452,46 @@ async fn a_plan_is_priced_by_what_runs_after_it_against_what_runs_now() {
 }
 
 #[tokio::test]
+async fn a_no_op_plan_has_no_cost_change_and_a_drift_in_an_ignored_property_is_named() {
+    let h = Harness::new();
+    let text = "
+stack: demo
+region: us-east-1
+resources:
+  a: { type: test.thing, name: a, size: 2, lifecycle: { ignore_changes: [size] } }
+  b: { type: test.thing, name: b, size: 1 }
+";
+    h.converge(text, Mode::Apply).await;
+    let state = h.stored_state();
+    // Autoscaling (or a person) doubled `a` outside plinth; the stack ignores it.
+    let (a_id, _) = h.cloud.object_named("a").expect("a");
+    h.cloud.tamper(&a_id, "size", json!(4));
+    let plan = h
+        .plan_against(&h.stack(text), &state, Mode::Apply, &[])
+        .await
+        .expect("a plan");
+    assert!(!plan.has_changes(), "{:#?}", plan.resources);
+    let registry = priced_registry();
+    let (prices, usage) = (table(), Usage::new(DEFAULTS));
+    let pricing = Pricing {
+        registry: &registry,
+        prices: &prices,
+        usage: &usage,
+    };
+    let cost = plan_cost(&plan, &state, &pricing);
+    assert!(
+        close(cost.change_monthly(), 0.0),
+        "{}",
+        cost.change_monthly()
+    );
+    assert!(close(cost.change_hourly(), 0.0));
+    // Now is what AWS runs as just read: a at 4 × 0.5/h, not the 2 the state recorded.
+    assert!(close(cost.now.monthly, (2.0 + 0.5) * 730.0 + 2.0 * 0.5));
+    assert_eq!(cost.drifted, vec!["a".to_string()]);
+    assert!(close(cost.drift_monthly(), 2.0 * 0.5 * 730.0));
+}
+
+#[tokio::test]
 async fn a_destroy_plan_leaves_nothing_running_and_saves_all_of_it() {
     let h = Harness::new();
     h.converge(TWO_THINGS, Mode::Apply).await;

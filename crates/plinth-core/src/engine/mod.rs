@@ -539,7 +539,7 @@ impl Run<'_> {
         intent: ResourceState,
     ) -> Result<(), EngineError> {
         let name = change.name.clone();
-        if !(change.action == Action::Replace && change.lifecycle.create_before_destroy) {
+        if !(change.action == Action::Replace && change.creates_first()) {
             return self.journal(&JournalEntry::Begin {
                 name,
                 resource: intent,

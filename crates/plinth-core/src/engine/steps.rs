@@ -81,12 +81,7 @@ pub fn build(plan: &Plan) -> Result<Vec<Step>, String> {
             Action::Create => add(&mut steps, &r.name, StepKind::Create, false),
             Action::Update => add(&mut steps, &r.name, StepKind::Update, false),
             Action::Replace => {
-                add(
-                    &mut steps,
-                    &r.name,
-                    StepKind::Delete,
-                    r.lifecycle.create_before_destroy,
-                );
+                add(&mut steps, &r.name, StepKind::Delete, r.creates_first());
                 add(&mut steps, &r.name, StepKind::Create, false);
             }
             Action::Delete if r.adopted == Some(false) => {
@@ -132,10 +127,7 @@ pub fn split_targets(r: &ResourceChange, plan: &Plan) -> BTreeSet<String> {
     if !matches!(r.action, Action::Create | Action::Update | Action::Replace) {
         return BTreeSet::new();
     }
-    let action_of = |t: &str| {
-        plan.change(t)
-            .map(|c| (c.action, c.lifecycle.create_before_destroy))
-    };
+    let action_of = |t: &str| plan.change(t).map(|c| (c.action, c.creates_first()));
     let deferred = r
         .deferred
         .iter()
@@ -159,7 +151,7 @@ fn step_deps(
     producer: &dyn Fn(&str) -> Option<usize>,
 ) -> Vec<usize> {
     let mut deps = Vec::new();
-    let cbd = r.lifecycle.create_before_destroy;
+    let cbd = r.creates_first();
     let split = split_targets(r, plan);
     match step.kind {
         StepKind::Create | StepKind::Update | StepKind::Read => {

@@ -1101,6 +1101,48 @@ async fn a_create_before_destroy_replacement_lets_dependents_move_before_the_old
 }
 
 #[tokio::test]
+async fn a_replacement_that_a_staying_resource_holds_applies_in_one_run_without_asking() {
+    let h = Harness::new();
+    h.converge(
+        &stack_text(&[thing("x", &[]), thing("y", &["holder: ${x.arn}"])]),
+        Mode::Apply,
+    )
+    .await;
+    let (old_x, _) = h.cloud.object_named("x").expect("x");
+    h.cloud.set_default_latency(ms(20));
+    h.cloud.clear_log();
+    // The fake refuses to delete a thing another one holds, as ACM refuses a certificate
+    // CloudFront serves: delete-first, this run would fail.
+    let text = format!(
+        "{HEAD}resources:\n  x:\n    type: test.thing\n    name: x2\n{}",
+        thing("y", &["holder: ${x.arn}"])
+    );
+    let (plan, report, _) = h.converge(&text, Mode::Apply).await;
+    assert_eq!(
+        plan.change("x").expect("x").create_first_because,
+        Some(vec!["y".to_string()])
+    );
+    assert!(report.ok(), "{:?}", outcome_words(&report));
+    let log = show(&h, &h.cloud.calls());
+    let (create, update, delete) = (
+        h.cloud.call_of(Op::Create, "x"),
+        h.cloud.call_of(Op::Update, "y"),
+        h.cloud.call_of(Op::Delete, "x"),
+    );
+    assert!(create.end <= update.start, "{log}");
+    assert!(update.end <= delete.start, "the old x goes last\n{log}");
+    let (new_x, _) = h.cloud.object_named("x").expect("x");
+    assert_ne!(new_x, old_x);
+    assert!(!h.cloud.objects().contains_key(&old_x), "the old x is gone");
+    assert_eq!(h.cloud.objects().len(), 2);
+    assert_eq!(
+        h.cloud.object_named("y").expect("y").1.props["holder"],
+        json!(format!("arn:fake:thing/{new_x}"))
+    );
+    assert!(!h.stored_state().resources.contains_key(&deposed_name("x")));
+}
+
+#[tokio::test]
 async fn an_interrupted_create_found_by_the_next_plan_is_adopted_not_duplicated() {
     let h = Harness::new();
     h.cloud.set_op_latency(Op::Create, "a", ms(2_000));

@@ -2,8 +2,10 @@
 //! plan files all read this one model.
 
 pub mod diff;
+pub mod inputs;
 pub mod planner;
 pub mod render;
+pub mod replace_order;
 #[cfg(test)]
 mod tests;
 
@@ -71,6 +73,10 @@ pub struct ResourceChange {
     /// For `Replace`: the properties whose change forces a new resource.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replace_reasons: Vec<String>,
+    /// For `Replace`: the staying resources that hold this one, so the new one is created
+    /// before the old one is deleted (as `create_before_destroy` would).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_first_because: Option<Vec<String>>,
     /// For `Update`: what applying it will do that the diff does not show.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -110,6 +116,14 @@ pub struct ResourceChange {
     /// adopts it (`Some(true)`) or did not (`Some(false)`, it is created).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopted: Option<bool>,
+}
+
+impl ResourceChange {
+    /// Whether a replacement creates the new resource before deleting the old one: asked
+    /// for in the stack, or needed because something that stays still uses it.
+    pub fn creates_first(&self) -> bool {
+        self.lifecycle.create_before_destroy || self.create_first_because.is_some()
+    }
 }
 
 /// One output's planned value.
@@ -152,6 +166,10 @@ pub struct Plan {
     pub created_at: Option<String>,
     pub resources: Vec<ResourceChange>,
     pub outputs: Vec<OutputChange>,
+    /// What the files the changes read at apply time held when the plan was made: applying
+    /// a saved plan refuses if one changed.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub inputs: inputs::Fingerprints,
     /// Values to mask wherever they appear (sensitive variables). Saved plan files carry
     /// them (they carry the values anyway); `--json` output never does.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -9,7 +9,7 @@ use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
 use crate::graph::DepGraph;
-use crate::plan::diff;
+use crate::plan::{diff, replace_order};
 use crate::plan::{Action, Mode, OutputChange, Plan, ResourceChange, FORMAT_VERSION};
 use crate::resource::{
     NormalizeContext, Observed, OpContext, Registry, ResourceError, ResourceType,
@@ -85,6 +85,9 @@ struct Refreshed {
     adopted: Option<bool>,
 }
 
+/// How a replacement because of a region move starts its reason.
+pub const REGION_REASON: &str = "region ";
+
 /// Reads everything in state (in parallel), diffs it against the stack, and returns the plan.
 pub async fn make_plan(req: PlanRequest<'_>) -> Result<Plan, PlanError> {
     check_targets(&req)?;
@@ -104,7 +107,17 @@ pub async fn make_plan(req: PlanRequest<'_>) -> Result<Plan, PlanError> {
     };
     resources.extend(planner.plan_deletes());
     check_prevent_destroy(&resources, req.stack)?;
+    replace_order::create_first_where_held(&mut resources, req.registry);
+    replace_order::check_unique_values(&resources, req.registry)?;
     let outputs = planner.plan_outputs();
+    let base_dir = req
+        .stack
+        .file
+        .path
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let inputs = crate::plan::inputs::fingerprint(&resources, req.registry, &base_dir);
     Ok(Plan {
         format_version: FORMAT_VERSION.to_string(),
         kind: "plinth-plan".into(),
@@ -120,6 +133,7 @@ pub async fn make_plan(req: PlanRequest<'_>) -> Result<Plan, PlanError> {
         created_at,
         resources,
         outputs,
+        inputs,
         sensitive_values: req.stack.sensitive_values(),
     })
 }
@@ -465,7 +479,8 @@ impl Planner<'_> {
         if let Some(old_region) = moved_from {
             // A resource cannot move between regions: the new one is made where it should be.
             change.action = Action::Replace;
-            change.replace_reasons = vec![format!("region ({old_region} → {})", decl.region)];
+            change.replace_reasons =
+                vec![format!("{REGION_REASON}({old_region} → {})", decl.region)];
             change.attrs = planned_attrs_unknown(schema, rt.known_attrs(&desired));
         } else if !changed {
             change.action = Action::NoOp;
@@ -525,6 +540,7 @@ impl Planner<'_> {
             region: decl.region.clone(),
             action: Action::NoOp,
             replace_reasons: Vec::new(),
+            create_first_because: None,
             notes: Vec::new(),
             id: None,
             before: None,
@@ -612,6 +628,7 @@ impl Planner<'_> {
                 region: rs.region.clone(),
                 action: Action::Delete,
                 replace_reasons: Vec::new(),
+                create_first_because: None,
                 notes: Vec::new(),
                 // What the read found: for an interrupted create the state has no id yet,
                 // only `find` knows it.

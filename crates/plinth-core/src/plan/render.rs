@@ -119,7 +119,7 @@ fn render_resource(
     mode: Mode,
 ) {
     let style = action_style(r.action);
-    let symbol = r.action.symbol(r.lifecycle.create_before_destroy);
+    let symbol = r.action.symbol(r.creates_first());
     let _ = writeln!(
         out,
         "  {} {}",
@@ -164,7 +164,14 @@ fn render_resource(
             color,
         );
     }
-    for note in &r.notes {
+    let create_first = r.create_first_because.as_ref().map(|holders| {
+        format!(
+            "the new one is created first and the old one destroyed last: {} still {} it",
+            crate::plan::replace_order::names(holders),
+            if holders.len() == 1 { "uses" } else { "use" }
+        )
+    });
+    for note in create_first.iter().chain(&r.notes) {
         let _ = writeln!(
             out,
             "      {}",
@@ -432,6 +439,7 @@ pub fn to_display_json(plan: &Plan, registry: &Registry) -> Value {
                 "region": r.region,
                 "action": r.action,
                 "replace_reasons": r.replace_reasons,
+                "create_first_because": r.create_first_because,
                 "notes": r.notes,
                 "id": r.id,
                 "before": mask(&r.before),

@@ -1125,3 +1125,135 @@ async fn a_resource_missing_after_the_settling_window_is_gone() {
     assert!(started.elapsed() <= crate::plan::planner::SETTLE + Duration::from_secs(1));
     assert!(h.cloud.calls_of(Op::Read).len() > 2);
 }
+
+// ---------------------------------------------------------------------------------------
+// Replacing what something that stays still uses
+// ---------------------------------------------------------------------------------------
+
+/// `a` as applied, and `b` holding it (as a distribution holds its certificate).
+fn a_held_by_b(h: &Harness) -> State {
+    let a = ready(
+        &h.cloud,
+        "a",
+        canonical("a", json!({"name": "alpha", "zone": "z1"})),
+    );
+    let arn = a.attrs["arn"].clone();
+    let b = ready(
+        &h.cloud,
+        "b",
+        canonical("b", json!({"name": "beta", "holder": arn})),
+    );
+    state_with(vec![("a", a), ("b", b)])
+}
+
+fn held(a: &str, b: &str) -> String {
+    format!("resources:\n  a:\n    type: test.thing\n{a}  b:\n    type: test.thing\n{b}")
+}
+
+#[tokio::test]
+async fn a_replaced_resource_that_a_staying_one_holds_is_created_first_and_the_plan_says_why() {
+    let h = Harness::new();
+    let state = a_held_by_b(&h);
+    let body = held(
+        "    name: alpha2\n    zone: z1\n",
+        "    name: beta\n    holder: ${a.arn}\n",
+    );
+    let p = plan(&h, &body, &state).await;
+    let a = change(&p, "a");
+    assert_eq!(a.action, Action::Replace);
+    assert_eq!(a.create_first_because, Some(vec!["b".to_string()]));
+    assert!(a.creates_first() && !a.lifecycle.create_before_destroy);
+    assert_eq!(change(&p, "b").action, Action::Update);
+    let shown = render(&p, &h.registry, false);
+    assert!(shown.contains("+/- a (test.thing"), "{shown}");
+    assert!(
+        shown.contains(
+            "# the new one is created first and the old one destroyed last: `b` still uses it"
+        ),
+        "{shown}"
+    );
+    let json = to_display_json(&p, &h.registry);
+    let shown_a = json["resource_changes"]
+        .as_array()
+        .and_then(|all| all.iter().find(|r| r["name"] == "a"))
+        .expect("a in the JSON");
+    assert_eq!(shown_a["create_first_because"], json!(["b"]));
+}
+
+#[tokio::test]
+async fn a_reference_that_does_not_hold_or_a_holder_replaced_too_keeps_delete_first() {
+    let h = Harness::new();
+    let state = a_held_by_b(&h);
+    // `peer` refers without holding.
+    let body = held(
+        "    name: alpha2\n    zone: z1\n",
+        "    name: beta\n    peer: ${a.arn}\n",
+    );
+    let p = plan(&h, &body, &state).await;
+    assert_eq!(change(&p, "a").create_first_because, None);
+    assert!(render(&p, &h.registry, false).contains("-/+ a (test.thing"));
+    // The holder is replaced delete-first as well: it lets go of `a` by going first.
+    let body = held(
+        "    name: alpha2\n    zone: z1\n",
+        "    name: beta2\n    holder: ${a.arn}\n",
+    );
+    let p = plan(&h, &body, &state).await;
+    assert_eq!(change(&p, "b").action, Action::Replace);
+    assert_eq!(change(&p, "a").create_first_because, None);
+}
+
+#[tokio::test]
+async fn a_holder_that_is_created_first_makes_what_it_holds_created_first_too() {
+    let h = Harness::new();
+    let mut state = a_held_by_b(&h);
+    let b_arn = state.resources["b"].attrs["arn"].clone();
+    let c = ready(
+        &h.cloud,
+        "c",
+        canonical("c", json!({"name": "gamma", "holder": b_arn})),
+    );
+    state.resources.insert("c".into(), c);
+    let body = format!(
+        "{}  c:\n    type: test.thing\n    name: gamma\n    holder: ${{b.arn}}\n",
+        held(
+            "    name: alpha2\n    zone: z1\n",
+            "    name: beta2\n    holder: ${a.arn}\n"
+        )
+    );
+    let p = plan(&h, &body, &state).await;
+    assert_eq!(
+        change(&p, "b").create_first_because,
+        Some(vec!["c".to_string()])
+    );
+    assert_eq!(
+        change(&p, "a").create_first_because,
+        Some(vec!["b".to_string()])
+    );
+}
+
+#[tokio::test]
+async fn a_create_first_replacement_that_keeps_a_unique_name_is_refused_with_the_fix() {
+    let h = Harness::new();
+    let state = a_held_by_b(&h);
+    let body = held(
+        "    name: alpha\n    zone: z2\n",
+        "    name: beta\n    holder: ${a.arn}\n",
+    );
+    let err = plan_err(&h, &body, &state, Mode::Apply).await;
+    let message = err.to_string();
+    for words in [
+        "`a`: must be replaced (zone forces replacement)",
+        "`b` still uses it",
+        "AWS allows one test.thing with name `alpha` at a time",
+        "give it a new `name` (for example `alpha-2`)",
+    ] {
+        assert!(message.contains(words), "{message}");
+    }
+    // Asked for in the stack, the same collision is refused the same way.
+    let body = "resources:\n  a:\n    type: test.thing\n    name: alpha\n    zone: z2\n    lifecycle: { create_before_destroy: true }\n";
+    let message = plan_err(&h, body, &state, Mode::Apply).await.to_string();
+    assert!(
+        message.contains("or remove create_before_destroy"),
+        "{message}"
+    );
+}

@@ -28,6 +28,53 @@ pub fn unknown_key(
     }
 }
 
+/// An unknown key among `props` (plus `reserved` keys): when it is what the AWS API or
+/// Terraform calls one of them, in any case or spelling (`num_cache_nodes`,
+/// `NumCacheNodes`), that property is named; else the closest name.
+pub fn unknown_prop(
+    file: &SourceFile,
+    span: Span,
+    key: &str,
+    props: &[Prop],
+    reserved: &[&str],
+    context: &str,
+) -> Diagnostic {
+    let mut allowed: Vec<&str> = props.iter().map(|p| p.name).collect();
+    allowed.extend(reserved);
+    let flat = flatten(key);
+    let same = props.iter().find(|p| flatten(p.name) == flat);
+    let alias = props
+        .iter()
+        .find(|p| p.aliases.iter().any(|a| flatten(a) == flat));
+    match same.or(alias) {
+        Some(p) => {
+            let d = Diagnostic::error(
+                file,
+                span,
+                format!(
+                    "unknown key `{key}` in {context}; expected one of: {}",
+                    allowed.join(", ")
+                ),
+            );
+            let why = if same.is_some() {
+                String::new()
+            } else {
+                format!(" (`{key}` is what the AWS API or Terraform calls it)")
+            };
+            d.with_help(format!("did you mean `{}`?{why}", p.name))
+        }
+        None => unknown_key(file, span, key, &allowed, context),
+    }
+}
+
+/// A name without case or separators: `NumCacheNodes`, `num-cache-nodes` → `numcachenodes`.
+fn flatten(name: &str) -> String {
+    name.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
 /// The closest candidate within a small edit distance.
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
@@ -98,16 +145,31 @@ impl Checker<'_> {
         let Expr::Map(entries) = &value.expr else {
             return self.check_other(&Shape::Object(props.to_vec()), value, diags);
         };
-        let names: Vec<&str> = props.iter().map(|p| p.name).collect();
         for (key, v) in entries {
             let inner = if path.is_empty() {
                 key.clone()
             } else {
                 format!("{path}.{key}")
             };
-            match props.iter().find(|p| p.name == key) {
-                Some(p) => self.check(&p.shape, v, &inner, diags),
-                None => diags.push(unknown_key(self.file, v.key_span, key, &names, context)),
+            let Some(p) = props.iter().find(|p| p.name == key) else {
+                diags.push(unknown_prop(
+                    self.file,
+                    v.key_span,
+                    key,
+                    props,
+                    &[],
+                    context,
+                ));
+                continue;
+            };
+            let mut found = Diagnostics::default();
+            self.check(&p.shape, v, &inner, &mut found);
+            let hint = sibling_hint(props, p, v);
+            for mut d in found.0 {
+                if d.span == v.span && d.help.is_none() {
+                    d.help = hint.clone();
+                }
+                diags.push(d);
             }
         }
         for p in props.iter().filter(|p| p.required) {
@@ -129,6 +191,22 @@ impl Checker<'_> {
     fn check(&self, shape: &Shape, value: &SpannedExpr, path: &str, diags: &mut Diagnostics) {
         // A whole reference to a list or map variable was bound to a literal list or map:
         // check its elements like written ones, at the reference's place.
+        if let Some(text) = match &value.expr {
+            Expr::Lit(v) => crate::decimal::tagged_text(v),
+            _ => None,
+        } {
+            if !matches!(shape, Shape::Any) {
+                diags.push(Diagnostic::error(
+                    self.file,
+                    value.span,
+                    format!(
+                        "{text} has more digits than this property holds: expected {}",
+                        shape.describe()
+                    ),
+                ));
+            }
+            return;
+        }
         if let Expr::Lit(v @ (Value::Array(_) | Value::Object(_))) = &value.expr {
             return self.check(shape, &structured(v, value.span), path, diags);
         }
@@ -235,6 +313,31 @@ impl Checker<'_> {
             ),
         )
     }
+}
+
+/// For a value of the wrong kind: the sibling property that takes that kind, if the two
+/// are named alike (`cidr: [a, b]` where `cidrs` takes a list, `default_behavior: [..]`
+/// where `behaviors` does).
+fn sibling_hint(props: &[Prop], p: &Prop, value: &SpannedExpr) -> Option<String> {
+    let is_list = |shape: &Shape| matches!(shape, Shape::List(_));
+    let given_list = matches!(value.expr, Expr::List(_) | Expr::Lit(Value::Array(_)));
+    if is_list(&p.shape) == given_list || matches!(p.shape, Shape::Any | Shape::OneOf(_)) {
+        return None;
+    }
+    let stem = |name: &str| name.trim_end_matches('s').to_string();
+    let sibling = props.iter().find(|q| {
+        q.name != p.name
+            && is_list(&q.shape) == given_list
+            && (stem(p.name).contains(&stem(q.name)) || stem(q.name).contains(&stem(p.name)))
+    })?;
+    Some(if given_list {
+        format!("`{}` takes a list", sibling.name)
+    } else {
+        format!(
+            "`{}` takes one value; `{}` takes a list",
+            sibling.name, p.name
+        )
+    })
 }
 
 /// A literal list or map as a list or map expression whose parts all sit at `span`.

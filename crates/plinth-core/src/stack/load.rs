@@ -42,7 +42,9 @@ pub struct LoadOptions {
 pub fn declared_region(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     let root = yaml::parse(&SourceFile::new(path, text)).ok()?;
-    root.get("region")?.as_str().map(str::to_string)
+    let region = root.get("region")?.as_str()?;
+    // A region made of variables is known only after a full load.
+    (!region.contains("${")).then(|| region.to_string())
 }
 
 /// The variables a stack file declares, if it parses: lets a caller check values given
@@ -128,23 +130,39 @@ impl Loader<'_> {
                 self.diags.push(d);
             }
         }
-        let name = self.stack_name(root);
-        let region = self.region(root, options);
-        let description = root
-            .get("description")
-            .and_then(|n| self.string(n, "`description`"));
         let decls = root
             .get("vars")
             .map(|n| vars::declarations(self.file, n, &mut self.diags))
             .unwrap_or_default();
         let values = vars::resolve(&decls, &options.vars, self.file, &mut self.diags);
-        let expires_after = root.get("expires_after").and_then(|n| self.expiry(n));
+        let declared: Vec<&str> = decls.iter().map(|d| d.name.as_str()).collect();
+        let resource_names = declared_resource_names(root);
+        // Each string goes through the same resolution; the name and the region are
+        // resolved first (from variables and the workspace), since the rest may use them.
+        let mut builtins = Builtins {
+            vars: &values,
+            declared: &declared,
+            resources: &resource_names,
+            stack_name: Builtin::Later,
+            region: Builtin::Later,
+            workspace: &options.workspace,
+        };
+        let name = self.stack_name(root, &builtins);
+        builtins.stack_name = Builtin::from(&name);
+        let region = self.region(root, options, &builtins);
+        builtins.region = Builtin::from(&region);
+        let description = root
+            .get("description")
+            .and_then(|n| self.text(n, "`description`", &builtins));
+        let expires_after = root
+            .get("expires_after")
+            .and_then(|n| self.expiry(n, &builtins));
         let tags = root
             .get("tags")
-            .map(|n| self.string_map(n, "`tags`"))
+            .map(|n| self.string_map(n, "`tags`", &builtins))
             .unwrap_or_default();
         let mut resources = match root.get("resources") {
-            Some(n) => self.resources(n, &region),
+            Some(n) => self.resources(n, &region, &builtins),
             None => {
                 self.error(
                     root.span,
@@ -155,17 +173,11 @@ impl Loader<'_> {
         };
         let mut outputs = root
             .get("outputs")
-            .map(|n| self.outputs(n))
+            .map(|n| self.outputs(n, &builtins))
             .unwrap_or_default();
-        let (name, region) = (name?, region?);
-        let builtins = Builtins {
-            vars: &values,
-            stack_name: &name,
-            region: &region,
-            workspace: &options.workspace,
-        };
+        let (name, region) = (name.clone()?, region.clone()?);
         self.bind(&mut resources, &mut outputs, &builtins);
-        self.check_resources(&resources, &outputs);
+        self.check_resources(&resources, &outputs, &resource_names);
         self.pin_regions(&mut resources);
         let vars = decls
             .iter()
@@ -189,7 +201,7 @@ impl Loader<'_> {
         })
     }
 
-    fn stack_name(&mut self, root: &Node) -> Option<String> {
+    fn stack_name(&mut self, root: &Node, b: &Builtins) -> Option<String> {
         let Some(node) = root.get("stack") else {
             self.error(
                 root.span,
@@ -197,7 +209,7 @@ impl Loader<'_> {
             );
             return None;
         };
-        let name = self.string(node, "`stack`")?;
+        let name = self.text(node, "`stack`", b)?;
         let valid = name.len() <= 40
             && name.starts_with(|c: char| c.is_ascii_lowercase())
             && name
@@ -213,9 +225,9 @@ impl Loader<'_> {
         Some(name)
     }
 
-    fn region(&mut self, root: &Node, options: &LoadOptions) -> Option<String> {
+    fn region(&mut self, root: &Node, options: &LoadOptions, b: &Builtins) -> Option<String> {
         match root.get("region") {
-            Some(node) => self.string(node, "`region`"),
+            Some(node) => self.text(node, "`region`", b),
             None => match &options.fallback_region {
                 Some(r) => Some(r.clone()),
                 None => {
@@ -242,7 +254,61 @@ impl Loader<'_> {
         }
     }
 
-    fn string_map(&mut self, node: &Node, what: &str) -> BTreeMap<String, String> {
+    /// A string of the stack file outside the resources' properties (the name, the region,
+    /// tags, descriptions, durations): resolved like any property, except that nothing
+    /// here can wait for a resource.
+    fn text(&mut self, node: &Node, what: &str, b: &Builtins) -> Option<String> {
+        let NodeValue::Str(_) = &node.value else {
+            return self.string(node, what);
+        };
+        let mut e = self.expr(node);
+        let before = self.diags.0.len();
+        self.bind_expr(&mut e, b);
+        let mut resolved = self.diags.0.len() == before;
+        for r in e.refs() {
+            match &r.target {
+                Target::Resource { resource, .. } if !b.resources.contains(&resource.as_str()) => {
+                    self.dangling(r.span, resource, b.resources)
+                }
+                // Already reported: a variable without a value, or an unknown one; a name
+                // or region that failed to load.
+                Target::Var { .. } => {}
+                Target::StackName if b.stack_name == Builtin::Failed => {}
+                Target::StackRegion if b.region == Builtin::Failed => {}
+                target => self.error(
+                    r.span,
+                    format!(
+                        "{what} cannot use `${{{target}}}`: it is read before {}",
+                        match target {
+                            Target::Resource { .. } => "any resource exists; only variables, `${stack.name}`, `${stack.region}` and `${workspace}` can be used here",
+                            Target::AccountId => "AWS is asked for the account; only variables, `${stack.name}`, `${stack.region}` and `${workspace}` can be used here",
+                            _ => "this value is known",
+                        }
+                    ),
+                ),
+            }
+            resolved = false;
+        }
+        if !resolved {
+            return None;
+        }
+        match e.eval(&|_| Value::Null) {
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(v) => Some(v.to_string()),
+            other => {
+                let kind = match other {
+                    Value::Array(_) => "a list",
+                    Value::Object(_) => "a map",
+                    _ => "nothing",
+                };
+                self.error(node.span, format!("{what} must be a string, found {kind}"));
+                None
+            }
+        }
+    }
+
+    fn string_map(&mut self, node: &Node, what: &str, b: &Builtins) -> BTreeMap<String, String> {
         let Some(entries) = node.as_map() else {
             self.error(
                 node.span,
@@ -253,9 +319,13 @@ impl Loader<'_> {
         let mut out = BTreeMap::new();
         for (key, value) in entries {
             let text = match &value.value {
-                NodeValue::Str(s) => s.clone(),
+                NodeValue::Str(_) => match self.text(value, &format!("tag `{}`", key.name), b) {
+                    Some(text) => text,
+                    None => continue,
+                },
                 NodeValue::Int(i) => i.to_string(),
                 NodeValue::Float(f) => f.to_string(),
+                NodeValue::Decimal(text) => text.clone(),
                 NodeValue::Bool(b) => b.to_string(),
                 _ => {
                     self.error(
@@ -274,8 +344,8 @@ impl Loader<'_> {
         out
     }
 
-    fn expiry(&mut self, node: &Node) -> Option<Expiry> {
-        let text = self.string(node, "`expires_after`")?;
+    fn expiry(&mut self, node: &Node, b: &Builtins) -> Option<Expiry> {
+        let text = self.text(node, "`expires_after`", b)?;
         match humantime::parse_duration(&text) {
             // Any positive time: a course lab lives for hours, a test of `sweep` for seconds.
             Ok(duration) if duration >= Duration::from_secs(1) => Some(Expiry { text, duration }),
@@ -291,7 +361,12 @@ impl Loader<'_> {
         }
     }
 
-    fn resources(&mut self, node: &Node, default_region: &Option<String>) -> Vec<ResourceDecl> {
+    fn resources(
+        &mut self,
+        node: &Node,
+        default_region: &Option<String>,
+        b: &Builtins,
+    ) -> Vec<ResourceDecl> {
         let Some(entries) = node.as_map() else {
             self.error(
                 node.span,
@@ -309,7 +384,7 @@ impl Loader<'_> {
                 self.error(key.span, format!("duplicate resource name `{}`", key.name));
                 continue;
             }
-            if let Some(decl) = self.resource(key, body, default_region) {
+            if let Some(decl) = self.resource(key, body, default_region, b) {
                 out.push(decl);
             }
         }
@@ -321,6 +396,7 @@ impl Loader<'_> {
         key: &Key,
         body: &Node,
         default_region: &Option<String>,
+        b: &Builtins,
     ) -> Option<ResourceDecl> {
         let name = &key.name;
         let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -344,7 +420,7 @@ impl Loader<'_> {
         let schema = self.registry.schema(&type_name)?.clone();
         let region_span = body.get("region").map(|n| n.span);
         let region = match body.get("region") {
-            Some(n) => self.string(n, "`region`")?,
+            Some(n) => self.text(n, "`region`", b)?,
             None => default_region.clone().unwrap_or_default(),
         };
         let depends_on = body
@@ -353,7 +429,7 @@ impl Loader<'_> {
             .unwrap_or_default();
         let lifecycle = body
             .get("lifecycle")
-            .map(|n| self.lifecycle(n, &schema))
+            .map(|n| self.lifecycle(n, &schema, b))
             .unwrap_or_default();
         let mut props = Vec::new();
         for (k, v) in entries {
@@ -361,13 +437,12 @@ impl Loader<'_> {
                 continue;
             }
             if schema.prop(&k.name).is_none() {
-                let mut allowed: Vec<&str> = schema.properties.iter().map(|p| p.name).collect();
-                allowed.extend(RESERVED_KEYS);
-                let d = check::unknown_key(
+                let d = check::unknown_prop(
                     self.file,
                     k.span,
                     &k.name,
-                    &allowed,
+                    &schema.properties,
+                    RESERVED_KEYS,
                     &format!("{type_name} `{name}`"),
                 );
                 self.diags.push(d);
@@ -454,7 +529,12 @@ impl Loader<'_> {
             .collect()
     }
 
-    fn lifecycle(&mut self, node: &Node, schema: &crate::schema::TypeSchema) -> Lifecycle {
+    fn lifecycle(
+        &mut self,
+        node: &Node,
+        schema: &crate::schema::TypeSchema,
+        b: &Builtins,
+    ) -> Lifecycle {
         let mut out = Lifecycle::default();
         let Some(entries) = node.as_map() else {
             self.error(
@@ -470,7 +550,7 @@ impl Loader<'_> {
                     out.create_before_destroy = self.boolean(value, "create_before_destroy")
                 }
                 "ignore_changes" => out.ignore_changes = self.ignore_changes(value, schema),
-                "timeouts" => out.timeouts = self.timeouts(value),
+                "timeouts" => out.timeouts = self.timeouts(value, b),
                 other => {
                     let d = check::unknown_key(
                         self.file,
@@ -510,18 +590,18 @@ impl Loader<'_> {
             );
             return Vec::new();
         };
-        let names: Vec<&str> = schema.properties.iter().map(|p| p.name).collect();
         let mut out = Vec::new();
         for item in items {
             let Some(name) = self.string(item, "each `ignore_changes` entry") else {
                 continue;
             };
             if schema.prop(&name).is_none() {
-                let d = check::unknown_key(
+                let d = check::unknown_prop(
                     self.file,
                     item.span,
                     &name,
-                    &names,
+                    &schema.properties,
+                    &[],
                     &format!("`ignore_changes` of a {}", schema.type_name),
                 );
                 self.diags.push(d);
@@ -532,7 +612,7 @@ impl Loader<'_> {
         out
     }
 
-    fn timeouts(&mut self, node: &Node) -> Timeouts {
+    fn timeouts(&mut self, node: &Node, b: &Builtins) -> Timeouts {
         let mut out = Timeouts::default();
         let Some(entries) = node.as_map() else {
             self.error(
@@ -561,8 +641,15 @@ impl Loader<'_> {
                     continue;
                 }
             };
-            match value.as_str().map(humantime::parse_duration) {
-                Some(Ok(d)) => *slot = Some(d),
+            let text = match &value.value {
+                NodeValue::Str(_) => match self.text(value, "a timeout", b) {
+                    Some(text) => text,
+                    None => continue,
+                },
+                _ => String::new(),
+            };
+            match humantime::parse_duration(&text) {
+                Ok(d) => *slot = Some(d),
                 _ => self.diags.push(Diagnostic::error(
                     self.file,
                     value.span,
@@ -573,7 +660,7 @@ impl Loader<'_> {
         out
     }
 
-    fn outputs(&mut self, node: &Node) -> Vec<OutputDecl> {
+    fn outputs(&mut self, node: &Node, b: &Builtins) -> Vec<OutputDecl> {
         let Some(entries) = node.as_map() else {
             self.error(
                 node.span,
@@ -606,7 +693,7 @@ impl Loader<'_> {
                     for (k, v) in m {
                         match k.name.as_str() {
                             "value" => decl.value = self.expr(v),
-                            "description" => decl.description = self.string(v, "`description`"),
+                            "description" => decl.description = self.text(v, "`description`", b),
                             "sensitive" => decl.sensitive = self.boolean(v, "sensitive"),
                             other => {
                                 let d = check::unknown_key(
@@ -671,68 +758,76 @@ impl Loader<'_> {
 
     /// Binds variables and built-ins; reports unknown variables.
     fn bind(&mut self, resources: &mut [ResourceDecl], outputs: &mut [OutputDecl], b: &Builtins) {
-        let file = self.file;
-        let diags = &mut self.diags;
-        let mut bind_one = |e: &mut SpannedExpr| {
-            let mut unknown: Vec<Ref> = Vec::new();
-            let result = e.bind(&mut |r: &Ref| {
-                let v = b.value(r);
-                if v.is_none() && matches!(r.target, Target::Var { .. }) {
-                    unknown.push(r.clone());
-                }
-                v
-            });
-            if let Err(err) = result {
-                diags.push(Diagnostic::error(file, err.span, err.message));
-            }
-            for r in unknown {
-                let Target::Var { name } = &r.target else {
-                    continue;
-                };
-                let names: Vec<&str> = b.vars.keys().map(String::as_str).collect();
-                let mut d = Diagnostic::error(
-                    file,
-                    r.span,
-                    format!(
-                        "unknown variable `{name}`: declare it under `vars:` (declared: {})",
-                        if names.is_empty() {
-                            "none".to_string()
-                        } else {
-                            names.join(", ")
-                        }
-                    ),
-                );
-                if let Some(s) = check::did_you_mean(name, &names) {
-                    d = d.with_help(format!("did you mean `var.{s}`?"));
-                }
-                diags.push(d);
-            }
-        };
         for r in resources.iter_mut() {
-            bind_one(&mut r.props);
+            self.bind_expr(&mut r.props, b);
         }
         for o in outputs.iter_mut() {
-            bind_one(&mut o.value);
+            self.bind_expr(&mut o.value, b);
+        }
+    }
+
+    /// Binds what `b` knows in `e`. A variable the stack does not declare is an error; one
+    /// it declares but has no value for was reported once already, where it is declared.
+    fn bind_expr(&mut self, e: &mut SpannedExpr, b: &Builtins) {
+        let mut unknown: Vec<Ref> = Vec::new();
+        let result = e.bind(&mut |r: &Ref| {
+            let v = b.value(r);
+            if let (None, Target::Var { name }) = (&v, &r.target) {
+                if !b.declared.contains(&name.as_str()) {
+                    unknown.push(r.clone());
+                }
+            }
+            v
+        });
+        if let Err(err) = result {
+            self.error(err.span, err.message);
+        }
+        for r in unknown {
+            let Target::Var { name } = &r.target else {
+                continue;
+            };
+            let names = b.declared;
+            let mut d = Diagnostic::error(
+                self.file,
+                r.span,
+                format!(
+                    "unknown variable `{name}`: declare it under `vars:` (declared: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            );
+            if let Some(s) = check::did_you_mean(name, names) {
+                d = d.with_help(format!("did you mean `var.{s}`?"));
+            }
+            self.diags.push(d);
         }
     }
 
     /// References to resources, shapes and each type's own semantic checks.
-    fn check_resources(&mut self, resources: &[ResourceDecl], outputs: &[OutputDecl]) {
+    fn check_resources(
+        &mut self,
+        resources: &[ResourceDecl],
+        outputs: &[OutputDecl],
+        declared: &[&str],
+    ) {
         let shapes = DeclaredAttrs {
             resources,
             registry: self.registry,
         };
-        let names: Vec<&str> = resources.iter().map(|r| r.name.as_str()).collect();
+        let names = declared;
         for r in resources {
             for (dep, span) in &r.depends_on {
                 if !names.contains(&dep.as_str()) {
-                    self.dangling(*span, dep, &names);
+                    self.dangling(*span, dep, names);
                 } else if dep == &r.name {
                     self.error(*span, format!("`{}` cannot depend on itself", r.name));
                 }
             }
             for reference in r.props.refs() {
-                self.check_ref(reference, resources, &names, Some(&r.name));
+                self.check_ref(reference, resources, names, Some(&r.name));
             }
             let Some(rt) = self.registry.get(&r.type_name) else {
                 continue;
@@ -768,7 +863,7 @@ impl Loader<'_> {
         }
         for o in outputs {
             for reference in o.value.refs() {
-                self.check_ref(reference, resources, &names, None);
+                self.check_ref(reference, resources, names, None);
             }
         }
     }
@@ -784,7 +879,11 @@ impl Loader<'_> {
             return;
         };
         let Some(decl) = resources.iter().find(|d| &d.name == resource) else {
-            return self.dangling(r.span, resource, names);
+            // A resource declared but not loaded (an unknown type) was reported already.
+            if !names.contains(&resource.as_str()) {
+                self.dangling(r.span, resource, names);
+            }
+            return;
         };
         if owner == Some(resource.as_str()) {
             return self.error(
@@ -959,23 +1058,61 @@ pub fn eval_with_unknowns(props: &SpannedExpr) -> Props {
     }
 }
 
+/// What a stack's strings can use besides resources, as far as it is known yet.
 struct Builtins<'a> {
     vars: &'a BTreeMap<String, Value>,
-    stack_name: &'a str,
-    region: &'a str,
+    /// Every declared variable, with a value or not.
+    declared: &'a [&'a str],
+    /// Every resource name the file declares, loaded or not.
+    resources: &'a [&'a str],
+    stack_name: Builtin<'a>,
+    region: Builtin<'a>,
     workspace: &'a str,
+}
+
+/// A built-in value while the stack's header is being read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Builtin<'a> {
+    /// Read after the string being resolved: using it there is a cycle.
+    Later,
+    /// Its own value was in error (and reported).
+    Failed,
+    Known(&'a str),
+}
+
+impl<'a> Builtin<'a> {
+    fn from(loaded: &'a Option<String>) -> Builtin<'a> {
+        match loaded {
+            Some(value) => Builtin::Known(value),
+            None => Builtin::Failed,
+        }
+    }
+    fn value(self) -> Option<Value> {
+        match self {
+            Builtin::Known(value) => Some(Value::String(value.to_string())),
+            Builtin::Later | Builtin::Failed => None,
+        }
+    }
 }
 
 impl Builtins<'_> {
     fn value(&self, r: &Ref) -> Option<Value> {
         match &r.target {
             Target::Var { name } => self.vars.get(name).cloned(),
-            Target::StackName => Some(Value::String(self.stack_name.to_string())),
-            Target::StackRegion => Some(Value::String(self.region.to_string())),
+            Target::StackName => self.stack_name.value(),
+            Target::StackRegion => self.region.value(),
             Target::Workspace => Some(Value::String(self.workspace.to_string())),
             Target::AccountId | Target::Resource { .. } => None,
         }
     }
+}
+
+/// The names under `resources:`, whether or not each loads.
+fn declared_resource_names(root: &Node) -> Vec<&str> {
+    root.get("resources")
+        .and_then(Node::as_map)
+        .map(|entries| entries.iter().map(|(k, _)| k.name.as_str()).collect())
+        .unwrap_or_default()
 }
 
 struct DeclaredAttrs<'a> {

@@ -112,6 +112,157 @@ fn a_minimal_stack_loads_with_its_header_and_resources() {
     assert!(stack.expires_after.is_none());
 }
 
+/// Every string a stack file can hold, each made of variables and built-ins.
+const EVERYWHERE: &str = r#"vars:
+  course: aws
+  term: fall
+  where: eu-west-1
+  other: us-west-2
+  hours: 8
+stack: "${var.course}-lab"
+region: ${var.where}
+description: "${var.course} lab in ${stack.region}"
+expires_after: ${var.hours}h
+tags:
+  Name: "${var.course}-${var.term}"
+  Stack: ${stack.name}
+  Where: ${stack.region}
+  Who: ${workspace}
+resources:
+  a:
+    type: test.thing
+    region: ${var.other}
+    name: "${stack.name}-a"
+    tags:
+      term: ${var.term}
+    rules:
+      - peer: "${var.course}-peer"
+    lifecycle:
+      timeouts:
+        create: ${var.hours}m
+outputs:
+  where:
+    value: ${a.arn}
+    description: "${var.course} in ${stack.region}"
+"#;
+
+#[test]
+fn every_string_of_the_stack_file_resolves_variables_and_builtins() {
+    let stack = load_ok(EVERYWHERE);
+    assert_eq!(stack.name, "aws-lab");
+    assert_eq!(stack.region, "eu-west-1");
+    assert_eq!(stack.description.as_deref(), Some("aws lab in eu-west-1"));
+    assert_eq!(
+        stack.expires_after.as_ref().map(|e| e.duration),
+        Some(Duration::from_secs(8 * 3600))
+    );
+    let tags: Vec<(&str, &str)> = stack
+        .tags
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        tags,
+        [
+            ("Name", "aws-fall"),
+            ("Stack", "aws-lab"),
+            ("Where", "eu-west-1"),
+            ("Who", "default")
+        ]
+    );
+    let a = stack.resource("a").expect("a");
+    assert_eq!(a.region, "us-west-2");
+    assert_eq!(
+        a.lifecycle.timeouts.create,
+        Some(Duration::from_secs(8 * 60))
+    );
+    assert_eq!(lit(&stack, "a", "name"), json!("aws-lab-a"));
+    let value = |key: &str| prop(&stack, "a", key).eval(&|_| Value::Null);
+    assert_eq!(value("tags"), json!({"term": "fall"}));
+    assert_eq!(value("rules"), json!([{"peer": "aws-peer"}]));
+    let out = &stack.outputs[0];
+    assert_eq!(out.description.as_deref(), Some("aws in eu-west-1"));
+    let unresolved = |text: &str| text.contains("${");
+    assert!(!unresolved(&format!(
+        "{:?}{:?}",
+        stack.tags, stack.description
+    )));
+}
+
+#[test]
+fn a_dangling_reference_in_any_string_of_the_stack_file_is_the_same_error() {
+    // Each place of EVERYWHERE in turn refers to a variable the stack does not declare.
+    let places = [
+        ("\"${var.course}-lab\"", "\"${var.cours}-lab\""),
+        ("region: ${var.where}", "region: ${var.wher}"),
+        ("lab in ${stack.region}\"", "lab in ${var.regio}\""),
+        ("${var.hours}h", "${var.hour}h"),
+        (
+            "\"${var.course}-${var.term}\"",
+            "\"${var.course}-${var.trem}\"",
+        ),
+        ("region: ${var.other}", "region: ${var.othr}"),
+        ("create: ${var.hours}m", "create: ${var.huors}m"),
+        ("\"${var.course} in", "\"${var.coures} in"),
+    ];
+    for (from, to) in places {
+        assert!(EVERYWHERE.contains(from), "{from}");
+        let text = EVERYWHERE.replacen(from, to, 1);
+        let diags = load_err(&text);
+        let errors: Vec<&Diagnostic> = diags.errors().collect();
+        let bad = to.split("${var.").last().and_then(|r| r.split('}').next());
+        let bad = bad.expect("a variable");
+        assert!(
+            errors.iter().any(
+                |d| d.message.starts_with(&format!("unknown variable `{bad}`"))
+                    && at(d) == position(&text, &format!("${{var.{bad}}}"))
+            ),
+            "{to}: {diags}"
+        );
+        assert!(
+            errors
+                .iter()
+                .all(|d| !d.message.contains("${") || d.message.contains("unknown variable")),
+            "one cause, one error: {diags}"
+        );
+    }
+}
+
+#[test]
+fn stack_tags_cannot_wait_for_a_resource_and_say_so() {
+    let text = with_head(
+        "tags:\n  Peer: ${a.arn}\n  Other: ${b.arn}\n  Account: ${account_id}\nresources:\n  a:\n    type: test.thing\n    name: a\n",
+    );
+    let diags = load_err(&text);
+    let peer = error_with(&diags, "${a.arn}");
+    assert_eq!(at(&peer), position(&text, "${a.arn}"));
+    assert_mentions(&peer, &["tag `Peer`", "before any resource exists"]);
+    let other = error_with(&diags, "undeclared resource `b`");
+    assert_eq!(at(&other), position(&text, "${b.arn}"));
+    let account = error_with(&diags, "${account_id}");
+    assert_eq!(at(&account), position(&text, "${account_id}"));
+    assert_eq!(diags.errors().count(), 3, "{diags}");
+}
+
+#[test]
+fn a_variable_without_a_value_is_one_error_however_often_it_is_used() {
+    let text = with_head(
+        "vars:\n  default_sg_id:\n    type: string\ntags:\n  Sg: ${var.default_sg_id}\nresources:\n  a:\n    type: test.thing\n    name: ${var.default_sg_id}\n    peer: x-${var.default_sg_id}\n    tags:\n      a: ${var.default_sg_id}\n      b: ${var.default_sg_id}\noutputs:\n  sg: ${var.default_sg_id}\n",
+    );
+    let d = only_error(&text);
+    assert_mentions(&d, &["`default_sg_id` has no default"]);
+    assert_eq!(at(&d), position(&text, "default_sg_id:"));
+}
+
+#[test]
+fn a_reference_to_a_resource_of_an_unknown_type_is_not_reported_again() {
+    let text = with_head(
+        "resources:\n  a:\n    type: test.thingy\n    name: a\n  b:\n    type: test.thing\n    name: b\n    peer: ${a.arn}\n    depends_on: [a]\n",
+    );
+    let d = only_error(&text);
+    assert_mentions(&d, &["unknown resource type `test.thingy`"]);
+}
+
 #[test]
 fn resources_may_override_the_region_and_the_fallback_region_fills_a_missing_one() {
     let text = "stack: demo\nresources:\n  a:\n    type: test.thing\n    name: a\n  b:\n    type: test.thing\n    region: eu-west-1\n    name: b\n";
@@ -449,6 +600,58 @@ fn an_unknown_property_is_located_and_suggests_the_right_one() {
     assert_eq!(at(&d), position(&text, "sise"));
     assert_mentions(&d, &["unknown key `sise`", "test.thing `a`", "size"]);
     assert_eq!(help(&d), "did you mean `size`?");
+}
+
+#[test]
+fn numbers_a_float_would_round_keep_every_digit_and_others_stay_numbers() {
+    let text = with_head(
+        "resources:\n  a:\n    type: test.thing\n    name: a\n    size: 3\n    secret: x\n    rules:\n      - peer: p\n        port: 80\n  b:\n    type: test.thing\n    name: b\n    tags:\n      price: 12345678901234567.89\n      big: 12345678901234567890123\n      plain: 1.50\n      sci: 1e3\n      list: [0.1, 12345678901234567.890]\n",
+    );
+    let root = crate::stack::yaml::parse(&crate::diag::SourceFile::new("s.yaml", text.clone()))
+        .expect("parses");
+    let tags = root
+        .get("resources")
+        .and_then(|r| r.get("b"))
+        .and_then(|b| b.get("tags"))
+        .expect("tags")
+        .to_json();
+    assert_eq!(tags["price"], json!({"$number": "12345678901234567.89"}));
+    assert_eq!(tags["big"], json!({"$number": "12345678901234567890123"}));
+    assert_eq!(tags["plain"], json!(1.5));
+    assert_eq!(tags["sci"], json!(1000.0));
+    assert_eq!(
+        tags["list"],
+        json!([0.1, {"$number": "12345678901234567.89"}])
+    );
+    // Where a property takes a number, one that does not fit says so at its place.
+    let text = with_head(
+        "resources:\n  a:\n    type: test.thing\n    name: a\n    size: 12345678901234567890123\n",
+    );
+    let d = only_error(&text);
+    assert_eq!(at(&d), position(&text, "12345678901234567890123"));
+    assert_mentions(&d, &["has more digits than this property holds"]);
+}
+
+#[test]
+fn the_aws_or_terraform_name_of_a_property_is_answered_with_the_plinth_name() {
+    for key in ["size_in_gb", "SizeInGB", "sizeInGb"] {
+        let text = with_head(&format!(
+            "resources:\n  a:\n    type: test.thing\n    name: a\n    {key}: 3\n"
+        ));
+        let d = only_error(&text);
+        assert_eq!(at(&d), position(&text, key));
+        assert_eq!(
+            help(&d),
+            format!("did you mean `size`? (`{key}` is what the AWS API or Terraform calls it)")
+        );
+    }
+    // The same name in another case or spelling is the name.
+    let text = with_head("resources:\n  a:\n    type: test.thing\n    name: a\n    Size: 3\n");
+    assert_eq!(help(&only_error(&text)), "did you mean `size`?");
+    let text = with_head(
+        "resources:\n  a:\n    type: test.thing\n    name: a\n    lifecycle:\n      ignore_changes: [size_in_gb]\n",
+    );
+    assert!(help(&only_error(&text)).starts_with("did you mean `size`?"));
 }
 
 #[test]

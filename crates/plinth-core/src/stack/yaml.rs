@@ -24,6 +24,8 @@ pub enum NodeValue {
     Bool(bool),
     Int(i64),
     Float(f64),
+    /// A number a float cannot hold exactly, as its normalised decimal text.
+    Decimal(String),
     Str(String),
     Seq(Vec<Node>),
     Map(Vec<(Key, Node)>),
@@ -43,7 +45,7 @@ impl Node {
             NodeValue::Null => "null",
             NodeValue::Bool(_) => "a boolean",
             NodeValue::Int(_) => "an integer",
-            NodeValue::Float(_) => "a number",
+            NodeValue::Float(_) | NodeValue::Decimal(_) => "a number",
             NodeValue::Str(_) => "a string",
             NodeValue::Seq(_) => "a list",
             NodeValue::Map(_) => "a map",
@@ -77,6 +79,8 @@ impl Node {
             NodeValue::Float(f) => serde_json::Number::from_f64(*f)
                 .map(Value::Number)
                 .unwrap_or(Value::Null),
+            NodeValue::Decimal(text) => crate::decimal::Decimal::parse(text)
+                .map_or_else(|| Value::String(text.clone()), |d| d.to_json()),
             NodeValue::Str(s) => Value::String(s.clone()),
             NodeValue::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             NodeValue::Map(entries) => Value::Object(
@@ -116,6 +120,7 @@ impl<'de> Deserialize<'de> for Key {
             NodeValue::Str(s) => s,
             NodeValue::Int(i) => i.to_string(),
             NodeValue::Float(f) => f.to_string(),
+            NodeValue::Decimal(text) => text,
             NodeValue::Bool(b) => b.to_string(),
             NodeValue::Null => "null".to_string(),
             NodeValue::Seq(_) | NodeValue::Map(_) => {
@@ -223,7 +228,7 @@ pub fn parse(file: &SourceFile) -> Result<Node, Box<Diagnostic>> {
         strict_booleans: true,
         leading_zero_numbers_as_strings: true,
     };
-    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|err| {
+    let mut root = serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|err| {
         let span = err
             .location()
             .map(|l| locate(&span_of(&l), text))
@@ -234,7 +239,31 @@ pub fn parse(file: &SourceFile) -> Result<Node, Box<Diagnostic>> {
                 column: 1,
             });
         Box::new(Diagnostic::error(file, span, first_line(&err.to_string())))
-    })
+    })?;
+    keep_exact_numbers(&mut root, text);
+    Ok(root)
+}
+
+/// Numbers a float would round (`12345678901234567.89`, `12345678901234567890123`) keep
+/// their digits, read again from the text as written.
+fn keep_exact_numbers(node: &mut Node, text: &str) {
+    match &mut node.value {
+        NodeValue::Float(_) => {
+            let written = text
+                .get(node.span.offset..node.span.offset + node.span.len)
+                .unwrap_or_default();
+            let exact = crate::decimal::Decimal::parse(written)
+                .filter(|d| crate::decimal::tagged_text(&d.to_json()).is_some());
+            if let Some(d) = exact {
+                node.value = NodeValue::Decimal(d.canonical_text());
+            }
+        }
+        NodeValue::Seq(items) => items.iter_mut().for_each(|i| keep_exact_numbers(i, text)),
+        NodeValue::Map(entries) => entries
+            .iter_mut()
+            .for_each(|(_, v)| keep_exact_numbers(v, text)),
+        _ => {}
+    }
 }
 
 /// Error locations may come without a byte offset; derive it from line and column so the
