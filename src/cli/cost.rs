@@ -373,7 +373,7 @@ pub fn plan_line(cost: &PlanCost, mode: Mode) -> String {
 
 /// Why what runs now is priced differently from the last apply, when it is.
 fn drift_text(cost: &PlanCost) -> String {
-    let drift = cost.drift_monthly();
+    let drift = cost.drift_monthly;
     if cost.drifted.is_empty() || drift.abs() < 0.005 {
         return String::new();
     }
@@ -412,6 +412,7 @@ pub fn plan_json(cost: &PlanCost, prices: &PriceTable) -> Value {
         "change_hourly": cost.change_hourly(),
         "applied_monthly": cost.applied.monthly,
         "drifted": cost.drifted,
+        "drift_monthly": cost.drift_monthly,
         "complete": cost.after.is_complete(),
         "price_unknown": cost.after.price_unknown,
         "prices_as_of": prices.as_of,

@@ -226,13 +226,15 @@ pub fn split_stack_file(mut args: Vec<String>) -> (Option<PathBuf>, Vec<String>)
     }
 }
 
-/// The positionals after the stack file: exactly `names`, in order.
+/// Exactly `names`, in order, after an optional stack file: told apart by their number
+/// (`import s3.bucket.yaml ID` names a resource `yaml`, not a stack file).
 pub fn positionals<const N: usize>(
     command: &str,
     names: [&str; N],
-    args: Vec<String>,
+    mut args: Vec<String>,
 ) -> Result<(Option<PathBuf>, [String; N]), CliError> {
-    let (stack, rest) = split_stack_file(args);
+    let stack = (args.len() == N + 1).then(|| PathBuf::from(args.remove(0)));
+    let rest = args;
     let usage = || {
         let names: Vec<String> = names.iter().map(|n| n.to_uppercase()).collect();
         format!("usage: plinth {command} [STACK_FILE] {}", names.join(" "))

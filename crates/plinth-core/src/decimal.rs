@@ -9,6 +9,9 @@
 
 use serde_json::{Map, Number, Value};
 
+/// The farthest power of ten a decimal may have (DynamoDB's own range is ±130).
+const MAX_EXPONENT: i64 = 1_000_000;
+
 /// The key of a tagged decimal: `{"$number": "12345678901234567.89"}`.
 pub const NUMBER_TAG: &str = "$number";
 
@@ -42,14 +45,21 @@ impl Decimal {
         }
         let fraction_len = i64::try_from(fraction.len()).ok()?;
         let mut exponent = exponent.checked_sub(fraction_len)?;
+        // No number anyone writes is this far from 1; bounding it keeps arithmetic simple.
+        if exponent.unsigned_abs() > MAX_EXPONENT.unsigned_abs() {
+            return None;
+        }
         let joined = format!("{whole}{fraction}");
         let mut digits = joined.trim_start_matches('0').to_string();
         while digits.ends_with('0') {
             digits.pop();
-            exponent = exponent.saturating_add(1);
+            exponent += 1;
         }
         if digits.is_empty() {
             return Some(Decimal::zero());
+        }
+        if exponent.unsigned_abs() > MAX_EXPONENT.unsigned_abs() {
+            return None;
         }
         Some(Decimal {
             negative,
@@ -77,9 +87,7 @@ impl Decimal {
 
     /// The power of ten of the first significant digit (`1234.5` → 3, `0.01` → -2).
     pub fn magnitude(&self) -> i64 {
-        self.exponent
-            .saturating_add(self.digits.len() as i64)
-            .saturating_sub(1)
+        self.exponent + self.digits.len() as i64 - 1
     }
 
     /// One text per number: plain decimals where that is short, else `d.dddE±x`.
@@ -125,7 +133,7 @@ impl Decimal {
         let exact_float = text
             .parse::<f64>()
             .ok()
-            .filter(|f| f.is_finite() && f.fract() != 0.0)
+            .filter(|f| f.is_finite())
             .filter(|f| Decimal::parse(&f.to_string()).as_ref() == Some(self))
             .and_then(Number::from_f64);
         match exact_float {
@@ -180,11 +188,12 @@ mod tests {
         assert_eq!(Decimal::parse(".5"), Decimal::parse("0.5"));
         assert_eq!(Decimal::parse("5."), Decimal::parse("5"));
         // Exponents at the edge of i64 neither overflow nor allocate.
-        let huge = Decimal::parse("10e9223372036854775807").expect("decimal");
-        assert_eq!(huge.magnitude(), i64::MAX);
-        assert!(huge.canonical_text().len() < 40);
-        let tiny = Decimal::parse("1e-9223372036854775807").expect("decimal");
-        assert!(tiny.canonical_text().len() < 40);
+        assert_eq!(Decimal::parse("10e9223372036854775807"), None);
+        assert_eq!(Decimal::parse("1e-9223372036854775807"), None);
+        assert_eq!(Decimal::parse("1e999999999999999999999"), None);
+        assert_eq!(Decimal::parse("1e-9223372036854775808"), None);
+        let far = Decimal::parse("1e999999").expect("decimal");
+        assert!(far.canonical_text().len() < 40);
     }
 
     #[test]
@@ -194,6 +203,8 @@ mod tests {
         assert_eq!(json("1.50"), json!(1.5));
         assert_eq!(json("1e3"), json!(1000));
         assert_eq!(json("18446744073709551615"), json!(18446744073709551615u64));
+        // A float holds 1e22 exactly: it stays a number.
+        assert_eq!(json("1e22"), json!(1e22));
         assert_eq!(
             json("12345678901234567.89"),
             json!({"$number": "12345678901234567.89"})

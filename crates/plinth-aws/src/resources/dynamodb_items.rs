@@ -51,14 +51,9 @@ const STRING_SET: &str = "$string_set";
 const NUMBER_SET: &str = "$number_set";
 const BINARY_SET: &str = "$binary_set";
 
-/// Whether a plain value is a key of DynamoDB type `ty` (S, N or B).
+/// Whether a plain value is a key of DynamoDB type `ty` (S, N or B): keys are never empty.
 fn key_fits(value: &Value, ty: &str) -> bool {
-    match (ty, value) {
-        ("S", Value::String(s)) => !s.is_empty(),
-        ("N", Value::Number(_)) => true,
-        ("B", Value::Object(m)) => m.len() == 1 && m.contains_key(BINARY),
-        _ => false,
-    }
+    has_key_type(value, ty) && value.as_str() != Some("")
 }
 
 fn key_type_words(ty: &str) -> &'static str {
@@ -480,7 +475,7 @@ async fn key_schema(client: &Client, table: &str) -> ResourceResult<Option<KeySc
 fn has_key_type(value: &Value, ty: &str) -> bool {
     match ty {
         "S" => value.is_string(),
-        "N" => value.is_number(),
+        "N" => value.is_number() || decimal::tagged_text(value).is_some(),
         _ => value
             .as_object()
             .and_then(typed)

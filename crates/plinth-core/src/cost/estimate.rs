@@ -158,10 +158,15 @@ pub fn running_as_read(plan: &Plan, state: &State) -> Vec<Running> {
         ) {
             continue;
         }
+        // Where it runs now: a resource moving region still runs in the old one.
+        let region = state
+            .resources
+            .get(&change.name)
+            .map_or(&change.region, |rs| &rs.region);
         out.push(Running {
             name: change.name.clone(),
             type_name: change.type_name.clone(),
-            region: change.region.clone(),
+            region: region.clone(),
             props: before.clone(),
         });
     }
@@ -206,8 +211,11 @@ pub struct PlanCost {
     pub now: Estimate,
     pub applied: Estimate,
     /// Resources whose price now differs from the last apply's: changed outside plinth,
-    /// in properties the stack leaves to AWS or ignores.
+    /// in properties the stack leaves to AWS or ignores, or gone (marked so). Resources
+    /// whose price is unknown either time are left out.
     pub drifted: Vec<String>,
+    /// USD per month more (positive) or less that those resources cost now than then.
+    pub drift_monthly: f64,
 }
 
 impl PlanCost {
@@ -218,29 +226,32 @@ impl PlanCost {
     pub fn change_hourly(&self) -> f64 {
         self.after.hourly - self.now.hourly
     }
-    /// USD per month more (positive) or less than when last applied, for the same stack.
-    pub fn drift_monthly(&self) -> f64 {
-        self.now.monthly - self.applied.monthly
-    }
 }
 
 pub fn plan_cost(plan: &Plan, state: &State, pricing: &Pricing) -> PlanCost {
     let now = estimate(&running_as_read(plan, state), pricing);
     let applied = estimate(&running_now(state), pricing);
-    let drifted = now
-        .resources
-        .iter()
-        .filter(|r| {
-            let before = applied.resources.iter().find(|a| a.name == r.name);
-            before.is_some_and(|a| (a.monthly - r.monthly).abs() >= 0.005)
-        })
-        .map(|r| r.name.clone())
-        .collect();
+    let (mut drifted, mut drift_monthly) = (Vec::new(), 0.0);
+    for then in applied.resources.iter().filter(|r| !r.price_unknown) {
+        match now.resources.iter().find(|r| r.name == then.name) {
+            Some(r) if r.price_unknown => {}
+            Some(r) if (r.monthly - then.monthly).abs() >= 0.005 => {
+                drifted.push(r.name.clone());
+                drift_monthly += r.monthly - then.monthly;
+            }
+            None if then.monthly >= 0.005 => {
+                drifted.push(format!("{} (gone)", then.name));
+                drift_monthly -= then.monthly;
+            }
+            _ => {}
+        }
+    }
     PlanCost {
         after: estimate(&running_after(plan, state), pricing),
         now,
         applied,
         drifted,
+        drift_monthly,
     }
 }
 

@@ -488,7 +488,7 @@ resources:
     // Now is what AWS runs as just read: a at 4 × 0.5/h, not the 2 the state recorded.
     assert!(close(cost.now.monthly, (2.0 + 0.5) * 730.0 + 2.0 * 0.5));
     assert_eq!(cost.drifted, vec!["a".to_string()]);
-    assert!(close(cost.drift_monthly(), 2.0 * 0.5 * 730.0));
+    assert!(close(cost.drift_monthly, 2.0 * 0.5 * 730.0));
 }
 
 #[tokio::test]

@@ -295,6 +295,11 @@ fn leaf_value(default: &UsageValue, node: &Node) -> Result<UsageValue, String> {
         (UsageValue::Number(_), NodeValue::Float(f)) => {
             Err(format!("expected a number of 0 or more, found {f}"))
         }
+        // A usage figure needs no more digits than a float holds.
+        (UsageValue::Number(_), NodeValue::Decimal(text)) => match text.parse::<f64>() {
+            Ok(f) if f.is_finite() && f >= 0.0 => Ok(UsageValue::Number(f)),
+            _ => Err(format!("expected a number of 0 or more, found {text}")),
+        },
         (UsageValue::Number(_), _) => Err(format!(
             "expected a number of 0 or more, found {}",
             node.kind()

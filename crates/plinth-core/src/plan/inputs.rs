@@ -11,9 +11,10 @@ use sha2::{Digest, Sha256};
 use crate::plan::{Action, ResourceChange};
 use crate::resource::Registry;
 
-/// What a file or folder held when the plan was made: each file (path relative to the
-/// stack's folder, `/`-separated) → its SHA-256; a missing input → `MISSING`.
-pub type Fingerprints = BTreeMap<String, String>;
+/// What each input (a file or folder, as the type names it) held when the plan was made:
+/// its files (relative to a folder input, `/`-separated; `""` for a file input) → SHA-256,
+/// or `MISSING`.
+pub type Fingerprints = BTreeMap<String, BTreeMap<String, String>>;
 
 const MISSING: &str = "missing";
 
@@ -32,66 +33,58 @@ pub fn fingerprint(
             continue;
         };
         for input in rt.disk_inputs(after) {
-            add(&mut out, base_dir, Path::new(&input));
+            let files = files_of(&base_dir.join(&input));
+            out.insert(input, files);
         }
     }
     out
 }
 
-/// The inputs that differ from `recorded`: changed, added to a recorded folder, or gone.
+/// The inputs that differ from `recorded`: each file changed, added to a folder, or gone.
 pub fn changed_since(recorded: &Fingerprints, base_dir: &Path) -> Vec<String> {
-    if recorded.is_empty() {
-        return Vec::new();
-    }
-    let mut now = Fingerprints::new();
-    for root in roots(recorded) {
-        add(&mut now, base_dir, Path::new(&root));
-    }
     let mut out = Vec::new();
-    let shown = |path: &str| path.replacen("//", "/", 1);
-    for (path, hash) in recorded {
-        match now.get(path) {
-            Some(h) if h == hash => {}
-            Some(h) if h == MISSING => out.push(format!("{} (deleted)", shown(path))),
-            Some(_) => out.push(format!("{} (changed)", shown(path))),
-            None => out.push(format!("{} (deleted)", shown(path))),
+    for (input, files) in recorded {
+        let now = files_of(&base_dir.join(input));
+        let shown = |file: &str| {
+            if file.is_empty() {
+                input.clone()
+            } else {
+                format!("{}/{file}", input.trim_end_matches('/'))
+            }
+        };
+        for (file, hash) in files {
+            match now.get(file) {
+                Some(h) if h == hash => {}
+                Some(h) if h != MISSING => out.push(format!("{} (changed)", shown(file))),
+                _ => out.push(format!("{} (deleted)", shown(file))),
+            }
         }
-    }
-    for path in now.keys().filter(|p| !recorded.contains_key(*p)) {
-        out.push(format!("{} (added)", shown(path)));
+        for file in now.keys().filter(|f| !files.contains_key(*f)) {
+            if now[file] != MISSING {
+                out.push(format!("{} (added)", shown(file)));
+            }
+        }
     }
     out
 }
 
-/// The inputs as the types named them: a recorded file, or the folder it was found in.
-fn roots(recorded: &Fingerprints) -> Vec<String> {
-    let mut roots: Vec<String> = Vec::new();
-    for path in recorded.keys() {
-        let root = match path.split_once("//") {
-            Some((folder, _)) => folder.to_string(),
-            None => path.clone(),
-        };
-        if !roots.contains(&root) {
-            roots.push(root);
-        }
-    }
-    roots
-}
-
-fn add(out: &mut Fingerprints, base_dir: &Path, input: &Path) {
-    let full = base_dir.join(input);
-    let name = slashed(input);
-    if full.is_dir() {
+/// A folder's files, or a file's own hash under `""`.
+fn files_of(path: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    if path.is_dir() {
         let mut files = Vec::new();
-        walk(&full, Path::new(""), &mut files);
+        walk(path, Path::new(""), &mut files);
         for relative in files {
-            let hash = hash_file(&full.join(&relative)).unwrap_or_else(|| MISSING.into());
-            // `folder//file`: the folder as the stack names it, then the file in it.
-            out.insert(format!("{name}//{}", slashed(&relative)), hash);
+            let hash = hash_file(&path.join(&relative)).unwrap_or_else(|| MISSING.into());
+            out.insert(slashed(&relative), hash);
         }
     } else {
-        out.insert(name, hash_file(&full).unwrap_or_else(|| MISSING.into()));
+        out.insert(
+            String::new(),
+            hash_file(path).unwrap_or_else(|| MISSING.into()),
+        );
     }
+    out
 }
 
 /// Every file under `dir` (following links to files, not to folders: they could loop).
@@ -149,11 +142,12 @@ mod tests {
         std::fs::write(site.join("css/a.css"), "a{}").expect("write");
         std::fs::write(dir.path().join("items.yaml"), "- id: 1").expect("write");
         let mut recorded = Fingerprints::new();
-        add(&mut recorded, dir.path(), Path::new("site"));
-        add(&mut recorded, dir.path(), Path::new("items.yaml"));
+        for input in ["site", "items.yaml"] {
+            recorded.insert(input.to_string(), files_of(&dir.path().join(input)));
+        }
         assert_eq!(
-            recorded.keys().collect::<Vec<_>>(),
-            ["items.yaml", "site//css/a.css", "site//index.html"]
+            recorded["site"].keys().collect::<Vec<_>>(),
+            ["css/a.css", "index.html"]
         );
         assert!(changed_since(&recorded, dir.path()).is_empty());
 
@@ -169,6 +163,24 @@ mod tests {
                 "site/index.html (changed)",
                 "site/new.html (added)"
             ]
+        );
+    }
+
+    #[test]
+    fn an_absolute_input_is_checked_where_it_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site = dir.path().join("abs-site");
+        std::fs::create_dir_all(&site).expect("mkdir");
+        std::fs::write(site.join("index.html"), "v1").expect("write");
+        let input = site.display().to_string();
+        let mut recorded = Fingerprints::new();
+        recorded.insert(input.clone(), files_of(&site));
+        let elsewhere = tempfile::tempdir().expect("tempdir");
+        assert!(changed_since(&recorded, elsewhere.path()).is_empty());
+        std::fs::write(site.join("index.html"), "v2").expect("write");
+        assert_eq!(
+            changed_since(&recorded, elsewhere.path()),
+            [format!("{input}/index.html (changed)")]
         );
     }
 }

@@ -16,7 +16,7 @@ use crate::plan::planner::PlanError;
 use crate::plan::{Action, ResourceChange};
 use crate::resource::Registry;
 use crate::stack::expr::Target;
-use crate::value::{self, UNKNOWN};
+use crate::value::{self, PathSeg, UNKNOWN};
 
 /// Marks each replacement that a staying resource holds as created first, with why.
 pub fn create_first_where_held(changes: &mut [ResourceChange], registry: &Registry) {
@@ -40,12 +40,47 @@ pub fn create_first_where_held(changes: &mut [ResourceChange], registry: &Regist
             if target.action != Action::Replace || target.lifecycle.create_before_destroy {
                 continue;
             }
-            let because = target.create_first_because.get_or_insert_with(Vec::new);
-            if !because.contains(&holder) {
-                because.push(holder);
-                because.sort();
+            mark(target, &holder);
+        }
+    }
+    // What a create-first replacement refers to must exist before the old one goes: a
+    // dependency replaced delete-first would wait for the old one's deletion, which waits
+    // for the new one, which waits for the dependency (a cycle). So it is created first too.
+    loop {
+        let mut marked = false;
+        for i in 0..changes.len() {
+            if !(changes[i].action == Action::Replace && changes[i].creates_first()) {
+                continue;
+            }
+            let user = changes[i].name.clone();
+            let hard: Vec<String> = changes[i]
+                .deps
+                .iter()
+                .filter(|d| !changes[i].soft_deps.contains(d))
+                .cloned()
+                .collect();
+            for dep in hard {
+                let Some(&d) = index.get(&dep) else {
+                    continue;
+                };
+                let target = &mut changes[d];
+                if target.action == Action::Replace && !target.creates_first() {
+                    mark(target, &user);
+                    marked = true;
+                }
             }
         }
+        if !marked {
+            break;
+        }
+    }
+}
+
+fn mark(target: &mut ResourceChange, user: &str) {
+    let because = target.create_first_because.get_or_insert_with(Vec::new);
+    if !because.iter().any(|u| u == user) {
+        because.push(user.to_string());
+        because.sort();
     }
 }
 
@@ -59,7 +94,8 @@ fn stays(c: &ResourceChange) -> bool {
     }
 }
 
-/// The resources `c` refers to through a property that holds its referent.
+/// The resources `c` refers to through a property that holds its referent (and that the
+/// stack does not leave to AWS with `ignore_changes`: such a holder never moves).
 fn held_by(c: &ResourceChange, registry: &Registry) -> Vec<String> {
     let (Some(template), Some(schema)) = (&c.template, registry.schema(&c.type_name)) else {
         return Vec::new();
@@ -69,7 +105,12 @@ fn held_by(c: &ResourceChange, registry: &Registry) -> Vec<String> {
         let Target::Resource { resource, .. } = &reference.target else {
             continue;
         };
-        if schema.prop_at(&path).is_some_and(|p| p.holds_referent) && !out.contains(resource) {
+        let ignored =
+            matches!(path.first(), Some(PathSeg::Key(k)) if c.lifecycle.ignore_changes.contains(k));
+        if !ignored
+            && schema.prop_at(&path).is_some_and(|p| p.holds_referent)
+            && !out.contains(resource)
+        {
             out.push(resource.clone());
         }
     }

@@ -1257,3 +1257,35 @@ async fn a_create_first_replacement_that_keeps_a_unique_name_is_refused_with_the
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn what_a_create_first_replacement_refers_to_is_created_first_too_and_applies_without_a_cycle(
+) {
+    let h = Harness::new();
+    // c holds b; b refers to a (without holding it); a and b are both replaced.
+    let a = ready(&h.cloud, "a", canonical("a", json!({"name": "alpha"})));
+    let a_arn = a.attrs["arn"].clone();
+    let b = ready(
+        &h.cloud,
+        "b",
+        canonical("b", json!({"name": "beta", "peer": a_arn})),
+    );
+    let b_arn = b.attrs["arn"].clone();
+    let c = ready(
+        &h.cloud,
+        "c",
+        canonical("c", json!({"name": "gamma", "holder": b_arn})),
+    );
+    let state = state_with(vec![("a", a), ("b", b), ("c", c)]);
+    let body = "resources:\n  a:\n    type: test.thing\n    name: alpha2\n  b:\n    type: test.thing\n    name: beta2\n    peer: ${a.arn}\n  c:\n    type: test.thing\n    name: gamma\n    holder: ${b.arn}\n";
+    let p = plan(&h, body, &state).await;
+    assert_eq!(
+        change(&p, "b").create_first_because,
+        Some(vec!["c".to_string()])
+    );
+    assert_eq!(
+        change(&p, "a").create_first_because,
+        Some(vec!["b".to_string()])
+    );
+    crate::engine::steps::build(&p).expect("the steps form no cycle");
+}

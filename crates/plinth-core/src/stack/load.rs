@@ -261,8 +261,8 @@ impl Loader<'_> {
         let NodeValue::Str(_) = &node.value else {
             return self.string(node, what);
         };
-        let mut e = self.expr(node);
         let before = self.diags.0.len();
+        let mut e = self.expr(node);
         self.bind_expr(&mut e, b);
         let mut resolved = self.diags.0.len() == before;
         for r in e.refs() {

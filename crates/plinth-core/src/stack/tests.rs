@@ -605,7 +605,7 @@ fn an_unknown_property_is_located_and_suggests_the_right_one() {
 #[test]
 fn numbers_a_float_would_round_keep_every_digit_and_others_stay_numbers() {
     let text = with_head(
-        "resources:\n  a:\n    type: test.thing\n    name: a\n    size: 3\n    secret: x\n    rules:\n      - peer: p\n        port: 80\n  b:\n    type: test.thing\n    name: b\n    tags:\n      price: 12345678901234567.89\n      big: 12345678901234567890123\n      plain: 1.50\n      sci: 1e3\n      list: [0.1, 12345678901234567.890]\n",
+        "resources:\n  a:\n    type: test.thing\n    name: a\n    size: 3\n    secret: x\n    rules:\n      - peer: p\n        port: 80\n  b:\n    type: test.thing\n    name: b\n    tags:\n      price: 12345678901234567.89\n      big: 12345678901234567890123\n      plain: 1.50\n      sci: 1e3\n      u64: 10000000000000000000\n      list: [0.1, 12345678901234567.890]\n",
     );
     let root = crate::stack::yaml::parse(&crate::diag::SourceFile::new("s.yaml", text.clone()))
         .expect("parses");
@@ -619,6 +619,7 @@ fn numbers_a_float_would_round_keep_every_digit_and_others_stay_numbers() {
     assert_eq!(tags["big"], json!({"$number": "12345678901234567890123"}));
     assert_eq!(tags["plain"], json!(1.5));
     assert_eq!(tags["sci"], json!(1000.0));
+    assert_eq!(tags["u64"], json!(10000000000000000000u64));
     assert_eq!(
         tags["list"],
         json!([0.1, {"$number": "12345678901234567.89"}])

@@ -38,6 +38,8 @@ impl VarType {
             Value::Number(_) => VarType::Number,
             Value::Bool(_) => VarType::Bool,
             Value::Array(_) => VarType::List,
+            // A number a float cannot hold exactly, kept as its decimal text.
+            v if crate::decimal::tagged_text(v).is_some() => VarType::Number,
             Value::Object(_) => VarType::Map,
             Value::Null => VarType::Any,
         }

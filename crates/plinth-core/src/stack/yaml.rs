@@ -157,20 +157,15 @@ impl<'de> Visitor<'de> for NodeVisitor {
     fn visit_i64<E>(self, v: i64) -> Result<NodeValue, E> {
         Ok(NodeValue::Int(v))
     }
+    // Integers beyond i64 keep their digits.
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<NodeValue, E> {
-        i64::try_from(v)
-            .map(NodeValue::Int)
-            .map_err(|_| E::custom("integer too large"))
+        Ok(i64::try_from(v).map_or_else(|_| NodeValue::Decimal(v.to_string()), NodeValue::Int))
     }
     fn visit_i128<E: de::Error>(self, v: i128) -> Result<NodeValue, E> {
-        i64::try_from(v)
-            .map(NodeValue::Int)
-            .map_err(|_| E::custom("integer too large"))
+        Ok(i64::try_from(v).map_or_else(|_| NodeValue::Decimal(v.to_string()), NodeValue::Int))
     }
     fn visit_u128<E: de::Error>(self, v: u128) -> Result<NodeValue, E> {
-        i64::try_from(v)
-            .map(NodeValue::Int)
-            .map_err(|_| E::custom("integer too large"))
+        Ok(i64::try_from(v).map_or_else(|_| NodeValue::Decimal(v.to_string()), NodeValue::Int))
     }
     fn visit_f64<E>(self, v: f64) -> Result<NodeValue, E> {
         Ok(NodeValue::Float(v))
