@@ -38,6 +38,13 @@ impl SourceFile {
     pub fn display_path(&self) -> String {
         display_path(&self.path)
     }
+    /// The folder the file is in: what paths written in it are relative to.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
 }
 
 pub fn display_path(path: &Path) -> String {

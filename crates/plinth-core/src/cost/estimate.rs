@@ -2,7 +2,6 @@
 //! state) and for what will run once a plan is applied.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -263,12 +262,7 @@ pub fn desired_resources(
     graph: &DepGraph,
     registry: &Registry,
 ) -> Result<Vec<Running>, PlanError> {
-    let base_dir = stack
-        .file
-        .path
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    let base_dir = stack.file.base_dir();
     let mut known_attrs: BTreeMap<String, Props> = BTreeMap::new();
     let mut out = Vec::new();
     for name in graph.creation_order() {

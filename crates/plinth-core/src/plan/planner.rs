@@ -1,7 +1,6 @@
 //! Desired (the stack) against actual (what AWS reports now) → a [`Plan`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -110,14 +109,8 @@ pub async fn make_plan(req: PlanRequest<'_>) -> Result<Plan, PlanError> {
     replace_order::create_first_where_held(&mut resources, req.registry);
     replace_order::check_unique_values(&resources, req.registry)?;
     let outputs = planner.plan_outputs();
-    let base_dir = req
-        .stack
-        .file
-        .path
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let inputs = crate::plan::inputs::fingerprint(&resources, req.registry, &base_dir);
+    let inputs =
+        crate::plan::inputs::fingerprint(&resources, req.registry, &req.stack.file.base_dir());
     Ok(Plan {
         format_version: FORMAT_VERSION.to_string(),
         kind: "plinth-plan".into(),
@@ -425,14 +418,7 @@ impl Planner<'_> {
         };
         let template = desired_template(decl, self.req.stack, schema, &stamps);
         let mut desired = self.evaluate(&template);
-        let base_dir = self
-            .req
-            .stack
-            .file
-            .path
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_default();
+        let base_dir = self.req.stack.file.base_dir();
         rt.normalize(&mut desired, &NormalizeContext { base_dir })
             .map_err(|e| PlanError::Invalid {
                 name: decl.name.clone(),

@@ -46,16 +46,9 @@ pub fn unknown_prop(
     let alias = props
         .iter()
         .find(|p| p.aliases.iter().any(|a| flatten(a) == flat));
+    let d = unknown_key(file, span, key, &allowed, context);
     match same.or(alias) {
         Some(p) => {
-            let d = Diagnostic::error(
-                file,
-                span,
-                format!(
-                    "unknown key `{key}` in {context}; expected one of: {}",
-                    allowed.join(", ")
-                ),
-            );
             let why = if same.is_some() {
                 String::new()
             } else {
@@ -63,7 +56,7 @@ pub fn unknown_prop(
             };
             d.with_help(format!("did you mean `{}`?{why}", p.name))
         }
-        None => unknown_key(file, span, key, &allowed, context),
+        None => d,
     }
 }
 

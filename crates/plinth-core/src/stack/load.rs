@@ -952,12 +952,7 @@ impl Loader<'_> {
     /// when it cannot (a file it reads is missing: `plan` reports that).
     fn canonical(&self, type_name: &str, props: &Props) -> Props {
         let mut canonical = props.clone();
-        let base_dir = self
-            .file
-            .path
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default();
+        let base_dir = self.file.base_dir();
         match self.registry.get(type_name) {
             Some(rt)
                 if rt
