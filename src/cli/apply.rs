@@ -8,16 +8,14 @@ use anstyle::AnsiColor;
 use clap::Args;
 use plinth_core::engine::{self, ApplyReport, ApplyRequest, Outcome, StepKind};
 use plinth_core::plan::{render, Mode, Plan};
-use plinth_core::state::store::LockedState;
 use plinth_core::state::State;
+use plinth_core::state::StateLock;
 use tokio::sync::watch;
 
 use super::plan::{show, PlanView};
 use super::roster::RosterArgs;
 use super::ui::LineReporter;
-use super::{
-    connect, fail, print_stats, state_files, CliError, CliResult, GlobalArgs, Session, Ui,
-};
+use super::{connect, fail, print_stats, CliError, CliResult, GlobalArgs, Session, Ui};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -233,7 +231,7 @@ pub async fn apply_environment(
         return Ok(EnvOutcome::failed("apply cancelled"));
     }
     let options = RunOptions::of(session, run);
-    run_engine(options, &locked, state, &plan, ui).await
+    run_engine(options, &*locked, state, &plan, ui).await
 }
 
 /// Plans, confirms and destroys one environment (one workspace).
@@ -283,7 +281,7 @@ async fn destroy_unverified(
         return Ok(EnvOutcome::failed("destroy cancelled"));
     }
     let options = RunOptions::of(session, run);
-    run_engine(options, &locked, state, &plan, ui).await
+    run_engine(options, &*locked, state, &plan, ui).await
 }
 
 /// A finished destroy, checked for anything tagged with the environment that is left.
@@ -336,9 +334,22 @@ async fn apply_saved(global: &GlobalArgs, path: &Path, args: &ApplyArgs, ui: &Ui
     let aws = connect(global, Some(plan.region.clone())).await;
     let registry = plinth_aws::registry(&aws);
     let stack_file = PathBuf::from(&plan.stack_file);
-    let files = state_files(global, &stack_file, &plan.stack, &plan.workspace);
-    let (locked, mut state) =
-        files.lock_and_read(&plan.stack, &plan.workspace, "plinth apply (saved plan)")?;
+    let at = super::StoreAt {
+        stack_path: &stack_file,
+        stack: &plan.stack,
+        workspace: &plan.workspace,
+        region: &plan.region,
+    };
+    let named = global.state.clone().or_else(|| plan.state.clone());
+    let store = super::store_at(named, Some(&aws), global, &at).await?;
+    let (locked, mut state) = super::lock_state(
+        global.lock_timeout,
+        &*store,
+        &plan.stack,
+        &plan.workspace,
+        "plinth apply (saved plan)",
+    )
+    .await?;
     if state.serial == 0 && plan.serial == 0 {
         state.lineage = plan.lineage.clone();
     } else if state.lineage != plan.lineage || state.serial != plan.serial {
@@ -370,7 +381,7 @@ async fn apply_saved(global: &GlobalArgs, path: &Path, args: &ApplyArgs, ui: &Ui
         wait_for_deletion: true,
         cancel: None,
     };
-    let outcome = run_engine(options, &locked, state, &plan, ui).await?;
+    let outcome = run_engine(options, &*locked, state, &plan, ui).await?;
     print_stats(global, &aws);
     Ok(outcome.code)
 }
@@ -427,7 +438,7 @@ pub fn watch_interrupts(ui: &Ui) -> (watch::Receiver<bool>, tokio::task::JoinHan
 
 async fn run_engine(
     options: RunOptions<'_>,
-    locked: &LockedState,
+    locked: &dyn StateLock,
     state: State,
     plan: &Plan,
     ui: &Ui,

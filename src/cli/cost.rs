@@ -20,10 +20,7 @@ use plinth_core::state::State;
 use serde_json::{json, Value};
 
 use super::plan::PlanView;
-use super::{
-    fail, load_stack, offline_registry, stack_path, state_files, CliError, CliResult, GlobalArgs,
-    Ui,
-};
+use super::{fail, load_stack, offline_registry, stack_path, CliError, CliResult, GlobalArgs, Ui};
 
 /// Where prices and usage assumptions come from (every command that estimates takes these).
 #[derive(Debug, Args, Clone, Default)]
@@ -104,8 +101,9 @@ pub async fn run(global: &GlobalArgs, args: CostArgs, ui: &Ui) -> CliResult {
     let desired = cost::desired_resources(&stack, &graph, &registry)?;
     let pricing = inputs.pricing(&registry);
     let estimate = cost::estimate(&desired, &pricing);
-    // What runs now, when this workspace has state here: no lock, a read is enough.
-    let now = state_files(global, &path, &stack.name, &stack.workspace)
+    // What runs now, when this workspace has state: no lock, a read is enough.
+    let (store, _) = super::state_store(global, None, &path, &stack).await?;
+    let now = store
         .read(&stack.name, &stack.workspace)
         .ok()
         .filter(|state| !state.resources.is_empty())

@@ -46,11 +46,14 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
             ));
         }
     }
-    let (locked, mut state) = session.files.lock_and_read(
+    let (locked, mut state) = super::lock_state(
+        session.lock_timeout,
+        &*session.store,
         &session.stack.name,
         &session.stack.workspace,
         "plinth import",
-    )?;
+    )
+    .await?;
     if let Some(existing) = state.resources.get(name) {
         return fail(format!("`{name}` is already in state (id {}); `plinth state rm {name}` first to import another", existing.id));
     }

@@ -27,6 +27,8 @@ use plinth_core::resource::Registry;
 use plinth_core::stack::vars::VarInputs;
 use plinth_core::stack::{self, LoadOptions, Stack};
 use plinth_core::state::store::StateFiles;
+use plinth_core::state::store::StoreError;
+use plinth_core::state::{State, StateLock, StateStore};
 
 pub use ui::Ui;
 
@@ -65,6 +67,19 @@ pub struct GlobalArgs {
     /// than once, to look in several places; other commands use the last one given.
     #[arg(long, global = true, env = "PLINTH_STATE_DIR", action = clap::ArgAction::Append)]
     pub state_dir: Vec<PathBuf>,
+    /// Where state lives: `s3://BUCKET/PREFIX` (shared by every machine that names it, with
+    /// a lock), or a folder. Beats the stack file's `state:`.
+    #[arg(
+        long = "state",
+        global = true,
+        env = "PLINTH_STATE",
+        value_name = "s3://BUCKET/PREFIX|DIR"
+    )]
+    pub state: Option<String>,
+    /// How long to wait for the state's lock when another command holds it (e.g. 5m);
+    /// without it, a held lock is an error naming its holder.
+    #[arg(long, global = true, env = "PLINTH_LOCK_TIMEOUT", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lock_timeout: Option<std::time::Duration>,
     /// Send every AWS call here (an emulator); the SDK also reads AWS_ENDPOINT_URL.
     #[arg(long, global = true)]
     pub endpoint_url: Option<String>,
@@ -306,7 +321,11 @@ pub struct Session {
     pub registry: Registry,
     pub stack: Stack,
     pub graph: DepGraph,
-    pub files: StateFiles,
+    pub store: Arc<dyn StateStore>,
+    /// How long to wait for the state's lock (`--lock-timeout`).
+    pub lock_timeout: Option<std::time::Duration>,
+    /// Where the state was named (`--state`, `--state-dir`, the stack's `state:`), if it was.
+    pub state: Option<String>,
 }
 
 impl Session {
@@ -338,13 +357,15 @@ impl Session {
             stack.bind_account_id(&id);
         }
         ui.add_secrets(stack.sensitive_values());
-        let files = state_files(global, path, &stack.name, &stack.workspace);
+        let (store, state) = state_store(global, Some(&aws), path, &stack).await?;
         Ok(Session {
             aws,
             registry,
             stack,
             graph,
-            files,
+            store,
+            lock_timeout: global.lock_timeout,
+            state,
         })
     }
 }
@@ -358,35 +379,148 @@ pub async fn connect_for_stack(global: &GlobalArgs, path: &Path) -> Arc<Aws> {
     connect(global, declared).await
 }
 
-/// The state files of a stack file's stack and workspace.
+/// Where a stack's state is named: `--state`, else `--state-dir`, else the stack file's
+/// `state:`; `None` for the default folder beside the stack file.
+pub fn state_location(global: &GlobalArgs, stack: Option<&str>) -> Option<String> {
+    global
+        .state
+        .clone()
+        .or_else(|| global.state_dir.last().map(|d| d.display().to_string()))
+        .or_else(|| stack.map(str::to_string))
+}
+
+/// The state files of a stack file's stack and workspace, in a local folder.
 pub fn state_files(
     global: &GlobalArgs,
     stack_path: &Path,
     stack: &str,
     workspace: &str,
 ) -> StateFiles {
-    let root = global.state_dir.last().cloned().unwrap_or_else(|| {
-        stack_path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .join(".plinth")
-    });
+    let root = state_location(global, None)
+        .filter(|l| !l.starts_with(S3_SCHEME))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            stack_path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .join(".plinth")
+        });
     StateFiles::new(&root, stack, workspace)
 }
 
-/// For commands that only read state: the stack's name from the file, without AWS.
-pub fn state_of(
+const S3_SCHEME: &str = "s3://";
+
+/// The state store of a stack: on S3 when its location is an `s3://` URL (connecting for
+/// it when `aws` is not given), else a local folder.
+pub async fn state_store(
+    global: &GlobalArgs,
+    aws: Option<&Arc<Aws>>,
+    stack_path: &Path,
+    stack: &Stack,
+) -> Result<(Arc<dyn StateStore>, Option<String>), CliError> {
+    // A folder the stack file names is relative to the stack file.
+    let from_stack = stack
+        .state
+        .as_ref()
+        .map(|s| match s.starts_with(S3_SCHEME) {
+            true => s.clone(),
+            false => stack.file.base_dir().join(s).display().to_string(),
+        });
+    let named = state_location(global, from_stack.as_deref());
+    let at = StoreAt {
+        stack_path,
+        stack: &stack.name,
+        workspace: &stack.workspace,
+        region: &stack.region,
+    };
+    Ok((store_at(named.clone(), aws, global, &at).await?, named))
+}
+
+/// Which environment's state, for [`store_at`].
+pub struct StoreAt<'a> {
+    pub stack_path: &'a Path,
+    pub stack: &'a str,
+    pub workspace: &'a str,
+    pub region: &'a str,
+}
+
+/// The store at `named` (an `s3://` URL or a folder; `None`: beside the stack file).
+pub async fn store_at(
+    named: Option<String>,
+    aws: Option<&Arc<Aws>>,
+    global: &GlobalArgs,
+    at: &StoreAt<'_>,
+) -> Result<Arc<dyn StateStore>, CliError> {
+    let Some(url) = named.clone().filter(|l| l.starts_with(S3_SCHEME)) else {
+        let local = match named {
+            Some(dir) => StateFiles::new(Path::new(&dir), at.stack, at.workspace),
+            None => state_files(global, at.stack_path, at.stack, at.workspace),
+        };
+        return Ok(Arc::new(local));
+    };
+    let Some((bucket, prefix)) = plinth_aws::state_s3::parse_url(&url) else {
+        return fail(format!("`{url}`: expected s3://BUCKET/PREFIX"));
+    };
+    let aws = match aws {
+        Some(aws) => aws.clone(),
+        None => connect_for_stack(global, at.stack_path).await,
+    };
+    let region = aws
+        .default_region()
+        .unwrap_or_else(|| at.region.to_string());
+    Ok(Arc::new(plinth_aws::state_s3::S3Store::new(
+        &aws, &region, &bucket, &prefix,
+    )))
+}
+
+/// Takes the state's lock, waiting up to `--lock-timeout` (with progress) while another
+/// command holds it.
+pub async fn lock_state(
+    lock_timeout: Option<std::time::Duration>,
+    store: &dyn StateStore,
+    stack: &str,
+    workspace: &str,
+    command: &str,
+) -> Result<(Box<dyn StateLock>, State), CliError> {
+    let started = std::time::Instant::now();
+    let limit = lock_timeout.unwrap_or_default();
+    let mut said = false;
+    loop {
+        match store.lock_and_read(stack, workspace, command) {
+            Err(StoreError::Locked { holder, .. } | StoreError::RemoteLocked { holder, .. })
+                if started.elapsed() < limit =>
+            {
+                if !said {
+                    tracing::warn!(
+                        "waiting up to {} for the state's lock, held by {holder}",
+                        humantime::format_duration(limit)
+                    );
+                    said = true;
+                }
+                tokio::time::sleep(LOCK_POLL).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// How often a waiting command asks for a held lock again.
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// For commands that only read state: the stack's name from the file, and its store (AWS
+/// is reached only for state on S3).
+pub async fn state_of(
     global: &GlobalArgs,
     stack_arg: &Option<PathBuf>,
     ui: &Ui,
-) -> Result<(Stack, StateFiles), CliError> {
+) -> Result<(Stack, Arc<dyn StateStore>), CliError> {
     let path = stack_path(global, stack_arg);
     let registry = offline_registry();
     let (stack, _) = load_stack(global, &path, &registry, Some("us-east-1".into()), ui)?;
     ui.add_secrets(stack.sensitive_values());
-    let files = state_files(global, &path, &stack.name, &stack.workspace);
-    Ok((stack, files))
+    let (store, _) = state_store(global, None, &path, &stack).await?;
+    Ok((stack, store))
 }
 
 /// Prints `--stats` to stderr as one JSON line, for people and benchmarks alike.

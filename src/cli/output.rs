@@ -27,7 +27,7 @@ pub async fn run(global: &GlobalArgs, args: OutputArgs, ui: &Ui) -> CliResult {
     if names.len() > 1 {
         return fail("expected at most one output name; usage: plinth output [STACK_FILE] [NAME]");
     }
-    let (stack, files) = state_of(global, &stack_file, ui)?;
+    let (stack, files) = state_of(global, &stack_file, ui).await?;
     let state = files.read(&stack.name, &stack.workspace)?;
     let Some(name) = &names.pop() else {
         if args.json {

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use clap::Args;
 use plinth_core::plan::{self, render, Mode, Plan, PlanRequest};
-use plinth_core::state::store::LockedState;
 use plinth_core::state::State;
+use plinth_core::state::StateLock;
 
 use plinth_core::resource::Registry;
 
@@ -71,11 +71,15 @@ pub async fn make(
     targets: &[String],
     parallelism: usize,
     command: &str,
-) -> Result<(LockedState, State, Plan), super::CliError> {
-    let (locked, state) =
-        session
-            .files
-            .lock_and_read(&session.stack.name, &session.stack.workspace, command)?;
+) -> Result<(Box<dyn StateLock>, State, Plan), super::CliError> {
+    let (locked, state) = super::lock_state(
+        session.lock_timeout,
+        &*session.store,
+        &session.stack.name,
+        &session.stack.workspace,
+        command,
+    )
+    .await?;
     let request = PlanRequest {
         stack: &session.stack,
         graph: &session.graph,
@@ -98,7 +102,7 @@ pub async fn run(global: &GlobalArgs, args: PlanArgs, ui: &Ui) -> CliResult {
     let plan = plan_environment(&session, &args).await?;
     // What runs now, for the cost comparison: the state the plan was made from.
     let state = session
-        .files
+        .store
         .read(&session.stack.name, &session.stack.workspace)?;
     let (cost, prices) = super::cost::of_plan(&plan, &state, &session.registry, &args.cost)?;
     if args.json {
@@ -110,7 +114,9 @@ pub async fn run(global: &GlobalArgs, args: PlanArgs, ui: &Ui) -> CliResult {
         ui.out(&super::cost::plan_line(&cost, plan.mode));
     }
     if let Some(out) = &args.out {
-        save(&plan, out)?;
+        let mut saved = plan.clone();
+        saved.state = session.state.clone();
+        save(&saved, out)?;
         if !args.json {
             ui.out(&format!(
                 "\nSaved the plan to {}. Apply exactly this plan with: plinth apply {}",

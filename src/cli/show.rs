@@ -21,7 +21,7 @@ pub struct ShowArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: ShowArgs, ui: &Ui) -> CliResult {
-    let (stack, files) = state_of(global, &args.stack, ui)?;
+    let (stack, files) = state_of(global, &args.stack, ui).await?;
     let state = files.read(&stack.name, &stack.workspace)?;
     let registry = offline_registry();
     if args.json {

@@ -20,6 +20,12 @@ pub enum StateCommand {
         #[arg(value_name = "STACK_FILE|NAME", num_args = 1..=2, required = true)]
         args: Vec<String>,
     },
+    /// Break the lock of a run that is gone (state on S3), naming its id.
+    Unlock {
+        /// `[STACK_FILE] LOCK_ID`
+        #[arg(value_name = "STACK_FILE|LOCK_ID", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+    },
     /// Forget a resource: it stays in AWS, plinth stops managing it.
     Rm {
         /// `[STACK_FILE] NAME`
@@ -39,8 +45,12 @@ pub async fn run(global: &GlobalArgs, command: StateCommand, ui: &Ui) -> CliResu
             let (stack, [name]) = positionals("state rm", ["name"], args)?;
             (stack, Named::Rm(name))
         }
+        StateCommand::Unlock { args } => {
+            let (stack, [id]) = positionals("state unlock", ["lock_id"], args)?;
+            (stack, Named::Unlock(id))
+        }
     };
-    let (stack, files) = state_of(global, &stack_file, ui)?;
+    let (stack, files) = state_of(global, &stack_file, ui).await?;
     match command {
         Named::List => {
             let state = files.read(&stack.name, &stack.workspace)?;
@@ -64,9 +74,23 @@ pub async fn run(global: &GlobalArgs, command: StateCommand, ui: &Ui) -> CliResu
             ui.out(&serde_json::to_string_pretty(&doc)?);
             Ok(0)
         }
+        Named::Unlock(id) => {
+            let held = files.unlock(&stack.name, &stack.workspace, &id)?;
+            ui.out(&format!(
+                "Broke the lock {id} of {held} on {}.",
+                files.location()
+            ));
+            Ok(0)
+        }
         Named::Rm(name) => {
-            let (locked, mut state) =
-                files.lock_and_read(&stack.name, &stack.workspace, "plinth state rm")?;
+            let (locked, mut state) = super::lock_state(
+                global.lock_timeout,
+                &*files,
+                &stack.name,
+                &stack.workspace,
+                "plinth state rm",
+            )
+            .await?;
             let Some(removed) = state.resources.remove(&name) else {
                 return fail(format!("no resource `{name}` in state"));
             };
@@ -87,4 +111,5 @@ enum Named {
     List,
     Show(String),
     Rm(String),
+    Unlock(String),
 }

@@ -24,7 +24,7 @@ pub async fn after_destroy(session: &Session, targets: &[String], code: u8, ui: 
         return code;
     }
     let stack = &session.stack;
-    let state = match session.files.read(&stack.name, &stack.workspace) {
+    let state = match session.store.read(&stack.name, &stack.workspace) {
         Ok(state) => state,
         Err(e) => {
             ui.err(&format!("warning: the teardown was not verified: {e}"));

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{groups_of_stack, tables_of_stack, Env, Moto};
 
 /// A stack of `n` tables and `n` security groups.
-fn wide_stack(name: &str, n: usize) -> String {
+pub fn wide_stack(name: &str, n: usize) -> String {
     let mut text = format!("stack: {name}\nregion: us-east-1\nresources:\n");
     for i in 0..n {
         text.push_str(&format!(

@@ -14,6 +14,7 @@ mod e2e_interrupt;
 mod e2e_lifecycle;
 mod e2e_plans;
 mod e2e_roster;
+mod e2e_state_s3;
 mod e2e_sweep;
 mod harness;
 mod mock_acm;

@@ -304,7 +304,8 @@ pub fn stack_json_schema(types: &[&TypeSchema]) -> Value {
                 }
             }},
             "tags": {"type": "object", "additionalProperties": {"type": "string"}},
-            "expires_after": {"type": "string", "pattern": "^[0-9]+\\s*[a-z]+$", "description": "e.g. 8h, 3d"},
+            "expires_after": {"type": "string", "pattern": "^([0-9]+\\s*[a-z]+|.*\\$\\{.*)$", "description": "e.g. 8h, 3d, or made of variables"},
+            "state": {"type": "string", "description": "where the state lives: s3://BUCKET/PREFIX, or a folder"},
             "resources": {
                 "type": "object",
                 "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},

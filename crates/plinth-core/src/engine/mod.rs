@@ -24,7 +24,8 @@ use crate::resource::{
 };
 use crate::schema::TypeSchema;
 use crate::stack::expr::{self, Expr, SpannedExpr, Target};
-use crate::state::store::{LockedState, StoreError};
+use crate::state::store::StoreError;
+use crate::state::StateLock;
 use crate::state::{JournalEntry, OutputState, ResourceState, State, Status};
 use crate::value::{self, Props};
 pub use steps::{Step, StepKind};
@@ -74,7 +75,7 @@ pub trait Reporter: Send + Sync {
 pub struct ApplyRequest<'a> {
     pub plan: &'a Plan,
     pub registry: &'a Registry,
-    pub store: &'a LockedState,
+    pub store: &'a dyn StateLock,
     pub state: State,
     pub parallelism: usize,
     pub reporter: Arc<dyn Reporter>,

@@ -152,6 +152,10 @@ pub struct Plan {
     pub stack: String,
     pub workspace: String,
     pub stack_file: String,
+    /// Where the state lives when it is not the default folder beside the stack file
+    /// (`s3://BUCKET/PREFIX`, or a folder): applying the plan uses the same state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
     pub region: String,
     pub mode: Mode,
     /// The state this plan was made against; apply refuses if it moved on.

@@ -117,6 +117,7 @@ pub async fn make_plan(req: PlanRequest<'_>) -> Result<Plan, PlanError> {
         stack: req.stack.name.clone(),
         workspace: req.stack.workspace.clone(),
         stack_file: req.stack.file.display_path(),
+        state: None,
         region: req.stack.region.clone(),
         mode: req.mode,
         lineage: req.state.lineage.clone(),

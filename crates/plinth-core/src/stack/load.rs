@@ -23,6 +23,7 @@ const TOP_KEYS: &[&str] = &[
     "vars",
     "tags",
     "expires_after",
+    "state",
     "resources",
     "outputs",
 ];
@@ -161,6 +162,9 @@ impl Loader<'_> {
             .get("tags")
             .map(|n| self.string_map(n, "`tags`", &builtins))
             .unwrap_or_default();
+        let state = root
+            .get("state")
+            .and_then(|n| self.text(n, "`state`", &builtins));
         let mut resources = match root.get("resources") {
             Some(n) => self.resources(n, &region, &builtins),
             None => {
@@ -195,6 +199,7 @@ impl Loader<'_> {
             workspace: options.workspace.clone(),
             tags,
             expires_after,
+            state,
             vars,
             resources,
             outputs,

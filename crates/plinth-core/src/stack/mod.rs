@@ -34,6 +34,9 @@ pub struct Stack {
     pub workspace: String,
     pub tags: BTreeMap<String, String>,
     pub expires_after: Option<Expiry>,
+    /// Where the state lives when the command line does not say: `s3://BUCKET/PREFIX`, or a
+    /// folder.
+    pub state: Option<String>,
     pub vars: Vec<VarValue>,
     pub resources: Vec<ResourceDecl>,
     pub outputs: Vec<OutputDecl>,
@@ -109,6 +112,7 @@ impl Stack {
             workspace: workspace.to_string(),
             tags: BTreeMap::new(),
             expires_after: None,
+            state: None,
             vars: Vec::new(),
             resources: Vec::new(),
             outputs: Vec::new(),

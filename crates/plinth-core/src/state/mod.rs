@@ -5,6 +5,40 @@
 
 pub mod store;
 
+/// Where one environment's state lives: a local folder, or a bucket shared by several
+/// machines. Readers see what really exists (a journal a killed run left is folded in);
+/// a writer first takes the lock, and every write goes through it.
+pub trait StateStore: Send + Sync {
+    /// Where the state is, for messages (`.plinth/lab/ana`, `s3://bucket/prefix/lab/ana`).
+    fn location(&self) -> String;
+    /// The state without locking (`show`, `output`, the cost of what runs).
+    fn read(&self, stack: &str, workspace: &str) -> Result<State, store::StoreError>;
+    /// Takes the lock, folds any journal a killed run left, and returns the state.
+    fn lock_and_read(
+        &self,
+        stack: &str,
+        workspace: &str,
+        command: &str,
+    ) -> Result<(Box<dyn StateLock>, State), store::StoreError>;
+    /// Breaks the lock whose id is `id` (its holder is gone) and says whose it was.
+    fn unlock(
+        &self,
+        stack: &str,
+        workspace: &str,
+        id: &str,
+    ) -> Result<store::LockInfo, store::StoreError>;
+}
+
+/// A held lock on one state. Both calls return once what they were given is durable: the
+/// engine journals a create before sending it, so a run killed at any point is recovered
+/// exactly by the next one, from any machine that sees the same store.
+pub trait StateLock: Send + Sync {
+    /// Records one finished (or about to start) operation.
+    fn record(&self, entry: &JournalEntry) -> Result<(), store::StoreError>;
+    /// Writes the whole state (one serial more) and drops the journal it now contains.
+    fn write(&self, state: &mut State) -> Result<(), store::StoreError>;
+}
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::{JournalEntry, State, STATE_VERSION};
+use crate::state::{JournalEntry, State, StateLock, StateStore, STATE_VERSION};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -46,6 +46,16 @@ pub enum StoreError {
         found: String,
         expected: String,
     },
+    #[error("{location}: {message}")]
+    Remote { location: String, message: String },
+    #[error("the state at {location} is locked by {holder}, lock id {id}\n  wait for it (--lock-timeout 5m), or, if that run is gone, break the lock with `plinth state unlock {id}`")]
+    RemoteLocked {
+        location: String,
+        holder: String,
+        id: String,
+    },
+    #[error("the state at {location} was written by someone else since this run read it (was its lock broken?): nothing was overwritten, and this run's operations stay in the journal there; run the command again to fold them in")]
+    Conflict { location: String },
     #[error("{path} was written by a newer plinth (state format {found}; this plinth knows up to {known}): upgrade plinth to use it. The file is left as it is.")]
     NewerVersion {
         path: PathBuf,
@@ -68,14 +78,42 @@ pub struct LockInfo {
     pub host: String,
     pub command: String,
     pub since: String,
+    /// Who ran it (`$USER`); names the holder of a shared lock.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// Names a shared lock, for `plinth state unlock ID`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+}
+
+impl LockInfo {
+    /// This process, running `command`.
+    pub fn here(command: &str, id: &str) -> LockInfo {
+        LockInfo {
+            pid: std::process::id(),
+            host: hostname(),
+            command: command.to_string(),
+            since: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            user: std::env::var("USER").unwrap_or_default(),
+            id: id.to_string(),
+        }
+    }
 }
 
 impl std::fmt::Display for LockInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "`{}` (pid {} on {}, since {})",
-            self.command, self.pid, self.host, self.since
+            "`{}` ({}pid {} on {}, since {})",
+            self.command,
+            if self.user.is_empty() {
+                String::new()
+            } else {
+                format!("{}, ", self.user)
+            },
+            self.pid,
+            self.host,
+            self.since
         )
     }
 }
@@ -118,43 +156,11 @@ impl StateFiles {
 
     fn read_file(&self, stack: &str, workspace: &str) -> Result<State, StoreError> {
         let path = self.state();
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(State::new(stack, workspace))
-            }
-            Err(e) => return Err(io_err(&path)(e)),
-        };
-        // The format version first: a newer state may not even parse as this one's.
-        let version = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
-        if let Some(found) = version.filter(|v| *v > u64::from(STATE_VERSION)) {
-            return Err(StoreError::NewerVersion {
-                path,
-                found: u32::try_from(found).unwrap_or(u32::MAX),
-                known: STATE_VERSION,
-            });
+        match fs::read_to_string(&path) {
+            Ok(text) => parse_state(&text, &path, stack, workspace),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::new(stack, workspace)),
+            Err(e) => Err(io_err(&path)(e)),
         }
-        let state: State = serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
-            path: path.clone(),
-            source,
-        })?;
-        if state.workspace != workspace {
-            return Err(StoreError::WrongWorkspace {
-                path,
-                found: state.workspace,
-                expected: workspace.to_string(),
-            });
-        }
-        if state.stack != stack {
-            return Err(StoreError::WrongStack {
-                path,
-                found: state.stack,
-                expected: stack.to_string(),
-            });
-        }
-        Ok(state)
     }
 
     /// Journal entries in order. A torn last line (killed mid-write) is ignored: its
@@ -207,6 +213,81 @@ impl StateFiles {
             locked.write(&mut state)?;
         }
         Ok((locked, state))
+    }
+}
+
+/// A state document read from `path` (a file, or an object's URL), checked: a newer format,
+/// another stack's or another workspace's state is refused, never silently rewritten.
+pub fn parse_state(
+    text: &str,
+    path: &Path,
+    stack: &str,
+    workspace: &str,
+) -> Result<State, StoreError> {
+    let path = path.to_path_buf();
+    // The format version first: a newer state may not even parse as this one's.
+    let version = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
+    if let Some(found) = version.filter(|v| *v > u64::from(STATE_VERSION)) {
+        return Err(StoreError::NewerVersion {
+            path,
+            found: u32::try_from(found).unwrap_or(u32::MAX),
+            known: STATE_VERSION,
+        });
+    }
+    let state: State = serde_json::from_str(text).map_err(|source| StoreError::Corrupt {
+        path: path.clone(),
+        source,
+    })?;
+    if state.workspace != workspace {
+        return Err(StoreError::WrongWorkspace {
+            path,
+            found: state.workspace,
+            expected: workspace.to_string(),
+        });
+    }
+    if state.stack != stack {
+        return Err(StoreError::WrongStack {
+            path,
+            found: state.stack,
+            expected: stack.to_string(),
+        });
+    }
+    Ok(state)
+}
+
+impl StateStore for StateFiles {
+    fn location(&self) -> String {
+        self.dir.display().to_string()
+    }
+    fn read(&self, stack: &str, workspace: &str) -> Result<State, StoreError> {
+        StateFiles::read(self, stack, workspace)
+    }
+    fn lock_and_read(
+        &self,
+        stack: &str,
+        workspace: &str,
+        command: &str,
+    ) -> Result<(Box<dyn StateLock>, State), StoreError> {
+        let (locked, state) = StateFiles::lock_and_read(self, stack, workspace, command)?;
+        Ok((Box::new(locked), state))
+    }
+    fn unlock(&self, _stack: &str, _workspace: &str, _id: &str) -> Result<LockInfo, StoreError> {
+        Err(StoreError::Remote {
+            location: self.location(),
+            message: "a local lock ends with the process that holds it: there is nothing to break"
+                .into(),
+        })
+    }
+}
+
+impl StateLock for LockedState {
+    fn record(&self, entry: &JournalEntry) -> Result<(), StoreError> {
+        LockedState::record(self, entry)
+    }
+    fn write(&self, state: &mut State) -> Result<(), StoreError> {
+        LockedState::write(self, state)
     }
 }
 
@@ -325,12 +406,7 @@ impl Lock {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io_err(path)(e)),
         }
-        let info = LockInfo {
-            pid: std::process::id(),
-            host: hostname(),
-            command: command.to_string(),
-            since: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-        };
+        let info = LockInfo::here(command, "");
         let text = serde_json::to_string(&info).unwrap_or_default();
         file.set_len(0)
             .and_then(|_| file.write_all(text.as_bytes()))
@@ -393,6 +469,8 @@ mod tests {
             host: "another-host".into(),
             command: "plinth apply".into(),
             since: "2026-01-01T00:00:00Z".into(),
+            user: String::new(),
+            id: String::new(),
         };
         fs::write(files.lock(), serde_json::to_string(&left).expect("json")).expect("lock file");
         let (held, _) = files

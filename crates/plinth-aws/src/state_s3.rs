@@ -1,0 +1,482 @@
+//! State on S3, shared by every machine that names the same `s3://BUCKET/PREFIX`: what
+//! Terraform 1.10+ and OpenTofu 1.8+ do with S3's conditional writes, without a table.
+//!
+//! Under `PREFIX/<stack>/<workspace>/`:
+//! - `state.json`: the state, written with server-side encryption and only if it is still
+//!   the version this run read (`If-Match` on its ETag; `If-None-Match: *` for the first),
+//!   so no update is lost even when someone breaks a lock wrongly;
+//! - `lock.json`: the lock, created with `If-None-Match: *`, naming who holds it, for what,
+//!   since when, and its id (`plinth state unlock ID` breaks it);
+//! - `journal/<lock id>/<n>.json`: each operation of a running apply, written before the
+//!   engine goes on, so a run killed on one machine is recovered exactly by the next run on
+//!   any machine; folded into `state.json` by the final write (or the next lock).
+//!
+//! The store's calls are blocking (the engine's journal is a barrier: nothing starts before
+//! its entry is durable, as with the local journal's fsync); they run on the Tokio runtime
+//! the command runs on, without holding up its other tasks.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use aws_sdk_s3::Client;
+use plinth_core::resource::ResourceError;
+use plinth_core::state::store::{parse_state, LockInfo, StoreError};
+use plinth_core::state::{JournalEntry, State, StateLock, StateStore};
+
+use crate::errors::SendExt;
+use crate::Aws;
+
+const PRECONDITION_FAILED: &str = "PreconditionFailed";
+const NO_SUCH_KEY: &str = "NoSuchKey";
+
+/// `s3://BUCKET/PREFIX` as bucket and prefix (without slashes at its ends).
+pub fn parse_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    (!bucket.is_empty()).then(|| (bucket.to_string(), prefix.trim_matches('/').to_string()))
+}
+
+/// The state of every environment under one bucket and prefix.
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Store {
+    /// The store at `s3://bucket/prefix`, reached through the S3 client for `region`.
+    pub fn new(aws: &Arc<Aws>, region: &str, bucket: &str, prefix: &str) -> S3Store {
+        S3Store {
+            client: aws.s3(region),
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        }
+    }
+
+    fn folder(&self, stack: &str, workspace: &str) -> String {
+        if self.prefix.is_empty() {
+            format!("{stack}/{workspace}/")
+        } else {
+            format!("{}/{stack}/{workspace}/", self.prefix)
+        }
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket)
+    }
+
+    fn remote(&self, key: &str, err: ResourceError) -> StoreError {
+        StoreError::Remote {
+            location: self.url(key),
+            message: err.message,
+        }
+    }
+
+    /// The object's text and ETag, or `None` when there is none.
+    async fn get(&self, key: &str) -> Result<Option<(String, String)>, StoreError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .classified()
+        {
+            Ok(out) => out,
+            Err(err) if err.code.as_deref() == Some(NO_SUCH_KEY) => return Ok(None),
+            Err(err) => return Err(self.remote(key, err)),
+        };
+        let etag = out.e_tag().unwrap_or_default().to_string();
+        let bytes = out.body.collect().await.map_err(|e| StoreError::Remote {
+            location: self.url(key),
+            message: format!("reading it failed: {e}"),
+        })?;
+        let text = String::from_utf8(bytes.to_vec()).map_err(|e| StoreError::Remote {
+            location: self.url(key),
+            message: format!("it is not UTF-8 text: {e}"),
+        })?;
+        Ok(Some((text, etag)))
+    }
+
+    /// Puts `body` at `key` if the condition holds: `If-None-Match: *` without an ETag,
+    /// `If-Match: etag` with one. `Ok(None)` when it does not (HTTP 412); the new ETag.
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        if_match: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .body(ByteStream::from(body));
+        let request = match if_match {
+            Some(etag) => request.if_match(etag),
+            None => request.if_none_match("*"),
+        };
+        match request.send().await.classified() {
+            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
+            Err(err) if err.code.as_deref() == Some(PRECONDITION_FAILED) => Ok(None),
+            Err(err) => Err(self.remote(key, err)),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .classified()
+            .map(|_| ())
+            .map_err(|err| self.remote(key, err))
+    }
+
+    /// The journal's objects under `folder`, oldest run first, each in order.
+    async fn journal_keys(&self, folder: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("{folder}journal/");
+        let pages: Vec<_> = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&prefix)
+            .into_paginator()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        let mut found: Vec<(aws_smithy_types::DateTime, String)> = Vec::new();
+        for page in pages {
+            let page = page
+                .map_err(crate::errors::classify)
+                .map_err(|err| self.remote(&prefix, err))?;
+            for object in page.contents() {
+                if let (Some(key), Some(at)) = (object.key(), object.last_modified()) {
+                    found.push((*at, key.to_string()));
+                }
+            }
+        }
+        // Runs in the order they wrote; within a run, entries by number.
+        let mut runs: Vec<(aws_smithy_types::DateTime, String)> = Vec::new();
+        for (at, key) in &found {
+            let run = run_of(key);
+            match runs.iter_mut().find(|(_, r)| *r == run) {
+                Some(first) if first.0.secs() > at.secs() => first.0 = *at,
+                Some(_) => {}
+                None => runs.push((*at, run)),
+            }
+        }
+        runs.sort_by_key(|(at, run)| (at.secs(), run.clone()));
+        let mut keys: Vec<String> = Vec::new();
+        for (_, run) in runs {
+            let mut of_run: Vec<String> = found
+                .iter()
+                .filter(|(_, k)| run_of(k) == run)
+                .map(|(_, k)| k.clone())
+                .collect();
+            of_run.sort();
+            keys.extend(of_run);
+        }
+        Ok(keys)
+    }
+
+    async fn journal(&self, folder: &str) -> Result<(Vec<String>, Vec<JournalEntry>), StoreError> {
+        let keys = self.journal_keys(folder).await?;
+        let mut entries = Vec::new();
+        for key in &keys {
+            let Some((text, _)) = self.get(key).await? else {
+                continue;
+            };
+            match serde_json::from_str::<JournalEntry>(&text) {
+                Ok(entry) => entries.push(entry),
+                Err(e) => {
+                    return Err(StoreError::Remote {
+                        location: self.url(key),
+                        message: format!("not a plinth journal entry: {e}"),
+                    })
+                }
+            }
+        }
+        Ok((keys, entries))
+    }
+
+    async fn read_state(
+        &self,
+        stack: &str,
+        workspace: &str,
+    ) -> Result<(State, Option<String>), StoreError> {
+        let key = format!("{}state.json", self.folder(stack, workspace));
+        match self.get(&key).await? {
+            None => Ok((State::new(stack, workspace), None)),
+            Some((text, etag)) => {
+                let state = parse_state(&text, &PathBuf::from(self.url(&key)), stack, workspace)?;
+                Ok((state, Some(etag)))
+            }
+        }
+    }
+
+    async fn take_lock(&self, folder: &str, command: &str) -> Result<LockInfo, StoreError> {
+        let key = format!("{folder}lock.json");
+        let info = LockInfo::here(command, &uuid::Uuid::new_v4().to_string());
+        let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
+        if self.put(&key, body, None).await?.is_some() {
+            return Ok(info);
+        }
+        let held = self.get(&key).await?;
+        let holder = held
+            .as_ref()
+            .and_then(|(text, _)| serde_json::from_str::<LockInfo>(text).ok());
+        match holder {
+            // Our own first attempt made it, and its answer was lost.
+            Some(h) if h.id == info.id => Ok(info),
+            Some(h) => Err(StoreError::RemoteLocked {
+                location: self.url(folder),
+                holder: h.to_string(),
+                id: h.id,
+            }),
+            None => Err(StoreError::RemoteLocked {
+                location: self.url(folder),
+                holder: "another plinth".into(),
+                id: "(unreadable: delete lock.json by hand)".into(),
+            }),
+        }
+    }
+
+    /// Breaks the lock of one environment, only when `id` is its id.
+    async fn break_lock(
+        &self,
+        stack: &str,
+        workspace: &str,
+        id: &str,
+    ) -> Result<LockInfo, StoreError> {
+        let key = format!("{}lock.json", self.folder(stack, workspace));
+        let Some((text, _)) = self.get(&key).await? else {
+            return Err(StoreError::Remote {
+                location: self.url(&key),
+                message: "the state is not locked".into(),
+            });
+        };
+        let held: LockInfo = serde_json::from_str(&text).map_err(|e| StoreError::Remote {
+            location: self.url(&key),
+            message: format!("the lock is unreadable ({e}); delete it by hand"),
+        })?;
+        if held.id != id {
+            return Err(StoreError::Remote {
+                location: self.url(&key),
+                message: format!("the lock's id is {}, not {id}: nothing was broken", held.id),
+            });
+        }
+        self.delete(&key).await?;
+        Ok(held)
+    }
+}
+
+/// The run (lock id) a journal key belongs to: `…/journal/<run>/<n>.json`.
+fn run_of(key: &str) -> String {
+    key.rsplit('/').nth(1).unwrap_or_default().to_string()
+}
+
+/// Runs `future` to its end from blocking code on the command's runtime.
+fn block<F: Future>(future: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
+}
+
+impl StateStore for S3Store {
+    fn location(&self) -> String {
+        self.url(&self.prefix)
+    }
+
+    fn read(&self, stack: &str, workspace: &str) -> Result<State, StoreError> {
+        block(async {
+            let (mut state, _) = self.read_state(stack, workspace).await?;
+            let (_, entries) = self.journal(&self.folder(stack, workspace)).await?;
+            for entry in &entries {
+                state.apply_entry(entry);
+            }
+            Ok(state)
+        })
+    }
+
+    fn lock_and_read(
+        &self,
+        stack: &str,
+        workspace: &str,
+        command: &str,
+    ) -> Result<(Box<dyn StateLock>, State), StoreError> {
+        block(async {
+            let folder = self.folder(stack, workspace);
+            let info = self.take_lock(&folder, command).await?;
+            let lock = S3Lock {
+                store: S3Store {
+                    client: self.client.clone(),
+                    bucket: self.bucket.clone(),
+                    prefix: self.prefix.clone(),
+                },
+                folder: folder.clone(),
+                id: info.id.clone(),
+                etag: Mutex::new(None),
+                next: AtomicU64::new(0),
+            };
+            let (mut state, etag) = self.read_state(stack, workspace).await?;
+            *lock.etag.lock().unwrap_or_else(|p| p.into_inner()) = etag;
+            let (keys, entries) = self.journal(&folder).await?;
+            if !entries.is_empty() {
+                tracing::info!(
+                    entries = entries.len(),
+                    "recovering operations recorded by an interrupted run"
+                );
+                for entry in &entries {
+                    state.apply_entry(entry);
+                }
+                lock.write_state(&mut state).await?;
+                lock.drop_journal(&keys).await?;
+            }
+            Ok((Box::new(lock) as Box<dyn StateLock>, state))
+        })
+    }
+
+    fn unlock(&self, stack: &str, workspace: &str, id: &str) -> Result<LockInfo, StoreError> {
+        block(self.break_lock(stack, workspace, id))
+    }
+}
+
+/// A lock held on one environment's state on S3.
+struct S3Lock {
+    store: S3Store,
+    folder: String,
+    id: String,
+    /// The ETag of the state as this run last read or wrote it.
+    etag: Mutex<Option<String>>,
+    next: AtomicU64,
+}
+
+impl S3Lock {
+    fn state_key(&self) -> String {
+        format!("{}state.json", self.folder)
+    }
+
+    async fn write_state(&self, state: &mut State) -> Result<(), StoreError> {
+        state.serial += 1;
+        let key = self.state_key();
+        let mut body = serde_json::to_vec_pretty(state).map_err(|e| StoreError::Remote {
+            location: self.store.url(&key),
+            message: e.to_string(),
+        })?;
+        body.push(b'\n');
+        let expected = self.etag.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let written = match self.store.put(&key, body, expected.as_deref()).await? {
+            Some(etag) => etag,
+            None => self.own_write(&key, state).await?,
+        };
+        *self.etag.lock().unwrap_or_else(|p| p.into_inner()) = Some(written);
+        Ok(())
+    }
+
+    /// After a refused conditional write: the state there is ours when our first attempt
+    /// made it and its answer was lost (same lineage and serial); else someone else wrote.
+    async fn own_write(&self, key: &str, state: &State) -> Result<String, StoreError> {
+        let conflict = || StoreError::Conflict {
+            location: self.store.url(key),
+        };
+        let Some((text, etag)) = self.store.get(key).await? else {
+            return Err(conflict());
+        };
+        let there: Option<State> = serde_json::from_str(&text).ok();
+        match there {
+            Some(s) if s.lineage == state.lineage && s.serial == state.serial && s == *state => {
+                Ok(etag)
+            }
+            _ => Err(conflict()),
+        }
+    }
+
+    async fn drop_journal(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            self.store.delete(key).await?;
+        }
+        Ok(())
+    }
+}
+
+impl StateLock for S3Lock {
+    fn record(&self, entry: &JournalEntry) -> Result<(), StoreError> {
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        let key = format!("{}journal/{}/{n:08}.json", self.folder, self.id);
+        let body = serde_json::to_vec(entry).map_err(|e| StoreError::Remote {
+            location: self.store.url(&key),
+            message: e.to_string(),
+        })?;
+        block(async {
+            // Refused: our own first attempt made it (only this run writes under its id).
+            self.store.put(&key, body, None).await.map(|_| ())
+        })
+    }
+
+    fn write(&self, state: &mut State) -> Result<(), StoreError> {
+        block(async {
+            self.write_state(state).await?;
+            let prefix = format!("{}journal/{}/", self.folder, self.id);
+            let keys: Vec<String> = self
+                .store
+                .journal_keys(&self.folder)
+                .await?
+                .into_iter()
+                .filter(|k| k.starts_with(&prefix))
+                .collect();
+            self.drop_journal(&keys).await
+        })
+    }
+}
+
+impl Drop for S3Lock {
+    /// Lets go of the lock, if it is still ours; a process killed before this leaves it for
+    /// `plinth state unlock ID`.
+    fn drop(&mut self) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let key = format!("{}lock.json", self.folder);
+        let result = block(async {
+            let held = self.store.get(&key).await?;
+            let ours = held
+                .and_then(|(text, _)| serde_json::from_str::<LockInfo>(&text).ok())
+                .is_some_and(|h| h.id == self.id);
+            if ours {
+                self.store.delete(&key).await?;
+            }
+            Ok::<(), StoreError>(())
+        });
+        if let Err(err) = result {
+            tracing::warn!(%err, "could not release the state lock");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_bucket_and_a_prefix() {
+        assert_eq!(
+            parse_url("s3://class-state/fall/"),
+            Some(("class-state".into(), "fall".into()))
+        );
+        assert_eq!(
+            parse_url("s3://class-state"),
+            Some(("class-state".into(), String::new()))
+        );
+        assert_eq!(parse_url("s3:///x"), None);
+        assert_eq!(parse_url("/tmp/state"), None);
+        assert_eq!(run_of("p/lab/ana/journal/abc/00000001.json"), "abc");
+    }
+}

@@ -1,0 +1,224 @@
+//! State on S3, shared by two working folders standing for two machines: the same state
+//! and plan from both, a lock that names its holder and breaks only with its id, and a run
+//! killed on one machine recovered exactly by the next apply on the other.
+
+use std::time::{Duration, Instant};
+
+use crate::e2e_interrupt::wide_stack;
+use crate::harness::{groups_of_stack, tables_of_stack, Env, Moto};
+
+async fn state_bucket(env: &Env, bucket: &str) {
+    env.s3()
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("state bucket");
+}
+
+async fn keys(env: &Env, bucket: &str, prefix: &str) -> Vec<String> {
+    let out = env
+        .s3()
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("list");
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect()
+}
+
+const TWO_TABLES: &str = r#"stack: shared-lab
+region: us-east-1
+resources:
+  users:
+    type: dynamodb.table
+    name: shared-lab-users
+    partition_key: { name: id, type: S }
+  orders:
+    type: dynamodb.table
+    name: shared-lab-orders
+    partition_key: { name: id, type: S }
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_machines_share_the_state_and_a_held_lock_names_its_holder_and_breaks_by_its_id() {
+    let (one, two) = (Env::new(), Env::new());
+    state_bucket(&one, "plinth-state-shared").await;
+    let state = "--state=s3://plinth-state-shared/fall";
+    for env in [&one, &two] {
+        env.write("lab.yaml", TWO_TABLES);
+    }
+    one.plinth(&["apply", "lab.yaml", "--yes", state]).ok();
+    // The other machine sees the same state: nothing to do.
+    two.plinth(&["plan", "lab.yaml", "--detailed-exitcode", state])
+        .ok();
+    let folder = "fall/shared-lab/default/";
+    assert_eq!(
+        keys(&one, "plinth-state-shared", folder).await,
+        [format!("{folder}state.json")]
+    );
+    let head = one
+        .s3()
+        .head_object()
+        .bucket("plinth-state-shared")
+        .key(format!("{folder}state.json"))
+        .send()
+        .await
+        .expect("state object");
+    assert_eq!(
+        head.server_side_encryption().map(|e| e.as_str()),
+        Some("AES256")
+    );
+    assert!(!two.path(".plinth").exists(), "nothing kept locally");
+
+    // A run on another machine died holding the lock.
+    let lock = r#"{"pid": 4242, "host": "laptop-7", "command": "plinth apply", "since": "2026-12-01T08:00:00Z", "user": "ta", "id": "dead-run-1"}"#;
+    one.s3()
+        .put_object()
+        .bucket("plinth-state-shared")
+        .key(format!("{folder}lock.json"))
+        .body(lock.as_bytes().to_vec().into())
+        .send()
+        .await
+        .expect("lock");
+    let refused = two
+        .plinth(&["apply", "lab.yaml", "--yes", state])
+        .expect_code(1);
+    for words in [
+        "locked by `plinth apply` (ta, pid 4242 on laptop-7",
+        "plinth state unlock dead-run-1",
+    ] {
+        assert!(
+            refused.stderr.contains(words),
+            "{words}\n{}",
+            refused.stderr
+        );
+    }
+    let wrong = two
+        .plinth(&["state", "unlock", "lab.yaml", "not-it", state])
+        .expect_code(1);
+    assert!(
+        wrong
+            .stderr
+            .contains("the lock's id is dead-run-1, not not-it"),
+        "{}",
+        wrong.stderr
+    );
+    two.plinth(&["state", "unlock", "lab.yaml", "dead-run-1", state])
+        .ok();
+    two.plinth(&["plan", "lab.yaml", "--detailed-exitcode", state])
+        .ok();
+
+    // Held again by a run that ends in a moment: `--lock-timeout` waits for it.
+    let lock_key = format!("{folder}lock.json");
+    one.s3()
+        .put_object()
+        .bucket("plinth-state-shared")
+        .key(&lock_key)
+        .body(lock.as_bytes().to_vec().into())
+        .send()
+        .await
+        .expect("lock again");
+    let s3 = one.s3();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        s3.delete_object()
+            .bucket("plinth-state-shared")
+            .key(lock_key)
+            .send()
+            .await
+            .expect("released");
+    });
+    let waited = two
+        .plinth(&[
+            "destroy",
+            "lab.yaml",
+            "--yes",
+            "--lock-timeout",
+            "2m",
+            state,
+        ])
+        .ok();
+    release.await.expect("release task");
+    assert!(
+        waited
+            .stderr
+            .contains("waiting up to 2m for the state's lock, held by `plinth apply` (ta"),
+        "{}",
+        waited.stderr
+    );
+    assert!(tables_of_stack(&two.dynamodb(), "shared-lab")
+        .await
+        .is_empty());
+    assert_eq!(
+        keys(&one, "plinth-state-shared", folder).await,
+        [format!("{folder}state.json")],
+        "the lock is released"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_on_one_machine_is_recovered_exactly_by_the_next_apply_on_the_other() {
+    let moto = Moto::start(40);
+    let (one, two) = (Env::with_emulator(&moto), Env::with_emulator(&moto));
+    state_bucket(&one, "plinth-state-killed").await;
+    let state = "--state=s3://plinth-state-killed/class";
+    let text = wide_stack("s3killed", 20);
+    for env in [&one, &two] {
+        env.write("plinth.yaml", &text);
+    }
+    let mut child = one.spawn("killed", &["apply", "--yes", "--parallelism", "8", state]);
+    let journal = "class/s3killed/default/journal/";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while keys(&one, "plinth-state-killed", journal).await.len() < 15 {
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "finished before the kill"
+        );
+        assert!(Instant::now() < deadline, "no progress in the journal");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+
+    // What the killed run journaled is already there for the other machine to read.
+    let list = two.plinth(&["state", "list", state]).ok();
+    assert!(
+        list.stdout.lines().count() >= 5,
+        "the journal reached S3 as the run went:\n{}",
+        list.stdout
+    );
+    // The other machine finds the dead run's lock, breaks it by its id, and converges.
+    let refused = two.plinth(&["apply", "--yes", state]).expect_code(1);
+    let id = refused
+        .stderr
+        .split("plinth state unlock ")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .expect("the lock id")
+        .to_string();
+    two.plinth(&["state", "unlock", &id, state]).ok();
+    two.plinth(&["apply", "--yes", state]).ok();
+    let mut tables = tables_of_stack(&two.dynamodb(), "s3killed").await;
+    tables.sort();
+    tables.dedup();
+    assert_eq!(tables.len(), 20, "every table once: {tables:?}");
+    assert_eq!(
+        groups_of_stack(&two.ec2(), "s3killed").await.len(),
+        20,
+        "every group once"
+    );
+    assert!(
+        keys(&one, "plinth-state-killed", journal).await.is_empty(),
+        "the journal is folded in"
+    );
+    one.plinth(&["plan", "--detailed-exitcode", state]).ok();
+    one.plinth(&["destroy", "--yes", state]).ok();
+    assert!(tables_of_stack(&one.dynamodb(), "s3killed")
+        .await
+        .is_empty());
+}
