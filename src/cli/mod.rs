@@ -11,6 +11,7 @@ mod roster;
 mod schema;
 mod show;
 mod state;
+mod state_move;
 mod sweep;
 mod ui;
 mod validate;

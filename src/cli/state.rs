@@ -1,4 +1,6 @@
-//! `plinth state list|show|rm`: inspect the state, or forget a resource without deleting it.
+//! `plinth state list|show|rm|unlock`: inspect the state, forget a resource without deleting
+//! it, break a dead run's lock; `init|pull|push|migrate` (in `state_move`) set up, copy and
+//! move it.
 
 use clap::Subcommand;
 use plinth_core::plan::render;
@@ -26,6 +28,37 @@ pub enum StateCommand {
         #[arg(value_name = "STACK_FILE|LOCK_ID", num_args = 1..=2, required = true)]
         args: Vec<String>,
     },
+    /// Create a bucket for state the right way (private, versioned, encrypted, old
+    /// versions expired after 90 days), or complete an existing one.
+    Init {
+        /// s3://BUCKET
+        url: String,
+    },
+    /// Write the state to a file (readable by you only; it holds sensitive values), for
+    /// repair.
+    Pull {
+        /// The stack file (default: -f, or plinth.yaml).
+        stack: Option<PathBuf>,
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Replace the state with a file (one `state pull` wrote), under the lock.
+    Push {
+        /// `[STACK_FILE] FILE`
+        #[arg(value_name = "STACK_FILE|FILE", num_args = 1..=2, required = true)]
+        args: Vec<String>,
+        /// Push a state of another lineage (another history) over this one.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Move the state (serial, lineage, outputs) to another backend.
+    Migrate {
+        /// The stack file (default: -f, or plinth.yaml).
+        stack: Option<PathBuf>,
+        /// Where to: s3://BUCKET/PREFIX, or a folder.
+        #[arg(long = "to", value_name = "URL|DIR")]
+        to: String,
+    },
     /// Forget a resource: it stays in AWS, plinth stops managing it.
     Rm {
         /// `[STACK_FILE] NAME`
@@ -36,6 +69,17 @@ pub enum StateCommand {
 
 pub async fn run(global: &GlobalArgs, command: StateCommand, ui: &Ui) -> CliResult {
     let (stack_file, command) = match command {
+        StateCommand::Init { url } => return super::state_move::init(global, &url, ui).await,
+        StateCommand::Pull { stack, out } => {
+            return super::state_move::pull(global, &stack, &out, ui).await
+        }
+        StateCommand::Push { args, force } => {
+            let (stack, [file]) = positionals("state push", ["file"], args)?;
+            return super::state_move::push(global, &stack, &PathBuf::from(file), force, ui).await;
+        }
+        StateCommand::Migrate { stack, to } => {
+            return super::state_move::migrate(global, &stack, &to, ui).await
+        }
         StateCommand::List { stack } => (stack, Named::List),
         StateCommand::Show { args } => {
             let (stack, [name]) = positionals("state show", ["name"], args)?;

@@ -26,6 +26,7 @@ mod mock_elasticache_cluster;
 mod mock_elasticache_groups;
 mod mock_lambda;
 mod mock_s3;
+mod mock_state_s3;
 mod mock_support;
 mod net_faults;
 mod sdk_enums;

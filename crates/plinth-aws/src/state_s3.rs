@@ -251,6 +251,27 @@ impl S3Store {
         }
     }
 
+    /// Versioning is how a bad state is rolled back: say so once per command without it.
+    async fn warn_without_versioning(&self) {
+        use aws_sdk_s3::types::BucketVersioningStatus;
+        let answer = self
+            .client
+            .get_bucket_versioning()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .classified();
+        if let Ok(out) = answer {
+            if out.status() != Some(&BucketVersioningStatus::Enabled) {
+                tracing::warn!(
+                    "versioning is off on the state bucket {}: without it a bad state cannot be rolled back (`plinth state init s3://{}` turns it on)",
+                    self.bucket,
+                    self.bucket
+                );
+            }
+        }
+    }
+
     /// Breaks the lock of one environment, only when `id` is its id.
     async fn break_lock(
         &self,
@@ -278,6 +299,135 @@ impl S3Store {
         self.delete(&key).await?;
         Ok(held)
     }
+}
+
+/// What `plinth state init` did to make a bucket fit for state, or found already so.
+#[derive(Debug, Default)]
+pub struct BucketSetup {
+    pub created: bool,
+    pub done: Vec<&'static str>,
+}
+
+/// Days a replaced state version is kept before S3 expires it.
+const KEEP_OLD_VERSIONS_DAYS: i32 = 90;
+
+/// Creates (or completes) a bucket for state: private with public access blocked,
+/// versioned, encrypted by default, old versions expired after 90 days.
+pub async fn init_bucket(
+    aws: &Arc<Aws>,
+    region: &str,
+    bucket: &str,
+) -> Result<BucketSetup, StoreError> {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
+        CreateBucketConfiguration, ExpirationStatus, LifecycleRule, LifecycleRuleFilter,
+        NoncurrentVersionExpiration, PublicAccessBlockConfiguration, ServerSideEncryptionByDefault,
+        ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
+    };
+    let client = aws.s3(region);
+    let location = format!("s3://{bucket}");
+    let remote = |err: ResourceError| StoreError::Remote {
+        location: location.clone(),
+        message: err.message,
+    };
+    let built = |e: aws_smithy_types::error::operation::BuildError| StoreError::Remote {
+        location: location.clone(),
+        message: e.to_string(),
+    };
+    let mut setup = BucketSetup::default();
+    let configuration = (region != "us-east-1").then(|| {
+        CreateBucketConfiguration::builder()
+            .location_constraint(BucketLocationConstraint::from(region))
+            .build()
+    });
+    match client
+        .create_bucket()
+        .bucket(bucket)
+        .set_create_bucket_configuration(configuration)
+        .send()
+        .await
+        .classified()
+    {
+        Ok(_) => setup.created = true,
+        Err(err) if err.code.as_deref() == Some("BucketAlreadyOwnedByYou") => {}
+        Err(err) => return Err(remote(err)),
+    }
+    let block = PublicAccessBlockConfiguration::builder()
+        .block_public_acls(true)
+        .ignore_public_acls(true)
+        .block_public_policy(true)
+        .restrict_public_buckets(true)
+        .build();
+    client
+        .put_public_access_block()
+        .bucket(bucket)
+        .public_access_block_configuration(block)
+        .send()
+        .await
+        .classified()
+        .map_err(remote)?;
+    setup.done.push("public access blocked");
+    client
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .classified()
+        .map_err(remote)?;
+    setup.done.push("versioning on");
+    let rule = ServerSideEncryptionRule::builder()
+        .apply_server_side_encryption_by_default(
+            ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::Aes256)
+                .build()
+                .map_err(built)?,
+        )
+        .build();
+    client
+        .put_bucket_encryption()
+        .bucket(bucket)
+        .server_side_encryption_configuration(
+            ServerSideEncryptionConfiguration::builder()
+                .rules(rule)
+                .build()
+                .map_err(built)?,
+        )
+        .send()
+        .await
+        .classified()
+        .map_err(remote)?;
+    setup.done.push("encrypted by default (SSE-S3)");
+    let expire = LifecycleRule::builder()
+        .id("plinth-expire-old-state-versions")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .noncurrent_version_expiration(
+            NoncurrentVersionExpiration::builder()
+                .noncurrent_days(KEEP_OLD_VERSIONS_DAYS)
+                .build(),
+        )
+        .build()
+        .map_err(built)?;
+    client
+        .put_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(expire)
+                .build()
+                .map_err(built)?,
+        )
+        .send()
+        .await
+        .classified()
+        .map_err(remote)?;
+    setup.done.push("old versions expire after 90 days");
+    Ok(setup)
 }
 
 /// The run (lock id) a journal key belongs to: `…/journal/<run>/<n>.json`.
@@ -326,6 +476,7 @@ impl StateStore for S3Store {
                 etag: Mutex::new(None),
                 next: AtomicU64::new(0),
             };
+            self.warn_without_versioning().await;
             let (mut state, etag) = self.read_state(stack, workspace).await?;
             *lock.etag.lock().unwrap_or_else(|p| p.into_inner()) = etag;
             let (keys, entries) = self.journal(&folder).await?;

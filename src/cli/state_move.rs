@@ -1,0 +1,177 @@
+//! `plinth state init|pull|push|migrate`: a bucket made fit for state, and a state copied
+//! out, put back, or moved to another backend with its serial, lineage and outputs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use plinth_core::state::store::parse_state;
+use plinth_core::state::State;
+
+use super::{
+    connect, fail, lock_state, stack_path, state_of, store_at, CliResult, GlobalArgs, StoreAt, Ui,
+};
+
+pub async fn init(global: &GlobalArgs, url: &str, ui: &Ui) -> CliResult {
+    let Some((bucket, prefix)) = plinth_aws::state_s3::parse_url(url) else {
+        return fail(format!("`{url}`: expected s3://BUCKET"));
+    };
+    if !prefix.is_empty() {
+        return fail(format!(
+            "`{url}`: name the bucket only (s3://{bucket}); prefixes are chosen with --state"
+        ));
+    }
+    let aws = connect(global, None).await;
+    let region = aws.default_region().unwrap_or_else(|| "us-east-1".into());
+    let setup = plinth_aws::state_s3::init_bucket(&aws, &region, &bucket).await?;
+    ui.out(&format!(
+        "State bucket s3://{bucket} ({region}) {}: {}.\nUse it with --state s3://{bucket}/PREFIX, or `state: s3://{bucket}/PREFIX` in the stack file.",
+        if setup.created { "created" } else { "checked" },
+        setup.done.join(", ")
+    ));
+    Ok(0)
+}
+
+pub async fn pull(
+    global: &GlobalArgs,
+    stack_arg: &Option<PathBuf>,
+    out: &Path,
+    ui: &Ui,
+) -> CliResult {
+    let (stack, store) = state_of(global, stack_arg, ui).await?;
+    let state = store.read(&stack.name, &stack.workspace)?;
+    let mut text = serde_json::to_vec_pretty(&state)?;
+    text.push(b'\n');
+    write_private(out, &text)?;
+    ui.out(&format!(
+        "Wrote the state of `{}` (workspace `{}`, serial {}) from {} to {}. It holds sensitive values: keep it private.",
+        stack.name,
+        stack.workspace,
+        state.serial,
+        store.location(),
+        out.display()
+    ));
+    Ok(0)
+}
+
+pub async fn push(
+    global: &GlobalArgs,
+    stack_arg: &Option<PathBuf>,
+    file: &Path,
+    force: bool,
+    ui: &Ui,
+) -> CliResult {
+    let (stack, store) = state_of(global, stack_arg, ui).await?;
+    let text = std::fs::read_to_string(file)?;
+    let mut pushed = parse_state(&text, file, &stack.name, &stack.workspace)?;
+    let (locked, current) = lock_state(
+        global.lock_timeout,
+        &*store,
+        &stack.name,
+        &stack.workspace,
+        "plinth state push",
+    )
+    .await?;
+    if current.serial > 0 && current.lineage != pushed.lineage && !force {
+        return fail(format!(
+            "{} holds another history (lineage {}, not {}): pushing would replace it; add --force if you mean it",
+            store.location(),
+            current.lineage,
+            pushed.lineage
+        ));
+    }
+    // One serial past what is there, so every reader sees it is newer.
+    pushed.serial = current.serial;
+    locked.write(&mut pushed)?;
+    ui.out(&format!(
+        "Pushed {} to {} (serial {}).",
+        file.display(),
+        store.location(),
+        pushed.serial
+    ));
+    Ok(0)
+}
+
+pub async fn migrate(
+    global: &GlobalArgs,
+    stack_arg: &Option<PathBuf>,
+    to: &str,
+    ui: &Ui,
+) -> CliResult {
+    let (stack, from) = state_of(global, stack_arg, ui).await?;
+    let path = stack_path(global, stack_arg);
+    let at = StoreAt {
+        stack_path: &path,
+        stack: &stack.name,
+        workspace: &stack.workspace,
+        region: &stack.region,
+    };
+    let target = store_at(Some(to.to_string()), None, global, &at).await?;
+    if target.location() == from.location() {
+        return fail(format!("the state is already at {to}"));
+    }
+    let command = "plinth state migrate";
+    let (_held, state) = lock_state(
+        global.lock_timeout,
+        &*from,
+        &stack.name,
+        &stack.workspace,
+        command,
+    )
+    .await?;
+    if state.serial == 0 {
+        return fail(format!(
+            "{} has no state for `{}` (workspace `{}`) to move",
+            from.location(),
+            stack.name,
+            stack.workspace
+        ));
+    }
+    let (locked, there) = lock_state(
+        global.lock_timeout,
+        &*target,
+        &stack.name,
+        &stack.workspace,
+        command,
+    )
+    .await?;
+    if !is_empty(&there) {
+        return fail(format!(
+            "{} already holds a state for `{}` (serial {}): nothing was moved",
+            target.location(),
+            stack.name,
+            there.serial
+        ));
+    }
+    // Written as it is: the same serial (the write adds one), lineage and outputs.
+    let mut moved = state.clone();
+    moved.serial = state.serial - 1;
+    locked.write(&mut moved)?;
+    ui.out(&format!(
+        "Moved the state of `{}` (workspace `{}`, serial {}, lineage {}) from {} to {}.\nThe old copy is left as it was: use --state {to} (or `state: {to}` in the stack file) from now on, then delete it.",
+        stack.name,
+        stack.workspace,
+        moved.serial,
+        moved.lineage,
+        from.location(),
+        target.location()
+    ));
+    Ok(0)
+}
+
+fn is_empty(state: &State) -> bool {
+    state.serial == 0 && state.resources.is_empty()
+}
+
+/// A file only its owner can read (state holds sensitive values).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
