@@ -43,6 +43,11 @@ pub struct RosterArgs {
         requires = "roster"
     )]
     pub max_environments: u16,
+    /// With --roster: this machine's share of the class (`--shard 2/3`), for a class split
+    /// across machines (CI runners, say). Each student always falls in the same share; with
+    /// state on S3, the per-environment locks keep two machines off the same student.
+    #[arg(long, value_name = "I/N", requires = "roster")]
+    pub shard: Option<roster::Shard>,
 }
 
 /// What the roster does to each student's environment.
@@ -171,7 +176,15 @@ async fn run(
             global.workspace
         ));
     }
-    let roster = roster::read(roster_path).map_err(CliError::Diagnostics)?;
+    let mut roster = roster::read(roster_path).map_err(CliError::Diagnostics)?;
+    if let Some(shard) = shard_of(command) {
+        let all = roster.students.len();
+        roster.students.retain(|s| shard.takes(&s.name));
+        ui.out(&format!(
+            "Shard {shard}: {} of the roster's {all} students.",
+            roster.students.len()
+        ));
+    }
     let path = stack_path(global, stack_arg);
     let decls = declared_vars(global, &path, ui)?;
     let aws = connect_for_stack(global, &path).await;
@@ -196,6 +209,14 @@ async fn run(
     print_summary(&context, &rows, started.elapsed());
     print_stats(global, &aws);
     Ok(rows)
+}
+
+fn shard_of(command: RosterCommand<'_>) -> Option<roster::Shard> {
+    match command {
+        RosterCommand::Plan(a) => a.roster.shard,
+        RosterCommand::Apply(a) => a.roster.shard,
+        RosterCommand::Destroy(a) => a.roster.shard,
+    }
 }
 
 fn max_environments(command: RosterCommand<'_>) -> u16 {

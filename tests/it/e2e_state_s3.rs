@@ -52,7 +52,14 @@ async fn two_machines_share_the_state_and_a_held_lock_names_its_holder_and_break
     for env in [&one, &two] {
         env.write("lab.yaml", TWO_TABLES);
     }
-    one.plinth(&["apply", "lab.yaml", "--yes", state]).ok();
+    let applied = one.plinth(&["apply", "lab.yaml", "--yes", state]).ok();
+    assert!(
+        applied
+            .stderr
+            .contains("versioning is off on the state bucket plinth-state-shared"),
+        "{}",
+        applied.stderr
+    );
     // The other machine sees the same state: nothing to do.
     two.plinth(&["plan", "lab.yaml", "--detailed-exitcode", state])
         .ok();
@@ -219,6 +226,159 @@ async fn kill_9_on_one_machine_is_recovered_exactly_by_the_next_apply_on_the_oth
     one.plinth(&["plan", "--detailed-exitcode", state]).ok();
     one.plinth(&["destroy", "--yes", state]).ok();
     assert!(tables_of_stack(&one.dynamodb(), "s3killed")
+        .await
+        .is_empty());
+}
+
+fn state_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("state file")).expect("state JSON")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_moves_local_to_s3_and_back_keeping_serial_lineage_and_outputs() {
+    let env = Env::new();
+    env.write(
+        "lab.yaml",
+        r#"stack: moved-lab
+region: us-east-1
+resources:
+  users:
+    type: dynamodb.table
+    name: moved-lab-users
+    partition_key: { name: id, type: S }
+outputs:
+  table: ${users.name}
+"#,
+    );
+    env.plinth(&["apply", "lab.yaml", "--yes"]).ok();
+    let local = state_json(&env.path(".plinth/moved-lab/default/state.json"));
+
+    // A bucket made fit for state.
+    let init = env
+        .plinth(&["state", "init", "s3://plinth-state-moved"])
+        .ok();
+    assert!(init.stdout.contains("created"), "{}", init.stdout);
+    let s3 = env.s3();
+    let versioning = s3
+        .get_bucket_versioning()
+        .bucket("plinth-state-moved")
+        .send()
+        .await
+        .expect("versioning");
+    assert_eq!(versioning.status().map(|s| s.as_str()), Some("Enabled"));
+    let block = s3
+        .get_public_access_block()
+        .bucket("plinth-state-moved")
+        .send()
+        .await
+        .expect("public access block");
+    let block = block.public_access_block_configuration().expect("config");
+    assert_eq!(block.block_public_policy(), Some(true));
+    assert_eq!(block.restrict_public_buckets(), Some(true));
+
+    let url = "s3://plinth-state-moved/terms";
+    env.plinth(&["state", "migrate", "lab.yaml", "--to", url])
+        .ok();
+    let state = format!("--state={url}");
+    env.plinth(&["plan", "lab.yaml", "--detailed-exitcode", &state])
+        .ok();
+    let output = env
+        .plinth(&["output", "lab.yaml", "table", "--raw", &state])
+        .ok();
+    assert_eq!(output.stdout.trim(), "moved-lab-users");
+    env.plinth(&["state", "pull", "lab.yaml", "-o", "pulled.json", &state])
+        .ok();
+    let pulled = state_json(&env.path("pulled.json"));
+    for key in ["serial", "lineage", "outputs", "resources"] {
+        assert_eq!(pulled[key], local[key], "{key} kept on S3");
+    }
+
+    // And back to a folder.
+    env.plinth(&["state", "migrate", "lab.yaml", "--to", "back", &state])
+        .ok();
+    let back = state_json(&env.path("back/moved-lab/default/state.json"));
+    for key in ["serial", "lineage", "outputs", "resources"] {
+        assert_eq!(back[key], local[key], "{key} kept back in a folder");
+    }
+    // A state pushed over it is one serial newer.
+    env.plinth(&["state", "push", "lab.yaml", "pulled.json", &state])
+        .ok();
+    env.plinth(&["state", "pull", "lab.yaml", "-o", "again.json", &state])
+        .ok();
+    let again = state_json(&env.path("again.json"));
+    assert_eq!(
+        again["serial"].as_u64(),
+        local["serial"].as_u64().map(|s| s + 1)
+    );
+    env.plinth(&["destroy", "lab.yaml", "--yes", &state]).ok();
+    assert!(tables_of_stack(&env.dynamodb(), "moved-lab")
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_class_split_across_two_machines_gives_each_student_to_one_of_them() {
+    let (one, two) = (Env::new(), Env::new());
+    state_bucket(&one, "plinth-state-shards").await;
+    let state = "--state=s3://plinth-state-shards/class";
+    let stack = r#"stack: sharded-lab
+region: us-east-1
+resources:
+  notes:
+    type: dynamodb.table
+    name: "sharded-${workspace}-notes"
+    partition_key: { name: id, type: S }
+"#;
+    let students = ["ana", "bruno", "carla", "dora", "emil", "fern"];
+    for env in [&one, &two] {
+        env.write("lab.yaml", stack);
+        env.write("students.txt", &students.join("\n"));
+    }
+    let mut taken = 0;
+    for (env, shard) in [(&one, "1/2"), (&two, "2/2")] {
+        let run = env
+            .plinth(&[
+                "apply",
+                "lab.yaml",
+                "--roster",
+                "students.txt",
+                "--shard",
+                shard,
+                "--yes",
+                state,
+            ])
+            .ok();
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("Shard {shard}: ")))
+            .unwrap_or_else(|| panic!("a shard line:\n{}", run.stdout));
+        let count: usize = line
+            .split_whitespace()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .expect("a count");
+        taken += count;
+    }
+    assert_eq!(taken, students.len(), "every student in exactly one shard");
+    let mut tables = tables_of_stack(&one.dynamodb(), "sharded-lab").await;
+    tables.sort();
+    let expected: Vec<String> = students
+        .iter()
+        .map(|s| format!("sharded-{s}-notes"))
+        .collect();
+    assert_eq!(tables, expected);
+    // Either machine sees the whole class; one destroy takes it down.
+    two.plinth(&[
+        "destroy",
+        "lab.yaml",
+        "--roster",
+        "students.txt",
+        "--yes",
+        state,
+    ])
+    .ok();
+    assert!(tables_of_stack(&two.dynamodb(), "sharded-lab")
         .await
         .is_empty());
 }

@@ -83,6 +83,50 @@ impl Roster {
     }
 }
 
+/// One of N shares of a roster (`--shard I/N`, I from 1): a class split across machines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let bad = || format!("`{text}`: expected I/N with 1 ≤ I ≤ N, e.g. 2/3");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (
+            i.trim().parse::<u32>().map_err(|_| bad())?,
+            n.trim().parse::<u32>().map_err(|_| bad())?,
+        );
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// Whether `student` is this shard's. By a hash of the name, not its line: a student
+    /// stays with the same runner when others join or leave the roster.
+    pub fn takes(&self, student: &str) -> bool {
+        // FNV-1a: stable across runs, machines and Rust versions (unlike `DefaultHasher`).
+        let hash = student
+            .to_lowercase()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
+        hash % u64::from(self.count) == u64::from(self.index - 1)
+    }
+}
+
 /// Reads and checks a roster file.
 pub fn read(path: &Path) -> Result<Roster, Diagnostics> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -294,6 +338,27 @@ impl LineAt<'_> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn each_student_is_in_exactly_one_shard_and_stays_there() {
+        let names: Vec<String> = (0..200).map(|i| format!("student-{i}")).collect();
+        let shards: Vec<Shard> = (1..=3).map(|i| Shard { index: i, count: 3 }).collect();
+        for name in &names {
+            assert_eq!(shards.iter().filter(|s| s.takes(name)).count(), 1, "{name}");
+        }
+        let sizes: Vec<usize> = shards
+            .iter()
+            .map(|s| names.iter().filter(|n| s.takes(n)).count())
+            .collect();
+        assert!(sizes.iter().all(|n| (40..=95).contains(n)), "{sizes:?}");
+        // A name's shard depends on the name alone, in any case.
+        assert_eq!(shards[0].takes("Ana"), shards[0].takes("ana"));
+        assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
+        for bad in ["0/3", "4/3", "2", "a/b", "1/0"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn roster(text: &str) -> Result<Roster, Diagnostics> {
