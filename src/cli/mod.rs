@@ -359,6 +359,11 @@ impl Session {
         }
         ui.add_secrets(stack.sensitive_values());
         let (store, state) = state_store(global, Some(&aws), path, &stack).await?;
+        // Remote state is stamped on what the stack makes (`plinth:state`), so `sweep`
+        // elsewhere never takes it for an orphan.
+        if let Some(url) = state.as_ref().filter(|s| s.starts_with(S3_SCHEME)) {
+            stack.state = Some(url.clone());
+        }
         Ok(Session {
             aws,
             registry,
@@ -428,7 +433,22 @@ pub async fn state_store(
             true => s.clone(),
             false => stack.file.base_dir().join(s).display().to_string(),
         });
-    let named = state_location(global, from_stack.as_deref());
+    if let (Some(url), None, Some(dir)) = (
+        from_stack.as_ref().filter(|s| s.starts_with(S3_SCHEME)),
+        &global.state,
+        global.state_dir.last(),
+    ) {
+        return fail(format!(
+            "the stack keeps its state on {url}, and --state-dir (or PLINTH_STATE_DIR) names the folder {}: give --state {} to use that folder on purpose",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    let named = match (&global.state, &from_stack) {
+        (Some(given), _) => Some(given.clone()),
+        (None, Some(url)) if url.starts_with(S3_SCHEME) => Some(url.clone()),
+        _ => state_location(global, from_stack.as_deref()),
+    };
     let at = StoreAt {
         stack_path,
         stack: &stack.name,

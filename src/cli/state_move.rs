@@ -79,6 +79,16 @@ pub async fn push(
             pushed.lineage
         ));
     }
+    if pushed.serial < current.serial && !force {
+        return fail(format!(
+            "{} is at serial {}, newer than {} (serial {}): pushing would lose {} writes; add --force if you mean it",
+            store.location(),
+            current.serial,
+            file.display(),
+            pushed.serial,
+            current.serial - pushed.serial
+        ));
+    }
     // One serial past what is there, so every reader sees it is newer.
     pushed.serial = current.serial;
     locked.write(&mut pushed)?;
@@ -105,6 +115,13 @@ pub async fn migrate(
         workspace: &stack.workspace,
         region: &stack.region,
     };
+    // A folder as an absolute path: the message below is pasted into other places.
+    let to = if to.contains("://") {
+        to.to_string()
+    } else {
+        std::env::current_dir()?.join(to).display().to_string()
+    };
+    let to = to.as_str();
     let target = store_at(Some(to.to_string()), None, global, &at).await?;
     if target.location() == from.location() {
         return fail(format!("the state is already at {to}"));
@@ -126,6 +143,7 @@ pub async fn migrate(
             stack.workspace
         ));
     }
+    target.clear_moved(&stack.name, &stack.workspace)?;
     let (locked, there) = lock_state(
         global.lock_timeout,
         &*target,
@@ -146,14 +164,20 @@ pub async fn migrate(
     let mut moved = state.clone();
     moved.serial = state.serial - 1;
     locked.write(&mut moved)?;
+    from.mark_moved(&stack.name, &stack.workspace, to)?;
     ui.out(&format!(
-        "Moved the state of `{}` (workspace `{}`, serial {}, lineage {}) from {} to {}.\nThe old copy is left as it was: use --state {to} (or `state: {to}` in the stack file) from now on, then delete it.",
+        "Moved the state of `{}` (workspace `{}`, serial {}, lineage {}) from {} to {}.\nThe old copy now says where it went (commands there refuse, naming it): use --state {to} (or `state: {to}` in the stack file) from now on.{}",
         stack.name,
         stack.workspace,
         moved.serial,
         moved.lineage,
         from.location(),
-        target.location()
+        target.location(),
+        if to.starts_with("s3://") {
+            "\nThe next apply tags every resource with plinth:state (so sweep elsewhere leaves it alone)."
+        } else {
+            ""
+        }
     ));
     Ok(0)
 }
@@ -172,6 +196,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         options.mode(0o600);
     }
     let mut file = options.open(path)?;
+    // A file that was there keeps its mode on open: make it private too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
     file.write_all(bytes)?;
     file.sync_all()
 }

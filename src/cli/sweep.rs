@@ -88,12 +88,18 @@ impl Work<'_> {
 }
 
 pub async fn run(global: &GlobalArgs, args: SweepArgs, ui: &Ui) -> CliResult {
+    if let Some(url) = global.state.as_ref().filter(|s| s.contains("://")) {
+        return fail(format!(
+            "sweep reads local state folders only, not {url} yet; its environments are left alone by any sweep (their resources are tagged plinth:state)"
+        ));
+    }
     let filter = filter_of(global, &args)?;
     let aws = connect(global, None).await;
     let registry = plinth_aws::registry(&aws);
     let regions = regions_to_search(&args, aws.default_region());
     let view = states_in_view(global);
-    let search = search(&aws, &registry, &regions, &filter, ui).await?;
+    let mut search = search(&aws, &registry, &regions, &filter, ui).await?;
+    leave_remote_state_alone(&mut search.found, ui);
     let now = SystemTime::now();
     let states: Vec<State> = view.readable.iter().map(|v| v.state.clone()).collect();
     let envs = teardown::environments(search.found, &states);
@@ -146,6 +152,25 @@ async fn search(
         return fail("no region could be searched; nothing was changed");
     }
     Ok(search)
+}
+
+/// Environments whose state is kept elsewhere (`plinth:state`, on S3) are not this sweep's:
+/// without their state, everything they made would look like an orphan.
+fn leave_remote_state_alone(found: &mut Vec<teardown::TaggedResource>, ui: &Ui) {
+    let mut elsewhere: std::collections::BTreeMap<String, usize> = Default::default();
+    found.retain(|r| match r.tag(teardown::STATE_TAG) {
+        Some(url) => {
+            *elsewhere.entry(url.to_string()).or_default() += 1;
+            false
+        }
+        None => true,
+    });
+    for (url, count) in elsewhere {
+        ui.err(&format!(
+            "{}: {count} resources keep their state on {url}: left alone (sweep reads local states only)",
+            ui.colored(AnsiColor::Yellow, "note")
+        ));
+    }
 }
 
 /// Run away from its states, sweep takes every environment for an orphan: say so first.

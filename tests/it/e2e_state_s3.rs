@@ -81,6 +81,21 @@ async fn two_machines_share_the_state_and_a_held_lock_names_its_holder_and_break
         Some("AES256")
     );
     assert!(!two.path(".plinth").exists(), "nothing kept locally");
+    // A sweep on a machine without the state leaves the environment alone.
+    let swept = two
+        .plinth(&["sweep", "--stack", "shared-lab", "--yes"])
+        .ok();
+    assert!(
+        swept
+            .stderr
+            .contains("2 resources keep their state on s3://plinth-state-shared/fall: left alone"),
+        "{}",
+        swept.stderr
+    );
+    assert_eq!(
+        tables_of_stack(&two.dynamodb(), "shared-lab").await.len(),
+        2
+    );
 
     // A run on another machine died holding the lock.
     let lock = r#"{"pid": 4242, "host": "laptop-7", "command": "plinth apply", "since": "2026-12-01T08:00:00Z", "user": "ta", "id": "dead-run-1"}"#;
@@ -277,11 +292,18 @@ outputs:
     assert_eq!(block.restrict_public_buckets(), Some(true));
 
     let url = "s3://plinth-state-moved/terms";
-    env.plinth(&["state", "migrate", "lab.yaml", "--to", url])
+    let moved = env
+        .plinth(&["state", "migrate", "lab.yaml", "--to", url])
         .ok();
+    assert!(moved.stdout.contains("plinth:state"), "{}", moved.stdout);
+    // The old copy says where the state went, instead of starting again from nothing.
+    let old = env.plinth(&["plan", "lab.yaml"]).expect_code(1);
+    assert!(
+        old.stderr.contains(&format!("was moved to {url}")),
+        "{}",
+        old.stderr
+    );
     let state = format!("--state={url}");
-    env.plinth(&["plan", "lab.yaml", "--detailed-exitcode", &state])
-        .ok();
     let output = env
         .plinth(&["output", "lab.yaml", "table", "--raw", &state])
         .ok();
@@ -300,17 +322,29 @@ outputs:
     for key in ["serial", "lineage", "outputs", "resources"] {
         assert_eq!(back[key], local[key], "{key} kept back in a folder");
     }
-    // A state pushed over it is one serial newer.
-    env.plinth(&["state", "push", "lab.yaml", "pulled.json", &state])
+    let back_dir = format!("--state={}", env.path("back").display());
+    env.plinth(&["plan", "lab.yaml", "--detailed-exitcode", &back_dir])
         .ok();
-    env.plinth(&["state", "pull", "lab.yaml", "-o", "again.json", &state])
+    // A state pushed over it is one serial newer; an older one is refused.
+    env.plinth(&["state", "push", "lab.yaml", "pulled.json", &back_dir])
+        .ok();
+    let stale = env
+        .plinth(&["state", "push", "lab.yaml", "pulled.json", &back_dir])
+        .expect_code(1);
+    assert!(
+        stale.stderr.contains("pushing would lose 1 writes"),
+        "{}",
+        stale.stderr
+    );
+    env.plinth(&["state", "pull", "lab.yaml", "-o", "again.json", &back_dir])
         .ok();
     let again = state_json(&env.path("again.json"));
     assert_eq!(
         again["serial"].as_u64(),
         local["serial"].as_u64().map(|s| s + 1)
     );
-    env.plinth(&["destroy", "lab.yaml", "--yes", &state]).ok();
+    env.plinth(&["destroy", "lab.yaml", "--yes", &back_dir])
+        .ok();
     assert!(tables_of_stack(&env.dynamodb(), "moved-lab")
         .await
         .is_empty());

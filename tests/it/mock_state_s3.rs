@@ -82,6 +82,15 @@ fn locking() -> Vec<Rule> {
                 .status(BucketVersioningStatus::Enabled)
                 .build()
         }),
+        // Not moved elsewhere, and no state yet.
+        mock!(aws_sdk_s3::Client::get_object).then_http_response(|| {
+            s3_error(
+                404,
+                "NoSuchKey",
+                "The specified key does not exist.",
+                "<Key>fall/lab/ana/moved-to</Key>",
+            )
+        }),
         mock!(aws_sdk_s3::Client::get_object).then_http_response(|| {
             s3_error(
                 404,

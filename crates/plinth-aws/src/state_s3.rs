@@ -32,6 +32,11 @@ use crate::Aws;
 
 const PRECONDITION_FAILED: &str = "PreconditionFailed";
 const NO_SUCH_KEY: &str = "NoSuchKey";
+/// S3's 409 to a conditional write racing another on the same key.
+const CONDITIONAL_CONFLICT: &str = "ConditionalRequestConflict";
+const CONFLICT_ATTEMPTS: u64 = 5;
+/// Tries at a lock that is let go of between our write and our read.
+const LOCK_ATTEMPTS: usize = 3;
 
 /// `s3://BUCKET/PREFIX` as bucket and prefix (without slashes at its ends).
 pub fn parse_url(url: &str) -> Option<(String, String)> {
@@ -111,22 +116,33 @@ impl S3Store {
         body: Vec<u8>,
         if_match: Option<&str>,
     ) -> Result<Option<String>, StoreError> {
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("application/json")
-            .server_side_encryption(ServerSideEncryption::Aes256)
-            .body(ByteStream::from(body));
-        let request = match if_match {
-            Some(etag) => request.if_match(etag),
-            None => request.if_none_match("*"),
-        };
-        match request.send().await.classified() {
-            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
-            Err(err) if err.code.as_deref() == Some(PRECONDITION_FAILED) => Ok(None),
-            Err(err) => Err(self.remote(key, err)),
+        let mut attempt = 0;
+        loop {
+            let request = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type("application/json")
+                .server_side_encryption(ServerSideEncryption::Aes256)
+                .body(ByteStream::from(body.clone()));
+            let request = match if_match {
+                Some(etag) => request.if_match(etag),
+                None => request.if_none_match("*"),
+            };
+            match request.send().await.classified() {
+                Ok(out) => return Ok(Some(out.e_tag().unwrap_or_default().to_string())),
+                Err(err) if err.code.as_deref() == Some(PRECONDITION_FAILED) => return Ok(None),
+                // Another conditional write to the key is in flight: S3 asks to try again.
+                Err(err)
+                    if err.code.as_deref() == Some(CONDITIONAL_CONFLICT)
+                        && attempt < CONFLICT_ATTEMPTS =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                }
+                Err(err) => return Err(self.remote(key, err)),
+            }
         }
     }
 
@@ -214,6 +230,13 @@ impl S3Store {
         stack: &str,
         workspace: &str,
     ) -> Result<(State, Option<String>), StoreError> {
+        let moved = format!("{}moved-to", self.folder(stack, workspace));
+        if let Some((to, _)) = self.get(&moved).await? {
+            return Err(StoreError::Moved {
+                location: self.url(&self.folder(stack, workspace)),
+                to: to.trim().to_string(),
+            });
+        }
         let key = format!("{}state.json", self.folder(stack, workspace));
         match self.get(&key).await? {
             None => Ok((State::new(stack, workspace), None)),
@@ -228,27 +251,31 @@ impl S3Store {
         let key = format!("{folder}lock.json");
         let info = LockInfo::here(command, &uuid::Uuid::new_v4().to_string());
         let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
-        if self.put(&key, body, None).await?.is_some() {
-            return Ok(info);
+        for _ in 0..LOCK_ATTEMPTS {
+            if self.put(&key, body.clone(), None).await?.is_some() {
+                return Ok(info);
+            }
+            let Some((text, _)) = self.get(&key).await? else {
+                continue; // released between our write and our read: try again
+            };
+            return match serde_json::from_str::<LockInfo>(&text) {
+                // Our own first attempt made it, and its answer was lost.
+                Ok(h) if h.id == info.id => Ok(info),
+                Ok(h) => Err(StoreError::RemoteLocked {
+                    location: self.url(folder),
+                    holder: h.to_string(),
+                    id: h.id,
+                }),
+                Err(_) => Err(StoreError::Remote {
+                    location: self.url(&key),
+                    message: "the state is locked, and the lock is unreadable: if no plinth runs there, delete lock.json by hand".into(),
+                }),
+            };
         }
-        let held = self.get(&key).await?;
-        let holder = held
-            .as_ref()
-            .and_then(|(text, _)| serde_json::from_str::<LockInfo>(text).ok());
-        match holder {
-            // Our own first attempt made it, and its answer was lost.
-            Some(h) if h.id == info.id => Ok(info),
-            Some(h) => Err(StoreError::RemoteLocked {
-                location: self.url(folder),
-                holder: h.to_string(),
-                id: h.id,
-            }),
-            None => Err(StoreError::RemoteLocked {
-                location: self.url(folder),
-                holder: "another plinth".into(),
-                id: "(unreadable: delete lock.json by hand)".into(),
-            }),
-        }
+        Err(StoreError::Remote {
+            location: self.url(&key),
+            message: "the lock changed hands too often to be taken; try again".into(),
+        })
     }
 
     /// Versioning is how a bad state is rolled back: say so once per command without it.
@@ -497,6 +524,27 @@ impl StateStore for S3Store {
 
     fn unlock(&self, stack: &str, workspace: &str, id: &str) -> Result<LockInfo, StoreError> {
         block(self.break_lock(stack, workspace, id))
+    }
+
+    fn mark_moved(&self, stack: &str, workspace: &str, to: &str) -> Result<(), StoreError> {
+        let key = format!("{}moved-to", self.folder(stack, workspace));
+        block(async {
+            self.client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .body(ByteStream::from(format!("{to}\n").into_bytes()))
+                .send()
+                .await
+                .classified()
+                .map(|_| ())
+                .map_err(|err| self.remote(&key, err))
+        })
+    }
+
+    fn clear_moved(&self, stack: &str, workspace: &str) -> Result<(), StoreError> {
+        let key = format!("{}moved-to", self.folder(stack, workspace));
+        block(self.delete(&key))
     }
 }
 

@@ -22,6 +22,8 @@ pub const STACK_TAG: &str = "plinth:stack";
 pub const WORKSPACE_TAG: &str = "plinth:workspace";
 pub const RESOURCE_TAG: &str = "plinth:resource";
 pub const CREATED_AT_TAG: &str = "plinth:created-at";
+/// Where an environment's state is kept, when not in a local folder (`s3://BUCKET/PREFIX`).
+pub const STATE_TAG: &str = "plinth:state";
 pub const EXPIRES_AT_TAG: &str = "plinth:expires-at";
 
 /// The workspace of a resource whose tags name none (every plinth resource has one).

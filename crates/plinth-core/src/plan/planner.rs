@@ -763,6 +763,11 @@ pub fn desired_template(
     if let Some(at) = stamps.expires_at {
         plinth.push(("plinth:expires-at", at.to_string()));
     }
+    // State kept elsewhere (s3://…): `sweep` on a machine without it must not take the
+    // environment for an orphan.
+    if let Some(url) = stack.state.as_deref().filter(|s| s.contains("://")) {
+        plinth.push((crate::teardown::STATE_TAG, url.to_string()));
+    }
     for (k, v) in plinth {
         tags.retain(|(existing, _)| existing != k);
         tags.push((k.to_string(), SpannedExpr::lit(Value::String(v))));

@@ -20,6 +20,11 @@ pub trait StateStore: Send + Sync {
         workspace: &str,
         command: &str,
     ) -> Result<(Box<dyn StateLock>, State), store::StoreError>;
+    /// Leaves word that the state moved to `to`: every later command here refuses, naming
+    /// where it went, instead of starting again from the old copy.
+    fn mark_moved(&self, stack: &str, workspace: &str, to: &str) -> Result<(), store::StoreError>;
+    /// Takes that word back (a state moved here again).
+    fn clear_moved(&self, stack: &str, workspace: &str) -> Result<(), store::StoreError>;
     /// Breaks the lock whose id is `id` (its holder is gone) and says whose it was.
     fn unlock(
         &self,

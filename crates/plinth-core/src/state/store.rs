@@ -48,6 +48,8 @@ pub enum StoreError {
     },
     #[error("{location}: {message}")]
     Remote { location: String, message: String },
+    #[error("the state at {location} was moved to {to}: use --state {to} (or `state: {to}` in the stack file)")]
+    Moved { location: String, to: String },
     #[error("the state at {location} is locked by {holder}, lock id {id}\n  wait for it (--lock-timeout 5m), or, if that run is gone, break the lock with `plinth state unlock {id}`")]
     RemoteLocked {
         location: String,
@@ -143,10 +145,26 @@ impl StateFiles {
     pub fn lock(&self) -> PathBuf {
         self.dir.join("lock")
     }
+    /// Where the state went, after `plinth state migrate`.
+    pub fn moved_to(&self) -> PathBuf {
+        self.dir.join("moved-to")
+    }
+
+    fn refuse_if_moved(&self) -> Result<(), StoreError> {
+        match fs::read_to_string(self.moved_to()) {
+            Ok(to) => Err(StoreError::Moved {
+                location: self.dir.display().to_string(),
+                to: to.trim().to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&self.moved_to())(e)),
+        }
+    }
 
     /// Reads the state without locking (for `show`, `output`); a journal left by a killed
     /// run is folded in memory so readers see what really exists.
     pub fn read(&self, stack: &str, workspace: &str) -> Result<State, StoreError> {
+        self.refuse_if_moved()?;
         let mut state = self.read_file(stack, workspace)?;
         for entry in self.read_journal()? {
             state.apply_entry(&entry);
@@ -195,6 +213,7 @@ impl StateFiles {
     ) -> Result<(LockedState, State), StoreError> {
         fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
         let lock = Lock::acquire(&self.lock(), command)?;
+        self.refuse_if_moved()?;
         let mut state = self.read_file(stack, workspace)?;
         let entries = self.read_journal()?;
         let locked = LockedState {
@@ -272,6 +291,18 @@ impl StateStore for StateFiles {
     ) -> Result<(Box<dyn StateLock>, State), StoreError> {
         let (locked, state) = StateFiles::lock_and_read(self, stack, workspace, command)?;
         Ok((Box::new(locked), state))
+    }
+    fn mark_moved(&self, _stack: &str, _workspace: &str, to: &str) -> Result<(), StoreError> {
+        let path = self.moved_to();
+        fs::write(&path, format!("{to}\n")).map_err(io_err(&path))?;
+        sync_dir(&self.dir)
+    }
+    fn clear_moved(&self, _stack: &str, _workspace: &str) -> Result<(), StoreError> {
+        match fs::remove_file(self.moved_to()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&self.moved_to())(e)),
+        }
     }
     fn unlock(&self, _stack: &str, _workspace: &str, _id: &str) -> Result<LockInfo, StoreError> {
         Err(StoreError::Remote {
