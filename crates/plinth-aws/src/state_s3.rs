@@ -46,6 +46,7 @@ pub fn parse_url(url: &str) -> Option<(String, String)> {
 }
 
 /// The state of every environment under one bucket and prefix.
+#[derive(Clone)]
 pub struct S3Store {
     client: Client,
     bucket: String,
@@ -158,14 +159,14 @@ impl S3Store {
             .map_err(|err| self.remote(key, err))
     }
 
-    /// The journal's objects under `folder`, oldest run first, each in order.
-    async fn journal_keys(&self, folder: &str) -> Result<Vec<String>, StoreError> {
-        let prefix = format!("{folder}journal/");
+    /// The journal's objects under `prefix` (every run's, or one run's), oldest run first,
+    /// each in order.
+    async fn journal_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let pages: Vec<_> = self
             .client
             .list_objects_v2()
             .bucket(&self.bucket)
-            .prefix(&prefix)
+            .prefix(prefix)
             .into_paginator()
             .send()
             .collect::<Vec<_>>()
@@ -174,7 +175,7 @@ impl S3Store {
         for page in pages {
             let page = page
                 .map_err(crate::errors::classify)
-                .map_err(|err| self.remote(&prefix, err))?;
+                .map_err(|err| self.remote(prefix, err))?;
             for object in page.contents() {
                 if let (Some(key), Some(at)) = (object.key(), object.last_modified()) {
                     found.push((*at, key.to_string()));
@@ -206,7 +207,7 @@ impl S3Store {
     }
 
     async fn journal(&self, folder: &str) -> Result<(Vec<String>, Vec<JournalEntry>), StoreError> {
-        let keys = self.journal_keys(folder).await?;
+        let keys = self.journal_keys(&format!("{folder}journal/")).await?;
         let mut entries = Vec::new();
         for key in &keys {
             let Some((text, _)) = self.get(key).await? else {
@@ -493,11 +494,7 @@ impl StateStore for S3Store {
             let folder = self.folder(stack, workspace);
             let info = self.take_lock(&folder, command).await?;
             let lock = S3Lock {
-                store: S3Store {
-                    client: self.client.clone(),
-                    bucket: self.bucket.clone(),
-                    prefix: self.prefix.clone(),
-                },
+                store: self.clone(),
                 folder: folder.clone(),
                 id: info.id.clone(),
                 etag: Mutex::new(None),
@@ -623,14 +620,9 @@ impl StateLock for S3Lock {
     fn write(&self, state: &mut State) -> Result<(), StoreError> {
         block(async {
             self.write_state(state).await?;
-            let prefix = format!("{}journal/{}/", self.folder, self.id);
-            let keys: Vec<String> = self
-                .store
-                .journal_keys(&self.folder)
-                .await?
-                .into_iter()
-                .filter(|k| k.starts_with(&prefix))
-                .collect();
+            // Only this run's entries: the write folded them in.
+            let own = format!("{}journal/{}/", self.folder, self.id);
+            let keys = self.store.journal_keys(&own).await?;
             self.drop_journal(&keys).await
         })
     }
