@@ -54,6 +54,9 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
         "plinth import",
     )
     .await?;
+    if let Some(problem) = state.account_problem(session.stack.account.as_deref()) {
+        return fail(problem);
+    }
     if let Some(existing) = state.resources.get(name) {
         return fail(format!("`{name}` is already in state (id {}); `plinth state rm {name}` first to import another", existing.id));
     }

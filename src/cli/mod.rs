@@ -1,6 +1,7 @@
 //! The command line: one file per command; this file holds the shared arguments, the
 //! loading every command does, and the mapping of errors to messages and exit codes.
 
+mod accounts;
 mod apply;
 mod cost;
 mod graph;
@@ -316,6 +317,29 @@ fn validate_workspace(name: &str) -> Result<(), CliError> {
     }
 }
 
+/// The AWS connections an environment is worked on through.
+#[derive(Clone)]
+pub struct Connection {
+    /// Where the resources are: the caller's own account, or a student's through a role.
+    pub aws: Arc<Aws>,
+    /// Where the state is: always with the caller's own credentials (an instructor's state
+    /// bucket holds every student's state, whatever account the student's resources are in).
+    pub state_aws: Arc<Aws>,
+    /// The student's account, when `aws` works in one through a role.
+    pub account: Option<String>,
+}
+
+impl Connection {
+    /// Everything with the caller's own credentials.
+    pub fn own(aws: Arc<Aws>) -> Connection {
+        Connection {
+            state_aws: aws.clone(),
+            aws,
+            account: None,
+        }
+    }
+}
+
 /// Everything a command that talks to AWS needs.
 pub struct Session {
     pub aws: Arc<Aws>,
@@ -338,17 +362,22 @@ impl Session {
     ) -> Result<Session, CliError> {
         let path = stack_path(global, stack_arg);
         let aws = connect_for_stack(global, &path).await;
-        Session::load(global, aws, &path, ui).await
+        Session::load(global, Connection::own(aws), &path, ui).await
     }
 
-    /// Loads the stack at `path` for `global`'s workspace and variables over a connection
-    /// already made (a roster opens one session per student over one connection).
+    /// Loads the stack at `path` for `global`'s workspace and variables over connections
+    /// already made (a roster opens one session per student over its connections).
     pub async fn load(
         global: &GlobalArgs,
-        aws: Arc<Aws>,
+        connection: Connection,
         path: &Path,
         ui: &Ui,
     ) -> Result<Session, CliError> {
+        let Connection {
+            aws,
+            state_aws,
+            account,
+        } = connection;
         let registry = plinth_aws::registry(&aws);
         let (mut stack, graph) = load_stack(global, path, &registry, aws.default_region(), ui)?;
         if stack.needs_account_id() {
@@ -358,7 +387,8 @@ impl Session {
             stack.bind_account_id(&id);
         }
         ui.add_secrets(stack.sensitive_values());
-        let (store, state) = state_store(global, Some(&aws), path, &stack).await?;
+        stack.account = account;
+        let (store, state) = state_store(global, Some(&state_aws), path, &stack).await?;
         // Remote state is stamped on what the stack makes (`plinth:state`), so `sweep`
         // elsewhere never takes it for an orphan.
         if let Some(url) = state.as_ref().filter(|s| s.starts_with(S3_SCHEME)) {
@@ -379,7 +409,13 @@ impl Session {
 /// Connects for a stack file. A region the stack names spares the SDK its own region lookup
 /// (which may try the instance metadata service); without one, the SDK's chain decides.
 pub async fn connect_for_stack(global: &GlobalArgs, path: &Path) -> Arc<Aws> {
-    let declared = stack::load::declared_region(path)
+    let region = stack::load::declared(path).and_then(|d| d.region);
+    connect_in(global, region).await
+}
+
+/// Connects for the region a stack file names (when it names one).
+pub async fn connect_in(global: &GlobalArgs, stack_region: Option<String>) -> Arc<Aws> {
+    let declared = stack_region
         .or_else(|| std::env::var("AWS_REGION").ok())
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
     connect(global, declared).await

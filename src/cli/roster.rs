@@ -12,6 +12,7 @@ use futures::StreamExt;
 use plinth_aws::Aws;
 use plinth_core::plan::Plan;
 use plinth_core::roster::{self, Roster, Student, STUDENT_VAR};
+use plinth_core::stack::load::Declared;
 use plinth_core::stack::vars::VarDecl;
 use tokio::sync::watch;
 
@@ -22,8 +23,8 @@ use super::apply::{
 use super::plan::{plan_environment, show, PlanArgs, PlanView};
 use super::ui::short_duration;
 use super::{
-    connect_for_stack, display_path, fail, load_stack, offline_registry, print_stats, stack_path,
-    CliError, CliResult, GlobalArgs, Session, Ui,
+    accounts, connect_in, display_path, fail, load_stack, offline_registry, print_stats,
+    stack_path, CliError, CliResult, Connection, GlobalArgs, Session, Ui,
 };
 
 /// The roster options `plan`, `apply` and `destroy` share.
@@ -48,6 +49,17 @@ pub struct RosterArgs {
     /// state on S3, the per-environment locks keep two machines off the same student.
     #[arg(long, value_name = "I/N", requires = "roster")]
     pub shard: Option<roster::Shard>,
+    /// With --roster: the role assumed in a student's `account=` (a line's `role_arn=`
+    /// names its role outright).
+    #[arg(long, value_name = "NAME", default_value = roster::DEFAULT_ROLE_NAME, value_parser = parse_role_name, requires = "roster")]
+    pub role_name: String,
+}
+
+pub fn parse_role_name(name: &str) -> Result<String, String> {
+    match roster::role_name_problem(name) {
+        Some(problem) => Err(problem),
+        None => Ok(name.to_string()),
+    }
 }
 
 /// What the roster does to each student's environment.
@@ -149,6 +161,8 @@ struct RosterRun<'a> {
     stack_path: PathBuf,
     decls: Vec<VarDecl>,
     aws: Arc<Aws>,
+    /// The stack's name, for the names of role sessions in students' accounts.
+    stack_name: String,
     command: RosterCommand<'a>,
     cancel: watch::Receiver<bool>,
     ui: &'a Ui,
@@ -157,6 +171,8 @@ struct RosterRun<'a> {
 /// One line of the summary table.
 struct Row {
     student: String,
+    /// The student's own account, when the roster names one.
+    account: Option<String>,
     outcome: EnvOutcome,
     elapsed: Duration,
 }
@@ -186,15 +202,17 @@ async fn run(
         ));
     }
     let path = stack_path(global, stack_arg);
-    let decls = declared_vars(global, &path, ui)?;
-    let aws = connect_for_stack(global, &path).await;
+    let declared = declared(global, &path, ui)?;
+    let aws = connect_in(global, declared.region.clone()).await;
+    let stack_name = declared.name.clone().unwrap_or_default();
     let (cancel, interrupts) = watch_interrupts(ui);
     let context = RosterRun {
         global,
         roster: &roster,
         stack_path: path,
-        decls,
+        decls: declared.vars,
         aws: aws.clone(),
+        stack_name,
         command,
         cancel,
         ui,
@@ -209,6 +227,14 @@ async fn run(
     print_summary(&context, &rows, started.elapsed());
     print_stats(global, &aws);
     Ok(rows)
+}
+
+fn role_name(command: RosterCommand<'_>) -> &str {
+    match command {
+        RosterCommand::Plan(a) => &a.roster.role_name,
+        RosterCommand::Apply(a) => &a.roster.role_name,
+        RosterCommand::Destroy(a) => &a.roster.role_name,
+    }
 }
 
 fn shard_of(command: RosterCommand<'_>) -> Option<roster::Shard> {
@@ -227,12 +253,12 @@ fn max_environments(command: RosterCommand<'_>) -> u16 {
     }
 }
 
-/// The stack's variable declarations, to give each student their `student` variable and
-/// check their line's variables. A stack file that does not even parse fails the whole
+/// What the stack file declares: its variables give each student their `student` variable
+/// and check their line's variables. A stack file that does not even parse fails the whole
 /// command here, once, instead of once per student.
-fn declared_vars(global: &GlobalArgs, path: &Path, ui: &Ui) -> Result<Vec<VarDecl>, CliError> {
-    match plinth_core::stack::load::declared_vars(path) {
-        Some(decls) => Ok(decls),
+fn declared(global: &GlobalArgs, path: &Path, ui: &Ui) -> Result<Declared, CliError> {
+    match plinth_core::stack::load::declared(path) {
+        Some(declared) => Ok(declared),
         None => {
             load_stack(
                 global,
@@ -241,7 +267,7 @@ fn declared_vars(global: &GlobalArgs, path: &Path, ui: &Ui) -> Result<Vec<VarDec
                 Some("us-east-1".into()),
                 ui,
             )?;
-            Ok(Vec::new())
+            Ok(Declared::default())
         }
     }
 }
@@ -263,6 +289,7 @@ async fn run_student(context: &RosterRun<'_>, student: &Student) -> Row {
     };
     Row {
         student: student.name.clone(),
+        account: student.account.as_ref().map(|a| a.account_id().to_string()),
         outcome,
         elapsed: started.elapsed(),
     }
@@ -280,7 +307,8 @@ async fn environment(
         .check_vars(student, &context.decls)
         .map_err(CliError::Diagnostics)?;
     let global = student_args(context, student);
-    let session = Session::load(&global, context.aws.clone(), &context.stack_path, ui).await?;
+    let connection = connection(context, student).await?;
+    let session = Session::load(&global, connection, &context.stack_path, ui).await?;
     match context.command {
         RosterCommand::Plan(args) => {
             let plan = plan_environment(&session, args).await?;
@@ -301,6 +329,21 @@ async fn environment(
             destroy_environment(&session, &run, ui).await
         }
     }
+}
+
+/// The student's connection: through their role when their line names an account, else
+/// the caller's own.
+async fn connection(context: &RosterRun<'_>, student: &Student) -> Result<Connection, CliError> {
+    let Some(access) = &student.account else {
+        return Ok(Connection::own(context.aws.clone()));
+    };
+    let session = ["plinth", &context.stack_name, &student.name];
+    let role = accounts::role_for(access, role_name(context.command), &session);
+    Ok(Connection {
+        aws: accounts::reach(&context.aws, &role, access).await?,
+        state_aws: context.aws.clone(),
+        account: Some(access.account_id().to_string()),
+    })
 }
 
 /// The command's global options for one student: their workspace, and their variables on
@@ -378,23 +421,23 @@ fn result_text(result: &EnvResult) -> &'static str {
 fn print_summary(context: &RosterRun<'_>, rows: &[Row], elapsed: Duration) {
     let ui = context.ui;
     let [add, change, destroy] = context.command.count_headers();
-    let mut table = vec![[
-        "student".to_string(),
-        "result".to_string(),
-        add.to_string(),
-        change.to_string(),
-        destroy.to_string(),
-        "time".to_string(),
-        "cause".to_string(),
-    ]];
+    // The account column only when the roster gives someone an account of their own.
+    let accounts = rows.iter().any(|r| r.account.is_some());
+    let mut header = vec!["student"];
+    header.extend(accounts.then_some("account"));
+    header.extend(["result", add, change, destroy, "time", "cause"]);
+    let mut table = vec![header.into_iter().map(str::to_string).collect::<Vec<_>>()];
     for row in rows {
         let o = &row.outcome;
         let cause = match &o.result {
             EnvResult::Failed(c) => c.clone(),
             _ => String::new(),
         };
-        table.push([
-            row.student.clone(),
+        let mut cells = vec![row.student.clone()];
+        if accounts {
+            cells.push(row.account.clone().unwrap_or_else(|| OWN_ACCOUNT.into()));
+        }
+        cells.extend([
             result_text(&o.result).to_string(),
             o.added.to_string(),
             o.changed.to_string(),
@@ -402,6 +445,7 @@ fn print_summary(context: &RosterRun<'_>, rows: &[Row], elapsed: Duration) {
             short_duration(row.elapsed),
             cause,
         ]);
+        table.push(cells);
     }
     ui.out(&format!(
         "\nRoster {}: {} of {} for {} student{}, {} at a time, in {}.\n",
@@ -417,14 +461,20 @@ fn print_summary(context: &RosterRun<'_>, rows: &[Row], elapsed: Duration) {
     print_verdict(context, rows);
 }
 
-/// Columns padded to their widest cell; counts and times right-aligned.
-fn render_table(rows: &[[String; 7]]) -> String {
-    let mut widths = [0usize; 7];
+/// What the account column says of a student in the caller's own account.
+const OWN_ACCOUNT: &str = "yours";
+
+/// Columns padded to their widest cell; the four before the last (counts and times)
+/// right-aligned, the last (the cause) as it is.
+fn render_table(rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let mut widths = vec![0usize; columns];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
+    let right = columns.saturating_sub(5)..columns.saturating_sub(1);
     let lines: Vec<String> = rows
         .iter()
         .map(|row| {
@@ -432,8 +482,8 @@ fn render_table(rows: &[[String; 7]]) -> String {
                 .iter()
                 .enumerate()
                 .map(|(i, cell)| match i {
-                    2..=5 => format!("{cell:>w$}", w = widths[i]),
-                    6 => cell.clone(),
+                    _ if right.contains(&i) => format!("{cell:>w$}", w = widths[i]),
+                    _ if i + 1 == columns => cell.clone(),
                     _ => format!("{cell:<w$}", w = widths[i]),
                 })
                 .collect();

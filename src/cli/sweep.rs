@@ -13,6 +13,7 @@ mod remove;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use anstyle::AnsiColor;
@@ -23,13 +24,14 @@ use plinth_aws::tagging::{self, TagFilter, TagSearch};
 use plinth_aws::Aws;
 use plinth_core::cost::{self, Pricing, Running};
 use plinth_core::resource::Registry;
+use plinth_core::roster;
 use plinth_core::state::store::StateFiles;
-use plinth_core::state::{State, Status};
+use plinth_core::state::{State, StateStore, Status};
 use plinth_core::teardown::{self, short_age, Candidate, SweepFilter, STACK_TAG, WORKSPACE_TAG};
 
 use self::remove::{Found, Orphan, Removal, Target};
 use super::verify::plural;
-use super::{connect, fail, print_stats, CliError, CliResult, GlobalArgs, Ui};
+use super::{accounts, connect, fail, print_stats, CliError, CliResult, GlobalArgs, Ui, S3_SCHEME};
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
@@ -51,11 +53,19 @@ pub struct SweepArgs {
     /// How many reads and deletions run at once.
     #[arg(long, default_value_t = 16)]
     pub parallelism: usize,
+    /// Also search the students' own accounts this roster names (`account=`, `role_arn=`).
+    #[arg(long, value_name = "FILE")]
+    pub roster: Option<PathBuf>,
+    /// With --roster: the role assumed in a student's `account=`.
+    #[arg(long, value_name = "NAME", default_value = roster::DEFAULT_ROLE_NAME, value_parser = super::roster::parse_role_name, requires = "roster")]
+    pub role_name: String,
 }
 
-/// A state file under one of the `--state-dir` folders.
+/// A state in view: under a `--state-dir` folder or the `--state` bucket.
 pub struct InView {
-    pub files: StateFiles,
+    pub store: Arc<dyn StateStore>,
+    /// The folder a destroy through the state resolves relative paths against.
+    pub base_dir: PathBuf,
     pub state: State,
 }
 
@@ -64,6 +74,20 @@ pub struct InView {
 struct StatesInView {
     readable: Vec<InView>,
     unreadable: Vec<(String, String, String)>,
+    /// Where they were looked for, for messages.
+    places: Vec<String>,
+    /// The `s3://` locations among them: what is tagged `plinth:state` with one of them
+    /// has its state in view.
+    remote: Vec<String>,
+}
+
+/// One account sweep searches.
+struct Account {
+    /// `None`: the caller's own.
+    id: Option<String>,
+    /// The roster's students in it, for the heading.
+    students: Vec<String>,
+    aws: Arc<Aws>,
 }
 
 /// One environment to remove, with what no state records read by its type.
@@ -88,39 +112,127 @@ impl Work<'_> {
 }
 
 pub async fn run(global: &GlobalArgs, args: SweepArgs, ui: &Ui) -> CliResult {
-    if let Some(url) = global.state.as_ref().filter(|s| s.contains("://")) {
-        return fail(format!(
-            "sweep reads local state folders only, not {url} yet; its environments are left alone by any sweep (their resources are tagged plinth:state)"
-        ));
-    }
     let filter = filter_of(global, &args)?;
     let aws = connect(global, None).await;
-    let registry = plinth_aws::registry(&aws);
-    let regions = regions_to_search(&args, aws.default_region());
-    let view = states_in_view(global);
-    let mut search = search(&aws, &registry, &regions, &filter, ui).await?;
-    leave_remote_state_alone(&mut search.found, ui);
-    let now = SystemTime::now();
-    let states: Vec<State> = view.readable.iter().map(|v| v.state.clone()).collect();
-    let envs = teardown::environments(search.found, &states);
-    let mut candidates = teardown::candidates(envs, &states, &registry, &filter, now);
-    candidates.retain(|c| readable(&view, c, ui));
-    let work = inspect(&registry, candidates, &view, args.parallelism).await;
-    let code = if work.is_empty() {
-        nothing_to_do(ui, global, &filter, &search.searched);
-        0
-    } else {
-        warn_if_no_state(ui, global, &view);
-        print_table(ui, &registry, &work, &search.searched, now);
-        if args.yes {
-            remove_all(&registry, &work, args.parallelism, ui).await
-        } else {
-            ui.out("\nDry run: nothing was changed. Add --yes to remove what is listed.");
-            0
+    let view = states_in_view(global, &aws).await?;
+    let (accounts, unreached) = accounts_to_sweep(&args, &aws, ui).await?;
+    note_accounts_left_out(&view, &accounts, ui);
+    let mut code = u8::from(unreached);
+    for account in &accounts {
+        if accounts.len() > 1 {
+            ui.out(&ui.bold(&format!("\n{}", account_heading(account))));
         }
-    };
+        let swept = sweep_account(global, &args, &filter, account, &view, ui).await?;
+        code = code.max(swept);
+    }
     print_stats(global, &aws);
     Ok(code)
+}
+
+fn account_heading(account: &Account) -> String {
+    match &account.id {
+        None => "Your own account:".to_string(),
+        Some(id) => format!("Account {id} ({}):", account.students.join(", ")),
+    }
+}
+
+/// The caller's own account, then each account the roster names (students sharing one
+/// search it once). An account that cannot be reached is said, and the rest still swept.
+async fn accounts_to_sweep(
+    args: &SweepArgs,
+    aws: &Arc<Aws>,
+    ui: &Ui,
+) -> Result<(Vec<Account>, bool), CliError> {
+    let mut accounts = vec![Account {
+        id: None,
+        students: Vec::new(),
+        aws: aws.clone(),
+    }];
+    let Some(path) = &args.roster else {
+        return Ok((accounts, false));
+    };
+    let roster = roster::read(path).map_err(CliError::Diagnostics)?;
+    let mut unreached = false;
+    for student in &roster.students {
+        let Some(access) = &student.account else {
+            continue;
+        };
+        let id = access.account_id().to_string();
+        if let Some(known) = accounts.iter_mut().find(|a| a.id.as_deref() == Some(&id)) {
+            known.students.push(student.name.clone());
+            continue;
+        }
+        let role = accounts::role_for(access, &args.role_name, &["plinth", "sweep", &student.name]);
+        match accounts::reach(aws, &role, access).await {
+            Ok(reached) => accounts.push(Account {
+                id: Some(id),
+                students: vec![student.name.clone()],
+                aws: reached,
+            }),
+            Err(e) => {
+                ui.error(&e);
+                unreached = true;
+            }
+        }
+    }
+    Ok((accounts, unreached))
+}
+
+/// States whose resources are in an account this sweep does not search: said, since
+/// nothing of theirs is looked at.
+fn note_accounts_left_out(view: &StatesInView, accounts: &[Account], ui: &Ui) {
+    let left_out: BTreeSet<&str> = view
+        .readable
+        .iter()
+        .filter_map(|v| v.state.account.as_deref())
+        .filter(|id| !accounts.iter().any(|a| a.id.as_deref() == Some(*id)))
+        .collect();
+    if !left_out.is_empty() {
+        ui.err(&format!(
+            "{}: environments in students' own accounts are not searched ({}): give --roster FILE, the roster naming them",
+            ui.colored(AnsiColor::Yellow, "note"),
+            left_out.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+}
+
+/// Everything of one account: its tagged resources against the states of environments in
+/// it.
+async fn sweep_account(
+    global: &GlobalArgs,
+    args: &SweepArgs,
+    filter: &SweepFilter,
+    account: &Account,
+    view: &StatesInView,
+    ui: &Ui,
+) -> CliResult {
+    let registry = plinth_aws::registry(&account.aws);
+    let regions = regions_to_search(args, account.aws.default_region());
+    let in_account: Vec<&InView> = view
+        .readable
+        .iter()
+        .filter(|v| v.state.account == account.id)
+        .collect();
+    let mut search = search(&account.aws, &registry, &regions, filter, ui).await?;
+    leave_remote_state_alone(&mut search.found, &view.remote, ui);
+    let now = SystemTime::now();
+    let states: Vec<State> = in_account.iter().map(|v| v.state.clone()).collect();
+    let envs = teardown::environments(search.found, &states);
+    let mut candidates = teardown::candidates(envs, &states, &registry, filter, now);
+    candidates.retain(|c| readable(view, c, ui));
+    let work = inspect(&registry, candidates, &in_account, args.parallelism).await;
+    if work.is_empty() {
+        nothing_to_do(ui, view, filter, &search.searched);
+        return Ok(0);
+    }
+    warn_if_no_state(ui, global, view);
+    print_table(ui, &registry, &work, &search.searched, now);
+    if args.yes {
+        Ok(remove_all(&registry, &work, args.parallelism, ui).await)
+    } else {
+        ui.out("\nDry run: nothing was changed. Add --yes to remove what is listed.");
+        Ok(0)
+    }
 }
 
 /// Everything tagged `plinth:stack` (of the stacks asked for) in the regions; a region that
@@ -154,38 +266,48 @@ async fn search(
     Ok(search)
 }
 
-/// Environments whose state is kept elsewhere (`plinth:state`, on S3) are not this sweep's:
-/// without their state, everything they made would look like an orphan.
-fn leave_remote_state_alone(found: &mut Vec<teardown::TaggedResource>, ui: &Ui) {
+/// Environments whose state is kept on S3 (`plinth:state`) somewhere this sweep does not
+/// look are not its own: without their state, everything they made would look like an
+/// orphan.
+fn leave_remote_state_alone(
+    found: &mut Vec<teardown::TaggedResource>,
+    in_view: &[String],
+    ui: &Ui,
+) {
     let mut elsewhere: std::collections::BTreeMap<String, usize> = Default::default();
     found.retain(|r| match r.tag(teardown::STATE_TAG) {
-        Some(url) => {
+        Some(url) if !in_view.iter().any(|v| same_location(v, url)) => {
             *elsewhere.entry(url.to_string()).or_default() += 1;
             false
         }
-        None => true,
+        _ => true,
     });
     for (url, count) in elsewhere {
         ui.err(&format!(
-            "{}: {count} resources keep their state on {url}: left alone (sweep reads local states only)",
+            "{}: {count} resources keep their state on {url}: left alone (give --state {url} to sweep them)",
             ui.colored(AnsiColor::Yellow, "note")
         ));
     }
 }
 
+/// `s3://b/p` and `s3://b/p/` are one place.
+fn same_location(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
 /// Run away from its states, sweep takes every environment for an orphan: say so first.
-fn warn_if_no_state(ui: &Ui, global: &GlobalArgs, view: &StatesInView) {
+fn warn_if_no_state(ui: &Ui, _global: &GlobalArgs, view: &StatesInView) {
     if view.readable.is_empty() && view.unreadable.is_empty() {
         ui.err(&format!(
-            "{}: no state file under {}: everything plinth tagged counts as unknown to state. \
-             Run sweep where the states are, or give --state-dir.",
+            "{}: no state under {}: everything plinth tagged counts as unknown to state. \
+             Run sweep where the states are, or give --state-dir or --state.",
             ui.colored(AnsiColor::Yellow, "warning"),
-            roots(global).join(", ")
+            view.places.join(", ")
         ));
     }
 }
 
-fn nothing_to_do(ui: &Ui, global: &GlobalArgs, filter: &SweepFilter, searched: &[String]) {
+fn nothing_to_do(ui: &Ui, view: &StatesInView, filter: &SweepFilter, searched: &[String]) {
     let what = if filter.expired_only {
         "no expired environment"
     } else {
@@ -194,7 +316,7 @@ fn nothing_to_do(ui: &Ui, global: &GlobalArgs, filter: &SweepFilter, searched: &
     ui.out(&format!(
         "Nothing to sweep in {}: {what} (states looked at: {}).",
         searched.join(", "),
-        roots(global).join(", ")
+        view.places.join(", ")
     ));
 }
 
@@ -248,38 +370,75 @@ fn regions_to_search(args: &SweepArgs, configured: Option<String>) -> Vec<String
         .collect()
 }
 
-/// Where state files are looked for: each `--state-dir`, or `.plinth` here.
-fn roots(global: &GlobalArgs) -> Vec<String> {
-    state_roots(global)
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect()
-}
-
+/// Where state files are looked for: each `--state-dir` and a `--state` folder, or
+/// `.plinth` here when neither is given.
 fn state_roots(global: &GlobalArgs) -> Vec<PathBuf> {
-    if global.state_dir.is_empty() {
-        vec![PathBuf::from(".plinth")]
-    } else {
-        global.state_dir.clone()
+    let mut roots = global.state_dir.clone();
+    roots.extend(
+        global
+            .state
+            .iter()
+            .filter(|s| !s.starts_with(S3_SCHEME))
+            .map(PathBuf::from),
+    );
+    if roots.is_empty() && global.state.is_none() {
+        roots.push(PathBuf::from(".plinth"));
     }
+    roots
 }
 
-/// Every `<root>/<stack>/<workspace>/state.json`.
-fn states_in_view(global: &GlobalArgs) -> StatesInView {
+/// Every `<root>/<stack>/<workspace>/state.json`, and every state under a `--state` bucket
+/// and prefix.
+async fn states_in_view(global: &GlobalArgs, aws: &Arc<Aws>) -> Result<StatesInView, CliError> {
     let mut view = StatesInView {
         readable: Vec::new(),
         unreadable: Vec::new(),
+        places: Vec::new(),
+        remote: Vec::new(),
     };
     for root in state_roots(global) {
+        view.places.push(root.display().to_string());
         for (stack, workspace) in state_dirs(&root) {
             let files = StateFiles::new(&root, &stack, &workspace);
-            match files.read(&stack, &workspace) {
-                Ok(state) => view.readable.push(InView { files, state }),
-                Err(e) => view.unreadable.push((stack, workspace, e.to_string())),
-            }
+            let base_dir = files.dir.clone();
+            let store: Arc<dyn StateStore> = Arc::new(files);
+            view.add(&store, base_dir, stack, workspace);
         }
     }
-    view
+    if let Some(url) = global.state.as_ref().filter(|s| s.starts_with(S3_SCHEME)) {
+        let Some((bucket, prefix)) = plinth_aws::state_s3::parse_url(url) else {
+            return fail(format!("`{url}`: expected s3://BUCKET/PREFIX"));
+        };
+        let region = aws.default_region().unwrap_or_else(|| "us-east-1".into());
+        let s3 = plinth_aws::state_s3::S3Store::new(aws, &region, &bucket, &prefix);
+        let environments = s3.environments().await?;
+        let store: Arc<dyn StateStore> = Arc::new(s3);
+        for (stack, workspace) in environments {
+            view.add(&store, PathBuf::from("."), stack, workspace);
+        }
+        view.places.push(url.clone());
+        view.remote.push(url.clone());
+    }
+    Ok(view)
+}
+
+impl StatesInView {
+    fn add(
+        &mut self,
+        store: &Arc<dyn StateStore>,
+        base_dir: PathBuf,
+        stack: String,
+        workspace: String,
+    ) {
+        match store.read(&stack, &workspace) {
+            Ok(state) => self.readable.push(InView {
+                store: store.clone(),
+                base_dir,
+                state,
+            }),
+            Err(e) => self.unreadable.push((stack, workspace, e.to_string())),
+        }
+    }
 }
 
 /// The `(stack, workspace)` folders under `root` that hold a state file.
@@ -336,12 +495,12 @@ fn readable(view: &StatesInView, c: &Candidate, ui: &Ui) -> bool {
 async fn inspect<'a>(
     registry: &Registry,
     candidates: Vec<Candidate>,
-    view: &'a StatesInView,
+    in_account: &[&'a InView],
     parallelism: usize,
 ) -> Vec<Work<'a>> {
     let mut work = Vec::new();
     for candidate in candidates {
-        let in_view = candidate.env.state.map(|i| &view.readable[i]);
+        let in_view = candidate.env.state.and_then(|i| in_account.get(i).copied());
         let mut orphans = remove::inspect(registry, candidate.orphans.clone(), parallelism).await;
         orphans.retain(|o| !o.is_gone());
         let w = Work {

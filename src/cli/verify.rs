@@ -51,8 +51,12 @@ pub async fn after_destroy(session: &Session, targets: &[String], code: u8, ui: 
     let found = still_there(&session.registry, search.found).await;
     let leftovers = teardown::leftovers(&state, &session.registry, &found);
     if leftovers.is_empty() {
+        let account = match &stack.account {
+            Some(id) => format!(" of account {id}"),
+            None => String::new(),
+        };
         ui.out(&format!(
-            "\nTeardown verified: nothing tagged with {environment} is left in {}.",
+            "\nTeardown verified: nothing tagged with {environment} is left in {}{account}.",
             search.searched.join(", ")
         ));
         return code;

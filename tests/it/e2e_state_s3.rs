@@ -96,6 +96,17 @@ async fn two_machines_share_the_state_and_a_held_lock_names_its_holder_and_break
         tables_of_stack(&two.dynamodb(), "shared-lab").await.len(),
         2
     );
+    // Given the bucket, sweep finds the state there: nothing is unknown.
+    let known = two.plinth(&["sweep", "--stack", "shared-lab", state]).ok();
+    assert!(
+        known.stdout.starts_with("Nothing to sweep in us-east-1")
+            && known
+                .stdout
+                .contains("states looked at: s3://plinth-state-shared/fall"),
+        "{}\n{}",
+        known.stdout,
+        known.stderr
+    );
 
     // A run on another machine died holding the lock.
     let lock = r#"{"pid": 4242, "host": "laptop-7", "command": "plinth apply", "since": "2026-12-01T08:00:00Z", "user": "ta", "id": "dead-run-1"}"#;
@@ -180,6 +191,61 @@ async fn two_machines_share_the_state_and_a_held_lock_names_its_holder_and_break
         keys(&one, "plinth-state-shared", folder).await,
         [format!("{folder}state.json")],
         "the lock is released"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sweep_finds_an_expired_environment_under_the_prefix_and_destroys_it_through_its_state() {
+    let (one, two) = (Env::new(), Env::new());
+    state_bucket(&one, "plinth-state-expiring").await;
+    let state = "--state=s3://plinth-state-expiring/spring";
+    one.write(
+        "lab.yaml",
+        &TWO_TABLES.replace("shared-lab", "expiring-lab").replace(
+            "region: us-east-1\n",
+            "region: us-east-1\nexpires_after: 1s\n",
+        ),
+    );
+    one.plinth(&["apply", "lab.yaml", "--yes", state]).ok();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The other machine has no stack file and no local state: the bucket is enough.
+    let dry = two.plinth(&["sweep", "--expired", state]).ok();
+    assert!(
+        dry.stdout.contains("expiring-lab") && dry.stdout.contains("(in state as `users`)"),
+        "{}\n{}",
+        dry.stdout,
+        dry.stderr
+    );
+    let swept = two.plinth(&["sweep", "--expired", "--yes", state]).ok();
+    assert!(swept.stdout.contains("Sweep complete!"), "{}", swept.stdout);
+    assert!(tables_of_stack(&two.dynamodb(), "expiring-lab")
+        .await
+        .is_empty());
+    let text = one
+        .s3()
+        .get_object()
+        .bucket("plinth-state-expiring")
+        .key("spring/expiring-lab/default/state.json")
+        .send()
+        .await
+        .expect("state object")
+        .body
+        .collect()
+        .await
+        .expect("body")
+        .to_vec();
+    let after: serde_json::Value = serde_json::from_slice(&text).expect("state JSON");
+    assert_eq!(after["resources"].as_object().map(|m| m.len()), Some(0));
+    assert_eq!(
+        keys(
+            &one,
+            "plinth-state-expiring",
+            "spring/expiring-lab/default/"
+        )
+        .await,
+        ["spring/expiring-lab/default/state.json"],
+        "the sweep's lock and journal are gone"
     );
 }
 

@@ -27,6 +27,20 @@ macro_rules! emulator_client {
     }};
 }
 
+/// A client of `$krate` working in the account `$credentials` belong to (see
+/// [`Env::credentials_in`]).
+macro_rules! emulator_client_in {
+    ($env:expr, $krate:ident, $credentials:expr) => {{
+        let config = $krate::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&$env.check_endpoint)
+            .credentials_provider($credentials.clone())
+            .build();
+        $krate::Client::from_conf(config)
+    }};
+}
+
 /// A running emulator, stopped when dropped (and by itself if this process dies).
 pub struct Moto {
     child: Child,
@@ -292,6 +306,41 @@ impl Env {
     }
     pub fn tagging(&self) -> aws_sdk_resourcegroupstagging::Client {
         emulator_client!(self, aws_sdk_resourcegroupstagging)
+    }
+
+    /// Credentials of another account: the emulator lets any role be assumed, and what
+    /// the credentials then make is in the role's account, seen only with them.
+    pub async fn credentials_in(&self, account: &str) -> aws_sdk_sts::config::Credentials {
+        let out = emulator_client!(self, aws_sdk_sts)
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{account}:role/TestChecks"))
+            .role_session_name("plinth-tests")
+            .send()
+            .await
+            .expect("assume a role in the emulator");
+        let c = out.credentials().expect("credentials");
+        aws_sdk_sts::config::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "emulator",
+        )
+    }
+    pub fn dynamodb_in(
+        &self,
+        credentials: &aws_sdk_sts::config::Credentials,
+    ) -> aws_sdk_dynamodb::Client {
+        emulator_client_in!(self, aws_sdk_dynamodb, credentials)
+    }
+    pub fn ec2_in(&self, credentials: &aws_sdk_sts::config::Credentials) -> aws_sdk_ec2::Client {
+        emulator_client_in!(self, aws_sdk_ec2, credentials)
+    }
+    pub fn tagging_in(
+        &self,
+        credentials: &aws_sdk_sts::config::Credentials,
+    ) -> aws_sdk_resourcegroupstagging::Client {
+        emulator_client_in!(self, aws_sdk_resourcegroupstagging, credentials)
     }
 
     /// What the tagging API finds in `region` tagged `plinth:stack` (any value, or `stack`):

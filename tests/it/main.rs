@@ -5,6 +5,7 @@
 //! - `sdk_enums`: the value lists that are not the SDK's own, against the SDK's.
 
 mod cost_rules;
+mod e2e_accounts;
 mod e2e_cli;
 mod e2e_cost;
 mod e2e_edge;
@@ -18,6 +19,7 @@ mod e2e_state_s3;
 mod e2e_sweep;
 mod harness;
 mod mock_acm;
+mod mock_assume_role;
 mod mock_cloudfront_distribution;
 mod mock_cloudfront_policies;
 mod mock_dynamodb;

@@ -192,6 +192,33 @@ impl Persistence {
     }
 }
 
+/// A role in another account to work in (`sts:AssumeRole`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleToAssume {
+    pub role_arn: String,
+    /// Shown in the account's CloudTrail as who did what.
+    pub session_name: String,
+    pub external_id: Option<String>,
+}
+
+impl RoleToAssume {
+    /// A session name from its parts, within what STS takes (64 characters of letters,
+    /// digits and `+=,.@_-`): other characters become `-`.
+    pub fn session_name_of(parts: &[&str]) -> String {
+        let joined = parts.join("-");
+        joined
+            .chars()
+            .map(
+                |c| match c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
+                    true => c,
+                    false => '-',
+                },
+            )
+            .take(64)
+            .collect()
+    }
+}
+
 /// How to reach AWS: the SDK's own configuration chain, optionally pointed at an emulator.
 #[derive(Clone, Debug, Default)]
 pub struct AwsOptions {
@@ -387,6 +414,35 @@ impl Aws {
                 let (t, w) = l.totals();
                 (n + t, waited + w)
             })
+    }
+
+    /// The same configuration working as `role` (a student's own account): every call made
+    /// through the result is signed with the role's credentials, which the SDK's identity
+    /// cache renews before they expire, so an apply longer than the role's session goes on.
+    /// Its rate limiters are its own (AWS throttles each account apart); its calls are
+    /// counted with this one's.
+    pub async fn assuming(&self, role: &RoleToAssume) -> Aws {
+        let provider = aws_config::sts::AssumeRoleProvider::builder(&role.role_arn)
+            .session_name(&role.session_name)
+            .configure(&self.base);
+        let provider = match &role.external_id {
+            Some(id) => provider.external_id(id),
+            None => provider,
+        };
+        let credentials =
+            aws_sdk_sts::config::SharedCredentialsProvider::new(provider.build().await);
+        let base = self
+            .base
+            .to_builder()
+            .credentials_provider(credentials)
+            .build();
+        Aws {
+            base,
+            persistence: self.persistence,
+            clients: ClientCache::default(),
+            limiters: Mutex::default(),
+            stats: self.stats.clone(),
+        }
     }
 
     /// The region the SDK chain chose, if any.

@@ -15,7 +15,7 @@ pub mod sweep;
 pub mod tagging;
 pub mod wait;
 
-pub use clients::{Aws, AwsOptions, CallStats, Persistence, Unanswered};
+pub use clients::{Aws, AwsOptions, CallStats, Persistence, RoleToAssume, Unanswered};
 
 use std::sync::Arc;
 

@@ -159,6 +159,39 @@ impl S3Store {
             .map_err(|err| self.remote(key, err))
     }
 
+    /// Every environment with a state under the prefix, as (stack, workspace), sorted:
+    /// what `sweep` and a roster find on a shared bucket.
+    pub async fn environments(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let under = match self.prefix.is_empty() {
+            true => String::new(),
+            false => format!("{}/", self.prefix),
+        };
+        let pages: Vec<_> = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&under)
+            .into_paginator()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        let mut found = Vec::new();
+        for page in pages {
+            let page = page
+                .map_err(crate::errors::classify)
+                .map_err(|err| self.remote(&under, err))?;
+            let keys = page.contents().iter().filter_map(|o| o.key());
+            for key in keys.filter_map(|k| k.strip_prefix(under.as_str())) {
+                let parts: Vec<&str> = key.split('/').collect();
+                if let [stack, workspace, "state.json"] = parts[..] {
+                    found.push((stack.to_string(), workspace.to_string()));
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
     /// The journal's objects under `prefix` (every run's, or one run's), oldest run first,
     /// each in order.
     async fn journal_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

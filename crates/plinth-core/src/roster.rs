@@ -35,6 +35,97 @@ pub struct Student {
     pub name: String,
     pub span: Span,
     pub vars: Vec<LineVar>,
+    /// The student's own AWS account (`account=` or `role_arn=`); `None`: the account of
+    /// the credentials plinth runs with.
+    pub account: Option<AccountAccess>,
+}
+
+/// The role an instructor goes through to reach the account of a student.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccountTarget {
+    /// `account=ID`: the role named `--role-name` in that account.
+    Id(String),
+    /// `role_arn=ARN`: this role.
+    Role(String),
+}
+
+/// `account=`, `role_arn=` and `external_id=` on a student's line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountAccess {
+    pub target: AccountTarget,
+    /// What the role's trust policy asks for in `sts:ExternalId`, if anything.
+    pub external_id: Option<String>,
+}
+
+/// The role AWS Organizations creates in every account it makes (and Control Tower's
+/// accounts carry), assumed for `account=ID` unless `--role-name` says otherwise.
+pub const DEFAULT_ROLE_NAME: &str = "OrganizationAccountAccessRole";
+
+/// The words of a roster line that set the student's account, not a variable.
+pub const ACCOUNT_KEYS: [&str; 3] = ["account", "role_arn", "external_id"];
+
+impl AccountAccess {
+    /// The role to assume: `role_arn=` as given, or `role_name` in `account=`'s account.
+    pub fn role_arn(&self, role_name: &str) -> String {
+        match &self.target {
+            AccountTarget::Id(id) => format!("arn:aws:iam::{id}:role/{role_name}"),
+            AccountTarget::Role(arn) => arn.clone(),
+        }
+    }
+
+    /// The twelve digits of the student's account.
+    pub fn account_id(&self) -> &str {
+        match &self.target {
+            AccountTarget::Id(id) => id,
+            // Checked when the roster was read: `arn:PARTITION:iam::ACCOUNT:role/NAME`.
+            AccountTarget::Role(arn) => arn.split(':').nth(4).unwrap_or_default(),
+        }
+    }
+}
+
+/// Why `name` cannot be an IAM role name (`--role-name`), if it cannot.
+pub fn role_name_problem(name: &str) -> Option<String> {
+    let valid = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    (!valid).then(|| {
+        format!(
+            "`{name}` is not an IAM role name: expected 1 to 64 letters, digits and + = , . @ _ -"
+        )
+    })
+}
+
+fn account_id_problem(id: &str) -> Option<String> {
+    let valid = id.len() == 12 && id.chars().all(|c| c.is_ascii_digit());
+    (!valid).then(|| format!("`account={id}`: expected an AWS account id, twelve digits"))
+}
+
+fn role_arn_problem(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let valid = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[3].is_empty()
+        && account_id_problem(parts[4]).is_none()
+        && parts[5]
+            .strip_prefix("role/")
+            .and_then(|path| path.rsplit('/').next())
+            .is_some_and(|name| role_name_problem(name).is_none());
+    (!valid).then(|| {
+        format!("`role_arn={arn}`: expected a role's ARN, arn:aws:iam::111122223333:role/NAME")
+    })
+}
+
+fn external_id_problem(id: &str) -> Option<String> {
+    let valid = (2..=1224).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/_-".contains(c));
+    (!valid).then(|| {
+        "`external_id=`: expected 2 to 1224 letters, digits and + = , . @ : / _ -".to_string()
+    })
 }
 
 /// `NAME=VALUE` on a student's line.
@@ -225,8 +316,11 @@ impl LineAt<'_> {
         let (first, rest) = tokens.split_first()?;
         let mut ok = self.check_name(first, diags);
         let mut vars: Vec<LineVar> = Vec::new();
+        let mut settings: Vec<LineVar> = Vec::new();
         for token in rest {
-            match self.line_var(token, &vars) {
+            let earlier = [vars.as_slice(), settings.as_slice()].concat();
+            match self.line_var(token, &earlier) {
+                Ok(var) if ACCOUNT_KEYS.contains(&var.name.as_str()) => settings.push(var),
                 Ok(var) => vars.push(var),
                 Err(d) => {
                     diags.push(*d);
@@ -234,11 +328,70 @@ impl LineAt<'_> {
                 }
             }
         }
+        let account = match self.account(first, &settings) {
+            Ok(account) => account,
+            Err(d) => {
+                diags.push(*d);
+                ok = false;
+                None
+            }
+        };
         ok.then(|| Student {
             name: first.text.clone(),
             span: first.span,
             vars,
+            account,
         })
+    }
+
+    /// The account a line's `account=`, `role_arn=` and `external_id=` name, checked.
+    fn account(
+        &self,
+        name: &Token,
+        settings: &[LineVar],
+    ) -> Result<Option<AccountAccess>, Box<Diagnostic>> {
+        let get = |key: &str| settings.iter().find(|v| v.name == key);
+        let fail = |at: &LineVar, message: String| Err(Box::new(self.error(at.span, message)));
+        let target = match (get("account"), get("role_arn")) {
+            (Some(_), Some(arn)) => {
+                return fail(
+                    arn,
+                    "give account= or role_arn=, not both: role_arn= names the account too"
+                        .into(),
+                )
+            }
+            (Some(id), None) => match account_id_problem(&id.value) {
+                Some(problem) => return fail(id, problem),
+                None => AccountTarget::Id(id.value.clone()),
+            },
+            (None, Some(arn)) => match role_arn_problem(&arn.value) {
+                Some(problem) => return fail(arn, problem),
+                None => AccountTarget::Role(arn.value.clone()),
+            },
+            (None, None) => {
+                return match get("external_id") {
+                    Some(id) => fail(
+                        id,
+                        format!(
+                            "external_id= goes with account= or role_arn=: `{}` has no account of their own",
+                            name.text
+                        ),
+                    ),
+                    None => Ok(None),
+                }
+            }
+        };
+        let external_id = match get("external_id") {
+            Some(id) => match external_id_problem(&id.value) {
+                Some(problem) => return fail(id, problem),
+                None => Some(id.value.clone()),
+            },
+            None => None,
+        };
+        Ok(Some(AccountAccess {
+            target,
+            external_id,
+        }))
     }
 
     fn check_name(&self, token: &Token, diags: &mut Diagnostics) -> bool {
@@ -437,6 +590,58 @@ mod tests {
             errors("x=1\n"),
             ["students.txt:1:1: expected the student's name first, found `x=1`"]
         );
+    }
+
+    #[test]
+    fn a_line_names_the_students_account_apart_from_their_variables() {
+        let r = roster(
+            "ana account=111122223333 tier=small\nbo role_arn=arn:aws:iam::444455556666:role/labs/LabAdmin external_id=course-42\ncy\n",
+        )
+        .expect("valid roster");
+        let ana = r.students[0].account.as_ref().expect("ana's account");
+        assert_eq!(
+            ana.role_arn(DEFAULT_ROLE_NAME),
+            "arn:aws:iam::111122223333:role/OrganizationAccountAccessRole"
+        );
+        assert_eq!(
+            ana.role_arn("Teacher"),
+            "arn:aws:iam::111122223333:role/Teacher"
+        );
+        assert_eq!(ana.account_id(), "111122223333");
+        assert_eq!(r.students[0].var_pairs(false), ["tier=small"]);
+        let bo = r.students[1].account.as_ref().expect("bo's account");
+        assert_eq!(
+            bo.role_arn(DEFAULT_ROLE_NAME),
+            "arn:aws:iam::444455556666:role/labs/LabAdmin"
+        );
+        assert_eq!(bo.account_id(), "444455556666");
+        assert_eq!(bo.external_id.as_deref(), Some("course-42"));
+        assert!(r.students[1].var_pairs(false).is_empty());
+        assert_eq!(r.students[2].account, None);
+    }
+
+    #[test]
+    fn a_bad_account_is_an_error_at_its_place() {
+        assert_eq!(
+            errors(concat!(
+                "ana account=1234\n",
+                "bo role_arn=arn:aws:iam::111122223333:user/bo\n",
+                "cy account=111122223333 role_arn=arn:aws:iam::111122223333:role/R\n",
+                "dee external_id=xyz\n",
+                "eve account=111122223333 account=111122223334\n",
+                "fay account=111122223333 external_id=x\n",
+            )),
+            [
+                "students.txt:1:5: `account=1234`: expected an AWS account id, twelve digits",
+                "students.txt:2:4: `role_arn=arn:aws:iam::111122223333:user/bo`: expected a role's ARN, arn:aws:iam::111122223333:role/NAME",
+                "students.txt:3:25: give account= or role_arn=, not both: role_arn= names the account too",
+                "students.txt:4:5: external_id= goes with account= or role_arn=: `dee` has no account of their own",
+                "students.txt:5:26: `account` is set twice on this line",
+                "students.txt:6:26: `external_id=`: expected 2 to 1224 letters, digits and + = , . @ : / _ -",
+            ]
+        );
+        assert!(role_name_problem("OrganizationAccountAccessRole").is_none());
+        assert!(role_name_problem("a/b").is_some());
     }
 
     #[test]

@@ -869,7 +869,16 @@ impl Harness {
 
     /// Locks, plans `text` in `mode` against the stored state, applies, and unlocks.
     pub async fn converge(&self, text: &str, mode: Mode) -> (Plan, ApplyReport, Arc<Recorder>) {
-        let stack = self.stack(text);
+        self.converge_stack(&self.stack(text), mode).await
+    }
+
+    /// [`Harness::converge`] for a stack already loaded (and adjusted by the test).
+    pub async fn converge_stack(
+        &self,
+        stack: &Stack,
+        mode: Mode,
+    ) -> (Plan, ApplyReport, Arc<Recorder>) {
+        let stack = stack.clone();
         let (locked, state) = self.lock();
         let plan = self
             .plan_against(&stack, &state, mode, &[])

@@ -291,10 +291,16 @@ async fn try_destroy_through_state(
     ui: &Ui,
 ) -> Result<Removal, String> {
     let (name, workspace) = (&in_view.state.stack, &in_view.state.workspace);
-    let files = &in_view.files;
-    let stack = Stack::declaring_nothing(&files.state(), name, workspace);
+    let mut stack = Stack::declaring_nothing(
+        std::path::Path::new(&in_view.store.location()),
+        name,
+        workspace,
+    );
+    // The account the sweep is in: the planner refuses a state whose resources are elsewhere.
+    stack.account = in_view.state.account.clone();
     let graph = DepGraph::build(&stack, registry).map_err(|d| d.to_string())?;
-    let (locked, state) = files
+    let (locked, state) = in_view
+        .store
         .lock_and_read(name, workspace, "plinth sweep")
         .map_err(|e| e.to_string())?;
     let request = PlanRequest {
@@ -322,12 +328,12 @@ async fn try_destroy_through_state(
     let report = engine::apply(ApplyRequest {
         plan: &plan,
         registry,
-        store: &locked,
+        store: &*locked,
         state,
         parallelism: parallelism.max(1),
         reporter: Arc::new(LineReporter { ui: ui.clone() }),
         cancel: never,
-        base_dir: files.dir.clone(),
+        base_dir: in_view.base_dir.clone(),
         progress_after: Duration::from_secs(2),
         progress_every: Duration::from_secs(10),
         wait_for_deletion: true,

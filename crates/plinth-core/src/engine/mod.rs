@@ -199,6 +199,14 @@ impl Run<'_> {
             expires_after: self.req.plan.expires_after.clone(),
         };
         self.journal(&entry)?;
+        // The planner refused a state whose resources are elsewhere: this is a first apply,
+        // or one after a full destroy, and the state learns where its resources now go.
+        if self.req.plan.account != lock(&self.live).account {
+            let account = JournalEntry::Account {
+                account: self.req.plan.account.clone(),
+            };
+            self.journal(&account)?;
+        }
         // A plan saved by an older plinth has no creation time: keep the state's.
         if self.req.plan.created_at.is_none() {
             return Ok(());

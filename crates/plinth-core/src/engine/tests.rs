@@ -1262,6 +1262,52 @@ async fn the_creation_time_is_recorded_by_apply_kept_by_later_applies_and_cleare
 }
 
 #[tokio::test]
+async fn the_account_an_environment_is_applied_in_is_recorded_and_no_run_for_another_touches_it() {
+    let h = Harness::new();
+    let text = stack_text(&[thing("a", &[])]);
+    let mut in_account = h.stack(&text);
+    in_account.account = Some("111122223333".into());
+    let (plan, report, _) = h.converge_stack(&in_account, Mode::Apply).await;
+    assert!(report.ok());
+    assert_eq!(plan.account.as_deref(), Some("111122223333"));
+    assert_eq!(h.stored_state().account.as_deref(), Some("111122223333"));
+
+    // The caller's own account, or a third one, would find nothing and make it all again.
+    let state = h.stored_state();
+    for (other, says) in [
+        (None, "your own credentials"),
+        (Some("444455556666"), "this run is for account 444455556666"),
+    ] {
+        let mut stack = h.stack(&text);
+        stack.account = other.map(str::to_string);
+        for mode in [Mode::Apply, Mode::Destroy] {
+            let err = h
+                .plan_at(&stack, &state, mode, &[], std::time::SystemTime::now())
+                .await
+                .expect_err("another account");
+            let text = err.to_string();
+            assert!(
+                text.contains("account 111122223333 (its state says so)"),
+                "{text}"
+            );
+            assert!(text.contains(says), "{text}");
+        }
+    }
+
+    // Destroyed in its account, the environment may start again anywhere.
+    let (_, report, _) = h.converge_stack(&in_account, Mode::Destroy).await;
+    assert!(report.ok());
+    let (plan, report, _) = h.converge(&text, Mode::Apply).await;
+    assert!(report.ok());
+    assert_eq!(plan.account, None);
+    assert_eq!(
+        h.stored_state().account,
+        None,
+        "now in the caller's own account"
+    );
+}
+
+#[tokio::test]
 async fn destroying_after_an_interrupted_create_deletes_the_resource_the_service_made() {
     let h = Harness::new();
     h.cloud.set_op_latency(Op::Create, "a", ms(2_000));

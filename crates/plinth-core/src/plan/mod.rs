@@ -168,6 +168,9 @@ pub struct Plan {
     /// When the environment was first applied (stamped as `plinth:created-at`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// The account the plan is for when it is not the caller's own (a student's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     pub resources: Vec<ResourceChange>,
     pub outputs: Vec<OutputChange>,
     /// What the files the changes read at apply time held when the plan was made: applying

@@ -56,6 +56,9 @@ pub enum PlanError {
     UnknownType { name: String, type_name: String },
     #[error("--target {0}: no resource of that name in the stack or the state")]
     UnknownTarget(String),
+    /// The state's resources are in another account than the run's.
+    #[error("{0}")]
+    Account(String),
     #[error("{}", prevent_destroy_message(.0))]
     PreventDestroy(Vec<(String, Action)>),
 }
@@ -90,6 +93,9 @@ pub const REGION_REASON: &str = "region ";
 /// Reads everything in state (in parallel), diffs it against the stack, and returns the plan.
 pub async fn make_plan(req: PlanRequest<'_>) -> Result<Plan, PlanError> {
     check_targets(&req)?;
+    if let Some(problem) = req.state.account_problem(req.stack.account.as_deref()) {
+        return Err(PlanError::Account(problem));
+    }
     let refreshed = refresh(&req).await?;
     let (expires_at, expires_after) = expiry(&req);
     let created_at = created_at(&req);
@@ -125,6 +131,7 @@ pub async fn make_plan(req: PlanRequest<'_>) -> Result<Plan, PlanError> {
         expires_at,
         expires_after,
         created_at,
+        account: req.stack.account.clone(),
         resources,
         outputs,
         inputs,

@@ -38,28 +38,39 @@ pub struct LoadOptions {
     pub fallback_region: Option<String>,
 }
 
-/// The `region:` a stack file names, if it parses and names one: lets a caller set up
-/// AWS for that region before (and without) a full load.
-pub fn declared_region(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let root = yaml::parse(&SourceFile::new(path, text)).ok()?;
-    let region = root.get("region")?.as_str()?;
-    // A region made of variables is known only after a full load.
-    (!region.contains("${")).then(|| region.to_string())
+/// What a stack file says of itself before any variable is bound: lets a caller set up AWS
+/// for its region, check values given elsewhere (a roster line) against its variables, or
+/// name it, before (and apart from) the full load.
+#[derive(Clone, Debug, Default)]
+pub struct Declared {
+    /// `stack:`, when it is plain text.
+    pub name: Option<String>,
+    /// `region:`, when it is plain text (a region made of variables is known only after a
+    /// full load).
+    pub region: Option<String>,
+    pub vars: Vec<vars::VarDecl>,
 }
 
-/// The variables a stack file declares, if it parses: lets a caller check values given
-/// elsewhere (a roster line) against them before, and apart from, the full load.
-pub fn declared_vars(path: &Path) -> Option<Vec<vars::VarDecl>> {
+/// [`Declared`] of the stack file at `path`, if it parses.
+pub fn declared(path: &Path) -> Option<Declared> {
     let text = std::fs::read_to_string(path).ok()?;
     let file = SourceFile::new(path, text);
     let root = yaml::parse(&file).ok()?;
+    let plain = |key: &str| {
+        root.get(key)
+            .and_then(|n| n.as_str())
+            .filter(|s| !s.contains("${"))
+            .map(str::to_string)
+    };
     let mut ignored = Diagnostics::default();
-    Some(
-        root.get("vars")
+    Some(Declared {
+        name: plain("stack"),
+        region: plain("region"),
+        vars: root
+            .get("vars")
             .map(|n| vars::declarations(&file, n, &mut ignored))
             .unwrap_or_default(),
-    )
+    })
 }
 
 /// Reads and checks a stack file. Warnings come back with the stack; errors instead of it.
@@ -200,6 +211,7 @@ impl Loader<'_> {
             tags,
             expires_after,
             state,
+            account: None,
             vars,
             resources,
             outputs,

@@ -37,6 +37,9 @@ pub struct Stack {
     /// Where the state lives when the command line does not say: `s3://BUCKET/PREFIX`, or a
     /// folder.
     pub state: Option<String>,
+    /// The AWS account the environment lives in when it is not the caller's own (a
+    /// roster's student with `account=`): set by whoever assumed the role, never by the file.
+    pub account: Option<String>,
     pub vars: Vec<VarValue>,
     pub resources: Vec<ResourceDecl>,
     pub outputs: Vec<OutputDecl>,
@@ -113,6 +116,7 @@ impl Stack {
             tags: BTreeMap::new(),
             expires_after: None,
             state: None,
+            account: None,
             vars: Vec::new(),
             resources: Vec::new(),
             outputs: Vec::new(),

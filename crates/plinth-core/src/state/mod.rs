@@ -82,6 +82,10 @@ pub struct State {
     /// `plinth:created-at`, so `sweep` can tell an environment's age without its state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
+    /// The account the resources are in when it is not the caller's own (a student's,
+    /// reached through a role); fixed at apply, so no later run looks for them elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     #[serde(default)]
     pub resources: BTreeMap<String, ResourceState>,
     #[serde(default)]
@@ -154,6 +158,7 @@ impl State {
             expires_at: None,
             expires_after: None,
             created_at: None,
+            account: None,
             resources: BTreeMap::new(),
             outputs: BTreeMap::new(),
         }
@@ -184,7 +189,29 @@ impl State {
                 self.expires_after = expires_after.clone();
             }
             JournalEntry::Created { created_at } => self.created_at = created_at.clone(),
+            JournalEntry::Account { account } => self.account = account.clone(),
         }
+    }
+
+    /// Why a run for `account` (`None`: the caller's own) must not touch this environment,
+    /// if it must not: its resources are in another account, where this run would find
+    /// none of them, take them for deleted and create them again (or forget them).
+    pub fn account_problem(&self, account: Option<&str>) -> Option<String> {
+        if self.resources.is_empty() || self.account.as_deref() == account {
+            return None;
+        }
+        Some(match (self.account.as_deref(), account) {
+            (Some(recorded), Some(asked)) => format!(
+                "the environment's resources are in account {recorded} (its state says so), and this run is for account {asked}: destroy it from account {recorded} first (the roster line naming it), then apply in {asked}"
+            ),
+            (Some(recorded), None) => format!(
+                "the environment's resources are in account {recorded} (its state says so), reached through a role there, and this run uses your own credentials' account: run it with --roster, from the line that names account={recorded} (or role_arn=)"
+            ),
+            (None, Some(asked)) => format!(
+                "the environment's resources are in the account of the credentials that created them, and this run is for account {asked}: destroy it without the account on its roster line first, then apply with it"
+            ),
+            (None, None) => return None,
+        })
     }
 }
 
@@ -214,5 +241,9 @@ pub enum JournalEntry {
     /// When the environment was first applied.
     Created {
         created_at: Option<String>,
+    },
+    /// The account the environment is applied in (a student's own).
+    Account {
+        account: Option<String>,
     },
 }
