@@ -10,6 +10,7 @@ the minimal calls when a Python client sends them with the same parallelism.
     python3 benches/scale.py --n 50 --bin target/debug/plinth
     python3 benches/scale.py --faults      # also through injected faults, next to the above
     python3 benches/scale.py --faults throttle=0.2,error=0.05,lost=0.05 --seed 3
+    python3 benches/scale.py --roster 100 --max-environments 4,8,16   # a class, state on S3
 
 This is a benchmark, not a test: it asserts nothing and prints figures.
 """
@@ -162,6 +163,64 @@ def measure(binary, args, faults: str = "", floor_too: bool = False):
     return rows, floors
 
 
+def roster_row(binary, args, verb_args, env, work):
+    return run(binary, [*verb_args, "lab.yaml", "--roster", "students.txt", "--stats",
+                        "--max-environments", str(args.max_env)], env, work)
+
+
+def measure_roster(binary, args, max_env: int):
+    """A class: `--roster N` students x the week-2 lab (6 resources and 30 seed items each),
+    state on the emulator's S3: apply, a no-op plan and destroy of the whole roster."""
+    emulator, endpoint = start_emulator(args.latency_ms)
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            with open(os.path.join(ROOT, "stacks/week2-data-lab.yaml")) as f:
+                lab = f.read()
+            os.makedirs(os.path.join(work, "data"))
+            with open(os.path.join(work, "lab.yaml"), "w") as f:
+                f.write(lab)
+            with open(os.path.join(ROOT, "stacks/data/users.yaml")) as f, \
+                    open(os.path.join(work, "data/users.yaml"), "w") as out:
+                out.write(f.read())
+            with open(os.path.join(work, "students.txt"), "w") as f:
+                f.write("".join(f"s{i:03}\n" for i in range(args.roster)))
+            import boto3
+            boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="bench",
+                         aws_secret_access_key="bench").create_bucket(Bucket="bench-state")
+            env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench",
+                       AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1", NO_COLOR="1",
+                       PLINTH_STATE="s3://bench-state/class")
+            env.pop("PLINTH_MAX_ATTEMPTS", None)
+            args.max_env = max_env
+            rows = [("apply", roster_row(binary, args, ["apply", "--yes"], env, work))]
+            rows.append(("plan (no-op)", roster_row(binary, args, ["plan", "--detailed-exitcode"], env, work)))
+            rows.append(("destroy", roster_row(binary, args, ["destroy", "--yes"], env, work)))
+    finally:
+        emulator.kill()
+    return rows
+
+
+def print_roster(binary, args):
+    resources = 6 * args.roster
+    print(f"\nplinth class benchmark: {args.roster} students x week-2 lab = {resources} resources, "
+          f"{30 * args.roster} seed items, state on S3, emulator latency {args.latency_ms} ms\n")
+    print(f"{'command':<14}{'envs':>5}{'wall':>10}{'peak RSS':>12}{'AWS calls':>11}{'per resource':>14}"
+          f"{'S3 state':>10}{'per env':>9}")
+    by_ops = []
+    for max_env in [int(m) for m in args.max_environments.split(",")]:
+        for name, (secs, rss, stats) in measure_roster(binary, args, max_env):
+            calls = stats["aws_calls"] if stats else 0
+            s3 = sum(v for k, v in stats["by_operation"].items() if k.startswith("S3.")) if stats else 0
+            print(f"{name:<14}{max_env:>5}{secs:>9.2f}s{rss:>9.1f} MiB{calls:>11}{calls / resources:>14.2f}"
+                  f"{s3:>10}{s3 / args.roster:>9.1f}")
+            if stats:
+                state_ops = {k: v for k, v in stats["by_operation"].items() if k.startswith("S3.")}
+                by_ops.append((f"{name}, {max_env} at a time", state_ops))
+    print("\nS3 state calls by operation:")
+    for name, ops in by_ops:
+        print(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(ops.items())))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200, help="tables and security groups each (default 200)")
@@ -171,11 +230,18 @@ def main():
     parser.add_argument("--faults", nargs="?", const=DEFAULT_FAULTS, default="",
                         help=f"also measure through injected faults (default rates: {DEFAULT_FAULTS})")
     parser.add_argument("--seed", type=int, default=1, help="which faults, with --faults")
+    parser.add_argument("--roster", type=int, default=0, metavar="STUDENTS",
+                        help="instead: a roster of STUDENTS x the week-2 lab, state on S3")
+    parser.add_argument("--max-environments", default="4,8,16",
+                        help="with --roster: the --max-environments values to compare (default 4,8,16)")
     args = parser.parse_args()
 
     binary = os.path.abspath(args.bin) if args.bin else os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release/plinth")
     if not args.bin and not os.path.exists(binary):
         subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
+    if args.roster:
+        print_roster(binary, args)
+        return
     resources = 2 * args.n
     rows, (floor_create, floor_delete) = measure(binary, args, floor_too=True)
     faulty = measure(binary, args, faults=args.faults)[0] if args.faults else None

@@ -332,6 +332,19 @@ async fn apply_saved(global: &GlobalArgs, path: &Path, args: &ApplyArgs, ui: &Ui
     }
     ui.add_secrets(plan.sensitive_values.clone());
     let aws = connect(global, Some(plan.region.clone())).await;
+    if let Some(planned) = &plan.account {
+        let caller = aws.account_id(&plan.region).await.map_err(|e| {
+            CliError::Message(format!(
+                "reading which account your credentials are for: {e}"
+            ))
+        })?;
+        if &caller != planned {
+            return fail(format!(
+                "{} was planned for account {planned}, and your credentials are for account {caller}: apply it with credentials of {planned}",
+                path.display()
+            ));
+        }
+    }
     let registry = plinth_aws::registry(&aws);
     let stack_file = PathBuf::from(&plan.stack_file);
     let at = super::StoreAt {

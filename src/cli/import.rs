@@ -85,6 +85,8 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
             create_token: None,
         },
     );
+    // What it was read from is where the environment now is.
+    state.account = session.stack.account.clone();
     locked.write(&mut state)?;
     ui.out(&format!("Imported {type_name} `{name}` [id={}]. Run `plinth plan` to see how it differs from the stack file.", observed.id));
     if decl.is_none() {

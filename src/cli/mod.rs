@@ -325,7 +325,8 @@ pub struct Connection {
     /// Where the state is: always with the caller's own credentials (an instructor's state
     /// bucket holds every student's state, whatever account the student's resources are in).
     pub state_aws: Arc<Aws>,
-    /// The student's account, when `aws` works in one through a role.
+    /// The student's account, when `aws` works in one through a role (already checked);
+    /// `None`: whichever the credentials are for, asked once.
     pub account: Option<String>,
 }
 
@@ -380,14 +381,21 @@ impl Session {
         } = connection;
         let registry = plinth_aws::registry(&aws);
         let (mut stack, graph) = load_stack(global, path, &registry, aws.default_region(), ui)?;
+        // Where the resources are, recorded in the state: no later run from another account
+        // (another instructor's credentials, a student's role) takes them for gone.
+        let account = match account {
+            Some(id) => id,
+            None => aws.account_id(&stack.region).await.map_err(|e| {
+                CliError::Message(format!(
+                    "reading which account your credentials are for: {e}"
+                ))
+            })?,
+        };
         if stack.needs_account_id() {
-            let id = aws.account_id(&stack.region).await.map_err(|e| {
-                CliError::Message(format!("reading the account id for ${{account_id}}: {e}"))
-            })?;
-            stack.bind_account_id(&id);
+            stack.bind_account_id(&account);
         }
         ui.add_secrets(stack.sensitive_values());
-        stack.account = account;
+        stack.account = Some(account);
         let (store, state) = state_store(global, Some(&state_aws), path, &stack).await?;
         // Remote state is stamped on what the stack makes (`plinth:state`), so `sweep`
         // elsewhere never takes it for an orphan.

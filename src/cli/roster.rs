@@ -203,6 +203,7 @@ async fn run(
     }
     let path = stack_path(global, stack_arg);
     let declared = declared(global, &path, ui)?;
+    warn_of_shadowed_vars(&declared);
     let aws = connect_in(global, declared.region.clone()).await;
     let stack_name = declared.name.clone().unwrap_or_default();
     let (cancel, interrupts) = watch_interrupts(ui);
@@ -250,6 +251,22 @@ fn max_environments(command: RosterCommand<'_>) -> u16 {
         RosterCommand::Plan(a) => a.roster.max_environments,
         RosterCommand::Apply(a) => a.roster.max_environments,
         RosterCommand::Destroy(a) => a.roster.max_environments,
+    }
+}
+
+/// A stack variable named like a roster's account words never gets a value from a line:
+/// `account=` there names the student's account.
+fn warn_of_shadowed_vars(declared: &Declared) {
+    for decl in declared
+        .vars
+        .iter()
+        .filter(|d| roster::ACCOUNT_KEYS.contains(&d.name.as_str()))
+    {
+        tracing::warn!(
+            "the stack declares a variable `{}`; on a roster line `{}=` names the student's AWS account instead, so the variable keeps its default (or --var)",
+            decl.name,
+            decl.name
+        );
     }
 }
 

@@ -83,11 +83,23 @@ struct StatesInView {
 
 /// One account sweep searches.
 struct Account {
-    /// `None`: the caller's own.
-    id: Option<String>,
+    id: String,
+    /// Whether it is the one the caller's credentials are for.
+    own: bool,
     /// The roster's students in it, for the heading.
     students: Vec<String>,
     aws: Arc<Aws>,
+}
+
+impl Account {
+    /// Whether `state`'s environment is in this account. A state that records none was
+    /// written before plinth recorded accounts, by the caller's own credentials.
+    fn holds(&self, state: &State) -> bool {
+        match &state.account {
+            Some(id) => *id == self.id,
+            None => self.own,
+        }
+    }
 }
 
 /// One environment to remove, with what no state records read by its type.
@@ -116,7 +128,7 @@ pub async fn run(global: &GlobalArgs, args: SweepArgs, ui: &Ui) -> CliResult {
     let aws = connect(global, None).await;
     let view = states_in_view(global, &aws).await?;
     let (accounts, unreached) = accounts_to_sweep(&args, &aws, ui).await?;
-    note_accounts_left_out(&view, &accounts, ui);
+    note_accounts_left_out(&view, &accounts, args.roster.is_some(), ui);
     let mut code = u8::from(unreached);
     for account in &accounts {
         if accounts.len() > 1 {
@@ -130,9 +142,14 @@ pub async fn run(global: &GlobalArgs, args: SweepArgs, ui: &Ui) -> CliResult {
 }
 
 fn account_heading(account: &Account) -> String {
-    match &account.id {
-        None => "Your own account:".to_string(),
-        Some(id) => format!("Account {id} ({}):", account.students.join(", ")),
+    match (account.own, account.students.is_empty()) {
+        (true, true) => format!("Your own account, {}:", account.id),
+        (true, false) => format!(
+            "Your own account, {} (and {}'s):",
+            account.id,
+            account.students.join(", ")
+        ),
+        (false, _) => format!("Account {} ({}):", account.id, account.students.join(", ")),
     }
 }
 
@@ -143,8 +160,15 @@ async fn accounts_to_sweep(
     aws: &Arc<Aws>,
     ui: &Ui,
 ) -> Result<(Vec<Account>, bool), CliError> {
+    let region = aws.default_region().unwrap_or_else(|| "us-east-1".into());
+    let own = aws.account_id(&region).await.map_err(|e| {
+        CliError::Message(format!(
+            "reading which account your credentials are for: {e}"
+        ))
+    })?;
     let mut accounts = vec![Account {
-        id: None,
+        id: own,
+        own: true,
         students: Vec::new(),
         aws: aws.clone(),
     }];
@@ -158,14 +182,16 @@ async fn accounts_to_sweep(
             continue;
         };
         let id = access.account_id().to_string();
-        if let Some(known) = accounts.iter_mut().find(|a| a.id.as_deref() == Some(&id)) {
+        // Students sharing an account (the caller's own, even) are searched with it once.
+        if let Some(known) = accounts.iter_mut().find(|a| a.id == id) {
             known.students.push(student.name.clone());
             continue;
         }
         let role = accounts::role_for(access, &args.role_name, &["plinth", "sweep", &student.name]);
         match accounts::reach(aws, &role, access).await {
             Ok(reached) => accounts.push(Account {
-                id: Some(id),
+                id,
+                own: false,
                 students: vec![student.name.clone()],
                 aws: reached,
             }),
@@ -180,20 +206,25 @@ async fn accounts_to_sweep(
 
 /// States whose resources are in an account this sweep does not search: said, since
 /// nothing of theirs is looked at.
-fn note_accounts_left_out(view: &StatesInView, accounts: &[Account], ui: &Ui) {
+fn note_accounts_left_out(view: &StatesInView, accounts: &[Account], roster: bool, ui: &Ui) {
     let left_out: BTreeSet<&str> = view
         .readable
         .iter()
+        .filter(|v| !accounts.iter().any(|a| a.holds(&v.state)))
         .filter_map(|v| v.state.account.as_deref())
-        .filter(|id| !accounts.iter().any(|a| a.id.as_deref() == Some(*id)))
         .collect();
-    if !left_out.is_empty() {
-        ui.err(&format!(
-            "{}: environments in students' own accounts are not searched ({}): give --roster FILE, the roster naming them",
-            ui.colored(AnsiColor::Yellow, "note"),
-            left_out.into_iter().collect::<Vec<_>>().join(", ")
-        ));
+    if left_out.is_empty() {
+        return;
     }
+    let how = match roster {
+        true => "the roster does not name them, or they could not be reached",
+        false => "give --roster FILE, the roster naming them",
+    };
+    ui.err(&format!(
+        "{}: environments in other accounts are not searched ({}): {how}",
+        ui.colored(AnsiColor::Yellow, "note"),
+        left_out.into_iter().collect::<Vec<_>>().join(", ")
+    ));
 }
 
 /// Everything of one account: its tagged resources against the states of environments in
@@ -211,7 +242,7 @@ async fn sweep_account(
     let in_account: Vec<&InView> = view
         .readable
         .iter()
-        .filter(|v| v.state.account == account.id)
+        .filter(|v| account.holds(&v.state))
         .collect();
     let mut search = search(&account.aws, &registry, &regions, filter, ui).await?;
     leave_remote_state_alone(&mut search.found, &view.remote, ui);
@@ -228,7 +259,7 @@ async fn sweep_account(
     warn_if_no_state(ui, global, view);
     print_table(ui, &registry, &work, &search.searched, now);
     if args.yes {
-        Ok(remove_all(&registry, &work, args.parallelism, ui).await)
+        Ok(remove_all(&registry, &account.id, &work, args.parallelism, ui).await)
     } else {
         ui.out("\nDry run: nothing was changed. Add --yes to remove what is listed.");
         Ok(0)
@@ -441,17 +472,14 @@ impl StatesInView {
     }
 }
 
-/// The `(stack, workspace)` folders under `root` that hold a state file.
+/// The `(stack, workspace)` folders under `root` that hold a state file or a journal (a
+/// first apply running, or killed, has only its journal).
 fn state_dirs(root: &Path) -> Vec<(String, String)> {
     let mut found = Vec::new();
     for stack in subfolders(root) {
         for workspace in subfolders(&root.join(&stack)) {
-            if root
-                .join(&stack)
-                .join(&workspace)
-                .join("state.json")
-                .is_file()
-            {
+            let folder = root.join(&stack).join(&workspace);
+            if folder.join("state.json").is_file() || folder.join("journal.jsonl").is_file() {
                 found.push((stack.clone(), workspace));
             }
         }
@@ -655,7 +683,13 @@ fn estimated_cost(registry: &Registry, w: &Work) -> Option<String> {
 }
 
 /// Removes every listed environment; exit code 1 when anything could not be removed.
-async fn remove_all(registry: &Registry, work: &[Work<'_>], parallelism: usize, ui: &Ui) -> u8 {
+async fn remove_all(
+    registry: &Registry,
+    account: &str,
+    work: &[Work<'_>],
+    parallelism: usize,
+    ui: &Ui,
+) -> u8 {
     let mut failed = Vec::new();
     let mut pending = Vec::new();
     for w in work {
@@ -663,7 +697,8 @@ async fn remove_all(registry: &Registry, work: &[Work<'_>], parallelism: usize, 
         ui.out(&format!("\nSweeping {}…", ui.bold(&label)));
         let mut outcomes = Vec::new();
         if let Some(v) = w.through_state() {
-            outcomes.push(remove::destroy_through_state(registry, v, parallelism, ui).await);
+            let destroy = remove::destroy_through_state(registry, account, v, parallelism, ui);
+            outcomes.push(destroy.await);
         }
         outcomes
             .extend(remove::delete_orphans(registry, &label, &w.orphans, parallelism, ui).await);

@@ -89,7 +89,7 @@ async fn destroy_of_a_clean_stack_says_the_teardown_is_verified() {
     let destroy = env.plinth(&["destroy", "--yes", "--stats"]).ok();
     assert!(
         destroy.stdout.contains(
-            "Teardown verified: nothing tagged with stack `verified-clean` / workspace `default` is left in us-east-1."
+            "Teardown verified: nothing tagged with stack `verified-clean` / workspace `default` is left in us-east-1 of account 123456789012."
         ),
         "{}",
         destroy.stdout
@@ -226,7 +226,7 @@ async fn a_lambda_edge_function_still_being_deleted_is_reported_pending_and_dest
         .ok();
     assert!(
         again.stdout.contains(
-            "Teardown verified: nothing tagged with stack `week4-site` / workspace `default` is left in eu-west-1, us-east-1."
+            "Teardown verified: nothing tagged with stack `week4-site` / workspace `default` is left in eu-west-1, us-east-1 of account 123456789012."
         ),
         "{}",
         again.stdout

@@ -42,15 +42,18 @@ fn assume_role_answer(n: usize) -> String {
 #[tokio::test]
 async fn credentials_of_a_students_role_are_renewed_when_they_expire() {
     let assumed = Arc::new(AtomicUsize::new(0));
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
     let signed_with: Arc<Mutex<Vec<String>>> = Arc::default();
     let http = {
-        let (assumed, signed_with) = (assumed.clone(), signed_with.clone());
+        let (assumed, signed_with, asked) = (assumed.clone(), signed_with.clone(), asked.clone());
         aws_smithy_http_client::test_util::infallible_client_fn(move |request| {
             let body = request
                 .body()
                 .bytes()
                 .map(|b| String::from_utf8_lossy(b).to_string());
-            if body.unwrap_or_default().contains("Action=AssumeRole") {
+            let body = body.unwrap_or_default();
+            if body.contains("Action=AssumeRole") {
+                asked.lock().expect("lock").push(body);
                 let n = assumed.fetch_add(1, Ordering::SeqCst) + 1;
                 return http::Response::builder()
                     .status(200)
@@ -88,7 +91,7 @@ async fn credentials_of_a_students_role_are_renewed_when_they_expire() {
     let role = RoleToAssume {
         role_arn: "arn:aws:iam::111122223333:role/OrganizationAccountAccessRole".into(),
         session_name: RoleToAssume::session_name_of(&["plinth", "lab", "ana"]),
-        external_id: None,
+        external_id: Some("course-42".into()),
     };
     let student = instructor.assuming(&role).await;
     let list = || async {
@@ -114,6 +117,18 @@ async fn credentials_of_a_students_role_are_renewed_when_they_expire() {
         ["ASIA1", "ASIA1", "ASIA2"],
         "each call signed with credentials valid at its time"
     );
+    // The role, its session name and external id, as STS is asked for them.
+    let asked = asked.lock().expect("lock").clone();
+    assert_eq!(asked.len(), 2);
+    for body in &asked {
+        for part in [
+            "RoleArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2FOrganizationAccountAccessRole",
+            "RoleSessionName=plinth-lab-ana",
+            "ExternalId=course-42",
+        ] {
+            assert!(body.contains(part), "{part} in {body}");
+        }
+    }
     // The student's calls count in the run's figures (--stats).
     assert_eq!(
         instructor.stats.by_operation().get("DynamoDB.ListTables"),

@@ -293,6 +293,10 @@ pub struct Aws {
     clients: ClientCache,
     limiters: Mutex<HashMap<(String, String), Arc<RateLimiter>>>,
     pub stats: Arc<CallStats>,
+    /// Checks done once per connection (see [`Aws::first_time`]).
+    done_once: Mutex<std::collections::HashSet<String>>,
+    /// The account the credentials belong to, once asked.
+    account: Mutex<Option<String>>,
 }
 
 service_clients! {
@@ -393,7 +397,17 @@ impl Aws {
             clients: ClientCache::default(),
             limiters: Mutex::default(),
             stats: Arc::new(CallStats::default()),
+            done_once: Mutex::default(),
+            account: Mutex::default(),
         }
+    }
+
+    /// Whether `check` is asked about for the first time on this connection: a check that
+    /// holds for the whole run (a state bucket's versioning) is made once, not once per
+    /// environment of a roster.
+    pub fn first_time(&self, check: &str) -> bool {
+        let mut done = self.done_once.lock().unwrap_or_else(|p| p.into_inner());
+        done.insert(check.to_string())
     }
 
     /// The rate limiter of `service` (`dynamodb`, `ec2`, …) in `region`, shared by its client.
@@ -442,6 +456,8 @@ impl Aws {
             clients: ClientCache::default(),
             limiters: Mutex::default(),
             stats: self.stats.clone(),
+            done_once: Mutex::default(),
+            account: Mutex::default(),
         }
     }
 
@@ -450,16 +466,27 @@ impl Aws {
         self.base.region().map(|r| r.to_string())
     }
 
-    /// The account the credentials belong to (`${account_id}`).
+    /// The account the credentials belong to (`${account_id}`, and where an environment's
+    /// resources are): asked once per connection.
     pub async fn account_id(&self, region: &str) -> ResourceResult<String> {
+        if let Some(known) = self
+            .account
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Ok(known);
+        }
         let out = self
             .sts(region)
             .get_caller_identity()
             .send()
             .await
             .map_err(crate::errors::classify)?;
-        out.account.ok_or_else(|| {
+        let id = out.account.ok_or_else(|| {
             ResourceError::new(ErrorKind::Other, "GetCallerIdentity returned no account")
-        })
+        })?;
+        *self.account.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
+        Ok(id)
     }
 }

@@ -49,6 +49,9 @@ pub fn parse_url(url: &str) -> Option<(String, String)> {
 #[derive(Clone)]
 pub struct S3Store {
     client: Client,
+    /// The connection's, to check the bucket's versioning once per run, not once per
+    /// environment of a roster.
+    aws: Arc<Aws>,
     bucket: String,
     prefix: String,
 }
@@ -58,6 +61,7 @@ impl S3Store {
     pub fn new(aws: &Arc<Aws>, region: &str, bucket: &str, prefix: &str) -> S3Store {
         S3Store {
             client: aws.s3(region),
+            aws: aws.clone(),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
         }
@@ -159,8 +163,10 @@ impl S3Store {
             .map_err(|err| self.remote(key, err))
     }
 
-    /// Every environment with a state under the prefix, as (stack, workspace), sorted:
-    /// what `sweep` and a roster find on a shared bucket.
+    /// Every environment with a state, a lock or a journal under the prefix, as (stack,
+    /// workspace), sorted: what `sweep` finds on a shared bucket. A first apply running (or
+    /// killed) has no `state.json` yet, only its lock and journal, and what it made is its
+    /// own all the same.
     pub async fn environments(&self) -> Result<Vec<(String, String)>, StoreError> {
         let under = match self.prefix.is_empty() {
             true => String::new(),
@@ -183,12 +189,17 @@ impl S3Store {
             let keys = page.contents().iter().filter_map(|o| o.key());
             for key in keys.filter_map(|k| k.strip_prefix(under.as_str())) {
                 let parts: Vec<&str> = key.split('/').collect();
-                if let [stack, workspace, "state.json"] = parts[..] {
-                    found.push((stack.to_string(), workspace.to_string()));
+                match parts[..] {
+                    [stack, workspace, "state.json" | "lock.json"]
+                    | [stack, workspace, "journal", _, _] => {
+                        found.push((stack.to_string(), workspace.to_string()))
+                    }
+                    _ => {}
                 }
             }
         }
         found.sort();
+        found.dedup();
         Ok(found)
     }
 
@@ -315,6 +326,12 @@ impl S3Store {
     /// Versioning is how a bad state is rolled back: say so once per command without it.
     async fn warn_without_versioning(&self) {
         use aws_sdk_s3::types::BucketVersioningStatus;
+        if !self
+            .aws
+            .first_time(&format!("state bucket versioning {}", self.bucket))
+        {
+            return;
+        }
         let answer = self
             .client
             .get_bucket_versioning()
@@ -628,11 +645,23 @@ impl S3Lock {
         }
     }
 
+    /// Deletes journal objects a write folded in: one DeleteObjects per thousand.
     async fn drop_journal(&self, keys: &[String]) -> Result<(), StoreError> {
-        for key in keys {
-            self.store.delete(key).await?;
+        if keys.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let ids: Vec<aws_sdk_s3::types::ObjectIdentifier> = keys
+            .iter()
+            .filter_map(|k| {
+                aws_sdk_s3::types::ObjectIdentifier::builder()
+                    .key(k)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        crate::resources::s3_bucket::delete_objects(&self.store.client, &self.store.bucket, ids)
+            .await
+            .map_err(|err| self.store.remote(&format!("{}journal/", self.folder), err))
     }
 }
 

@@ -266,13 +266,15 @@ fn emptied(registry: &Registry, type_name: &str, mut props: Props) -> Props {
 /// Destroys everything an environment's state records, as `plinth destroy` would without
 /// the stack file: a destroy plan, then the engine (reverse dependency order, waits,
 /// pending deletions recorded). `prevent_destroy` refuses it, as it refuses a destroy.
+/// `registry` works in `account`: the planner refuses a state whose resources are elsewhere.
 pub async fn destroy_through_state(
     registry: &Registry,
+    account: &str,
     in_view: &InView,
     parallelism: usize,
     ui: &Ui,
 ) -> Removal {
-    match try_destroy_through_state(registry, in_view, parallelism, ui).await {
+    match try_destroy_through_state(registry, account, in_view, parallelism, ui).await {
         Ok(removal) => removal,
         Err(message) => {
             ui.err(&format!(
@@ -286,6 +288,7 @@ pub async fn destroy_through_state(
 
 async fn try_destroy_through_state(
     registry: &Registry,
+    account: &str,
     in_view: &InView,
     parallelism: usize,
     ui: &Ui,
@@ -296,8 +299,7 @@ async fn try_destroy_through_state(
         name,
         workspace,
     );
-    // The account the sweep is in: the planner refuses a state whose resources are elsewhere.
-    stack.account = in_view.state.account.clone();
+    stack.account = Some(account.to_string());
     let graph = DepGraph::build(&stack, registry).map_err(|d| d.to_string())?;
     let (locked, state) = in_view
         .store

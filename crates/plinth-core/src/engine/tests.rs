@@ -1272,11 +1272,14 @@ async fn the_account_an_environment_is_applied_in_is_recorded_and_no_run_for_ano
     assert_eq!(plan.account.as_deref(), Some("111122223333"));
     assert_eq!(h.stored_state().account.as_deref(), Some("111122223333"));
 
-    // The caller's own account, or a third one, would find nothing and make it all again.
+    // Another account would find nothing and make it all again.
     let state = h.stored_state();
     for (other, says) in [
-        (None, "your own credentials"),
-        (Some("444455556666"), "this run is for account 444455556666"),
+        (None, "does not say which account"),
+        (
+            Some("444455556666"),
+            "this run works in account 444455556666",
+        ),
     ] {
         let mut stack = h.stack(&text);
         stack.account = other.map(str::to_string);
@@ -1293,6 +1296,12 @@ async fn the_account_an_environment_is_applied_in_is_recorded_and_no_run_for_ano
             assert!(text.contains(says), "{text}");
         }
     }
+
+    // A state from before plinth recorded accounts is taken as it is (and records one at
+    // its next apply).
+    let mut legacy = state.clone();
+    legacy.account = None;
+    assert_eq!(legacy.account_problem(Some("444455556666")), None);
 
     // Destroyed in its account, the environment may start again anywhere.
     let (_, report, _) = h.converge_stack(&in_account, Mode::Destroy).await;

@@ -193,24 +193,22 @@ impl State {
         }
     }
 
-    /// Why a run for `account` (`None`: the caller's own) must not touch this environment,
-    /// if it must not: its resources are in another account, where this run would find
-    /// none of them, take them for deleted and create them again (or forget them).
+    /// Why a run in `account` must not touch this environment, if it must not: its
+    /// resources are in another account, where this run would find none of them, take them
+    /// for deleted and make them all again (or, destroying, forget what still bills). A state
+    /// that records no account (written before plinth recorded it) is taken as it is.
     pub fn account_problem(&self, account: Option<&str>) -> Option<String> {
-        if self.resources.is_empty() || self.account.as_deref() == account {
+        let recorded = self.account.as_deref()?;
+        if self.resources.is_empty() || account == Some(recorded) {
             return None;
         }
-        Some(match (self.account.as_deref(), account) {
-            (Some(recorded), Some(asked)) => format!(
-                "the environment's resources are in account {recorded} (its state says so), and this run is for account {asked}: destroy it from account {recorded} first (the roster line naming it), then apply in {asked}"
+        Some(match account {
+            Some(asked) => format!(
+                "the environment's resources are in account {recorded} (its state says so), and this run works in account {asked}: run it in account {recorded} (with its credentials, or from the roster line naming account={recorded}); to move the environment, destroy it there first"
             ),
-            (Some(recorded), None) => format!(
-                "the environment's resources are in account {recorded} (its state says so), reached through a role there, and this run uses your own credentials' account: run it with --roster, from the line that names account={recorded} (or role_arn=)"
+            None => format!(
+                "the environment's resources are in account {recorded} (its state says so), and this run does not say which account it works in"
             ),
-            (None, Some(asked)) => format!(
-                "the environment's resources are in the account of the credentials that created them, and this run is for account {asked}: destroy it without the account on its roster line first, then apply with it"
-            ),
-            (None, None) => return None,
         })
     }
 }
