@@ -24,6 +24,16 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = runtime.block_on(cli::run(args, ui));
-    ExitCode::from(code)
+    // The command runs as a task on the runtime's workers, not on this thread: the S3 state
+    // store blocks in place (a journal write is a barrier), and a nested wait on the thread
+    // that drives `block_on` can take the wake-up meant for the command itself, which then
+    // waits forever (seen with a roster of 100 students on S3 state).
+    let code = runtime.block_on(async { tokio::spawn(cli::run(args, ui)).await });
+    match code {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: the command stopped unexpectedly: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -26,6 +26,7 @@ use plinth_aws::{Aws, AwsOptions};
 use plinth_core::diag::{self, Diagnostics};
 use plinth_core::graph::DepGraph;
 use plinth_core::resource::Registry;
+use plinth_core::stack::load::Parsed;
 use plinth_core::stack::vars::VarInputs;
 use plinth_core::stack::{self, LoadOptions, Stack};
 use plinth_core::state::store::StateFiles;
@@ -291,6 +292,18 @@ pub fn load_stack(
     fallback_region: Option<String>,
     ui: &Ui,
 ) -> Result<(Stack, DepGraph), CliError> {
+    let parsed = stack::load::parse(path).map_err(CliError::Diagnostics)?;
+    load_parsed(global, &parsed, registry, fallback_region, ui)
+}
+
+/// [`load_stack`] of a file already parsed (a roster loads one parse for every student).
+pub fn load_parsed(
+    global: &GlobalArgs,
+    parsed: &Parsed,
+    registry: &Registry,
+    fallback_region: Option<String>,
+    ui: &Ui,
+) -> Result<(Stack, DepGraph), CliError> {
     let options = LoadOptions {
         vars: VarInputs {
             files: global.var_files.clone(),
@@ -302,7 +315,9 @@ pub fn load_stack(
             .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok()),
     };
     validate_workspace(&global.workspace)?;
-    let (stack, warnings) = stack::load(path, registry, &options).map_err(CliError::Diagnostics)?;
+    let (stack, warnings) = parsed
+        .load(registry, &options)
+        .map_err(CliError::Diagnostics)?;
     for w in warnings.warnings() {
         ui.diagnostic(w);
     }
@@ -362,25 +377,27 @@ impl Session {
         ui: &Ui,
     ) -> Result<Session, CliError> {
         let path = stack_path(global, stack_arg);
-        let aws = connect_for_stack(global, &path).await;
-        Session::load(global, Connection::own(aws), &path, ui).await
+        let parsed = stack::load::parse(&path).map_err(CliError::Diagnostics)?;
+        let aws = connect_in(global, parsed.declared().region).await;
+        Session::load(global, Connection::own(aws), &parsed, ui).await
     }
 
-    /// Loads the stack at `path` for `global`'s workspace and variables over connections
+    /// Loads the parsed stack for `global`'s workspace and variables over connections
     /// already made (a roster opens one session per student over its connections).
     pub async fn load(
         global: &GlobalArgs,
         connection: Connection,
-        path: &Path,
+        parsed: &Parsed,
         ui: &Ui,
     ) -> Result<Session, CliError> {
+        let path = parsed.file.path.as_path();
         let Connection {
             aws,
             state_aws,
             account,
         } = connection;
         let registry = plinth_aws::registry(&aws);
-        let (mut stack, graph) = load_stack(global, path, &registry, aws.default_region(), ui)?;
+        let (mut stack, graph) = load_parsed(global, parsed, &registry, aws.default_region(), ui)?;
         // Where the resources are, recorded in the state: no later run from another account
         // (another instructor's credentials, a student's role) takes them for gone.
         let account = match account {

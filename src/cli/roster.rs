@@ -12,7 +12,7 @@ use futures::StreamExt;
 use plinth_aws::Aws;
 use plinth_core::plan::Plan;
 use plinth_core::roster::{self, Roster, Student, STUDENT_VAR};
-use plinth_core::stack::load::Declared;
+use plinth_core::stack::load::{Declared, Parsed};
 use plinth_core::stack::vars::VarDecl;
 use tokio::sync::watch;
 
@@ -23,8 +23,8 @@ use super::apply::{
 use super::plan::{plan_environment, show, PlanArgs, PlanView};
 use super::ui::short_duration;
 use super::{
-    accounts, connect_in, display_path, fail, load_stack, offline_registry, print_stats,
-    stack_path, CliError, CliResult, Connection, GlobalArgs, Session, Ui,
+    accounts, connect_in, display_path, fail, print_stats, stack_path, CliError, CliResult,
+    Connection, GlobalArgs, Session, Ui,
 };
 
 /// The roster options `plan`, `apply` and `destroy` share.
@@ -159,6 +159,7 @@ struct RosterRun<'a> {
     global: &'a GlobalArgs,
     roster: &'a Roster,
     stack_path: PathBuf,
+    parsed: Parsed,
     decls: Vec<VarDecl>,
     aws: Arc<Aws>,
     /// The stack's name, for the names of role sessions in students' accounts.
@@ -202,7 +203,10 @@ async fn run(
         ));
     }
     let path = stack_path(global, stack_arg);
-    let declared = declared(global, &path, ui)?;
+    // Parsed once for the whole class: a file that does not even parse fails the command
+    // here, once, instead of once per student.
+    let parsed = plinth_core::stack::load::parse(&path).map_err(CliError::Diagnostics)?;
+    let declared = parsed.declared();
     warn_of_shadowed_vars(&declared);
     let aws = connect_in(global, declared.region.clone()).await;
     let stack_name = declared.name.clone().unwrap_or_default();
@@ -211,6 +215,7 @@ async fn run(
         global,
         roster: &roster,
         stack_path: path,
+        parsed,
         decls: declared.vars,
         aws: aws.clone(),
         stack_name,
@@ -219,8 +224,14 @@ async fn run(
         ui,
     };
     let started = Instant::now();
-    let rows: Vec<Row> = futures::stream::iter(&roster.students)
+    // Made up front (none starts before `buffered` polls it): a closure making them would
+    // not be general enough over lifetimes for the command to run as a task.
+    let runs: Vec<_> = roster
+        .students
+        .iter()
         .map(|student| run_student(&context, student))
+        .collect();
+    let rows: Vec<Row> = futures::stream::iter(runs)
         .buffered(max_environments(command).into())
         .collect()
         .await;
@@ -270,25 +281,6 @@ fn warn_of_shadowed_vars(declared: &Declared) {
     }
 }
 
-/// What the stack file declares: its variables give each student their `student` variable
-/// and check their line's variables. A stack file that does not even parse fails the whole
-/// command here, once, instead of once per student.
-fn declared(global: &GlobalArgs, path: &Path, ui: &Ui) -> Result<Declared, CliError> {
-    match plinth_core::stack::load::declared(path) {
-        Some(declared) => Ok(declared),
-        None => {
-            load_stack(
-                global,
-                path,
-                &offline_registry(),
-                Some("us-east-1".into()),
-                ui,
-            )?;
-            Ok(Declared::default())
-        }
-    }
-}
-
 /// One student's environment, timed, with every failure turned into its summary row.
 async fn run_student(context: &RosterRun<'_>, student: &Student) -> Row {
     let started = Instant::now();
@@ -325,7 +317,7 @@ async fn environment(
         .map_err(CliError::Diagnostics)?;
     let global = student_args(context, student);
     let connection = connection(context, student).await?;
-    let session = Session::load(&global, connection, &context.stack_path, ui).await?;
+    let session = Session::load(&global, connection, &context.parsed, ui).await?;
     match context.command {
         RosterCommand::Plan(args) => {
             let plan = plan_environment(&session, args).await?;

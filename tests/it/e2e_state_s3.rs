@@ -311,6 +311,171 @@ async fn kill_9_on_one_machine_is_recovered_exactly_by_the_next_apply_on_the_oth
         .is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lock_broken_by_hand_while_an_apply_runs_loses_no_update() {
+    let moto = Moto::start(40);
+    let (one, two) = (Env::with_emulator(&moto), Env::with_emulator(&moto));
+    state_bucket(&one, "plinth-state-broken").await;
+    let state = "--state=s3://plinth-state-broken/class";
+    let text = wide_stack("s3broken", 12);
+    one.write("plinth.yaml", &text);
+    // The other machine's stack has one table more: its update must not be lost either.
+    two.write(
+        "plinth.yaml",
+        &format!("{text}  extra:\n    type: dynamodb.table\n    name: s3broken-extra\n    partition_key: {{ name: Id, type: S }}\n"),
+    );
+    let mut running = one.spawn("first", &["apply", "--yes", "--parallelism", "2", state]);
+    let folder = "class/s3broken/default/";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while keys(&one, "plinth-state-broken", &format!("{folder}journal/"))
+        .await
+        .len()
+        < 5
+    {
+        assert!(
+            running.try_wait().expect("poll").is_none(),
+            "finished too soon"
+        );
+        assert!(Instant::now() < deadline, "no progress in the journal");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Someone deletes the lock by hand, and the other machine goes ahead at once.
+    one.s3()
+        .delete_object()
+        .bucket("plinth-state-broken")
+        .key(format!("{folder}lock.json"))
+        .send()
+        .await
+        .expect("lock broken by hand");
+    let second = two.plinth(&["apply", "--yes", state]);
+    let first = running.wait().expect("first apply ends");
+    let first_err = one.read("first.err");
+
+    // Both wrote the state conditionally: whichever came second was refused, overwrote
+    // nothing, and kept its operations in the journal.
+    let refused = [first_err.as_str(), second.stderr.as_str()]
+        .iter()
+        .filter(|err| err.contains("nothing was overwritten"))
+        .count();
+    assert_eq!(
+        refused, 1,
+        "exactly one write refused (first: {first:?}):\n{first_err}\n---\n{}",
+        second.stderr
+    );
+    // The next run folds what was kept: every table once, everything in the state.
+    two.plinth(&["apply", "--yes", state]).ok();
+    two.plinth(&["plan", "--detailed-exitcode", state]).ok();
+    let mut tables = tables_of_stack(&two.dynamodb(), "s3broken").await;
+    tables.dedup();
+    assert_eq!(tables.len(), 13, "every table once: {tables:?}");
+    assert_eq!(groups_of_stack(&two.ec2(), "s3broken").await.len(), 12);
+    let list = two.plinth(&["state", "list", state]).ok();
+    assert_eq!(
+        list.stdout.lines().filter(|l| !l.trim().is_empty()).count(),
+        25,
+        "{}",
+        list.stdout
+    );
+    assert!(
+        keys(&one, "plinth-state-broken", &format!("{folder}journal/"))
+            .await
+            .is_empty(),
+        "every journal folded in"
+    );
+    two.plinth(&["destroy", "--yes", state]).ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_init_on_an_existing_bucket_keeps_its_encryption_and_lifecycle_rules() {
+    use aws_sdk_s3::types::{
+        BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
+        LifecycleRuleFilter, ServerSideEncryption, ServerSideEncryptionByDefault,
+        ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    };
+    let env = Env::new();
+    let s3 = env.s3();
+    let bucket = "plinth-state-existing";
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let kms = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::AwsKms)
+        .kms_master_key_id("alias/course-state")
+        .build()
+        .expect("sse");
+    s3.put_bucket_encryption()
+        .bucket(bucket)
+        .server_side_encryption_configuration(
+            ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(kms)
+                        .build(),
+                )
+                .build()
+                .expect("config"),
+        )
+        .send()
+        .await
+        .expect("their encryption");
+    let theirs = LifecycleRule::builder()
+        .id("logs-30d")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("logs/").build())
+        .expiration(LifecycleExpiration::builder().days(30).build())
+        .build()
+        .expect("rule");
+    s3.put_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .rules(theirs)
+                .build()
+                .expect("lifecycle"),
+        )
+        .send()
+        .await
+        .expect("their lifecycle");
+
+    for _ in 0..2 {
+        let init = env
+            .plinth(&["state", "init", &format!("s3://{bucket}")])
+            .ok();
+        assert!(
+            init.stdout.contains("its own setting, kept"),
+            "{}",
+            init.stdout
+        );
+        let rules = s3
+            .get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .expect("lifecycle");
+        let mut ids: Vec<&str> = rules.rules().iter().filter_map(|r| r.id()).collect();
+        ids.sort();
+        assert_eq!(ids, ["logs-30d", "plinth-expire-old-state-versions"]);
+    }
+    let encryption = s3
+        .get_bucket_encryption()
+        .bucket(bucket)
+        .send()
+        .await
+        .expect("encryption");
+    let default = encryption
+        .server_side_encryption_configuration()
+        .and_then(|c| c.rules().first())
+        .and_then(|r| r.apply_server_side_encryption_by_default())
+        .expect("a default");
+    assert_eq!(
+        default.sse_algorithm(),
+        &ServerSideEncryption::AwsKms,
+        "not downgraded"
+    );
+}
+
 fn state_json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("state file")).expect("state JSON")
 }

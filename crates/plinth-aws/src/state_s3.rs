@@ -399,8 +399,7 @@ pub async fn init_bucket(
     use aws_sdk_s3::types::{
         BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus,
         CreateBucketConfiguration, ExpirationStatus, LifecycleRule, LifecycleRuleFilter,
-        NoncurrentVersionExpiration, PublicAccessBlockConfiguration, ServerSideEncryptionByDefault,
-        ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
+        NoncurrentVersionExpiration, PublicAccessBlockConfiguration, VersioningConfiguration,
     };
     let client = aws.s3(region);
     let location = format!("s3://{bucket}");
@@ -458,6 +457,92 @@ pub async fn init_bucket(
         .classified()
         .map_err(remote)?;
     setup.done.push("versioning on");
+    // A bucket that already has default encryption (SSE-KMS, say) keeps it: SSE-S3 would
+    // be a downgrade.
+    let encrypted = match client
+        .get_bucket_encryption()
+        .bucket(bucket)
+        .send()
+        .await
+        .classified()
+    {
+        Ok(out) => out
+            .server_side_encryption_configuration()
+            .map(|c| !c.rules().is_empty())
+            .unwrap_or(false),
+        Err(err)
+            if err.code.as_deref() == Some("ServerSideEncryptionConfigurationNotFoundError") =>
+        {
+            false
+        }
+        Err(err) => return Err(remote(err)),
+    };
+    if encrypted {
+        setup
+            .done
+            .push("encrypted by default (its own setting, kept)");
+    } else {
+        put_sse_s3(&client, bucket).await?;
+        setup.done.push("encrypted by default (SSE-S3)");
+    }
+    // Lifecycle rules are one document: the bucket's own rules are kept beside plinth's.
+    let mut rules = match client
+        .get_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .send()
+        .await
+        .classified()
+    {
+        Ok(out) => out.rules().to_vec(),
+        Err(err) if err.code.as_deref() == Some("NoSuchLifecycleConfiguration") => Vec::new(),
+        Err(err) => return Err(remote(err)),
+    };
+    if rules.iter().any(|r| r.id() == Some(EXPIRE_RULE_ID)) {
+        setup.done.push("old versions expire (its rule, kept)");
+        return Ok(setup);
+    }
+    let expire = LifecycleRule::builder()
+        .id(EXPIRE_RULE_ID)
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .noncurrent_version_expiration(
+            NoncurrentVersionExpiration::builder()
+                .noncurrent_days(KEEP_OLD_VERSIONS_DAYS)
+                .build(),
+        )
+        .build()
+        .map_err(built)?;
+    rules.push(expire);
+    client
+        .put_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .lifecycle_configuration(
+            BucketLifecycleConfiguration::builder()
+                .set_rules(Some(rules))
+                .build()
+                .map_err(built)?,
+        )
+        .send()
+        .await
+        .classified()
+        .map_err(remote)?;
+    setup.done.push("old versions expire after 90 days");
+    Ok(setup)
+}
+
+/// The lifecycle rule `state init` adds.
+const EXPIRE_RULE_ID: &str = "plinth-expire-old-state-versions";
+
+async fn put_sse_s3(client: &Client, bucket: &str) -> Result<(), StoreError> {
+    let failed = |message: String| StoreError::Remote {
+        location: format!("s3://{bucket}"),
+        message,
+    };
+    let remote = |err: ResourceError| failed(err.message);
+    let built = |e: aws_smithy_types::error::operation::BuildError| failed(e.to_string());
+    use aws_sdk_s3::types::{
+        ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    };
     let rule = ServerSideEncryptionRule::builder()
         .apply_server_side_encryption_by_default(
             ServerSideEncryptionByDefault::builder()
@@ -479,33 +564,7 @@ pub async fn init_bucket(
         .await
         .classified()
         .map_err(remote)?;
-    setup.done.push("encrypted by default (SSE-S3)");
-    let expire = LifecycleRule::builder()
-        .id("plinth-expire-old-state-versions")
-        .status(ExpirationStatus::Enabled)
-        .filter(LifecycleRuleFilter::builder().prefix("").build())
-        .noncurrent_version_expiration(
-            NoncurrentVersionExpiration::builder()
-                .noncurrent_days(KEEP_OLD_VERSIONS_DAYS)
-                .build(),
-        )
-        .build()
-        .map_err(built)?;
-    client
-        .put_bucket_lifecycle_configuration()
-        .bucket(bucket)
-        .lifecycle_configuration(
-            BucketLifecycleConfiguration::builder()
-                .rules(expire)
-                .build()
-                .map_err(built)?,
-        )
-        .send()
-        .await
-        .classified()
-        .map_err(remote)?;
-    setup.done.push("old versions expire after 90 days");
-    Ok(setup)
+    Ok(())
 }
 
 /// The run (lock id) a journal key belongs to: `…/journal/<run>/<n>.json`.

@@ -51,26 +51,82 @@ pub struct Declared {
     pub vars: Vec<vars::VarDecl>,
 }
 
+/// A stack file read and parsed, not yet checked: parsed once, then loaded for each
+/// workspace that needs it (every student of a roster).
+#[derive(Clone, Debug)]
+pub struct Parsed {
+    pub file: SourceFile,
+    root: Node,
+}
+
+/// Reads and parses the stack file at `path`.
+pub fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic::plain(format!(
+            "cannot read stack file {}: {e}",
+            path.display()
+        ))])
+    })?;
+    Parsed::from_text(SourceFile::new(path, text))
+}
+
+impl Parsed {
+    /// Parses text already in memory.
+    pub fn from_text(file: SourceFile) -> Result<Parsed, Diagnostics> {
+        let root = yaml::parse(&file).map_err(|d| Diagnostics(vec![*d]))?;
+        Ok(Parsed { file, root })
+    }
+
+    /// What the file says of itself before any variable is bound.
+    pub fn declared(&self) -> Declared {
+        let plain = |key: &str| {
+            self.root
+                .get(key)
+                .and_then(|n| n.as_str())
+                .filter(|s| !s.contains("${"))
+                .map(str::to_string)
+        };
+        let mut ignored = Diagnostics::default();
+        Declared {
+            name: plain("stack"),
+            region: plain("region"),
+            vars: self
+                .root
+                .get("vars")
+                .map(|n| vars::declarations(&self.file, n, &mut ignored))
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Checks the stack for one workspace and its variables. Warnings come back with the
+    /// stack; errors instead of it.
+    pub fn load(
+        &self,
+        registry: &Registry,
+        options: &LoadOptions,
+    ) -> Result<(Stack, Diagnostics), Diagnostics> {
+        let mut loader = Loader {
+            file: &self.file,
+            registry,
+            diags: Diagnostics::default(),
+        };
+        let stack = loader.stack(&self.root, options);
+        let mut diags = loader.diags;
+        if let (Some(stack), false) = (&stack, diags.has_errors()) {
+            if let Err(cycles) = crate::graph::DepGraph::build(stack, registry) {
+                diags.extend(cycles);
+            }
+        }
+        match stack {
+            Some(stack) => diags.into_result(stack),
+            None => Err(diags),
+        }
+    }
+}
+
 /// [`Declared`] of the stack file at `path`, if it parses.
 pub fn declared(path: &Path) -> Option<Declared> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let file = SourceFile::new(path, text);
-    let root = yaml::parse(&file).ok()?;
-    let plain = |key: &str| {
-        root.get(key)
-            .and_then(|n| n.as_str())
-            .filter(|s| !s.contains("${"))
-            .map(str::to_string)
-    };
-    let mut ignored = Diagnostics::default();
-    Some(Declared {
-        name: plain("stack"),
-        region: plain("region"),
-        vars: root
-            .get("vars")
-            .map(|n| vars::declarations(&file, n, &mut ignored))
-            .unwrap_or_default(),
-    })
+    parse(path).ok().map(|p| p.declared())
 }
 
 /// Reads and checks a stack file. Warnings come back with the stack; errors instead of it.
@@ -79,13 +135,7 @@ pub fn load(
     registry: &Registry,
     options: &LoadOptions,
 ) -> Result<(Stack, Diagnostics), Diagnostics> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics(vec![Diagnostic::plain(format!(
-            "cannot read stack file {}: {e}",
-            path.display()
-        ))])
-    })?;
-    load_str(SourceFile::new(path, text), registry, options)
+    parse(path)?.load(registry, options)
 }
 
 /// [`load`] for text already in memory.
@@ -94,23 +144,7 @@ pub fn load_str(
     registry: &Registry,
     options: &LoadOptions,
 ) -> Result<(Stack, Diagnostics), Diagnostics> {
-    let root = yaml::parse(&file).map_err(|d| Diagnostics(vec![*d]))?;
-    let mut loader = Loader {
-        file: &file,
-        registry,
-        diags: Diagnostics::default(),
-    };
-    let stack = loader.stack(&root, options);
-    let mut diags = loader.diags;
-    if let (Some(stack), false) = (&stack, diags.has_errors()) {
-        if let Err(cycles) = crate::graph::DepGraph::build(stack, registry) {
-            diags.extend(cycles);
-        }
-    }
-    match stack {
-        Some(stack) => diags.into_result(stack),
-        None => Err(diags),
-    }
+    Parsed::from_text(file)?.load(registry, options)
 }
 
 struct Loader<'a> {
