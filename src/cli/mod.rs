@@ -29,6 +29,7 @@ use plinth_core::resource::Registry;
 use plinth_core::stack::load::Parsed;
 use plinth_core::stack::vars::VarInputs;
 use plinth_core::stack::{self, LoadOptions, Stack};
+use plinth_core::state::location::{self, S3_SCHEME};
 use plinth_core::state::store::StateFiles;
 use plinth_core::state::store::StoreError;
 use plinth_core::state::{State, StateLock, StateStore};
@@ -476,8 +477,6 @@ pub fn state_files(
     StateFiles::new(&root, stack, workspace)
 }
 
-const S3_SCHEME: &str = "s3://";
-
 /// The state store of a stack: on S3 when its location is an `s3://` URL (connecting for
 /// it when `aws` is not given), else a local folder.
 pub async fn state_store(
@@ -486,30 +485,14 @@ pub async fn state_store(
     stack_path: &Path,
     stack: &Stack,
 ) -> Result<(Arc<dyn StateStore>, Option<String>), CliError> {
-    // A folder the stack file names is relative to the stack file.
-    let from_stack = stack
-        .state
-        .as_ref()
-        .map(|s| match s.starts_with(S3_SCHEME) {
-            true => s.clone(),
-            false => stack.file.base_dir().join(s).display().to_string(),
-        });
-    if let (Some(url), None, Some(dir)) = (
-        from_stack.as_ref().filter(|s| s.starts_with(S3_SCHEME)),
-        &global.state,
-        global.state_dir.last(),
-    ) {
-        return fail(format!(
-            "the stack keeps its state on {url}, and --state-dir (or PLINTH_STATE_DIR) names the folder {}: give --state {} to use that folder on purpose",
-            dir.display(),
-            dir.display()
-        ));
-    }
-    let named = match (&global.state, &from_stack) {
-        (Some(given), _) => Some(given.clone()),
-        (None, Some(url)) if url.starts_with(S3_SCHEME) => Some(url.clone()),
-        _ => state_location(global, from_stack.as_deref()),
-    };
+    let base_dir = stack.file.base_dir();
+    let named = location::resolve(&location::Named {
+        flag: global.state.as_deref(),
+        dirs: &global.state_dir,
+        stack: stack.state.as_deref(),
+        stack_dir: &base_dir,
+    })
+    .map_err(CliError::Message)?;
     let at = StoreAt {
         stack_path,
         stack: &stack.name,

@@ -3,6 +3,7 @@
 //! `serial` grows with every write and `lineage` names one state's history, so a saved plan
 //! can refuse to apply against a state that moved on.
 
+pub mod location;
 pub mod store;
 
 /// Where one environment's state lives: a local folder, or a bucket shared by several
