@@ -17,7 +17,7 @@ use super::roster::RosterArgs;
 use super::ui::LineReporter;
 use super::{connect, fail, print_stats, CliError, CliResult, GlobalArgs, Session, Ui};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct ApplyArgs {
     /// A stack file, or a plan saved with `plinth plan -o FILE` to apply exactly.
     pub stack_or_plan: Option<PathBuf>,
@@ -40,7 +40,7 @@ pub struct ApplyArgs {
     pub roster: RosterArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct DestroyArgs {
     /// The stack file (default: -f, or plinth.yaml).
     pub stack: Option<PathBuf>,

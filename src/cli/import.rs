@@ -54,7 +54,10 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
         "plinth import",
     )
     .await?;
-    if let Some(problem) = state.account_problem(session.stack.account.as_deref()) {
+    let stack = &session.stack;
+    if let Some(problem) =
+        state.account_problem(stack.account.as_deref(), stack.caller_account.as_deref())
+    {
         return fail(problem);
     }
     if let Some(existing) = state.resources.get(name) {

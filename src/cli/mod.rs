@@ -401,14 +401,13 @@ impl Session {
         let (mut stack, graph) = load_parsed(global, parsed, &registry, aws.default_region(), ui)?;
         // Where the resources are, recorded in the state: no later run from another account
         // (another instructor's credentials, a student's role) takes them for gone.
-        let account = match account {
-            Some(id) => id,
-            None => aws.account_id(&stack.region).await.map_err(|e| {
-                CliError::Message(format!(
-                    "reading which account your credentials are for: {e}"
-                ))
-            })?,
-        };
+        let caller = state_aws.account_id(&stack.region).await.map_err(|e| {
+            CliError::Message(format!(
+                "reading which account your credentials are for: {e}"
+            ))
+        })?;
+        let account = account.unwrap_or_else(|| caller.clone());
+        stack.caller_account = Some(caller);
         if stack.needs_account_id() {
             stack.bind_account_id(&account);
         }

@@ -15,7 +15,7 @@ use plinth_core::resource::Registry;
 use super::roster::RosterArgs;
 use super::{print_stats, CliResult, GlobalArgs, Session, Ui};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct PlanArgs {
     /// The stack file (default: -f, or plinth.yaml).
     pub stack: Option<PathBuf>,

@@ -62,16 +62,17 @@ pub fn parse_role_name(name: &str) -> Result<String, String> {
     }
 }
 
-/// What the roster does to each student's environment.
-#[derive(Clone, Copy)]
-enum RosterCommand<'a> {
-    Plan(&'a PlanArgs),
-    Apply(&'a ApplyArgs),
-    Destroy(&'a DestroyArgs),
+/// What the roster does to each student's environment (owned: each student runs as a task
+/// of its own).
+#[derive(Clone)]
+enum RosterCommand {
+    Plan(Arc<PlanArgs>),
+    Apply(Arc<ApplyArgs>),
+    Destroy(Arc<DestroyArgs>),
 }
 
-impl RosterCommand<'_> {
-    fn verb(self) -> &'static str {
+impl RosterCommand {
+    fn verb(&self) -> &'static str {
         match self {
             RosterCommand::Plan(_) => "plan",
             RosterCommand::Apply(_) => "apply",
@@ -79,7 +80,7 @@ impl RosterCommand<'_> {
         }
     }
 
-    fn done(self) -> &'static str {
+    fn done(&self) -> &'static str {
         match self {
             RosterCommand::Plan(_) => "planned",
             RosterCommand::Apply(_) => "applied",
@@ -88,7 +89,7 @@ impl RosterCommand<'_> {
     }
 
     /// The summary table's count columns: planned, or done.
-    fn count_headers(self) -> [&'static str; 3] {
+    fn count_headers(&self) -> [&'static str; 3] {
         match self {
             RosterCommand::Plan(_) => ["to add", "to change", "to destroy"],
             _ => ["added", "changed", "destroyed"],
@@ -100,7 +101,14 @@ pub async fn plan(global: &GlobalArgs, roster: &Path, args: &PlanArgs, ui: &Ui) 
     if args.json || args.out.is_some() {
         return fail("--roster prints each student's plan for people; --json and -o are for one workspace at a time (--workspace NAME)");
     }
-    let rows = run(global, roster, &args.stack, RosterCommand::Plan(args), ui).await?;
+    let rows = run(
+        global,
+        roster,
+        &args.stack,
+        RosterCommand::Plan(Arc::new(args.clone())),
+        ui,
+    )
+    .await?;
     let code = exit_code(&rows);
     let changes = rows.iter().any(|r| r.outcome.result == EnvResult::Changes);
     Ok(if code == 0 && args.detailed_exitcode && changes {
@@ -124,7 +132,7 @@ pub async fn apply(global: &GlobalArgs, roster: &Path, args: &ApplyArgs, ui: &Ui
         global,
         roster,
         &args.stack_or_plan,
-        RosterCommand::Apply(args),
+        RosterCommand::Apply(Arc::new(args.clone())),
         ui,
     )
     .await?;
@@ -137,7 +145,7 @@ pub async fn destroy(global: &GlobalArgs, roster: &Path, args: &DestroyArgs, ui:
         global,
         roster,
         &args.stack,
-        RosterCommand::Destroy(args),
+        RosterCommand::Destroy(Arc::new(args.clone())),
         ui,
     )
     .await?;
@@ -155,18 +163,18 @@ fn require_yes(yes: bool, verb: &str) -> Result<(), CliError> {
 }
 
 /// Everything each student's run shares.
-struct RosterRun<'a> {
-    global: &'a GlobalArgs,
-    roster: &'a Roster,
+struct RosterRun {
+    global: GlobalArgs,
+    roster: Roster,
     stack_path: PathBuf,
     parsed: Parsed,
     decls: Vec<VarDecl>,
     aws: Arc<Aws>,
     /// The stack's name, for the names of role sessions in students' accounts.
     stack_name: String,
-    command: RosterCommand<'a>,
+    command: RosterCommand,
     cancel: watch::Receiver<bool>,
-    ui: &'a Ui,
+    ui: Ui,
 }
 
 /// One line of the summary table.
@@ -184,7 +192,7 @@ async fn run(
     global: &GlobalArgs,
     roster_path: &Path,
     stack_arg: &Option<PathBuf>,
-    command: RosterCommand<'_>,
+    command: RosterCommand,
     ui: &Ui,
 ) -> Result<Vec<Row>, CliError> {
     if global.workspace != "default" {
@@ -194,7 +202,7 @@ async fn run(
         ));
     }
     let mut roster = roster::read(roster_path).map_err(CliError::Diagnostics)?;
-    if let Some(shard) = shard_of(command) {
+    if let Some(shard) = shard_of(&command) {
         let all = roster.students.len();
         roster.students.retain(|s| shard.takes(&s.name));
         ui.out(&format!(
@@ -211,9 +219,10 @@ async fn run(
     let aws = connect_in(global, declared.region.clone()).await;
     let stack_name = declared.name.clone().unwrap_or_default();
     let (cancel, interrupts) = watch_interrupts(ui);
-    let context = RosterRun {
-        global,
-        roster: &roster,
+    let parallel = max_environments(&command).into();
+    let context = Arc::new(RosterRun {
+        global: global.clone(),
+        roster,
         stack_path: path,
         parsed,
         decls: declared.vars,
@@ -221,18 +230,21 @@ async fn run(
         stack_name,
         command,
         cancel,
-        ui,
-    };
+        ui: ui.clone(),
+    });
     let started = Instant::now();
-    // Made up front (none starts before `buffered` polls it): a closure making them would
-    // not be general enough over lifetimes for the command to run as a task.
-    let runs: Vec<_> = roster
+    // Each student is a task of its own: a journal write to S3 blocks the task making it
+    // (the journal is a barrier), and must not hold up the other students. Made up front,
+    // none starts before `buffered` polls it, so at most `--max-environments` run at once.
+    let runs: Vec<_> = context
+        .roster
         .students
         .iter()
-        .map(|student| run_student(&context, student))
+        .cloned()
+        .map(|student| spawn_student(context.clone(), student))
         .collect();
     let rows: Vec<Row> = futures::stream::iter(runs)
-        .buffered(max_environments(command).into())
+        .buffered(parallel)
         .collect()
         .await;
     interrupts.abort();
@@ -241,7 +253,23 @@ async fn run(
     Ok(rows)
 }
 
-fn role_name(command: RosterCommand<'_>) -> &str {
+/// Runs one student as a task; a panic fails that student alone.
+async fn spawn_student(context: Arc<RosterRun>, student: Student) -> Row {
+    let name = student.name.clone();
+    let account = student.account.as_ref().map(|a| a.account_id().to_string());
+    let task = tokio::spawn(async move { run_student(&context, &student).await });
+    match task.await {
+        Ok(row) => row,
+        Err(e) => Row {
+            student: name,
+            account,
+            outcome: EnvOutcome::failed(format!("the run stopped unexpectedly: {e}")),
+            elapsed: Duration::ZERO,
+        },
+    }
+}
+
+fn role_name(command: &RosterCommand) -> &str {
     match command {
         RosterCommand::Plan(a) => &a.roster.role_name,
         RosterCommand::Apply(a) => &a.roster.role_name,
@@ -249,7 +277,7 @@ fn role_name(command: RosterCommand<'_>) -> &str {
     }
 }
 
-fn shard_of(command: RosterCommand<'_>) -> Option<roster::Shard> {
+fn shard_of(command: &RosterCommand) -> Option<roster::Shard> {
     match command {
         RosterCommand::Plan(a) => a.roster.shard,
         RosterCommand::Apply(a) => a.roster.shard,
@@ -257,7 +285,7 @@ fn shard_of(command: RosterCommand<'_>) -> Option<roster::Shard> {
     }
 }
 
-fn max_environments(command: RosterCommand<'_>) -> u16 {
+fn max_environments(command: &RosterCommand) -> u16 {
     match command {
         RosterCommand::Plan(a) => a.roster.max_environments,
         RosterCommand::Apply(a) => a.roster.max_environments,
@@ -282,7 +310,7 @@ fn warn_of_shadowed_vars(declared: &Declared) {
 }
 
 /// One student's environment, timed, with every failure turned into its summary row.
-async fn run_student(context: &RosterRun<'_>, student: &Student) -> Row {
+async fn run_student(context: &RosterRun, student: &Student) -> Row {
     let started = Instant::now();
     let outcome = if *context.cancel.borrow() {
         EnvOutcome::not_started()
@@ -307,7 +335,7 @@ async fn run_student(context: &RosterRun<'_>, student: &Student) -> Row {
 /// Exactly what the single-workspace command does, in the student's workspace with the
 /// student's variables.
 async fn environment(
-    context: &RosterRun<'_>,
+    context: &RosterRun,
     student: &Student,
     ui: &Ui,
 ) -> Result<EnvOutcome, CliError> {
@@ -318,7 +346,7 @@ async fn environment(
     let global = student_args(context, student);
     let connection = connection(context, student).await?;
     let session = Session::load(&global, connection, &context.parsed, ui).await?;
-    match context.command {
+    match &context.command {
         RosterCommand::Plan(args) => {
             let plan = plan_environment(&session, args).await?;
             let view = if args.full {
@@ -342,12 +370,21 @@ async fn environment(
 
 /// The student's connection: through their role when their line names an account, else
 /// the caller's own.
-async fn connection(context: &RosterRun<'_>, student: &Student) -> Result<Connection, CliError> {
+async fn connection(context: &RosterRun, student: &Student) -> Result<Connection, CliError> {
     let Some(access) = &student.account else {
         return Ok(Connection::own(context.aws.clone()));
     };
+    // A line naming the caller's own account needs no role (the management account of an
+    // organisation has no OrganizationAccountAccessRole).
+    let region = context
+        .aws
+        .default_region()
+        .unwrap_or_else(|| "us-east-1".into());
+    if context.aws.account_id(&region).await.ok().as_deref() == Some(access.account_id()) {
+        return Ok(Connection::own(context.aws.clone()));
+    }
     let session = ["plinth", &context.stack_name, &student.name];
-    let role = accounts::role_for(access, role_name(context.command), &session);
+    let role = accounts::role_for(access, role_name(&context.command), &session);
     Ok(Connection {
         aws: accounts::reach(&context.aws, &role, access).await?,
         state_aws: context.aws.clone(),
@@ -357,7 +394,7 @@ async fn connection(context: &RosterRun<'_>, student: &Student) -> Result<Connec
 
 /// The command's global options for one student: their workspace, and their variables on
 /// top of the shared `--var`/`--var-file`.
-fn student_args(context: &RosterRun<'_>, student: &Student) -> GlobalArgs {
+fn student_args(context: &RosterRun, student: &Student) -> GlobalArgs {
     let declares_student = context.decls.iter().any(|d| d.name == STUDENT_VAR);
     let mut global = context.global.clone();
     global.workspace = student.name.clone();
@@ -367,7 +404,7 @@ fn student_args(context: &RosterRun<'_>, student: &Student) -> GlobalArgs {
 
 /// A run that already has its confirmation (`--yes`), prints one summary line for its
 /// plan, and stops on the roster's Ctrl-C.
-fn in_roster(context: &RosterRun<'_>, run: EnvRun) -> EnvRun {
+fn in_roster(context: &RosterRun, run: EnvRun) -> EnvRun {
     EnvRun {
         plan_view: PlanView::SummaryLine,
         cancel: Some(context.cancel.clone()),
@@ -427,8 +464,8 @@ fn result_text(result: &EnvResult) -> &'static str {
 }
 
 /// The per-student table, then one sentence naming who failed.
-fn print_summary(context: &RosterRun<'_>, rows: &[Row], elapsed: Duration) {
-    let ui = context.ui;
+fn print_summary(context: &RosterRun, rows: &[Row], elapsed: Duration) {
+    let ui = &context.ui;
     let [add, change, destroy] = context.command.count_headers();
     // The account column only when the roster gives someone an account of their own.
     let accounts = rows.iter().any(|r| r.account.is_some());
@@ -463,7 +500,7 @@ fn print_summary(context: &RosterRun<'_>, rows: &[Row], elapsed: Duration) {
         display_path(&context.stack_path),
         rows.len(),
         if rows.len() == 1 { "" } else { "s" },
-        max_environments(context.command),
+        max_environments(&context.command),
         short_duration(elapsed)
     ));
     ui.out(&render_table(&table));
@@ -502,8 +539,8 @@ fn render_table(rows: &[Vec<String>]) -> String {
     lines.join("\n")
 }
 
-fn print_verdict(context: &RosterRun<'_>, rows: &[Row]) {
-    let ui = context.ui;
+fn print_verdict(context: &RosterRun, rows: &[Row]) {
+    let ui = &context.ui;
     let named = |f: fn(&EnvResult) -> bool| -> Vec<&str> {
         rows.iter()
             .filter(|r| f(&r.outcome.result))

@@ -134,7 +134,8 @@ pub async fn run(global: &GlobalArgs, args: SweepArgs, ui: &Ui) -> CliResult {
         if accounts.len() > 1 {
             ui.out(&ui.bold(&format!("\n{}", account_heading(account))));
         }
-        let swept = sweep_account(global, &args, &filter, account, &view, ui).await?;
+        let caller = &accounts[0].id;
+        let swept = sweep_account(global, &args, &filter, (account, caller), &view, ui).await?;
         code = code.max(swept);
     }
     print_stats(global, &aws);
@@ -233,7 +234,7 @@ async fn sweep_account(
     global: &GlobalArgs,
     args: &SweepArgs,
     filter: &SweepFilter,
-    account: &Account,
+    (account, caller): (&Account, &str),
     view: &StatesInView,
     ui: &Ui,
 ) -> CliResult {
@@ -259,7 +260,8 @@ async fn sweep_account(
     warn_if_no_state(ui, global, view);
     print_table(ui, &registry, &work, &search.searched, now);
     if args.yes {
-        Ok(remove_all(&registry, &account.id, &work, args.parallelism, ui).await)
+        let accounts = (account.id.as_str(), caller);
+        Ok(remove_all(&registry, accounts, &work, args.parallelism, ui).await)
     } else {
         ui.out("\nDry run: nothing was changed. Add --yes to remove what is listed.");
         Ok(0)
@@ -685,7 +687,7 @@ fn estimated_cost(registry: &Registry, w: &Work) -> Option<String> {
 /// Removes every listed environment; exit code 1 when anything could not be removed.
 async fn remove_all(
     registry: &Registry,
-    account: &str,
+    accounts: (&str, &str),
     work: &[Work<'_>],
     parallelism: usize,
     ui: &Ui,
@@ -697,7 +699,7 @@ async fn remove_all(
         ui.out(&format!("\nSweeping {}…", ui.bold(&label)));
         let mut outcomes = Vec::new();
         if let Some(v) = w.through_state() {
-            let destroy = remove::destroy_through_state(registry, account, v, parallelism, ui);
+            let destroy = remove::destroy_through_state(registry, accounts, v, parallelism, ui);
             outcomes.push(destroy.await);
         }
         outcomes

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::Client;
-use plinth_core::resource::ResourceError;
+use plinth_core::resource::{ErrorKind, ResourceError};
 use plinth_core::state::store::{parse_state, LockInfo, StoreError};
 use plinth_core::state::{JournalEntry, State, StateLock, StateStore};
 
@@ -417,17 +417,34 @@ pub async fn init_bucket(
             .location_constraint(BucketLocationConstraint::from(region))
             .build()
     });
-    match client
-        .create_bucket()
+    // CreateBucket in us-east-1 answers 200 for a bucket its caller already owns, so
+    // whether it is there is asked first.
+    let exists = match client
+        .head_bucket()
         .bucket(bucket)
-        .set_create_bucket_configuration(configuration)
         .send()
         .await
         .classified()
     {
-        Ok(_) => setup.created = true,
-        Err(err) if err.code.as_deref() == Some("BucketAlreadyOwnedByYou") => {}
+        Ok(_) => true,
+        Err(err) if err.kind == ErrorKind::NotFound || err.code.as_deref() == Some("NotFound") => {
+            false
+        }
         Err(err) => return Err(remote(err)),
+    };
+    if !exists {
+        match client
+            .create_bucket()
+            .bucket(bucket)
+            .set_create_bucket_configuration(configuration)
+            .send()
+            .await
+            .classified()
+        {
+            Ok(_) => setup.created = true,
+            Err(err) if err.code.as_deref() == Some("BucketAlreadyOwnedByYou") => {}
+            Err(err) => return Err(remote(err)),
+        }
     }
     let block = PublicAccessBlockConfiguration::builder()
         .block_public_acls(true)
@@ -459,7 +476,9 @@ pub async fn init_bucket(
     setup.done.push("versioning on");
     // A bucket that already has default encryption (SSE-KMS, say) keeps it: SSE-S3 would
     // be a downgrade.
-    let encrypted = match client
+    // A default encryption the bucket already has (SSE-KMS, say) is kept: SSE-S3 would be
+    // a downgrade. (Every bucket made since 2023 has SSE-S3 by default.)
+    let algorithm = match client
         .get_bucket_encryption()
         .bucket(bucket)
         .send()
@@ -468,35 +487,44 @@ pub async fn init_bucket(
     {
         Ok(out) => out
             .server_side_encryption_configuration()
-            .map(|c| !c.rules().is_empty())
-            .unwrap_or(false),
+            .and_then(|c| c.rules().first())
+            .and_then(|r| r.apply_server_side_encryption_by_default())
+            .map(|d| d.sse_algorithm().clone()),
         Err(err)
             if err.code.as_deref() == Some("ServerSideEncryptionConfigurationNotFoundError") =>
         {
-            false
+            None
         }
         Err(err) => return Err(remote(err)),
     };
-    if encrypted {
-        setup
+    match algorithm {
+        Some(ServerSideEncryption::Aes256) => setup.done.push("encrypted by default (SSE-S3)"),
+        Some(_) => setup
             .done
-            .push("encrypted by default (its own setting, kept)");
-    } else {
-        put_sse_s3(&client, bucket).await?;
-        setup.done.push("encrypted by default (SSE-S3)");
+            .push("encrypted by default (its own setting, SSE-KMS, kept)"),
+        None => {
+            put_sse_s3(&client, bucket).await?;
+            setup.done.push("encrypted by default (SSE-S3)");
+        }
     }
     // Lifecycle rules are one document: the bucket's own rules are kept beside plinth's.
-    let mut rules = match client
+    let rules = match client
         .get_bucket_lifecycle_configuration()
         .bucket(bucket)
         .send()
         .await
         .classified()
     {
-        Ok(out) => out.rules().to_vec(),
-        Err(err) if err.code.as_deref() == Some("NoSuchLifecycleConfiguration") => Vec::new(),
+        Ok(out) => (
+            out.rules().to_vec(),
+            out.transition_default_minimum_object_size().cloned(),
+        ),
+        Err(err) if err.code.as_deref() == Some("NoSuchLifecycleConfiguration") => {
+            (Vec::new(), None)
+        }
         Err(err) => return Err(remote(err)),
     };
+    let (mut rules, minimum_size) = rules;
     if rules.iter().any(|r| r.id() == Some(EXPIRE_RULE_ID)) {
         setup.done.push("old versions expire (its rule, kept)");
         return Ok(setup);
@@ -516,6 +544,7 @@ pub async fn init_bucket(
     client
         .put_bucket_lifecycle_configuration()
         .bucket(bucket)
+        .set_transition_default_minimum_object_size(minimum_size)
         .lifecycle_configuration(
             BucketLifecycleConfiguration::builder()
                 .set_rules(Some(rules))

@@ -266,15 +266,16 @@ fn emptied(registry: &Registry, type_name: &str, mut props: Props) -> Props {
 /// Destroys everything an environment's state records, as `plinth destroy` would without
 /// the stack file: a destroy plan, then the engine (reverse dependency order, waits,
 /// pending deletions recorded). `prevent_destroy` refuses it, as it refuses a destroy.
-/// `registry` works in `account`: the planner refuses a state whose resources are elsewhere.
+/// `registry` works in `account` (`caller`'s own, or a student's): the planner refuses a
+/// state whose resources are elsewhere.
 pub async fn destroy_through_state(
     registry: &Registry,
-    account: &str,
+    (account, caller): (&str, &str),
     in_view: &InView,
     parallelism: usize,
     ui: &Ui,
 ) -> Removal {
-    match try_destroy_through_state(registry, account, in_view, parallelism, ui).await {
+    match try_destroy_through_state(registry, (account, caller), in_view, parallelism, ui).await {
         Ok(removal) => removal,
         Err(message) => {
             ui.err(&format!(
@@ -288,7 +289,7 @@ pub async fn destroy_through_state(
 
 async fn try_destroy_through_state(
     registry: &Registry,
-    account: &str,
+    (account, caller): (&str, &str),
     in_view: &InView,
     parallelism: usize,
     ui: &Ui,
@@ -300,6 +301,7 @@ async fn try_destroy_through_state(
         workspace,
     );
     stack.account = Some(account.to_string());
+    stack.caller_account = Some(caller.to_string());
     let graph = DepGraph::build(&stack, registry).map_err(|d| d.to_string())?;
     let (locked, state) = in_view
         .store

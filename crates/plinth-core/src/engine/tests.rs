@@ -1297,11 +1297,18 @@ async fn the_account_an_environment_is_applied_in_is_recorded_and_no_run_for_ano
         }
     }
 
-    // A state from before plinth recorded accounts is taken as it is (and records one at
-    // its next apply).
+    // A state from before accounts were recorded has its resources in the caller's account.
     let mut legacy = state.clone();
     legacy.account = None;
-    assert_eq!(legacy.account_problem(Some("444455556666")), None);
+    let caller = Some("123456789012");
+    assert_eq!(legacy.account_problem(caller, caller), None);
+    let moved = legacy
+        .account_problem(Some("444455556666"), caller)
+        .expect("a student's account is not where they are");
+    assert!(
+        moved.contains("account 123456789012 (its state says so)"),
+        "{moved}"
+    );
 
     // Destroyed in its account, the environment may start again anywhere.
     let (_, report, _) = h.converge_stack(&in_account, Mode::Destroy).await;

@@ -93,7 +93,11 @@ pub const REGION_REASON: &str = "region ";
 /// Reads everything in state (in parallel), diffs it against the stack, and returns the plan.
 pub async fn make_plan(req: PlanRequest<'_>) -> Result<Plan, PlanError> {
     check_targets(&req)?;
-    if let Some(problem) = req.state.account_problem(req.stack.account.as_deref()) {
+    let (account, caller) = (
+        req.stack.account.as_deref(),
+        req.stack.caller_account.as_deref(),
+    );
+    if let Some(problem) = req.state.account_problem(account, caller) {
         return Err(PlanError::Account(problem));
     }
     let refreshed = refresh(&req).await?;

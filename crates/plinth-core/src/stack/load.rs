@@ -246,6 +246,7 @@ impl Loader<'_> {
             expires_after,
             state,
             account: None,
+            caller_account: None,
             vars,
             resources,
             outputs,

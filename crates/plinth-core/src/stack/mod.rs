@@ -40,6 +40,9 @@ pub struct Stack {
     /// The AWS account the environment lives in when it is not the caller's own (a
     /// roster's student with `account=`): set by whoever assumed the role, never by the file.
     pub account: Option<String>,
+    /// The account of the credentials the command runs with (the instructor's), where a
+    /// state that records no account has its resources.
+    pub caller_account: Option<String>,
     pub vars: Vec<VarValue>,
     pub resources: Vec<ResourceDecl>,
     pub outputs: Vec<OutputDecl>,
@@ -117,6 +120,7 @@ impl Stack {
             expires_after: None,
             state: None,
             account: None,
+            caller_account: None,
             vars: Vec::new(),
             resources: Vec::new(),
             outputs: Vec::new(),

@@ -83,8 +83,8 @@ pub struct State {
     /// `plinth:created-at`, so `sweep` can tell an environment's age without its state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
-    /// The account the resources are in when it is not the caller's own (a student's,
-    /// reached through a role); fixed at apply, so no later run looks for them elsewhere.
+    /// The account the resources are in (the caller's, or a student's reached through a
+    /// role); fixed at apply, so no later run looks for them elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
     #[serde(default)]
@@ -197,9 +197,10 @@ impl State {
     /// Why a run in `account` must not touch this environment, if it must not: its
     /// resources are in another account, where this run would find none of them, take them
     /// for deleted and make them all again (or, destroying, forget what still bills). A state
-    /// that records no account (written before plinth recorded it) is taken as it is.
-    pub fn account_problem(&self, account: Option<&str>) -> Option<String> {
-        let recorded = self.account.as_deref()?;
+    /// that records no account was written before plinth recorded it, by the credentials of
+    /// the caller (`caller`), so its resources are taken to be there.
+    pub fn account_problem(&self, account: Option<&str>, caller: Option<&str>) -> Option<String> {
+        let recorded = self.account.as_deref().or(caller)?;
         if self.resources.is_empty() || account == Some(recorded) {
             return None;
         }
