@@ -444,7 +444,8 @@ async fn state_init_on_an_existing_bucket_keeps_its_encryption_and_lifecycle_rul
             .plinth(&["state", "init", &format!("s3://{bucket}")])
             .ok();
         assert!(
-            init.stdout.contains("s3://plinth-state-existing (us-east-1) checked")
+            init.stdout
+                .contains("s3://plinth-state-existing (us-east-1) checked")
                 && init.stdout.contains("its own setting, SSE-KMS, kept"),
             "{}",
             init.stdout

@@ -163,6 +163,34 @@ impl S3Store {
             .map_err(|err| self.remote(key, err))
     }
 
+    /// The keys under `prefix`, every page, with when each was last written.
+    async fn objects(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, Option<aws_smithy_types::DateTime>)>, StoreError> {
+        let pages: Vec<_> = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        let mut found = Vec::new();
+        for page in pages {
+            let page = page
+                .map_err(crate::errors::classify)
+                .map_err(|err| self.remote(prefix, err))?;
+            for object in page.contents() {
+                if let Some(key) = object.key() {
+                    found.push((key.to_string(), object.last_modified().copied()));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// Every environment with a state, a lock or a journal under the prefix, as (stack,
     /// workspace), sorted: what `sweep` finds on a shared bucket. A first apply running (or
     /// killed) has no `state.json` yet, only its lock and journal, and what it made is its
@@ -172,30 +200,18 @@ impl S3Store {
             true => String::new(),
             false => format!("{}/", self.prefix),
         };
-        let pages: Vec<_> = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&under)
-            .into_paginator()
-            .send()
-            .collect::<Vec<_>>()
-            .await;
         let mut found = Vec::new();
-        for page in pages {
-            let page = page
-                .map_err(crate::errors::classify)
-                .map_err(|err| self.remote(&under, err))?;
-            let keys = page.contents().iter().filter_map(|o| o.key());
-            for key in keys.filter_map(|k| k.strip_prefix(under.as_str())) {
-                let parts: Vec<&str> = key.split('/').collect();
-                match parts[..] {
-                    [stack, workspace, "state.json" | "lock.json"]
-                    | [stack, workspace, "journal", _, _] => {
-                        found.push((stack.to_string(), workspace.to_string()))
-                    }
-                    _ => {}
+        for (key, _) in self.objects(&under).await? {
+            let Some(key) = key.strip_prefix(under.as_str()) else {
+                continue;
+            };
+            let parts: Vec<&str> = key.split('/').collect();
+            match parts[..] {
+                [stack, workspace, "state.json" | "lock.json"]
+                | [stack, workspace, "journal", _, _] => {
+                    found.push((stack.to_string(), workspace.to_string()))
                 }
+                _ => {}
             }
         }
         found.sort();
@@ -206,26 +222,12 @@ impl S3Store {
     /// The journal's objects under `prefix` (every run's, or one run's), oldest run first,
     /// each in order.
     async fn journal_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let pages: Vec<_> = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send()
-            .collect::<Vec<_>>()
-            .await;
-        let mut found: Vec<(aws_smithy_types::DateTime, String)> = Vec::new();
-        for page in pages {
-            let page = page
-                .map_err(crate::errors::classify)
-                .map_err(|err| self.remote(prefix, err))?;
-            for object in page.contents() {
-                if let (Some(key), Some(at)) = (object.key(), object.last_modified()) {
-                    found.push((*at, key.to_string()));
-                }
-            }
-        }
+        let found: Vec<(aws_smithy_types::DateTime, String)> = self
+            .objects(prefix)
+            .await?
+            .into_iter()
+            .filter_map(|(key, at)| Some((at?, key)))
+            .collect();
         // Runs in the order they wrote; within a run, entries by number.
         let mut runs: Vec<(aws_smithy_types::DateTime, String)> = Vec::new();
         for (at, key) in &found {
@@ -474,8 +476,6 @@ pub async fn init_bucket(
         .classified()
         .map_err(remote)?;
     setup.done.push("versioning on");
-    // A bucket that already has default encryption (SSE-KMS, say) keeps it: SSE-S3 would
-    // be a downgrade.
     // A default encryption the bucket already has (SSE-KMS, say) is kept: SSE-S3 would be
     // a downgrade. (Every bucket made since 2023 has SSE-S3 by default.)
     let algorithm = match client
