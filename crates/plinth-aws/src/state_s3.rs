@@ -478,25 +478,25 @@ pub async fn init_bucket(
     setup.done.push("versioning on");
     // A default encryption the bucket already has (SSE-KMS, say) is kept: SSE-S3 would be
     // a downgrade. (Every bucket made since 2023 has SSE-S3 by default.)
-    let algorithm = match client
+    let encryption = client
         .get_bucket_encryption()
         .bucket(bucket)
         .send()
         .await
-        .classified()
-    {
-        Ok(out) => out
-            .server_side_encryption_configuration()
-            .and_then(|c| c.rules().first())
-            .and_then(|r| r.apply_server_side_encryption_by_default())
-            .map(|d| d.sse_algorithm().clone()),
-        Err(err)
-            if err.code.as_deref() == Some("ServerSideEncryptionConfigurationNotFoundError") =>
-        {
-            None
-        }
-        Err(err) => return Err(remote(err)),
-    };
+        .classified();
+    let algorithm = unless_absent(encryption, "ServerSideEncryptionConfigurationNotFoundError")
+        .map_err(remote)?
+        .and_then(|out| {
+            let rule = out
+                .server_side_encryption_configuration()?
+                .rules()
+                .first()?;
+            Some(
+                rule.apply_server_side_encryption_by_default()?
+                    .sse_algorithm()
+                    .clone(),
+            )
+        });
     match algorithm {
         Some(ServerSideEncryption::Aes256) => setup.done.push("encrypted by default (SSE-S3)"),
         Some(_) => setup
@@ -508,23 +508,19 @@ pub async fn init_bucket(
         }
     }
     // Lifecycle rules are one document: the bucket's own rules are kept beside plinth's.
-    let rules = match client
+    let lifecycle = client
         .get_bucket_lifecycle_configuration()
         .bucket(bucket)
         .send()
         .await
-        .classified()
-    {
-        Ok(out) => (
-            out.rules().to_vec(),
-            out.transition_default_minimum_object_size().cloned(),
-        ),
-        Err(err) if err.code.as_deref() == Some("NoSuchLifecycleConfiguration") => {
-            (Vec::new(), None)
-        }
-        Err(err) => return Err(remote(err)),
-    };
-    let (mut rules, minimum_size) = rules;
+        .classified();
+    let (mut rules, minimum_size) = unless_absent(lifecycle, "NoSuchLifecycleConfiguration")
+        .map_err(remote)?
+        .map(|out| {
+            let size = out.transition_default_minimum_object_size().cloned();
+            (out.rules().to_vec(), size)
+        })
+        .unwrap_or_default();
     if rules.iter().any(|r| r.id() == Some(EXPIRE_RULE_ID)) {
         setup.done.push("old versions expire (its rule, kept)");
         return Ok(setup);
@@ -557,6 +553,18 @@ pub async fn init_bucket(
         .map_err(remote)?;
     setup.done.push("old versions expire after 90 days");
     Ok(setup)
+}
+
+/// An S3 answer, or `None` where S3 says there is nothing (the error code `absent`).
+fn unless_absent<T>(
+    answer: Result<T, ResourceError>,
+    absent: &str,
+) -> Result<Option<T>, ResourceError> {
+    match answer {
+        Ok(out) => Ok(Some(out)),
+        Err(err) if err.code.as_deref() == Some(absent) => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// The lifecycle rule `state init` adds.
