@@ -2,20 +2,22 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anstyle::AnsiColor;
 use clap::Args;
-use plinth_core::engine::{self, ApplyReport, ApplyRequest, Outcome, StepKind};
+use plinth_aws::session::{store_at, Session, StoreAt};
+use plinth_core::engine::{ApplyReport, Outcome};
 use plinth_core::plan::{render, Mode, Plan};
+use plinth_core::resource::Registry;
+use plinth_core::session::outcome::{EnvOutcome, Tally};
+use plinth_core::session::{self, Execution, Planned, CANCEL_GRACE};
 use plinth_core::state::State;
-use plinth_core::state::StateLock;
 use tokio::sync::watch;
 
 use super::plan::{show, PlanView};
 use super::roster::RosterArgs;
 use super::ui::LineReporter;
-use super::{connect, fail, print_stats, CliError, CliResult, GlobalArgs, Session, Ui};
+use super::{aws_options, connect, fail, print_stats, CliError, CliResult, GlobalArgs, Ui};
 
 #[derive(Debug, Args, Clone)]
 pub struct ApplyArgs {
@@ -111,68 +113,6 @@ impl EnvRun {
     }
 }
 
-/// How one environment's apply, destroy or plan ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EnvResult {
-    /// Changes were made (or, for a plan, there is nothing wrong).
-    Ok,
-    NoChanges,
-    /// A plan with changes to make.
-    Changes,
-    /// The root cause, one line.
-    Failed(String),
-    Interrupted,
-    /// Never begun: Ctrl-C came first (a roster's later students).
-    NotStarted,
-}
-
-/// What one environment's run came to: its exit code and what a roster's summary shows.
-#[derive(Clone, Debug)]
-pub struct EnvOutcome {
-    pub code: u8,
-    pub result: EnvResult,
-    pub added: usize,
-    pub changed: usize,
-    pub destroyed: usize,
-}
-
-impl EnvOutcome {
-    pub fn no_changes() -> EnvOutcome {
-        EnvOutcome::with(0, EnvResult::NoChanges)
-    }
-
-    pub fn planned_changes() -> EnvOutcome {
-        EnvOutcome::with(0, EnvResult::Changes)
-    }
-
-    pub fn not_started() -> EnvOutcome {
-        EnvOutcome::with(130, EnvResult::NotStarted)
-    }
-
-    pub fn failed(cause: impl Into<String>) -> EnvOutcome {
-        EnvOutcome::with(1, EnvResult::Failed(first_line(&cause.into())))
-    }
-
-    fn with(code: u8, result: EnvResult) -> EnvOutcome {
-        EnvOutcome {
-            code,
-            result,
-            added: 0,
-            changed: 0,
-            destroyed: 0,
-        }
-    }
-}
-
-/// A cause for a one-line summary: the first line of a longer message.
-pub fn first_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or_default()
-        .to_string()
-}
-
 pub async fn run_apply(global: &GlobalArgs, args: ApplyArgs, ui: &Ui) -> CliResult {
     if let Some(roster) = &args.roster.roster {
         return super::roster::apply(global, roster, &args, ui).await;
@@ -182,7 +122,7 @@ pub async fn run_apply(global: &GlobalArgs, args: ApplyArgs, ui: &Ui) -> CliResu
             return apply_saved(global, path, &args, ui).await;
         }
     }
-    let session = Session::open(global, &args.stack_or_plan, ui).await?;
+    let session = super::open(global, &args.stack_or_plan, ui).await?;
     let outcome = apply_environment(&session, &EnvRun::of_apply(&args), ui).await?;
     print_stats(global, &session.aws);
     Ok(outcome.code)
@@ -192,7 +132,7 @@ pub async fn run_destroy(global: &GlobalArgs, args: DestroyArgs, ui: &Ui) -> Cli
     if let Some(roster) = &args.roster.roster {
         return super::roster::destroy(global, roster, &args, ui).await;
     }
-    let session = Session::open(global, &args.stack, ui).await?;
+    let session = super::open(global, &args.stack, ui).await?;
     let outcome = destroy_environment(&session, &EnvRun::of_destroy(&args), ui).await?;
     print_stats(global, &session.aws);
     Ok(outcome.code)
@@ -204,25 +144,21 @@ pub async fn apply_environment(
     run: &EnvRun,
     ui: &Ui,
 ) -> Result<EnvOutcome, CliError> {
-    let (locked, state, plan) = super::plan::make(
-        session,
-        Mode::Apply,
-        &run.targets,
-        run.parallelism,
-        "plinth apply",
-    )
-    .await?;
-    show(&plan, &session.registry, run.plan_view, ui);
+    let env = &session.env;
+    let planned = env
+        .plan(Mode::Apply, &run.targets, run.parallelism, "plinth apply")
+        .await?;
+    show(&planned.plan, &env.registry, run.plan_view, ui);
     let cost = super::cost::print_for_plan(
-        &plan,
-        &state,
-        &session.registry,
+        &planned.plan,
+        &planned.state,
+        &env.registry,
         &run.cost,
         run.plan_view,
         ui,
     )?;
-    if !plan.has_changes() {
-        print_outputs(ui, &state);
+    if !planned.plan.has_changes() {
+        print_outputs(ui, &planned.state);
         return Ok(EnvOutcome::no_changes());
     }
     super::cost::check_budget(run.max_monthly_cost, &cost)?;
@@ -230,18 +166,19 @@ pub async fn apply_environment(
         ui.out("Apply cancelled.");
         return Ok(EnvOutcome::failed("apply cancelled"));
     }
-    let options = RunOptions::of(session, run);
-    run_engine(options, &*locked, state, &plan, ui).await
+    run_engine(&env.registry, &env.stack.file.base_dir(), planned, run, ui).await
 }
 
-/// Plans, confirms and destroys one environment (one workspace).
+/// Plans, confirms and destroys one environment (one workspace), then checks that nothing
+/// tagged with it is left.
 pub async fn destroy_environment(
     session: &Session,
     run: &EnvRun,
     ui: &Ui,
 ) -> Result<EnvOutcome, CliError> {
     let outcome = destroy_unverified(session, run, ui).await?;
-    Ok(verified(session, run, outcome, ui).await)
+    let code = super::verify::after_destroy(session, &run.targets, outcome.code, ui).await;
+    Ok(outcome.with_leftovers(code))
 }
 
 async fn destroy_unverified(
@@ -249,14 +186,16 @@ async fn destroy_unverified(
     run: &EnvRun,
     ui: &Ui,
 ) -> Result<EnvOutcome, CliError> {
-    let (locked, state, plan) = super::plan::make(
-        session,
-        Mode::Destroy,
-        &run.targets,
-        run.parallelism,
-        "plinth destroy",
-    )
-    .await?;
+    let env = &session.env;
+    let planned = env
+        .plan(
+            Mode::Destroy,
+            &run.targets,
+            run.parallelism,
+            "plinth destroy",
+        )
+        .await?;
+    let plan = &planned.plan;
     if plan.resources.is_empty() {
         ui.out(&format!(
             "Nothing to destroy: the state of stack `{}` (workspace `{}`) is empty.",
@@ -264,11 +203,11 @@ async fn destroy_unverified(
         ));
         return Ok(EnvOutcome::no_changes());
     }
-    show(&plan, &session.registry, run.plan_view, ui);
+    show(plan, &env.registry, run.plan_view, ui);
     super::cost::print_for_plan(
-        &plan,
-        &state,
-        &session.registry,
+        plan,
+        &planned.state,
+        &env.registry,
         &run.cost,
         run.plan_view,
         ui,
@@ -280,23 +219,7 @@ async fn destroy_unverified(
         ui.out("Destroy cancelled.");
         return Ok(EnvOutcome::failed("destroy cancelled"));
     }
-    let options = RunOptions::of(session, run);
-    run_engine(options, &*locked, state, &plan, ui).await
-}
-
-/// A finished destroy, checked for anything tagged with the environment that is left.
-async fn verified(session: &Session, run: &EnvRun, outcome: EnvOutcome, ui: &Ui) -> EnvOutcome {
-    let code = super::verify::after_destroy(session, &run.targets, outcome.code, ui).await;
-    if code == outcome.code {
-        return outcome;
-    }
-    EnvOutcome {
-        code,
-        result: EnvResult::Failed(
-            "the teardown left resources tagged with this environment (listed above)".into(),
-        ),
-        ..outcome
-    }
+    run_engine(&env.registry, &env.stack.file.base_dir(), planned, run, ui).await
 }
 
 /// A saved plan is JSON with `"kind": "plinth-plan"`; anything else is a stack file.
@@ -333,7 +256,7 @@ async fn apply_saved(global: &GlobalArgs, path: &Path, args: &ApplyArgs, ui: &Ui
     ui.add_secrets(plan.sensitive_values.clone());
     let aws = connect(global, Some(plan.region.clone())).await;
     if let Some(planned) = &plan.account {
-        let caller = aws.account_id(&plan.region).await.map_err(|e| {
+        let caller = aws.account_id(&aws.home_region()).await.map_err(|e| {
             CliError::Message(format!(
                 "reading which account your credentials are for: {e}"
             ))
@@ -347,15 +270,21 @@ async fn apply_saved(global: &GlobalArgs, path: &Path, args: &ApplyArgs, ui: &Ui
     }
     let registry = plinth_aws::registry(&aws);
     let stack_file = PathBuf::from(&plan.stack_file);
-    let at = super::StoreAt {
+    let at = StoreAt {
         stack_path: &stack_file,
         stack: &plan.stack,
         workspace: &plan.workspace,
         region: &plan.region,
     };
-    let named = global.state.clone().or_else(|| plan.state.clone());
-    let store = super::store_at(named, Some(&aws), global, &at).await?;
-    let (locked, mut state) = super::lock_state(
+    let named = global
+        .state
+        .clone()
+        .or_else(|| plan.state.clone())
+        .or_else(|| global.state_dir.last().map(|d| d.display().to_string()));
+    let store = store_at(named, &at, Some(&aws), &aws_options(global, None))
+        .await
+        .map_err(CliError::Message)?;
+    let (lock, mut state) = super::lock_state(
         global.lock_timeout,
         &*store,
         &plan.stack,
@@ -387,14 +316,9 @@ async fn apply_saved(global: &GlobalArgs, path: &Path, args: &ApplyArgs, ui: &Ui
         return Ok(0);
     }
     super::cost::check_budget(args.max_monthly_cost, &cost)?;
-    let options = RunOptions {
-        registry: &registry,
-        base_dir: base_dir(&stack_file),
-        parallelism: args.parallelism,
-        wait_for_deletion: true,
-        cancel: None,
-    };
-    let outcome = run_engine(options, &*locked, state, &plan, ui).await?;
+    let planned = Planned { lock, state, plan };
+    let run = EnvRun::of_apply(args);
+    let outcome = run_engine(&registry, &base_dir(&stack_file), planned, &run, ui).await?;
     print_stats(global, &aws);
     Ok(outcome.code)
 }
@@ -405,31 +329,6 @@ fn base_dir(stack_file: &Path) -> PathBuf {
         .map(Path::to_path_buf)
         .unwrap_or_default()
 }
-
-/// How the engine runs a plan, for a stack or a saved plan alike.
-struct RunOptions<'a> {
-    registry: &'a plinth_core::resource::Registry,
-    base_dir: PathBuf,
-    parallelism: usize,
-    wait_for_deletion: bool,
-    cancel: Option<watch::Receiver<bool>>,
-}
-
-impl<'a> RunOptions<'a> {
-    fn of(session: &'a Session, run: &EnvRun) -> RunOptions<'a> {
-        RunOptions {
-            registry: &session.registry,
-            base_dir: base_dir(&session.stack.file.path),
-            parallelism: run.parallelism,
-            wait_for_deletion: run.wait_for_deletion,
-            cancel: run.cancel.clone(),
-        }
-    }
-}
-
-/// How long operations in flight may go on after Ctrl-C: a call is answered in well under
-/// this, and a wait of many minutes (a cache cluster being created) is not waited out.
-pub const CANCEL_GRACE: Duration = Duration::from_secs(10);
 
 /// Ctrl-C once: `true` is sent, so no new work starts while what is in flight finishes (for
 /// up to [`CANCEL_GRACE`]) and is recorded; twice: quit at once. Watches until the returned task is
@@ -449,47 +348,40 @@ pub fn watch_interrupts(ui: &Ui) -> (watch::Receiver<bool>, tokio::task::JoinHan
     (cancel_rx, task)
 }
 
+/// Carries out a plan (an environment's, or a saved one), watching Ctrl-C itself unless the
+/// run shares a roster's, and prints how it went.
 async fn run_engine(
-    options: RunOptions<'_>,
-    locked: &dyn StateLock,
-    state: State,
-    plan: &Plan,
+    registry: &Registry,
+    base_dir: &Path,
+    planned: Planned,
+    run: &EnvRun,
     ui: &Ui,
 ) -> Result<EnvOutcome, CliError> {
     ui.out("");
-    let (cancel_rx, interrupts) = match options.cancel {
-        Some(shared) => (shared, None),
+    let (cancel, interrupts) = match &run.cancel {
+        Some(shared) => (shared.clone(), None),
         None => {
             let (rx, task) = watch_interrupts(ui);
             (rx, Some(task))
         }
     };
-    let request = ApplyRequest {
-        plan,
-        registry: options.registry,
-        store: locked,
-        state,
-        parallelism: options.parallelism.max(1),
+    let how = Execution {
+        parallelism: run.parallelism,
+        wait_for_deletion: run.wait_for_deletion,
+        cancel,
         reporter: Arc::new(LineReporter { ui: ui.clone() }),
-        cancel: cancel_rx,
-        base_dir: options.base_dir,
-        progress_after: Duration::from_secs(2),
-        progress_every: Duration::from_secs(10),
-        wait_for_deletion: options.wait_for_deletion,
-        cancel_grace: CANCEL_GRACE,
     };
-    let report = engine::apply(request).await;
+    let mode = planned.plan.mode;
+    let report = session::execute(registry, base_dir, planned, &how).await;
     if let Some(task) = interrupts {
         task.abort();
     }
-    let report = report?;
-    Ok(summarize(&report, plan, ui))
+    Ok(summarize(&report?, mode, ui))
 }
 
 /// Prints the outcome: root causes once, what was skipped, the counts, then outputs.
-fn summarize(report: &ApplyReport, plan: &Plan, ui: &Ui) -> EnvOutcome {
-    let failed = report.failed();
-    for r in &failed {
+fn summarize(report: &ApplyReport, mode: Mode, ui: &Ui) -> EnvOutcome {
+    for r in report.failed() {
         if let Outcome::Failed(e) = &r.outcome {
             ui.err(&format!(
                 "\n{}: {} `{}`: {e}",
@@ -513,59 +405,38 @@ fn summarize(report: &ApplyReport, plan: &Plan, ui: &Ui) -> EnvOutcome {
             skipped.join(", ")
         ));
     }
-    let not_started = report
-        .results
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::NotStarted))
-        .count();
-    let added = report.count(&[StepKind::Create]);
-    let changed = report.count(&[StepKind::Update]);
-    let is_pending =
-        |name: &str| {
-            report.state.resources.get(name).is_some_and(|r| {
-                matches!(r.status, plinth_core::state::Status::PendingDelete { .. })
-            })
-        };
-    let deleted: Vec<&str> = report
-        .results
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Done) && r.kind == StepKind::Delete)
-        .map(|r| r.name.as_str())
-        .collect();
-    let pending_deletion = deleted.iter().filter(|n| is_pending(n)).count();
-    let destroyed = deleted.len() - pending_deletion;
-    let mut counts = format!("{added} added, {changed} changed, {destroyed} destroyed");
-    if pending_deletion > 0 {
-        counts.push_str(&format!(", {pending_deletion} still being deleted"));
+    let tally = Tally::of(report);
+    let mut counts = format!(
+        "{} added, {} changed, {} destroyed",
+        tally.added, tally.changed, tally.destroyed
+    );
+    if tally.pending_deletion > 0 {
+        counts.push_str(&format!(", {} still being deleted", tally.pending_deletion));
     }
-    let verb = if plan.mode == Mode::Destroy {
+    let verb = if mode == Mode::Destroy {
         "Destroy"
     } else {
         "Apply"
     };
     print_pending(ui, &report.state);
+    let outcome = EnvOutcome::of_report(report, &tally);
     if report.ok() {
         ui.out(&format!(
             "\n{} Resources: {counts}.",
             ui.colored(AnsiColor::Green, &format!("{verb} complete!"))
         ));
-        if plan.mode == Mode::Apply {
+        if mode == Mode::Apply {
             print_outputs(ui, &report.state);
         }
-        return EnvOutcome {
-            added,
-            changed,
-            destroyed,
-            ..EnvOutcome::with(0, EnvResult::Ok)
-        };
+        return outcome;
     }
     let why = if report.interrupted {
         "interrupted"
     } else {
         "failed"
     };
-    let pending = if not_started > 0 {
-        format!(", {not_started} not started")
+    let pending = if tally.not_started > 0 {
+        format!(", {} not started", tally.not_started)
     } else {
         String::new()
     };
@@ -573,30 +444,7 @@ fn summarize(report: &ApplyReport, plan: &Plan, ui: &Ui) -> EnvOutcome {
         "\n{} Resources: {counts}{pending}. The state records everything that completed; run the command again to continue.",
         ui.colored(AnsiColor::Red, &format!("{verb} {why}."))
     ));
-    let (code, result) = match (root_cause(report), report.interrupted) {
-        (Some(cause), _) => (1, EnvResult::Failed(cause)),
-        (None, true) => (130, EnvResult::Interrupted),
-        (None, false) => (1, EnvResult::Failed("not every step finished".into())),
-    };
-    EnvOutcome {
-        added,
-        changed,
-        destroyed,
-        ..EnvOutcome::with(code, result)
-    }
-}
-
-/// The first step that failed, as one line: what the rest were skipped for.
-fn root_cause(report: &ApplyReport) -> Option<String> {
-    let failed = report.failed();
-    let first = failed.iter().find_map(|r| match &r.outcome {
-        Outcome::Failed(e) => Some(first_line(&format!("{} `{}`: {e}", r.kind.verb(), r.name))),
-        _ => None,
-    })?;
-    Some(match failed.len() {
-        1 => first,
-        n => format!("{first} (and {} more failed)", n - 1),
-    })
+    outcome
 }
 
 /// Deletions AWS accepted and is still carrying out, said plainly.

@@ -102,7 +102,7 @@ pub async fn run(global: &GlobalArgs, args: CostArgs, ui: &Ui) -> CliResult {
     let pricing = inputs.pricing(&registry);
     let estimate = cost::estimate(&desired, &pricing);
     // What runs now, when this workspace has state: no lock, a read is enough.
-    let (store, _) = super::state_store(global, None, &path, &stack).await?;
+    let store = super::store_of(global, &stack).await?;
     let now = store
         .read(&stack.name, &stack.workspace)
         .ok()

@@ -5,7 +5,7 @@ use clap::Args;
 use plinth_core::resource::OpContext;
 use plinth_core::state::{ResourceState, Status};
 
-use super::{fail, positionals, CliResult, GlobalArgs, Session, Ui};
+use super::{fail, positionals, CliResult, GlobalArgs, Ui};
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -24,20 +24,21 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
             args.address
         ));
     };
-    let session = Session::open(global, &stack_file, ui).await?;
-    if session.registry.get(&args.address).is_some() {
+    let session = super::open(global, &stack_file, ui).await?;
+    let env = &session.env;
+    if env.registry.get(&args.address).is_some() {
         return fail(format!(
             "`{}` is a type: add the resource's logical name, e.g. {}.users",
             args.address, args.address
         ));
     }
-    let Some(rt) = session.registry.get(type_name).cloned() else {
+    let Some(rt) = env.registry.get(type_name).cloned() else {
         return fail(format!(
             "unknown resource type `{type_name}`; types: {}",
-            session.registry.type_names().join(", ")
+            env.registry.type_names().join(", ")
         ));
     };
-    let decl = session.stack.resource(name);
+    let decl = env.stack.resource(name);
     if let Some(d) = decl {
         if d.type_name != type_name {
             return fail(format!(
@@ -46,15 +47,8 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
             ));
         }
     }
-    let (locked, mut state) = super::lock_state(
-        session.lock_timeout,
-        &*session.store,
-        &session.stack.name,
-        &session.stack.workspace,
-        "plinth import",
-    )
-    .await?;
-    let stack = &session.stack;
+    let (locked, mut state) = env.lock("plinth import").await?;
+    let stack = &env.stack;
     if let Some(problem) =
         state.account_problem(stack.account.as_deref(), stack.caller_account.as_deref())
     {
@@ -65,9 +59,9 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
     }
     let region = decl
         .map(|d| d.region.clone())
-        .unwrap_or_else(|| session.stack.region.clone());
+        .unwrap_or_else(|| env.stack.region.clone());
     let ctx = OpContext::new(region.clone(), name)
-        .with_environment(&session.stack.name, &session.stack.workspace);
+        .with_environment(&env.stack.name, &env.stack.workspace);
     let observed = rt.read(&ctx, &args.id, &Default::default()).await?;
     let Some(observed) = observed else {
         return fail(format!("no {type_name} with id `{}` in {region}", args.id));
@@ -81,15 +75,15 @@ pub async fn run(global: &GlobalArgs, args: ImportArgs, ui: &Ui) -> CliResult {
             status: Status::Ready,
             props: observed.props,
             attrs: observed.attrs,
-            deps: session.graph.dependencies(name),
-            soft_deps: session.graph.soft_dependencies(name),
+            deps: env.graph.dependencies(name),
+            soft_deps: env.graph.soft_dependencies(name),
             lifecycle: decl.map(|d| d.lifecycle.clone()).unwrap_or_default(),
             changed_at: None,
             create_token: None,
         },
     );
     // What it was read from is where the environment now is.
-    state.account = session.stack.account.clone();
+    state.account = env.stack.account.clone();
     locked.write(&mut state)?;
     ui.out(&format!("Imported {type_name} `{name}` [id={}]. Run `plinth plan` to see how it differs from the stack file.", observed.id));
     if decl.is_none() {

@@ -1,7 +1,6 @@
 //! The command line: one file per command; this file holds the shared arguments, the
 //! loading every command does, and the mapping of errors to messages and exit codes.
 
-mod accounts;
 mod apply;
 mod cost;
 mod graph;
@@ -22,16 +21,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use plinth_aws::session::{
+    named_state, store_at, Connection, OpenError, Session, SessionOptions, StateOptions, StoreAt,
+};
 use plinth_aws::{Aws, AwsOptions};
 use plinth_core::diag::{self, Diagnostics};
 use plinth_core::graph::DepGraph;
 use plinth_core::resource::Registry;
+use plinth_core::session;
 use plinth_core::stack::load::Parsed;
 use plinth_core::stack::vars::VarInputs;
 use plinth_core::stack::{self, LoadOptions, Stack};
-use plinth_core::state::location::{self, S3_SCHEME};
-use plinth_core::state::store::StateFiles;
-use plinth_core::state::store::StoreError;
 use plinth_core::state::{State, StateLock, StateStore};
 
 pub use ui::Ui;
@@ -273,16 +273,20 @@ pub fn offline_registry() -> Registry {
     plinth_aws::registry(&Arc::new(Aws::offline()))
 }
 
-/// Loads the AWS configuration chain.
-pub async fn connect(global: &GlobalArgs, region: Option<String>) -> Arc<Aws> {
-    let options = AwsOptions {
+/// How to reach AWS, from the command line.
+pub fn aws_options(global: &GlobalArgs, region: Option<String>) -> AwsOptions {
+    AwsOptions {
         endpoint_url: global.endpoint_url.clone(),
         profile: global.profile.clone(),
         max_attempts: global.max_attempts,
         read_timeout: global.read_timeout,
         region,
-    };
-    Arc::new(Aws::load(&options).await)
+    }
+}
+
+/// Loads the AWS configuration chain.
+pub async fn connect(global: &GlobalArgs, region: Option<String>) -> Arc<Aws> {
+    Arc::new(Aws::load(&aws_options(global, region)).await)
 }
 
 /// Reads and checks the stack file; prints warnings, returns errors as diagnostics.
@@ -294,248 +298,100 @@ pub fn load_stack(
     ui: &Ui,
 ) -> Result<(Stack, DepGraph), CliError> {
     let parsed = stack::load::parse(path).map_err(CliError::Diagnostics)?;
-    load_parsed(global, &parsed, registry, fallback_region, ui)
+    let mut options = load_options(global);
+    options.fallback_region = fallback_region.or(options.fallback_region);
+    let loaded = session::load(&parsed, registry, &options, None).map_err(CliError::Diagnostics)?;
+    print_warnings(&loaded.warnings, ui);
+    Ok((loaded.stack, loaded.graph))
 }
 
-/// [`load_stack`] of a file already parsed (a roster loads one parse for every student).
-pub fn load_parsed(
-    global: &GlobalArgs,
-    parsed: &Parsed,
-    registry: &Registry,
-    fallback_region: Option<String>,
-    ui: &Ui,
-) -> Result<(Stack, DepGraph), CliError> {
-    let options = LoadOptions {
+fn print_warnings(warnings: &Diagnostics, ui: &Ui) {
+    for w in warnings.warnings() {
+        ui.diagnostic(w);
+    }
+}
+
+/// The workspace and variables of the command line, and the region from the environment
+/// for a stack that names none.
+pub fn load_options(global: &GlobalArgs) -> LoadOptions {
+    LoadOptions {
         vars: VarInputs {
             files: global.var_files.clone(),
             pairs: global.vars.clone(),
         },
         workspace: global.workspace.clone(),
-        fallback_region: fallback_region
-            .or_else(|| std::env::var("AWS_REGION").ok())
-            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok()),
-    };
-    validate_workspace(&global.workspace)?;
-    let (stack, warnings) = parsed
-        .load(registry, &options)
-        .map_err(CliError::Diagnostics)?;
-    for w in warnings.warnings() {
-        ui.diagnostic(w);
-    }
-    let graph = DepGraph::build(&stack, registry).map_err(CliError::Diagnostics)?;
-    Ok((stack, graph))
-}
-
-fn validate_workspace(name: &str) -> Result<(), CliError> {
-    match plinth_core::state::workspace_name_problem(name) {
-        Some(problem) => fail(format!("workspace {problem}")),
-        None => Ok(()),
+        fallback_region: env_region(),
     }
 }
 
-/// The AWS connections an environment is worked on through.
-#[derive(Clone)]
-pub struct Connection {
-    /// Where the resources are: the caller's own account, or a student's through a role.
-    pub aws: Arc<Aws>,
-    /// Where the state is: always with the caller's own credentials (an instructor's state
-    /// bucket holds every student's state, whatever account the student's resources are in).
-    pub state_aws: Arc<Aws>,
-    /// The student's account, when `aws` works in one through a role (already checked);
-    /// `None`: whichever the credentials are for, asked once.
-    pub account: Option<String>,
+/// `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+fn env_region() -> Option<String> {
+    std::env::var("AWS_REGION")
+        .ok()
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
 }
 
-impl Connection {
-    /// Everything with the caller's own credentials.
-    pub fn own(aws: Arc<Aws>) -> Connection {
-        Connection {
-            state_aws: aws.clone(),
-            aws,
-            account: None,
-        }
+/// Where state lives and how long to wait for its lock, from the command line.
+pub fn state_options(global: &GlobalArgs) -> StateOptions {
+    StateOptions {
+        flag: global.state.clone(),
+        dirs: global.state_dir.clone(),
+        lock_timeout: global.lock_timeout,
     }
 }
 
-/// Everything a command that talks to AWS needs.
-pub struct Session {
-    pub aws: Arc<Aws>,
-    pub registry: Registry,
-    pub stack: Stack,
-    pub graph: DepGraph,
-    pub store: Arc<dyn StateStore>,
-    /// How long to wait for the state's lock (`--lock-timeout`).
-    pub lock_timeout: Option<std::time::Duration>,
-    /// Where the state was named (`--state`, `--state-dir`, the stack's `state:`), if it was.
-    pub state: Option<String>,
-}
-
-impl Session {
-    /// Connects, loads the stack and binds `${account_id}` if the stack uses it.
-    pub async fn open(
-        global: &GlobalArgs,
-        stack_arg: &Option<PathBuf>,
-        ui: &Ui,
-    ) -> Result<Session, CliError> {
-        let path = stack_path(global, stack_arg);
-        let parsed = stack::load::parse(&path).map_err(CliError::Diagnostics)?;
-        let aws = connect_in(global, parsed.declared().region).await;
-        Session::load(global, Connection::own(aws), &parsed, ui).await
-    }
-
-    /// Loads the parsed stack for `global`'s workspace and variables over connections
-    /// already made (a roster opens one session per student over its connections).
-    pub async fn load(
-        global: &GlobalArgs,
-        connection: Connection,
-        parsed: &Parsed,
-        ui: &Ui,
-    ) -> Result<Session, CliError> {
-        let path = parsed.file.path.as_path();
-        let Connection {
-            aws,
-            state_aws,
-            account,
-        } = connection;
-        let registry = plinth_aws::registry(&aws);
-        let (mut stack, graph) = load_parsed(global, parsed, &registry, aws.default_region(), ui)?;
-        // Where the resources are, recorded in the state: no later run from another account
-        // (another instructor's credentials, a student's role) takes them for gone.
-        let caller = state_aws.account_id(&stack.region).await.map_err(|e| {
-            CliError::Message(format!(
-                "reading which account your credentials are for: {e}"
-            ))
-        })?;
-        let account = account.unwrap_or_else(|| caller.clone());
-        stack.caller_account = Some(caller);
-        if stack.needs_account_id() {
-            stack.bind_account_id(&account);
-        }
-        ui.add_secrets(stack.sensitive_values());
-        stack.account = Some(account);
-        let (store, state) = state_store(global, Some(&state_aws), path, &stack).await?;
-        // Remote state is stamped on what the stack makes (`plinth:state`), so `sweep`
-        // elsewhere never takes it for an orphan.
-        if let Some(url) = state.as_ref().filter(|s| s.starts_with(S3_SCHEME)) {
-            stack.state = Some(url.clone());
-        }
-        Ok(Session {
-            aws,
-            registry,
-            stack,
-            graph,
-            store,
-            lock_timeout: global.lock_timeout,
-            state,
-        })
+/// Everything a session is opened with, from the command line.
+pub fn session_options(global: &GlobalArgs) -> SessionOptions {
+    let mut load = load_options(global);
+    // A session's connection knows its region; the environment's is only its fallback.
+    load.fallback_region = None;
+    SessionOptions {
+        aws: aws_options(global, None),
+        load,
+        state: state_options(global),
     }
 }
 
-/// Connects for a stack file. A region the stack names spares the SDK its own region lookup
-/// (which may try the instance metadata service); without one, the SDK's chain decides.
-pub async fn connect_for_stack(global: &GlobalArgs, path: &Path) -> Arc<Aws> {
-    let region = stack::load::declared(path).and_then(|d| d.region);
-    connect_in(global, region).await
+/// Connects for the stack file, loads it and opens its state: what every command that
+/// talks to AWS about one environment begins with.
+pub async fn open(
+    global: &GlobalArgs,
+    stack_arg: &Option<PathBuf>,
+    ui: &Ui,
+) -> Result<Session, CliError> {
+    let path = stack_path(global, stack_arg);
+    let parsed = stack::load::parse(&path).map_err(CliError::Diagnostics)?;
+    let aws = connect_in(global, parsed.declared().region).await;
+    open_over(&session_options(global), Connection::own(aws), &parsed, ui).await
+}
+
+/// Opens a session of a parsed stack over connections already made (a roster opens one per
+/// student), printing the load's warnings and masking the stack's secrets from then on.
+pub async fn open_over(
+    options: &SessionOptions,
+    connection: Connection,
+    parsed: &Parsed,
+    ui: &Ui,
+) -> Result<Session, CliError> {
+    let session = Session::load(options, connection, parsed)
+        .await
+        .map_err(opened)?;
+    print_warnings(&session.warnings, ui);
+    ui.add_secrets(session.env.stack.sensitive_values());
+    Ok(session)
+}
+
+/// A session that could not be opened, for printing.
+pub fn opened(e: OpenError) -> CliError {
+    match e {
+        OpenError::Stack(d) => CliError::Diagnostics(d),
+        OpenError::Other(m) => CliError::Message(m),
+    }
 }
 
 /// Connects for the region a stack file names (when it names one).
 pub async fn connect_in(global: &GlobalArgs, stack_region: Option<String>) -> Arc<Aws> {
-    let declared = stack_region
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok());
-    connect(global, declared).await
-}
-
-/// Where a stack's state is named: `--state`, else `--state-dir`, else the stack file's
-/// `state:`; `None` for the default folder beside the stack file.
-pub fn state_location(global: &GlobalArgs, stack: Option<&str>) -> Option<String> {
-    global
-        .state
-        .clone()
-        .or_else(|| global.state_dir.last().map(|d| d.display().to_string()))
-        .or_else(|| stack.map(str::to_string))
-}
-
-/// The state files of a stack file's stack and workspace, in a local folder.
-pub fn state_files(
-    global: &GlobalArgs,
-    stack_path: &Path,
-    stack: &str,
-    workspace: &str,
-) -> StateFiles {
-    let root = state_location(global, None)
-        .filter(|l| !l.starts_with(S3_SCHEME))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            stack_path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .join(".plinth")
-        });
-    StateFiles::new(&root, stack, workspace)
-}
-
-/// The state store of a stack: on S3 when its location is an `s3://` URL (connecting for
-/// it when `aws` is not given), else a local folder.
-pub async fn state_store(
-    global: &GlobalArgs,
-    aws: Option<&Arc<Aws>>,
-    stack_path: &Path,
-    stack: &Stack,
-) -> Result<(Arc<dyn StateStore>, Option<String>), CliError> {
-    let base_dir = stack.file.base_dir();
-    let named = location::resolve(&location::Named {
-        flag: global.state.as_deref(),
-        dirs: &global.state_dir,
-        stack: stack.state.as_deref(),
-        stack_dir: &base_dir,
-    })
-    .map_err(CliError::Message)?;
-    let at = StoreAt {
-        stack_path,
-        stack: &stack.name,
-        workspace: &stack.workspace,
-        region: &stack.region,
-    };
-    Ok((store_at(named.clone(), aws, global, &at).await?, named))
-}
-
-/// Which environment's state, for [`store_at`].
-pub struct StoreAt<'a> {
-    pub stack_path: &'a Path,
-    pub stack: &'a str,
-    pub workspace: &'a str,
-    pub region: &'a str,
-}
-
-/// The store at `named` (an `s3://` URL or a folder; `None`: beside the stack file).
-pub async fn store_at(
-    named: Option<String>,
-    aws: Option<&Arc<Aws>>,
-    global: &GlobalArgs,
-    at: &StoreAt<'_>,
-) -> Result<Arc<dyn StateStore>, CliError> {
-    let Some(url) = named.clone().filter(|l| l.starts_with(S3_SCHEME)) else {
-        let local = match named {
-            Some(dir) => StateFiles::new(Path::new(&dir), at.stack, at.workspace),
-            None => state_files(global, at.stack_path, at.stack, at.workspace),
-        };
-        return Ok(Arc::new(local));
-    };
-    let Some((bucket, prefix)) = plinth_aws::state_s3::parse_url(&url) else {
-        return fail(format!("`{url}`: expected s3://BUCKET/PREFIX"));
-    };
-    let aws = match aws {
-        Some(aws) => aws.clone(),
-        None => connect_for_stack(global, at.stack_path).await,
-    };
-    let region = aws
-        .default_region()
-        .unwrap_or_else(|| at.region.to_string());
-    Ok(Arc::new(plinth_aws::state_s3::S3Store::new(
-        &aws, &region, &bucket, &prefix,
-    )))
+    connect(global, stack_region.or_else(env_region)).await
 }
 
 /// Takes the state's lock, waiting up to `--lock-timeout` (with progress) while another
@@ -547,30 +403,8 @@ pub async fn lock_state(
     workspace: &str,
     command: &str,
 ) -> Result<(Box<dyn StateLock>, State), CliError> {
-    let started = std::time::Instant::now();
-    let limit = lock_timeout.unwrap_or_default();
-    let mut said = false;
-    loop {
-        match store.lock_and_read(stack, workspace, command) {
-            Err(StoreError::Locked { holder, .. } | StoreError::RemoteLocked { holder, .. })
-                if started.elapsed() < limit =>
-            {
-                if !said {
-                    tracing::warn!(
-                        "waiting up to {} for the state's lock, held by {holder}",
-                        humantime::format_duration(limit)
-                    );
-                    said = true;
-                }
-                tokio::time::sleep(LOCK_POLL).await;
-            }
-            other => return Ok(other?),
-        }
-    }
+    Ok(session::lock_waiting(store, (stack, workspace), command, lock_timeout).await?)
 }
-
-/// How often a waiting command asks for a held lock again.
-const LOCK_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// For commands that only read state: the stack's name from the file, and its store (AWS
 /// is reached only for state on S3).
@@ -583,8 +417,16 @@ pub async fn state_of(
     let registry = offline_registry();
     let (stack, _) = load_stack(global, &path, &registry, Some("us-east-1".into()), ui)?;
     ui.add_secrets(stack.sensitive_values());
-    let (store, _) = state_store(global, None, &path, &stack).await?;
+    let store = store_of(global, &stack).await?;
     Ok((stack, store))
+}
+
+/// The state store of a loaded stack, connecting only for state on S3.
+pub async fn store_of(global: &GlobalArgs, stack: &Stack) -> Result<Arc<dyn StateStore>, CliError> {
+    let named = named_state(&state_options(global), stack).map_err(CliError::Message)?;
+    store_at(named, &StoreAt::of(stack), None, &aws_options(global, None))
+        .await
+        .map_err(CliError::Message)
 }
 
 /// Prints `--stats` to stderr as one JSON line, for people and benchmarks alike.

@@ -3,17 +3,16 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use clap::Args;
-use plinth_core::plan::{self, render, Mode, Plan, PlanRequest};
-use plinth_core::state::State;
-use plinth_core::state::StateLock;
-
+use plinth_aws::session::Session;
+use plinth_core::plan::{render, Mode, Plan};
 use plinth_core::resource::Registry;
+use plinth_core::session::Planned;
+use plinth_core::state::State;
 
 use super::roster::RosterArgs;
-use super::{print_stats, CliResult, GlobalArgs, Session, Ui};
+use super::{print_stats, CliResult, GlobalArgs, Ui};
 
 #[derive(Debug, Args, Clone)]
 pub struct PlanArgs {
@@ -63,59 +62,26 @@ pub fn show(plan: &Plan, registry: &Registry, view: PlanView, ui: &Ui) {
     }
 }
 
-/// Takes the lock, reads the state and makes the plan. The lock is returned so apply can
-/// hold it from planning through applying.
-pub async fn make(
-    session: &Session,
-    mode: Mode,
-    targets: &[String],
-    parallelism: usize,
-    command: &str,
-) -> Result<(Box<dyn StateLock>, State, Plan), super::CliError> {
-    let (locked, state) = super::lock_state(
-        session.lock_timeout,
-        &*session.store,
-        &session.stack.name,
-        &session.stack.workspace,
-        command,
-    )
-    .await?;
-    let request = PlanRequest {
-        stack: &session.stack,
-        graph: &session.graph,
-        state: &state,
-        registry: &session.registry,
-        mode,
-        targets: targets.to_vec(),
-        parallelism,
-        now: SystemTime::now(),
-    };
-    let plan = plan::make_plan(request).await?;
-    Ok((locked, state, plan))
-}
-
 pub async fn run(global: &GlobalArgs, args: PlanArgs, ui: &Ui) -> CliResult {
     if let Some(roster) = &args.roster.roster {
         return super::roster::plan(global, roster, &args, ui).await;
     }
-    let session = Session::open(global, &args.stack, ui).await?;
-    let plan = plan_environment(&session, &args).await?;
+    let session = super::open(global, &args.stack, ui).await?;
+    let env = &session.env;
     // What runs now, for the cost comparison: the state the plan was made from.
-    let state = session
-        .store
-        .read(&session.stack.name, &session.stack.workspace)?;
-    let (cost, prices) = super::cost::of_plan(&plan, &state, &session.registry, &args.cost)?;
+    let (plan, state) = plan_environment(&session, &args).await?;
+    let (cost, prices) = super::cost::of_plan(&plan, &state, &env.registry, &args.cost)?;
     if args.json {
-        let mut doc = render::to_display_json(&plan, &session.registry);
+        let mut doc = render::to_display_json(&plan, &env.registry);
         doc["cost"] = super::cost::plan_json(&cost, &prices);
         ui.out(&serde_json::to_string_pretty(&doc)?);
     } else {
-        show(&plan, &session.registry, PlanView::Full, ui);
+        show(&plan, &env.registry, PlanView::Full, ui);
         ui.out(&super::cost::plan_line(&cost, plan.mode));
     }
     if let Some(out) = &args.out {
         let mut saved = plan.clone();
-        saved.state = session.state.clone();
+        saved.state = env.state.clone();
         save(&saved, out)?;
         if !args.json {
             ui.out(&format!(
@@ -135,22 +101,20 @@ pub async fn run(global: &GlobalArgs, args: PlanArgs, ui: &Ui) -> CliResult {
 
 /// Plans one environment, holding its lock only while planning: `plinth plan` for one
 /// workspace and for each student of a roster alike.
-pub async fn plan_environment(session: &Session, args: &PlanArgs) -> Result<Plan, super::CliError> {
+pub async fn plan_environment(
+    session: &Session,
+    args: &PlanArgs,
+) -> Result<(Plan, State), super::CliError> {
     let mode = if args.destroy {
         Mode::Destroy
     } else {
         Mode::Apply
     };
-    let (locked, _state, plan) = make(
-        session,
-        mode,
-        &args.targets,
-        args.parallelism,
-        "plinth plan",
-    )
-    .await?;
-    drop(locked);
-    Ok(plan)
+    let Planned { plan, state, .. } = session
+        .env
+        .plan(mode, &args.targets, args.parallelism, "plinth plan")
+        .await?;
+    Ok((plan, state))
 }
 
 /// Writes a plan file atomically; it holds values of sensitive variables, so only the owner

@@ -8,23 +8,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use futures::StreamExt;
+use plinth_aws::session::{student_connection, SessionOptions};
 use plinth_aws::Aws;
-use plinth_core::plan::Plan;
-use plinth_core::roster::{self, Roster, Student, STUDENT_VAR};
+use plinth_core::roster::{self, Roster, Student};
+use plinth_core::session::class::{self, StudentRow, Verdict};
+use plinth_core::session::outcome::{first_line, EnvOutcome, EnvResult};
 use plinth_core::stack::load::{Declared, Parsed};
 use plinth_core::stack::vars::VarDecl;
 use tokio::sync::watch;
 
 use super::apply::{
-    apply_environment, destroy_environment, first_line, watch_interrupts, ApplyArgs, DestroyArgs,
-    EnvOutcome, EnvResult, EnvRun,
+    apply_environment, destroy_environment, watch_interrupts, ApplyArgs, DestroyArgs, EnvRun,
 };
 use super::plan::{plan_environment, show, PlanArgs, PlanView};
 use super::ui::short_duration;
 use super::{
-    accounts, connect_in, display_path, fail, print_stats, stack_path, CliError, CliResult,
-    Connection, GlobalArgs, Session, Ui,
+    connect_in, display_path, fail, open_over, print_stats, session_options, stack_path, CliError,
+    CliResult, GlobalArgs, Ui,
 };
 
 /// The roster options `plan`, `apply` and `destroy` share.
@@ -109,7 +109,7 @@ pub async fn plan(global: &GlobalArgs, roster: &Path, args: &PlanArgs, ui: &Ui) 
         ui,
     )
     .await?;
-    let code = exit_code(&rows);
+    let code = class::exit_code(&rows);
     let changes = rows.iter().any(|r| r.outcome.result == EnvResult::Changes);
     Ok(if code == 0 && args.detailed_exitcode && changes {
         2
@@ -136,7 +136,7 @@ pub async fn apply(global: &GlobalArgs, roster: &Path, args: &ApplyArgs, ui: &Ui
         ui,
     )
     .await?;
-    Ok(exit_code(&rows))
+    Ok(class::exit_code(&rows))
 }
 
 pub async fn destroy(global: &GlobalArgs, roster: &Path, args: &DestroyArgs, ui: &Ui) -> CliResult {
@@ -149,7 +149,7 @@ pub async fn destroy(global: &GlobalArgs, roster: &Path, args: &DestroyArgs, ui:
         ui,
     )
     .await?;
-    Ok(exit_code(&rows))
+    Ok(class::exit_code(&rows))
 }
 
 /// Nobody confirms N plans one by one: a roster acts only with `--yes`.
@@ -164,7 +164,7 @@ fn require_yes(yes: bool, verb: &str) -> Result<(), CliError> {
 
 /// Everything each student's run shares.
 struct RosterRun {
-    global: GlobalArgs,
+    options: SessionOptions,
     roster: Roster,
     stack_path: PathBuf,
     parsed: Parsed,
@@ -177,15 +177,6 @@ struct RosterRun {
     ui: Ui,
 }
 
-/// One line of the summary table.
-struct Row {
-    student: String,
-    /// The student's own account, when the roster names one.
-    account: Option<String>,
-    outcome: EnvOutcome,
-    elapsed: Duration,
-}
-
 /// Checks the roster (nothing runs if it has a problem), then runs every student, at most
 /// `--max-environments` at once, and prints the summary table.
 async fn run(
@@ -194,7 +185,7 @@ async fn run(
     stack_arg: &Option<PathBuf>,
     command: RosterCommand,
     ui: &Ui,
-) -> Result<Vec<Row>, CliError> {
+) -> Result<Vec<StudentRow>, CliError> {
     if global.workspace != "default" {
         return fail(format!(
             "--roster gives each student their own workspace; --workspace (or PLINTH_WORKSPACE) `{}` would contradict it",
@@ -217,56 +208,31 @@ async fn run(
     let declared = parsed.declared();
     warn_of_shadowed_vars(&declared);
     let aws = connect_in(global, declared.region.clone()).await;
-    let stack_name = declared.name.clone().unwrap_or_default();
     let (cancel, interrupts) = watch_interrupts(ui);
-    let parallel = max_environments(&command).into();
     let context = Arc::new(RosterRun {
-        global: global.clone(),
-        roster,
+        options: session_options(global),
+        roster: roster.clone(),
         stack_path: path,
         parsed,
         decls: declared.vars,
         aws: aws.clone(),
-        stack_name,
+        stack_name: declared.name.unwrap_or_default(),
+        cancel: cancel.clone(),
         command,
-        cancel,
         ui: ui.clone(),
     });
     let started = Instant::now();
-    // Each student is a task of its own: a journal write to S3 blocks the task making it
-    // (the journal is a barrier), and must not hold up the other students. Made up front,
-    // none starts before `buffered` polls it, so at most `--max-environments` run at once.
-    let runs: Vec<_> = context
-        .roster
-        .students
-        .iter()
-        .cloned()
-        .map(|student| spawn_student(context.clone(), student))
-        .collect();
-    let rows: Vec<Row> = futures::stream::iter(runs)
-        .buffered(parallel)
-        .collect()
-        .await;
+    let at_once = max_environments(&context.command).into();
+    let work = context.clone();
+    let rows = class::run(roster.students, at_once, cancel, move |student| {
+        let context = work.clone();
+        async move { run_student(&context, &student).await }
+    })
+    .await;
     interrupts.abort();
     print_summary(&context, &rows, started.elapsed());
     print_stats(global, &aws);
     Ok(rows)
-}
-
-/// Runs one student as a task; a panic fails that student alone.
-async fn spawn_student(context: Arc<RosterRun>, student: Student) -> Row {
-    let name = student.name.clone();
-    let account = student.account.as_ref().map(|a| a.account_id().to_string());
-    let task = tokio::spawn(async move { run_student(&context, &student).await });
-    match task.await {
-        Ok(row) => row,
-        Err(e) => Row {
-            student: name,
-            account,
-            outcome: EnvOutcome::failed(format!("the run stopped unexpectedly: {e}")),
-            elapsed: Duration::ZERO,
-        },
-    }
 }
 
 fn role_name(command: &RosterCommand) -> &str {
@@ -309,31 +275,20 @@ fn warn_of_shadowed_vars(declared: &Declared) {
     }
 }
 
-/// One student's environment, timed, with every failure turned into its summary row.
-async fn run_student(context: &RosterRun, student: &Student) -> Row {
-    let started = Instant::now();
-    let outcome = if *context.cancel.borrow() {
-        EnvOutcome::not_started()
-    } else {
-        let ui = context.ui.prefixed(&student.name);
-        match environment(context, student, &ui).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                ui.error(&e);
-                EnvOutcome::failed(cause(&e))
-            }
+/// One student's environment, with every failure turned into its summary row's outcome.
+async fn run_student(context: &RosterRun, student: &Student) -> EnvOutcome {
+    let ui = context.ui.prefixed(&student.name);
+    match environment(context, student, &ui).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            ui.error(&e);
+            EnvOutcome::failed(cause(&e))
         }
-    };
-    Row {
-        student: student.name.clone(),
-        account: student.account.as_ref().map(|a| a.account_id().to_string()),
-        outcome,
-        elapsed: started.elapsed(),
     }
 }
 
 /// Exactly what the single-workspace command does, in the student's workspace with the
-/// student's variables.
+/// student's variables, in the student's account.
 async fn environment(
     context: &RosterRun,
     student: &Student,
@@ -343,19 +298,28 @@ async fn environment(
         .roster
         .check_vars(student, &context.decls)
         .map_err(CliError::Diagnostics)?;
-    let global = student_args(context, student);
-    let connection = connection(context, student).await?;
-    let session = Session::load(&global, connection, &context.parsed, ui).await?;
+    let mut options = context.options.clone();
+    options.load = class::student_options(&options.load, student, &context.decls);
+    let session_name = ["plinth", &context.stack_name, &student.name];
+    let connection = student_connection(
+        &context.aws,
+        student.account.as_ref(),
+        role_name(&context.command),
+        &session_name,
+    )
+    .await
+    .map_err(CliError::Message)?;
+    let session = open_over(&options, connection, &context.parsed, ui).await?;
     match &context.command {
         RosterCommand::Plan(args) => {
-            let plan = plan_environment(&session, args).await?;
+            let (plan, _) = plan_environment(&session, args).await?;
             let view = if args.full {
                 PlanView::Full
             } else {
                 PlanView::SummaryLine
             };
-            show(&plan, &session.registry, view, ui);
-            Ok(planned(&plan))
+            show(&plan, &session.env.registry, view, ui);
+            Ok(EnvOutcome::of_plan(&plan))
         }
         RosterCommand::Apply(args) => {
             let run = in_roster(context, EnvRun::of_apply(args));
@@ -368,40 +332,6 @@ async fn environment(
     }
 }
 
-/// The student's connection: through their role when their line names an account, else
-/// the caller's own.
-async fn connection(context: &RosterRun, student: &Student) -> Result<Connection, CliError> {
-    let Some(access) = &student.account else {
-        return Ok(Connection::own(context.aws.clone()));
-    };
-    // A line naming the caller's own account needs no role (the management account of an
-    // organisation has no OrganizationAccountAccessRole).
-    let region = context
-        .aws
-        .default_region()
-        .unwrap_or_else(|| "us-east-1".into());
-    if context.aws.account_id(&region).await.ok().as_deref() == Some(access.account_id()) {
-        return Ok(Connection::own(context.aws.clone()));
-    }
-    let session = ["plinth", &context.stack_name, &student.name];
-    let role = accounts::role_for(access, role_name(&context.command), &session);
-    Ok(Connection {
-        aws: accounts::reach(&context.aws, &role, access).await?,
-        state_aws: context.aws.clone(),
-        account: Some(access.account_id().to_string()),
-    })
-}
-
-/// The command's global options for one student: their workspace, and their variables on
-/// top of the shared `--var`/`--var-file`.
-fn student_args(context: &RosterRun, student: &Student) -> GlobalArgs {
-    let declares_student = context.decls.iter().any(|d| d.name == STUDENT_VAR);
-    let mut global = context.global.clone();
-    global.workspace = student.name.clone();
-    global.vars.extend(student.var_pairs(declares_student));
-    global
-}
-
 /// A run that already has its confirmation (`--yes`), prints one summary line for its
 /// plan, and stops on the roster's Ctrl-C.
 fn in_roster(context: &RosterRun, run: EnvRun) -> EnvRun {
@@ -410,19 +340,6 @@ fn in_roster(context: &RosterRun, run: EnvRun) -> EnvRun {
         cancel: Some(context.cancel.clone()),
         ..run
     }
-}
-
-fn planned(plan: &Plan) -> EnvOutcome {
-    let counts = plan.counts();
-    let mut outcome = if plan.has_changes() {
-        EnvOutcome::planned_changes()
-    } else {
-        EnvOutcome::no_changes()
-    };
-    outcome.added = counts.to_add();
-    outcome.changed = counts.update;
-    outcome.destroyed = counts.to_destroy();
-    outcome
 }
 
 /// A failed student's root error, one line.
@@ -440,31 +357,8 @@ fn cause(e: &CliError) -> String {
     }
 }
 
-/// 1 when any student failed, 130 when the run was interrupted, else 0.
-fn exit_code(rows: &[Row]) -> u8 {
-    let any = |f: fn(&EnvResult) -> bool| rows.iter().any(|r| f(&r.outcome.result));
-    if any(|r| matches!(r, EnvResult::Failed(_))) {
-        1
-    } else if any(|r| matches!(r, EnvResult::Interrupted | EnvResult::NotStarted)) {
-        130
-    } else {
-        0
-    }
-}
-
-fn result_text(result: &EnvResult) -> &'static str {
-    match result {
-        EnvResult::Ok => "ok",
-        EnvResult::NoChanges => "no changes",
-        EnvResult::Changes => "changes",
-        EnvResult::Failed(_) => "failed",
-        EnvResult::Interrupted => "interrupted",
-        EnvResult::NotStarted => "not started",
-    }
-}
-
 /// The per-student table, then one sentence naming who failed.
-fn print_summary(context: &RosterRun, rows: &[Row], elapsed: Duration) {
+fn print_summary(context: &RosterRun, rows: &[StudentRow], elapsed: Duration) {
     let ui = &context.ui;
     let [add, change, destroy] = context.command.count_headers();
     // The account column only when the roster gives someone an account of their own.
@@ -484,7 +378,7 @@ fn print_summary(context: &RosterRun, rows: &[Row], elapsed: Duration) {
             cells.push(row.account.clone().unwrap_or_else(|| OWN_ACCOUNT.into()));
         }
         cells.extend([
-            result_text(&o.result).to_string(),
+            o.result.text().to_string(),
             o.added.to_string(),
             o.changed.to_string(),
             o.destroyed.to_string(),
@@ -539,16 +433,9 @@ fn render_table(rows: &[Vec<String>]) -> String {
     lines.join("\n")
 }
 
-fn print_verdict(context: &RosterRun, rows: &[Row]) {
+fn print_verdict(context: &RosterRun, rows: &[StudentRow]) {
     let ui = &context.ui;
-    let named = |f: fn(&EnvResult) -> bool| -> Vec<&str> {
-        rows.iter()
-            .filter(|r| f(&r.outcome.result))
-            .map(|r| r.student.as_str())
-            .collect()
-    };
-    let failed = named(|r| matches!(r, EnvResult::Failed(_)));
-    let stopped = named(|r| matches!(r, EnvResult::Interrupted | EnvResult::NotStarted));
+    let Verdict { failed, stopped } = Verdict::of(rows);
     if failed.is_empty() && stopped.is_empty() {
         ui.out(&format!(
             "\nAll {} environments {}.",

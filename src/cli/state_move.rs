@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use plinth_core::state::store::parse_state;
 use plinth_core::state::State;
 
+use plinth_aws::session::{store_at, StoreAt};
+
 use super::{
-    connect, fail, lock_state, stack_path, state_of, store_at, CliResult, GlobalArgs, StoreAt, Ui,
+    aws_options, connect, fail, lock_state, state_of, CliError, CliResult, GlobalArgs, Ui,
 };
 
 pub async fn init(global: &GlobalArgs, url: &str, ui: &Ui) -> CliResult {
@@ -21,7 +23,7 @@ pub async fn init(global: &GlobalArgs, url: &str, ui: &Ui) -> CliResult {
         ));
     }
     let aws = connect(global, None).await;
-    let region = aws.default_region().unwrap_or_else(|| "us-east-1".into());
+    let region = aws.home_region();
     let setup = plinth_aws::state_s3::init_bucket(&aws, &region, &bucket).await?;
     ui.out(&format!(
         "State bucket s3://{bucket} ({region}) {}: {}.\nUse it with --state s3://{bucket}/PREFIX, or `state: s3://{bucket}/PREFIX` in the stack file.",
@@ -108,13 +110,7 @@ pub async fn migrate(
     ui: &Ui,
 ) -> CliResult {
     let (stack, from) = state_of(global, stack_arg, ui).await?;
-    let path = stack_path(global, stack_arg);
-    let at = StoreAt {
-        stack_path: &path,
-        stack: &stack.name,
-        workspace: &stack.workspace,
-        region: &stack.region,
-    };
+    let at = StoreAt::of(&stack);
     // A folder as an absolute path: the message below is pasted into other places.
     let to = if to.contains("://") {
         to.to_string()
@@ -122,7 +118,9 @@ pub async fn migrate(
         std::env::current_dir()?.join(to).display().to_string()
     };
     let to = to.as_str();
-    let target = store_at(Some(to.to_string()), None, global, &at).await?;
+    let target = store_at(Some(to.to_string()), &at, None, &aws_options(global, None))
+        .await
+        .map_err(CliError::Message)?;
     if target.location() == from.location() {
         return fail(format!("the state is already at {to}"));
     }

@@ -12,7 +12,7 @@
 mod remove;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -20,18 +20,20 @@ use anstyle::AnsiColor;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory};
 use plinth_aws::arn::GLOBAL_REGION;
+use plinth_aws::session::{self, ClassAccount};
 use plinth_aws::tagging::{self, TagFilter, TagSearch};
 use plinth_aws::Aws;
 use plinth_core::cost::{self, Pricing, Running};
 use plinth_core::resource::Registry;
 use plinth_core::roster;
+use plinth_core::state::location::S3_SCHEME;
 use plinth_core::state::store::StateFiles;
 use plinth_core::state::{State, StateStore, Status};
 use plinth_core::teardown::{self, short_age, Candidate, SweepFilter, STACK_TAG, WORKSPACE_TAG};
 
 use self::remove::{Found, Orphan, Removal, Target};
 use super::verify::plural;
-use super::{accounts, connect, fail, print_stats, CliError, CliResult, GlobalArgs, Ui, S3_SCHEME};
+use super::{connect, fail, print_stats, CliError, CliResult, GlobalArgs, Ui};
 
 #[derive(Debug, Args)]
 pub struct SweepArgs {
@@ -81,27 +83,6 @@ struct StatesInView {
     remote: Vec<String>,
 }
 
-/// One account sweep searches.
-struct Account {
-    id: String,
-    /// Whether it is the one the caller's credentials are for.
-    own: bool,
-    /// The roster's students in it, for the heading.
-    students: Vec<String>,
-    aws: Arc<Aws>,
-}
-
-impl Account {
-    /// Whether `state`'s environment is in this account. A state that records none was
-    /// written before plinth recorded accounts, by the caller's own credentials.
-    fn holds(&self, state: &State) -> bool {
-        match &state.account {
-            Some(id) => *id == self.id,
-            None => self.own,
-        }
-    }
-}
-
 /// One environment to remove, with what no state records read by its type.
 struct Work<'a> {
     candidate: Candidate,
@@ -142,7 +123,7 @@ pub async fn run(global: &GlobalArgs, args: SweepArgs, ui: &Ui) -> CliResult {
     Ok(code)
 }
 
-fn account_heading(account: &Account) -> String {
+fn account_heading(account: &ClassAccount) -> String {
     match (account.own, account.students.is_empty()) {
         (true, true) => format!("Your own account, {}:", account.id),
         (true, false) => format!(
@@ -160,54 +141,24 @@ async fn accounts_to_sweep(
     args: &SweepArgs,
     aws: &Arc<Aws>,
     ui: &Ui,
-) -> Result<(Vec<Account>, bool), CliError> {
-    let region = aws.default_region().unwrap_or_else(|| "us-east-1".into());
-    let own = aws.account_id(&region).await.map_err(|e| {
-        CliError::Message(format!(
-            "reading which account your credentials are for: {e}"
-        ))
-    })?;
-    let mut accounts = vec![Account {
-        id: own,
-        own: true,
-        students: Vec::new(),
-        aws: aws.clone(),
-    }];
-    let Some(path) = &args.roster else {
-        return Ok((accounts, false));
+) -> Result<(Vec<ClassAccount>, bool), CliError> {
+    let roster = match &args.roster {
+        Some(path) => Some(roster::read(path).map_err(CliError::Diagnostics)?),
+        None => None,
     };
-    let roster = roster::read(path).map_err(CliError::Diagnostics)?;
-    let mut unreached = false;
-    for student in &roster.students {
-        let Some(access) = &student.account else {
-            continue;
-        };
-        let id = access.account_id().to_string();
-        // Students sharing an account (the caller's own, even) are searched with it once.
-        if let Some(known) = accounts.iter_mut().find(|a| a.id == id) {
-            known.students.push(student.name.clone());
-            continue;
-        }
-        let role = accounts::role_for(access, &args.role_name, &["plinth", "sweep", &student.name]);
-        match accounts::reach(aws, &role, access).await {
-            Ok(reached) => accounts.push(Account {
-                id,
-                own: false,
-                students: vec![student.name.clone()],
-                aws: reached,
-            }),
-            Err(e) => {
-                ui.error(&e);
-                unreached = true;
-            }
-        }
+    let (accounts, unreached) =
+        session::class_accounts(aws, roster.as_ref(), &args.role_name, "sweep")
+            .await
+            .map_err(CliError::Message)?;
+    for why in &unreached {
+        ui.error(&CliError::Message(why.clone()));
     }
-    Ok((accounts, unreached))
+    Ok((accounts, !unreached.is_empty()))
 }
 
 /// States whose resources are in an account this sweep does not search: said, since
 /// nothing of theirs is looked at.
-fn note_accounts_left_out(view: &StatesInView, accounts: &[Account], roster: bool, ui: &Ui) {
+fn note_accounts_left_out(view: &StatesInView, accounts: &[ClassAccount], roster: bool, ui: &Ui) {
     let left_out: BTreeSet<&str> = view
         .readable
         .iter()
@@ -234,7 +185,7 @@ async fn sweep_account(
     global: &GlobalArgs,
     args: &SweepArgs,
     filter: &SweepFilter,
-    (account, caller): (&Account, &str),
+    (account, caller): (&ClassAccount, &str),
     view: &StatesInView,
     ui: &Ui,
 ) -> CliResult {
@@ -300,32 +251,18 @@ async fn search(
 }
 
 /// Environments whose state is kept on S3 (`plinth:state`) somewhere this sweep does not
-/// look are not its own: without their state, everything they made would look like an
-/// orphan.
+/// look are not its own: left alone, and said.
 fn leave_remote_state_alone(
     found: &mut Vec<teardown::TaggedResource>,
     in_view: &[String],
     ui: &Ui,
 ) {
-    let mut elsewhere: std::collections::BTreeMap<String, usize> = Default::default();
-    found.retain(|r| match r.tag(teardown::STATE_TAG) {
-        Some(url) if !in_view.iter().any(|v| same_location(v, url)) => {
-            *elsewhere.entry(url.to_string()).or_default() += 1;
-            false
-        }
-        _ => true,
-    });
-    for (url, count) in elsewhere {
+    for (url, count) in teardown::keep_states_in_view(found, in_view) {
         ui.err(&format!(
             "{}: {count} resources keep their state on {url}: left alone (give --state {url} to sweep them)",
             ui.colored(AnsiColor::Yellow, "note")
         ));
     }
-}
-
-/// `s3://b/p` and `s3://b/p/` are one place.
-fn same_location(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/') == b.trim_end_matches('/')
 }
 
 /// Run away from its states, sweep takes every environment for an orphan: say so first.
@@ -431,7 +368,7 @@ async fn states_in_view(global: &GlobalArgs, aws: &Arc<Aws>) -> Result<StatesInV
     };
     for root in state_roots(global) {
         view.places.push(root.display().to_string());
-        for (stack, workspace) in state_dirs(&root) {
+        for (stack, workspace) in teardown::local_environments(&root) {
             let files = StateFiles::new(&root, &stack, &workspace);
             let base_dir = files.dir.clone();
             let store: Arc<dyn StateStore> = Arc::new(files);
@@ -442,8 +379,7 @@ async fn states_in_view(global: &GlobalArgs, aws: &Arc<Aws>) -> Result<StatesInV
         let Some((bucket, prefix)) = plinth_aws::state_s3::parse_url(url) else {
             return fail(format!("`{url}`: expected s3://BUCKET/PREFIX"));
         };
-        let region = aws.default_region().unwrap_or_else(|| "us-east-1".into());
-        let s3 = plinth_aws::state_s3::S3Store::new(aws, &region, &bucket, &prefix);
+        let s3 = plinth_aws::state_s3::S3Store::new(aws, &aws.home_region(), &bucket, &prefix);
         let environments = s3.environments().await?;
         let store: Arc<dyn StateStore> = Arc::new(s3);
         for (stack, workspace) in environments {
@@ -472,33 +408,6 @@ impl StatesInView {
             Err(e) => self.unreadable.push((stack, workspace, e.to_string())),
         }
     }
-}
-
-/// The `(stack, workspace)` folders under `root` that hold a state file or a journal (a
-/// first apply running, or killed, has only its journal).
-fn state_dirs(root: &Path) -> Vec<(String, String)> {
-    let mut found = Vec::new();
-    for stack in subfolders(root) {
-        for workspace in subfolders(&root.join(&stack)) {
-            let folder = root.join(&stack).join(&workspace);
-            if folder.join("state.json").is_file() || folder.join("journal.jsonl").is_file() {
-                found.push((stack.clone(), workspace));
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
-fn subfolders(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .collect()
 }
 
 /// Leaves out an environment whose state file cannot be read, saying so.

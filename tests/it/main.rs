@@ -3,7 +3,9 @@
 //! - `mock_*`: SDK-level tests replaying real AWS responses for what the emulator lacks.
 //! - `e2e_*`: the real `plinth` binary against a moto server the harness starts.
 //! - `sdk_enums`: the value lists that are not the SDK's own, against the SDK's.
+//! - `aws_units`: plinth-aws's plain functions (the crate has no test binary of its own).
 
+mod aws_units;
 mod cost_rules;
 mod e2e_accounts;
 mod e2e_cli;

@@ -219,6 +219,9 @@ impl RoleToAssume {
     }
 }
 
+/// The region of [`Aws::home_region`] when none is configured.
+const HOME_REGION_FALLBACK: &str = "us-east-1";
+
 /// How to reach AWS: the SDK's own configuration chain, optionally pointed at an emulator.
 #[derive(Clone, Debug, Default)]
 pub struct AwsOptions {
@@ -464,6 +467,13 @@ impl Aws {
     /// The region the SDK chain chose, if any.
     pub fn default_region(&self) -> Option<String> {
         self.base.region().map(|r| r.to_string())
+    }
+
+    /// Where calls that belong to no stack's region go (STS, a state bucket): the configured
+    /// region, else us-east-1.
+    pub fn home_region(&self) -> String {
+        self.default_region()
+            .unwrap_or_else(|| HOME_REGION_FALLBACK.to_string())
     }
 
     /// The account the credentials belong to (`${account_id}`, and where an environment's

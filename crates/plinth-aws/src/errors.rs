@@ -232,19 +232,3 @@ where
         self.map_err(classify)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn codes_map_to_what_the_engine_does_with_them() {
-        assert_eq!(kind_of_code("DependencyViolation"), ErrorKind::InUse);
-        assert_eq!(
-            kind_of_code("ResourceNotFoundException"),
-            ErrorKind::NotFound
-        );
-        assert_eq!(kind_of_code("ThrottlingException"), ErrorKind::Retryable);
-        assert_eq!(kind_of_code("InvalidParameterValue"), ErrorKind::Invalid);
-    }
-}

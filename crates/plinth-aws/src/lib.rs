@@ -10,6 +10,7 @@ pub mod cost;
 pub mod errors;
 pub mod rate_limit;
 pub mod resources;
+pub mod session;
 pub mod state_s3;
 pub mod sweep;
 pub mod tagging;

@@ -809,23 +809,3 @@ impl Drop for S3Lock {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_name_a_bucket_and_a_prefix() {
-        assert_eq!(
-            parse_url("s3://class-state/fall/"),
-            Some(("class-state".into(), "fall".into()))
-        );
-        assert_eq!(
-            parse_url("s3://class-state"),
-            Some(("class-state".into(), String::new()))
-        );
-        assert_eq!(parse_url("s3:///x"), None);
-        assert_eq!(parse_url("/tmp/state"), None);
-        assert_eq!(run_of("p/lab/ana/journal/abc/00000001.json"), "abc");
-    }
-}

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod resource;
 pub mod roster;
 pub mod schema;
+pub mod session;
 pub mod stack;
 pub mod state;
 pub mod teardown;

@@ -9,11 +9,14 @@
 //! [`ResourceType::id_from_arn`]: crate::resource::ResourceType::id_from_arn
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::resource::Registry;
+use crate::resource::{Registry, ResourceType};
+use crate::stack::Stack;
 use crate::state::{ResourceState, State, Status};
 use crate::value::Props;
 use serde_json::Value;
@@ -364,3 +367,79 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests;
+
+/// Every region an environment used, for its teardown check: where its resources are
+/// declared (pinned regions included), where its state still has something, and the
+/// stack's own.
+pub fn regions_used(stack: &Stack, state: &State) -> Vec<String> {
+    let mut regions: BTreeSet<String> = stack.resources.iter().map(|r| r.region.clone()).collect();
+    regions.extend(state.resources.values().map(|r| r.region.clone()));
+    regions.insert(stack.region.clone());
+    regions.retain(|r| !r.is_empty());
+    regions.into_iter().collect()
+}
+
+/// The types an environment used (declared or still in state): asked to find tagged
+/// resources of theirs that a region's tag search does not list (IAM roles).
+pub fn types_used(stack: &Stack, state: &State, registry: &Registry) -> Vec<Arc<dyn ResourceType>> {
+    let names: BTreeSet<&str> = stack
+        .resources
+        .iter()
+        .map(|r| r.type_name.as_str())
+        .chain(state.resources.values().map(|r| r.type_name.as_str()))
+        .collect();
+    names
+        .into_iter()
+        .filter_map(|n| registry.get(n).cloned())
+        .collect()
+}
+
+/// Takes out of `found` what keeps its state (`plinth:state`) somewhere other than
+/// `in_view`: without that state, everything such an environment made would look like an
+/// orphan. Returns how many resources each such place has.
+pub fn keep_states_in_view(
+    found: &mut Vec<TaggedResource>,
+    in_view: &[String],
+) -> BTreeMap<String, usize> {
+    let mut elsewhere: BTreeMap<String, usize> = BTreeMap::new();
+    found.retain(|r| match r.tag(STATE_TAG) {
+        Some(url) if !in_view.iter().any(|v| same_location(v, url)) => {
+            *elsewhere.entry(url.to_string()).or_default() += 1;
+            false
+        }
+        _ => true,
+    });
+    elsewhere
+}
+
+/// `s3://b/p` and `s3://b/p/` are one place.
+pub fn same_location(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// The `(stack, workspace)` folders under a local state folder that hold a state file or
+/// a journal (a first apply running, or killed, has only its journal), sorted.
+pub fn local_environments(root: &Path) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for stack in subfolders(root) {
+        for workspace in subfolders(&root.join(&stack)) {
+            let files = crate::state::store::StateFiles::new(root, &stack, &workspace);
+            if files.state().is_file() || files.journal().is_file() {
+                found.push((stack.clone(), workspace));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn subfolders(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect()
+}

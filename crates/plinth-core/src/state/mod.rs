@@ -194,6 +194,16 @@ impl State {
         }
     }
 
+    /// Whether this environment's resources are in account `id` (`own`: the caller's). A
+    /// state that records none was written before plinth recorded accounts, by the caller's
+    /// own credentials.
+    pub fn is_in_account(&self, id: &str, own: bool) -> bool {
+        match &self.account {
+            Some(recorded) => recorded == id,
+            None => own,
+        }
+    }
+
     /// Why a run in `account` must not touch this environment, if it must not: its
     /// resources are in another account, where this run would find none of them, take them
     /// for deleted and make them all again (or, destroying, forget what still bills). A state
