@@ -32,6 +32,7 @@ use plinth_core::session;
 use plinth_core::stack::load::Parsed;
 use plinth_core::stack::vars::VarInputs;
 use plinth_core::stack::{self, LoadOptions, Stack};
+use plinth_core::state::location;
 use plinth_core::state::{State, StateLock, StateStore};
 
 pub use ui::Ui;
@@ -300,7 +301,7 @@ pub fn load_stack(
     let parsed = stack::load::parse(path).map_err(CliError::Diagnostics)?;
     let mut options = load_options(global);
     options.fallback_region = fallback_region.or(options.fallback_region);
-    let loaded = session::load(&parsed, registry, &options, None).map_err(CliError::Diagnostics)?;
+    let loaded = session::load(&parsed, registry, &options).map_err(CliError::Diagnostics)?;
     print_warnings(&loaded.warnings, ui);
     Ok((loaded.stack, loaded.graph))
 }
@@ -343,7 +344,7 @@ pub fn state_options(global: &GlobalArgs) -> StateOptions {
 /// Everything a session is opened with, from the command line.
 pub fn session_options(global: &GlobalArgs) -> SessionOptions {
     let mut load = load_options(global);
-    // A session's connection knows its region; the environment's is only its fallback.
+    // A stack naming no region takes its connection's (which already has the environment's).
     load.fallback_region = None;
     SessionOptions {
         aws: aws_options(global, None),
@@ -373,10 +374,10 @@ pub async fn open_over(
     parsed: &Parsed,
     ui: &Ui,
 ) -> Result<Session, CliError> {
-    let session = Session::load(options, connection, parsed)
+    let warn = |warnings: &Diagnostics| print_warnings(warnings, ui);
+    let session = Session::load(options, connection, parsed, &warn)
         .await
         .map_err(opened)?;
-    print_warnings(&session.warnings, ui);
     ui.add_secrets(session.env.stack.sensitive_values());
     Ok(session)
 }
@@ -413,18 +414,46 @@ pub async fn state_of(
     stack_arg: &Option<PathBuf>,
     ui: &Ui,
 ) -> Result<(Stack, Arc<dyn StateStore>), CliError> {
-    let path = stack_path(global, stack_arg);
-    let registry = offline_registry();
-    let (stack, _) = load_stack(global, &path, &registry, Some("us-east-1".into()), ui)?;
-    ui.add_secrets(stack.sensitive_values());
-    let store = store_of(global, &stack).await?;
+    let (stack, store, _) = state_with_connection(global, stack_arg, ui).await?;
     Ok((stack, store))
 }
 
-/// The state store of a loaded stack, connecting only for state on S3.
+/// [`state_of`], with how it connects to AWS: the stack file's region, else the SDK's own
+/// choice (state on S3 is reached with these, and so is a state moved there).
+pub async fn state_with_connection(
+    global: &GlobalArgs,
+    stack_arg: &Option<PathBuf>,
+    ui: &Ui,
+) -> Result<(Stack, Arc<dyn StateStore>, AwsOptions), CliError> {
+    let path = stack_path(global, stack_arg);
+    let parsed = stack::load::parse(&path).map_err(CliError::Diagnostics)?;
+    let connect = aws_options(global, parsed.declared().region.or_else(env_region));
+    let mut options = load_options(global);
+    // Reading state needs no region; a stack naming none still loads.
+    options.fallback_region = options.fallback_region.or(Some("us-east-1".into()));
+    let loaded =
+        session::load(&parsed, &offline_registry(), &options).map_err(CliError::Diagnostics)?;
+    print_warnings(&loaded.warnings, ui);
+    let stack = loaded.stack;
+    ui.add_secrets(stack.sensitive_values());
+    let named = named_state(&state_options(global), &stack).map_err(CliError::Message)?;
+    let store = store_at(named, &StoreAt::of(&stack), None, &connect)
+        .await
+        .map_err(CliError::Message)?;
+    Ok((stack, store, connect))
+}
+
+/// The state store of a stack loaded without a connection (`plinth cost`), connecting only
+/// for state on S3.
 pub async fn store_of(global: &GlobalArgs, stack: &Stack) -> Result<Arc<dyn StateStore>, CliError> {
     let named = named_state(&state_options(global), stack).map_err(CliError::Message)?;
-    store_at(named, &StoreAt::of(stack), None, &aws_options(global, None))
+    // The file's region is looked up again only when there is a bucket to reach.
+    let declared = match named.as_deref().is_some_and(location::is_s3) {
+        true => stack::load::declared(&stack.file.path).and_then(|d| d.region),
+        false => None,
+    };
+    let connect = aws_options(global, declared.or_else(env_region));
+    store_at(named, &StoreAt::of(stack), None, &connect)
         .await
         .map_err(CliError::Message)
 }

@@ -10,7 +10,7 @@ use plinth_core::state::State;
 use plinth_aws::session::{store_at, StoreAt};
 
 use super::{
-    aws_options, connect, fail, lock_state, state_of, CliError, CliResult, GlobalArgs, Ui,
+    connect, fail, lock_state, state_of, state_with_connection, CliError, CliResult, GlobalArgs, Ui,
 };
 
 pub async fn init(global: &GlobalArgs, url: &str, ui: &Ui) -> CliResult {
@@ -109,7 +109,7 @@ pub async fn migrate(
     to: &str,
     ui: &Ui,
 ) -> CliResult {
-    let (stack, from) = state_of(global, stack_arg, ui).await?;
+    let (stack, from, connect) = state_with_connection(global, stack_arg, ui).await?;
     let at = StoreAt::of(&stack);
     // A folder as an absolute path: the message below is pasted into other places.
     let to = if to.contains("://") {
@@ -118,7 +118,7 @@ pub async fn migrate(
         std::env::current_dir()?.join(to).display().to_string()
     };
     let to = to.as_str();
-    let target = store_at(Some(to.to_string()), &at, None, &aws_options(global, None))
+    let target = store_at(Some(to.to_string()), &at, None, &connect)
         .await
         .map_err(CliError::Message)?;
     if target.location() == from.location() {

@@ -29,3 +29,68 @@ fn state_urls_name_a_bucket_and_a_prefix() {
     assert_eq!(parse_url("s3:///x"), None);
     assert_eq!(parse_url("/tmp/state"), None);
 }
+
+mod sessions {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use plinth_aws::session::{beside, store_at, StoreAt};
+    use plinth_aws::{Aws, AwsOptions};
+
+    fn at(stack_path: &Path) -> StoreAt<'_> {
+        StoreAt {
+            stack_path,
+            stack: "lab",
+            workspace: "ana",
+            region: "eu-west-1",
+        }
+    }
+
+    #[test]
+    fn the_default_state_folder_is_beside_the_stack_file() {
+        assert_eq!(
+            beside(Path::new("labs/week2.yaml")),
+            Path::new("labs/.plinth")
+        );
+        assert_eq!(beside(Path::new("week2.yaml")), Path::new("./.plinth"));
+    }
+
+    #[tokio::test]
+    async fn a_named_folder_or_the_default_one_holds_the_environment_s_state() {
+        let stack = Path::new("labs/week2.yaml");
+        let none = AwsOptions::default();
+        let named = store_at(Some("/srv/state".into()), &at(stack), None, &none)
+            .await
+            .expect("a folder");
+        assert_eq!(named.location(), "/srv/state/lab/ana");
+        let default = store_at(None, &at(stack), None, &none)
+            .await
+            .expect("beside");
+        assert_eq!(default.location(), "labs/.plinth/lab/ana");
+    }
+
+    #[tokio::test]
+    async fn a_bucket_url_is_a_bucket_and_a_bad_one_is_refused() {
+        let stack = Path::new("week2.yaml");
+        let aws = Arc::new(Aws::offline());
+        let none = AwsOptions::default();
+        let s3 = store_at(
+            Some("s3://class-state/fall".into()),
+            &at(stack),
+            Some(&aws),
+            &none,
+        )
+        .await
+        .expect("a bucket");
+        assert!(
+            s3.location().starts_with("s3://class-state/fall"),
+            "{}",
+            s3.location()
+        );
+        let Err(why) = store_at(Some("s3:///fall".into()), &at(stack), Some(&aws), &none).await
+        else {
+            panic!("a URL without a bucket must be refused");
+        };
+        assert!(why.contains("expected s3://BUCKET/PREFIX"), "{why}");
+    }
+}

@@ -81,17 +81,17 @@ pub struct Session {
     /// The connection its resources are reached through.
     pub aws: Arc<Aws>,
     pub env: Environment,
-    /// The load's warnings, for the caller to print.
-    pub warnings: Diagnostics,
 }
 
 impl Session {
-    /// Loads a parsed stack for `options`' workspace and variables over `connection`: the
-    /// accounts recorded, `${account_id}` bound, and the state store opened.
+    /// Loads a parsed stack for `options`' workspace and variables over `connection`, then
+    /// records the accounts, binds `${account_id}` and opens the state store. The load's
+    /// warnings go to `warn` as soon as the stack is loaded, whatever happens next.
     pub async fn load(
         options: &SessionOptions,
         connection: Connection,
         parsed: &Parsed,
+        warn: &(dyn Fn(&Diagnostics) + Sync),
     ) -> Result<Session, OpenError> {
         let Connection {
             aws,
@@ -99,30 +99,32 @@ impl Session {
             account,
         } = connection;
         let registry = crate::registry(&aws);
-        // Where the resources are, recorded in the state: no later run from another account
-        // (another instructor's credentials, a student's role) takes them for gone.
-        let caller = state_aws
-            .account_id(&state_aws.home_region())
-            .await
-            .map_err(|e| {
-                OpenError::Other(format!(
-                    "reading which account your credentials are for: {e}"
-                ))
-            })?;
+        let mut load = options.load.clone();
+        load.fallback_region = load.fallback_region.or_else(|| aws.default_region());
+        let loaded = session::load(parsed, &registry, &load).map_err(OpenError::Stack)?;
+        warn(&loaded.warnings);
+        let mut stack = loaded.stack;
+        // Asked once the stack is known good, in its region (the partition of the
+        // credentials); cached per connection.
+        let caller = state_aws.account_id(&stack.region).await.map_err(|e| {
+            OpenError::Other(format!(
+                "reading which account your credentials are for: {e}"
+            ))
+        })?;
         let accounts = Accounts {
             resources: account.unwrap_or_else(|| caller.clone()),
             caller,
         };
-        let mut load = options.load.clone();
-        load.fallback_region = load.fallback_region.or_else(|| aws.default_region());
-        let loaded =
-            session::load(parsed, &registry, &load, Some(&accounts)).map_err(OpenError::Stack)?;
-        let mut stack = loaded.stack;
+        session::bind_accounts(&mut stack, &accounts);
         let named = named_state(&options.state, &stack).map_err(OpenError::Other)?;
-        let at = StoreAt::of(&stack);
-        let store = store_at(named.clone(), &at, Some(&state_aws), &options.aws)
-            .await
-            .map_err(OpenError::Other)?;
+        let store = store_at(
+            named.clone(),
+            &StoreAt::of(&stack),
+            Some(&state_aws),
+            &options.aws,
+        )
+        .await
+        .map_err(OpenError::Other)?;
         // Remote state is stamped on what the stack makes (`plinth:state`), so `sweep`
         // elsewhere never takes it for an orphan.
         if let Some(url) = named.as_ref().filter(|s| location::is_s3(s)) {
@@ -138,7 +140,6 @@ impl Session {
                 lock_timeout: options.state.lock_timeout,
                 state: named,
             },
-            warnings: loaded.warnings,
         })
     }
 }
@@ -217,7 +218,7 @@ pub struct StoreAt<'a> {
     pub stack_path: &'a Path,
     pub stack: &'a str,
     pub workspace: &'a str,
-    /// The stack's region: where a state bucket is reached when nothing else says.
+    /// The stack's region: where a state bucket is reached when the connection has none.
     pub region: &'a str,
 }
 
@@ -233,8 +234,8 @@ impl<'a> StoreAt<'a> {
 }
 
 /// The store at `named`: on S3 for an `s3://` URL (over `aws`, else a connection made with
-/// `connect` for the stack's region), a folder otherwise, or `.plinth` beside the stack file
-/// when nothing is named.
+/// `connect`, whose region is the stack file's or the SDK's own choice), a folder otherwise,
+/// or `.plinth` beside the stack file when nothing is named.
 pub async fn store_at(
     named: Option<String>,
     at: &StoreAt<'_>,

@@ -1,6 +1,7 @@
 //! One environment worked on — a stack in a workspace, loaded once, with its state store and
-//! the registry of its connection — and a class of them (`class`). The command line calls
-//! these and prints what they return; it holds no orchestration of its own.
+//! the registry of its connection — and a class of them (`class`): loading, planning under
+//! the state's lock, carrying a plan out, and how it ended. The command line calls these and
+//! prints what they return.
 
 pub mod class;
 pub mod outcome;
@@ -48,33 +49,36 @@ pub struct Loaded {
     pub warnings: Diagnostics,
 }
 
-/// Loads a parsed stack for `options`' workspace and variables, records the accounts (no
-/// later run from another account takes the resources for gone) and binds `${account_id}`.
+/// Loads a parsed stack for `options`' workspace and variables: checked, with its
+/// dependency graph. Nothing is asked of AWS, so a broken stack is reported as such whatever
+/// the credentials.
 pub fn load(
     parsed: &Parsed,
     registry: &Registry,
     options: &LoadOptions,
-    accounts: Option<&Accounts>,
 ) -> Result<Loaded, Diagnostics> {
     if let Some(problem) = crate::state::workspace_name_problem(&options.workspace) {
         let mut diags = Diagnostics::default();
         diags.push(Diagnostic::plain(format!("workspace {problem}")));
         return Err(diags);
     }
-    let (mut stack, warnings) = parsed.load(registry, options)?;
+    let (stack, warnings) = parsed.load(registry, options)?;
     let graph = DepGraph::build(&stack, registry)?;
-    if let Some(accounts) = accounts {
-        if stack.needs_account_id() {
-            stack.bind_account_id(&accounts.resources);
-        }
-        stack.caller_account = Some(accounts.caller.clone());
-        stack.account = Some(accounts.resources.clone());
-    }
     Ok(Loaded {
         stack,
         graph,
         warnings,
     })
+}
+
+/// Records the accounts on a loaded stack (the state keeps them: no later run from another
+/// account takes the resources for gone) and binds `${account_id}` to the resources' one.
+pub fn bind_accounts(stack: &mut Stack, accounts: &Accounts) {
+    if stack.needs_account_id() {
+        stack.bind_account_id(&accounts.resources);
+    }
+    stack.caller_account = Some(accounts.caller.clone());
+    stack.account = Some(accounts.resources.clone());
 }
 
 /// One environment: its stack, the types its connection reaches, and its state.

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::class::{self, StudentRow, Verdict};
 use super::outcome::{EnvOutcome, EnvResult, Tally};
-use super::{load, lock_waiting, Accounts, Environment, Execution};
+use super::{bind_accounts, load, lock_waiting, Accounts, Environment, Execution};
 use crate::diag::SourceFile;
 use crate::plan::Mode;
 use crate::resource::ResourceError;
@@ -35,13 +35,8 @@ fn accounts(caller: &str, resources: &str) -> Accounts {
 }
 
 fn environment(h: &Harness, text: &str) -> Environment {
-    let loaded = load(
-        &parsed(text),
-        &h.registry,
-        &h.options,
-        Some(&accounts("111111111111", "222222222222")),
-    )
-    .expect("the stack loads");
+    let mut loaded = load(&parsed(text), &h.registry, &h.options).expect("the stack loads");
+    bind_accounts(&mut loaded.stack, &accounts("111111111111", "222222222222"));
     Environment {
         registry: h.registry.clone(),
         stack: loaded.stack,
@@ -71,7 +66,7 @@ async fn converge(env: &Environment, mode: Mode) -> EnvOutcome {
 }
 
 #[test]
-fn loading_binds_the_account_of_the_resources_and_records_the_caller() {
+fn binding_accounts_binds_the_resources_account_and_records_the_caller() {
     let h = Harness::new();
     let env = environment(&h, STACK);
     assert_eq!(env.stack.account.as_deref(), Some("222222222222"));
@@ -81,11 +76,11 @@ fn loading_binds_the_account_of_the_resources_and_records_the_caller() {
 }
 
 #[test]
-fn loading_without_accounts_leaves_them_unset() {
+fn loading_alone_asks_for_no_account() {
     let h = Harness::new();
     let text =
         "stack: demo\nregion: us-east-1\nresources:\n  b:\n    type: test.thing\n    name: b\n";
-    let loaded = load(&parsed(text), &h.registry, &options(), None).expect("loads");
+    let loaded = load(&parsed(text), &h.registry, &options()).expect("loads");
     assert_eq!(loaded.stack.account, None);
     assert_eq!(loaded.stack.caller_account, None);
 }
@@ -95,7 +90,7 @@ fn a_bad_workspace_name_is_refused_before_anything_loads() {
     let h = Harness::new();
     let mut bad = options();
     bad.workspace = "../etc".into();
-    let Err(diags) = load(&parsed(STACK), &h.registry, &bad, None) else {
+    let Err(diags) = load(&parsed(STACK), &h.registry, &bad) else {
         panic!("a workspace naming another folder must be refused");
     };
     assert!(diags.to_string().contains("workspace"), "{diags}");
@@ -209,7 +204,10 @@ async fn a_lock_held_past_the_timeout_names_its_holder() {
     else {
         panic!("a lock never let go must fail the wait");
     };
-    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    let StoreError::Locked { holder, .. } = &err else {
+        panic!("expected the lock's holder, got {err}");
+    };
+    assert!(holder.contains("first"), "{holder}");
     assert!(started.elapsed() >= Duration::from_secs(5));
     assert!(started.elapsed() < Duration::from_secs(10));
 }
