@@ -561,6 +561,103 @@ def check_s3(endpoint: str) -> None:
     section("S3 buckets", s3_buckets, s3)
 
 
+def ec2_networks(ec2) -> None:
+    vpc = ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
+    first = ec2.create_route_table(VpcId=vpc, ClientToken="fidelity-token")["RouteTable"]
+    again = ec2.create_route_table(VpcId=vpc, ClientToken="fidelity-token")["RouteTable"]
+    check("CreateRouteTable with a ClientToken already used returns the same table",
+          first["RouteTableId"] == again["RouteTableId"], (first["RouteTableId"], again["RouteTableId"]))
+    second = ec2.create_vpc(CidrBlock="10.98.0.0/16")["Vpc"]["VpcId"]
+    code, _ = fails(ec2.create_route_table, VpcId=second, ClientToken="fidelity-token")
+    check("the same ClientToken with other parameters is IdempotentParameterMismatch",
+          code == "IdempotentParameterMismatch", code)
+    ec2.delete_vpc(VpcId=second)
+    other = ec2.create_route_table(VpcId=vpc, ClientToken="fidelity-other")["RouteTable"]
+    check("another token makes another table", other["RouteTableId"] != first["RouteTableId"])
+    for table in (first, other):
+        ec2.delete_route_table(RouteTableId=table["RouteTableId"])
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    code, _ = fails(ec2.delete_vpc, VpcId=vpc)
+    check("DeleteVpc with an internet gateway attached is DependencyViolation",
+          code == "DependencyViolation", code)
+    ec2.detach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    ec2.delete_internet_gateway(InternetGatewayId=igw)
+    group = ec2.create_security_group(GroupName="fidelity", Description="f", VpcId=vpc)["GroupId"]
+    code, _ = fails(ec2.delete_vpc, VpcId=vpc)
+    check("DeleteVpc with a security group in it is DependencyViolation",
+          code == "DependencyViolation", code)
+    ec2.delete_security_group(GroupId=group)
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    endpoint = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3",
+                                       RouteTableIds=[table], ClientToken="vpce-token",
+                                       VpcEndpointType="Gateway")["VpcEndpoint"]
+    again = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3",
+                                    RouteTableIds=[table], ClientToken="vpce-token",
+                                       VpcEndpointType="Gateway")["VpcEndpoint"]
+    check("CreateVpcEndpoint with a ClientToken already used returns the same endpoint",
+          endpoint["VpcEndpointId"] == again["VpcEndpointId"], (endpoint, again))
+    code, _ = fails(ec2.delete_vpc, VpcId=vpc)
+    check("DeleteVpc with an endpoint in it is DependencyViolation",
+          code == "DependencyViolation", code)
+    later = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.modify_vpc_endpoint(VpcEndpointId=endpoint["VpcEndpointId"], AddRouteTableIds=[later])
+    routes = ec2.describe_route_tables(RouteTableIds=[later])["RouteTables"][0]["Routes"]
+    check("a table ModifyVpcEndpoint adds gets the service's route",
+          any(r.get("DestinationPrefixListId") for r in routes), routes)
+    gone = ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint["VpcEndpointId"]])
+    check("DeleteVpcEndpoints of an endpoint that gained a table succeeds",
+          gone.get("Unsuccessful") == [], gone)
+    code, _ = fails(ec2.delete_vpc_endpoints, VpcEndpointIds=[endpoint["VpcEndpointId"]])
+    check("DeleteVpcEndpoints of an endpoint already deleted does not fail", code == "", code)
+    ec2.delete_route_table(RouteTableId=later)
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.99.2.0/24")["Subnet"]["SubnetId"]
+    other = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    association = ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)["AssociationId"]
+    code, _ = fails(ec2.associate_route_table, RouteTableId=other, SubnetId=subnet)
+    check("AssociateRouteTable of a subnet already associated is Resource.AlreadyAssociated",
+          code == "Resource.AlreadyAssociated", code)
+    ec2.replace_route_table_association(AssociationId=association, RouteTableId=other)
+    moved = ec2.describe_route_tables(RouteTableIds=[other])["RouteTables"][0]["Associations"]
+    check("ReplaceRouteTableAssociation moves it", any(a.get("SubnetId") == subnet for a in moved), moved)
+    for a in moved:
+        if a.get("SubnetId") == subnet:
+            ec2.disassociate_route_table(AssociationId=a["RouteTableAssociationId"])
+    ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_route_table(RouteTableId=other)
+    ec2.delete_route_table(RouteTableId=table)
+    nat_gateways(ec2, vpc)
+    ec2.delete_vpc(VpcId=vpc)
+    vpcs = [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]]
+    check("an empty VPC is deleted", vpc not in vpcs, vpcs)
+
+
+def nat_gateways(ec2, vpc: str) -> None:
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.99.1.0/24")["Subnet"]["SubnetId"]
+    eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    tags = [{"ResourceType": "natgateway", "Tags": [{"Key": "plinth:stack", "Value": "fidelity"}]}]
+    first = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip, ClientToken="nat-token",
+                                   TagSpecifications=tags)["NatGateway"]["NatGatewayId"]
+    again = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip, ClientToken="nat-token",
+                                   TagSpecifications=tags)["NatGateway"]["NatGatewayId"]
+    check("CreateNatGateway with a ClientToken already used returns the same gateway",
+          first == again, (first, again))
+    by_tag = ec2.describe_nat_gateways(Filters=[{"Name": "tag:plinth:stack", "Values": ["other"]}])
+    check("DescribeNatGateways applies tag filters", by_tag["NatGateways"] == [], by_tag["NatGateways"])
+    code, _ = fails(ec2.release_address, AllocationId=eip)
+    check("ReleaseAddress of an address a gateway holds is InvalidIPAddress.InUse",
+          code == "InvalidIPAddress.InUse", code)
+    ec2.delete_nat_gateway(NatGatewayId=first)
+    ec2.release_address(AllocationId=eip)
+    left = [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]]
+    check("once the gateway is deleted its address is released", eip not in left, left)
+    ec2.delete_subnet(SubnetId=subnet)
+
+
+def check_ec2(endpoint: str) -> None:
+    section("EC2 networks", ec2_networks, _client("ec2", endpoint))
+
+
 def member_clusters(ec, tagging) -> None:
     tags = [{"Key": "plinth:stack", "Value": "fidelity"}, {"Key": "plinth:resource", "Value": "rg"}]
     ec.create_replication_group(ReplicationGroupId="fidelity-rg", ReplicationGroupDescription="f",
@@ -698,6 +795,7 @@ def main() -> int:
         check_cloudfront(endpoint)
         check_s3(endpoint)
         check_elasticache(endpoint)
+        check_ec2(endpoint)
     finally:
         stop(server)
     check_faults()

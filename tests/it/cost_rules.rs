@@ -174,6 +174,7 @@ fn the_usage_defaults_are_course_sized() {
         ("dynamodb.reads", "1,000,000"),
         ("dynamodb.storage_gb", "1"),
         ("dynamodb.writes", "1,000,000"),
+        ("ec2.nat_gateway_gb", "10"),
         ("lambda.duration_ms", "50"),
         ("lambda.invocations", "100,000"),
         ("s3.get_requests", "100,000"),
@@ -185,6 +186,43 @@ fn the_usage_defaults_are_course_sized() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     assert_eq!(all, expected);
+}
+
+#[test]
+fn a_nat_gateway_bills_its_hours_its_data_and_its_public_address() {
+    let public = cost_of(
+        "ec2.nat_gateway",
+        "eu-central-1",
+        json!({"subnet_id": "subnet-1"}),
+    );
+    // 0.052/h and 0.052/GB in Frankfurt, 10 GB assumed, 0.005/h for the public IPv4 address.
+    assert_close(
+        monthly(&public),
+        0.052 * HOURS + 10.0 * 0.052 + 0.005 * HOURS,
+        "a public NAT gateway",
+    );
+    assert_eq!(public.len(), 3, "{public:?}");
+    let private = cost_of(
+        "ec2.nat_gateway",
+        "us-east-1",
+        json!({"subnet_id": "subnet-1", "connectivity_type": "private"}),
+    );
+    assert_close(
+        monthly(&private),
+        0.045 * HOURS + 10.0 * 0.045,
+        "a private one has no public address",
+    );
+    let heavy = cost_with(
+        "ec2.nat_gateway",
+        "us-east-1",
+        json!({"subnet_id": "subnet-1"}),
+        &usage_from("ec2: { nat_gateway_gb: 1000 }"),
+    );
+    assert_close(
+        monthly(&heavy),
+        0.045 * HOURS + 1000.0 * 0.045 + 0.005 * HOURS,
+        "with 1 TB processed",
+    );
 }
 
 #[test]
@@ -202,6 +240,18 @@ fn every_type_states_its_cost_explicitly() {
             json!({"name": "g", "description": "d"}),
         ),
         ("ec2.default_vpc", json!({})),
+        ("ec2.vpc", json!({"cidr_block": "10.0.0.0/16"})),
+        (
+            "ec2.subnet",
+            json!({"vpc_id": "vpc-1", "cidr_block": "10.0.1.0/24"}),
+        ),
+        ("ec2.internet_gateway", json!({})),
+        ("ec2.route_table", json!({"vpc_id": "vpc-1"})),
+        ("ec2.nat_gateway", json!({"subnet_id": "subnet-1"})),
+        (
+            "ec2.vpc_endpoint",
+            json!({"vpc_id": "vpc-1", "service": "s3"}),
+        ),
         ("elasticache.subnet_group", json!({"name": "s"})),
         (
             "elasticache.parameter_group",

@@ -15,6 +15,7 @@ mod e2e_elasticache;
 mod e2e_faults;
 mod e2e_interrupt;
 mod e2e_lifecycle;
+mod e2e_network;
 mod e2e_plans;
 mod e2e_roster;
 mod e2e_state_s3;

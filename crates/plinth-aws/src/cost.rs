@@ -31,6 +31,11 @@ pub const USAGE_DEFAULTS: &[UsageDefault] = &[
         "write request units a month per on-demand table",
     ),
     UsageDefault::number("dynamodb.storage_gb", 1.0, "GB stored per table"),
+    UsageDefault::number(
+        "ec2.nat_gateway_gb",
+        10.0,
+        "GB a month through each NAT gateway (package installs, updates)",
+    ),
     UsageDefault::number("s3.storage_gb", 1.0, "GB stored per bucket"),
     UsageDefault::number(
         "s3.put_requests",

@@ -3,7 +3,7 @@
 //!
 //! A distribution holds its certificate, its functions' replicas, its cache policies and
 //! origin access controls, and reads its bucket; a cache holds its subnet and parameter
-//! groups and its security groups; a function holds its role.
+//! groups and its security groups; a function holds its role; a VPC holds everything in it.
 
 /// Resource types, first deleted first. Types not listed go after these, before roles.
 pub const TEARDOWN_ORDER: &[&str] = &[
@@ -23,6 +23,14 @@ pub const TEARDOWN_ORDER: &[&str] = &[
     "dynamodb.items",
     "dynamodb.table",
     "ec2.security_group",
+    // A network goes once nothing is in it: its tables let go of their subnets, the gateway
+    // is detached, the subnets are empty.
+    "ec2.vpc_endpoint",
+    "ec2.route_table",
+    "ec2.nat_gateway",
+    "ec2.internet_gateway",
+    "ec2.subnet",
+    "ec2.vpc",
 ];
 
 /// Roles go last: anything above may still run as one.

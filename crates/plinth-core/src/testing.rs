@@ -52,6 +52,8 @@ pub(crate) struct Call {
     pub op: Op,
     pub name: String,
     pub region: String,
+    /// The create token the call was given, if any.
+    pub token: Option<String>,
     pub start: Instant,
     pub end: Instant,
 }
@@ -184,6 +186,7 @@ impl FakeCloud {
             op,
             name: name.to_string(),
             region: ctx.region.clone(),
+            token: ctx.create_token.clone(),
             start,
             end: Instant::now(),
         });

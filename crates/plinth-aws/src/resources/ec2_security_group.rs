@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::builders::IpPermissionBuilder;
 use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType as Ec2ResourceType,
-    SecurityGroup as Group, Tag, TagSpecification, UserIdGroupPair,
+    SecurityGroup as Group, TagSpecification, UserIdGroupPair,
 };
 use aws_sdk_ec2::Client;
 use plinth_core::resource::{
@@ -26,6 +26,7 @@ use plinth_core::value::{contains_unknown, is_unknown, str_of, unknown, PathSeg,
 use serde_json::{json, Map, Value};
 
 use crate::errors::SendExt;
+use crate::resources::ec2_common as common;
 use crate::resources::{ec2_default_vpc, tags};
 use crate::wait::{self, Poll};
 use crate::Aws;
@@ -331,7 +332,7 @@ impl ResourceType for SecurityGroup {
         after: &Props,
     ) -> ResourceResult<Observed> {
         let ec2 = self.aws.ec2(&ctx.region);
-        update_tags(&ec2, id, before, after).await?;
+        common::update_tags(&ec2, id, before, after).await?;
         apply_rules(&ec2, &ctx.region, id, before, after).await?;
         self.read(ctx, id, after)
             .await?
@@ -1318,7 +1319,7 @@ async fn create_group(ec2: &Client, props: &Props) -> ResourceResult<String> {
         .group_name(name)
         .description(description)
         .set_vpc_id(str_of(props, "vpc_id").map(str::to_string));
-    let tags = aws_tags(props);
+    let tags = common::aws_tags(props);
     // Tagging at creation means a group never exists without its plinth:* tags.
     if !tags.is_empty() {
         request = request.tag_specifications(
@@ -1388,38 +1389,6 @@ fn explain_in_use(mut err: ResourceError) -> ResourceError {
         );
     }
     err
-}
-
-async fn update_tags(ec2: &Client, id: &str, before: &Props, after: &Props) -> ResourceResult<()> {
-    let (set, remove) = tags::tag_changes(&tags::user_tags(before), &tags::user_tags(after));
-    if !set.is_empty() {
-        let tags = set
-            .into_iter()
-            .map(|(k, v)| Tag::builder().key(k).value(v).build());
-        ec2.create_tags()
-            .resources(id)
-            .set_tags(Some(tags.collect()))
-            .send()
-            .await
-            .classified()?;
-    }
-    if !remove.is_empty() {
-        let tags = remove.into_iter().map(|k| Tag::builder().key(k).build());
-        ec2.delete_tags()
-            .resources(id)
-            .set_tags(Some(tags.collect()))
-            .send()
-            .await
-            .classified()?;
-    }
-    Ok(())
-}
-
-fn aws_tags(props: &Props) -> Vec<Tag> {
-    tags::user_tags(props)
-        .into_iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
 }
 
 /// Name, VPC and the stable `plinth:*` tags: a group that matches was made for these props.
@@ -1494,14 +1463,5 @@ fn group_arn(group: &Group, region: &str, id: &str) -> Option<String> {
         return Some(arn.to_string());
     }
     let owner = group.owner_id()?;
-    let partition = if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    };
-    Some(format!(
-        "arn:{partition}:ec2:{region}:{owner}:security-group/{id}"
-    ))
+    Some(common::arn(region, owner, "security-group", id))
 }

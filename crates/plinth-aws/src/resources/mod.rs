@@ -14,8 +14,15 @@ pub mod cloudfront_distribution_config;
 pub mod cloudfront_origin_access_control;
 pub mod dynamodb_items;
 pub mod dynamodb_table;
+pub mod ec2_common;
 pub mod ec2_default_vpc;
+pub mod ec2_internet_gateway;
+pub mod ec2_nat_gateway;
+pub mod ec2_route_table;
 pub mod ec2_security_group;
+pub mod ec2_subnet;
+pub mod ec2_vpc;
+pub mod ec2_vpc_endpoint;
 pub mod elasticache_cluster;
 pub mod elasticache_common;
 pub mod elasticache_parameter_group;
@@ -34,6 +41,12 @@ pub fn all(aws: &Arc<Aws>) -> Vec<Arc<dyn ResourceType>> {
         Arc::new(dynamodb_table::DynamodbTable::new(aws.clone())),
         Arc::new(dynamodb_items::DynamodbItems::new(aws.clone())),
         Arc::new(ec2_default_vpc::DefaultVpc::new(aws.clone())),
+        Arc::new(ec2_vpc::VpcType::new(aws.clone())),
+        Arc::new(ec2_subnet::SubnetType::new(aws.clone())),
+        Arc::new(ec2_internet_gateway::InternetGatewayType::new(aws.clone())),
+        Arc::new(ec2_route_table::RouteTableType::new(aws.clone())),
+        Arc::new(ec2_nat_gateway::NatGatewayType::new(aws.clone())),
+        Arc::new(ec2_vpc_endpoint::VpcEndpointType::new(aws.clone())),
         Arc::new(ec2_security_group::SecurityGroup::new(aws.clone())),
         Arc::new(elasticache_subnet_group::SubnetGroup::new(aws.clone())),
         Arc::new(elasticache_parameter_group::ParameterGroup::new(

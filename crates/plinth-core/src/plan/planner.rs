@@ -359,6 +359,12 @@ async fn refresh_one(
     };
     let refreshed = match rs.status {
         Status::Creating => {
+            // The token of the create that was never seen answered: types that tag their
+            // creates with it find exactly what that create made.
+            let ctx = match &rs.create_token {
+                Some(token) => ctx.with_create_token(token.clone()),
+                None => ctx,
+            };
             let observed = rt.find(&ctx, &rs.props).await.map_err(refresh_error)?;
             let adopted = Some(observed.is_some());
             Refreshed { observed, adopted }

@@ -743,6 +743,26 @@ async fn an_interrupted_create_is_looked_up_alone_even_for_a_batching_type() {
 }
 
 #[tokio::test]
+async fn an_interrupted_create_is_looked_up_with_its_create_token() {
+    let h = Harness::new();
+    let (body, mut state) = unchanged(&h, &["us-east-1"; 2]);
+    let mut interrupted = state.resources["r1"].clone();
+    interrupted.status = Status::Creating;
+    interrupted.id = String::new();
+    interrupted.create_token = Some("0123456789abcdef0123456789abcdef".into());
+    state.resources.insert("r1".into(), interrupted);
+    plan(&h, &body, &state).await;
+    // Types that tag a create with its token find exactly what that create made.
+    let find = h.cloud.call_of(Op::Find, "r1");
+    assert_eq!(
+        find.token.as_deref(),
+        Some("0123456789abcdef0123456789abcdef")
+    );
+    let reads = h.cloud.calls_of(Op::Read);
+    assert!(reads.iter().all(|c| c.token.is_none()), "{reads:?}");
+}
+
+#[tokio::test]
 async fn a_failed_batch_read_is_a_plan_error_saying_what_was_read() {
     let h = Harness::new();
     h.cloud.set_batch_size(10);
