@@ -32,22 +32,22 @@ pub fn aws_tags(props: &Props) -> Vec<Tag> {
         .collect()
 }
 
-/// Tags written with the create, so the resource never exists without its `plinth:*` tags;
-/// `token` (the create token) is added for the creates that take no idempotency token.
-pub fn tag_spec(
+/// The `TagSpecifications` of a create: its tags, written with it so the resource never
+/// exists without its `plinth:*` tags, and the create token (see the module's comment).
+pub fn tag_specs(
     kind: Ec2ResourceType,
     props: &Props,
-    token: Option<&str>,
-) -> Option<TagSpecification> {
+    ctx: &OpContext,
+) -> Option<Vec<TagSpecification>> {
     let mut tags = aws_tags(props);
-    if let Some(token) = token {
+    if let Some(token) = &ctx.create_token {
         tags.push(Tag::builder().key(CREATE_TOKEN_TAG).value(token).build());
     }
     (!tags.is_empty()).then(|| {
-        TagSpecification::builder()
+        vec![TagSpecification::builder()
             .resource_type(kind)
             .set_tags(Some(tags))
-            .build()
+            .build()]
     })
 }
 

@@ -136,14 +136,11 @@ impl ResourceType for InternetGatewayType {
         let unanswered = Unanswered::default();
         let out = ec2
             .create_internet_gateway()
-            .set_tag_specifications(
-                common::tag_spec(
-                    Ec2ResourceType::InternetGateway,
-                    props,
-                    ctx.create_token.as_deref(),
-                )
-                .map(|t| vec![t]),
-            )
+            .set_tag_specifications(common::tag_specs(
+                Ec2ResourceType::InternetGateway,
+                props,
+                ctx,
+            ))
             .customize()
             .interceptor(unanswered.clone())
             .send()

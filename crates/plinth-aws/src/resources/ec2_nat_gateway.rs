@@ -196,14 +196,7 @@ impl ResourceType for NatGatewayType {
                     false => ConnectivityType::Public,
                 })
                 .set_client_token(client_token.map(str::to_string))
-                .set_tag_specifications(
-                    common::tag_spec(
-                        Ec2ResourceType::Natgateway,
-                        props,
-                        ctx.create_token.as_deref(),
-                    )
-                    .map(|t| vec![t]),
-                )
+                .set_tag_specifications(common::tag_specs(Ec2ResourceType::Natgateway, props, ctx))
                 .send()
                 .await
                 .classified()
@@ -384,14 +377,7 @@ async fn allocate(ctx: &OpContext, ec2: &Client, props: &Props) -> ResourceResul
     let out = ec2
         .allocate_address()
         .domain(DomainType::Vpc)
-        .set_tag_specifications(
-            common::tag_spec(
-                Ec2ResourceType::ElasticIp,
-                props,
-                ctx.create_token.as_deref(),
-            )
-            .map(|t| vec![t]),
-        )
+        .set_tag_specifications(common::tag_specs(Ec2ResourceType::ElasticIp, props, ctx))
         .customize()
         .interceptor(unanswered.clone())
         .send()

@@ -239,14 +239,7 @@ impl ResourceType for RouteTableType {
             ec2.create_route_table()
                 .vpc_id(vpc)
                 .set_client_token(ctx.create_token.clone())
-                .set_tag_specifications(
-                    common::tag_spec(
-                        Ec2ResourceType::RouteTable,
-                        props,
-                        ctx.create_token.as_deref(),
-                    )
-                    .map(|t| vec![t]),
-                )
+                .set_tag_specifications(common::tag_specs(Ec2ResourceType::RouteTable, props, ctx))
                 .send()
                 .await
                 .classified()

@@ -355,10 +355,7 @@ async fn create_subnet(
         .vpc_id(vpc)
         .cidr_block(cidr)
         .set_availability_zone(zone.map(str::to_string))
-        .set_tag_specifications(
-            common::tag_spec(Ec2ResourceType::Subnet, props, ctx.create_token.as_deref())
-                .map(|t| vec![t]),
-        )
+        .set_tag_specifications(common::tag_specs(Ec2ResourceType::Subnet, props, ctx))
         .customize()
         .interceptor(unanswered.clone())
         .send()

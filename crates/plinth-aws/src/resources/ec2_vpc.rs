@@ -169,10 +169,7 @@ impl ResourceType for VpcType {
             .create_vpc()
             .cidr_block(cidr)
             .instance_tenancy(Tenancy::from(tenancy_of(props)))
-            .set_tag_specifications(
-                common::tag_spec(Ec2ResourceType::Vpc, props, ctx.create_token.as_deref())
-                    .map(|t| vec![t]),
-            )
+            .set_tag_specifications(common::tag_specs(Ec2ResourceType::Vpc, props, ctx))
             .customize()
             .interceptor(unanswered.clone())
             .send()

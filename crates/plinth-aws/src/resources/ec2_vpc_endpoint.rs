@@ -180,14 +180,7 @@ impl ResourceType for VpcEndpointType {
                 .vpc_endpoint_type(SdkEndpointType::Gateway)
                 .set_route_table_ids(Some(tables.clone()).filter(|t| !t.is_empty()))
                 .set_client_token(ctx.create_token.clone())
-                .set_tag_specifications(
-                    common::tag_spec(
-                        Ec2ResourceType::VpcEndpoint,
-                        props,
-                        ctx.create_token.as_deref(),
-                    )
-                    .map(|t| vec![t]),
-                )
+                .set_tag_specifications(common::tag_specs(Ec2ResourceType::VpcEndpoint, props, ctx))
                 .send()
                 .await
                 .classified()
