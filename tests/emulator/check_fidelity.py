@@ -654,8 +654,95 @@ def nat_gateways(ec2, vpc: str) -> None:
     ec2.delete_subnet(SubnetId=subnet)
 
 
+def instances(ec2) -> None:
+    asked = dict(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                 ClientToken="launch-token")
+    first = ec2.run_instances(**asked)["Instances"][0]["InstanceId"]
+    again = ec2.run_instances(**asked)["Instances"][0]["InstanceId"]
+    check("RunInstances with a ClientToken already used returns the same instance",
+          first == again, (first, again))
+    code, _ = fails(ec2.run_instances, **{**asked, "InstanceType": "t3.small"})
+    check("RunInstances reusing a ClientToken with other parameters is IdempotentParameterMismatch",
+          code == "IdempotentParameterMismatch", code)
+    ec2.terminate_instances(InstanceIds=[first])
+
+
 def check_ec2(endpoint: str) -> None:
     section("EC2 networks", ec2_networks, _client("ec2", endpoint))
+    section("EC2 instances", instances, _client("ec2", endpoint))
+
+
+def dns_validation(acm, route53) -> None:
+    zone = route53.create_hosted_zone(Name="validated.example.com", CallerReference="zone-token")
+    zone_id = zone["HostedZone"]["Id"].split("/")[-1]
+    code, _ = fails(route53.create_hosted_zone, Name="validated.example.com",
+                    CallerReference="zone-token")
+    check("CreateHostedZone with a CallerReference already used is HostedZoneAlreadyExists",
+          code == "HostedZoneAlreadyExists", code)
+    arn = acm.request_certificate(DomainName="www.validated.example.com",
+                                  ValidationMethod="DNS")["CertificateArn"]
+    time.sleep(1.5)  # past MOTO_ACM_VALIDATION_WAIT
+    cert = acm.describe_certificate(CertificateArn=arn)["Certificate"]
+    check("a certificate whose zone lacks its validation record stays PENDING_VALIDATION",
+          cert["Status"] == "PENDING_VALIDATION", cert["Status"])
+    record = cert["DomainValidationOptions"][0]["ResourceRecord"]
+    route53.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [{
+        "Action": "UPSERT", "ResourceRecordSet": {
+            "Name": record["Name"], "Type": "CNAME", "TTL": 300,
+            "ResourceRecords": [{"Value": record["Value"]}]}}]})
+    status = acm.describe_certificate(CertificateArn=arn)["Certificate"]["Status"]
+    check("once the validation record is in the zone the certificate is ISSUED",
+          status == "ISSUED", status)
+    acm.delete_certificate(CertificateArn=arn)
+
+
+def stream_mappings(lam, iam, dynamodb) -> None:
+    table = dynamodb.create_table(
+        TableName="fidelity-stream", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+    stream = table["TableDescription"]["LatestStreamArn"]
+    role = iam.create_role(RoleName="fidelity-stream-role", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "lambda.amazonaws.com"}}]}))
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as z:
+        z.writestr("index.js", "exports.handler = async () => {};")
+    lam.create_function(FunctionName="fidelity-stream-fn", Runtime="nodejs20.x",
+                        Role=role["Role"]["Arn"], Handler="index.handler",
+                        Code={"ZipFile": code.getvalue()})
+    first = lam.create_event_source_mapping(FunctionName="fidelity-stream-fn",
+                                            EventSourceArn=stream, StartingPosition="LATEST")
+    code, _ = fails(lam.create_event_source_mapping, FunctionName="fidelity-stream-fn",
+                    EventSourceArn=stream, StartingPosition="LATEST")
+    check("a second mapping of the same stream and function is ResourceConflictException",
+          code == "ResourceConflictException", code)
+    lam.delete_event_source_mapping(UUID=first["UUID"])
+
+
+def instance_profiles(iam) -> None:
+    iam.create_role(RoleName="fidelity-profile-role", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "ec2.amazonaws.com"}}]}))
+    iam.create_instance_profile(InstanceProfileName="fidelity-profile")
+    iam.add_role_to_instance_profile(InstanceProfileName="fidelity-profile",
+                                     RoleName="fidelity-profile-role")
+    iam.remove_role_from_instance_profile(InstanceProfileName="fidelity-profile",
+                                          RoleName="fidelity-profile-role")
+    code, status = fails(iam.remove_role_from_instance_profile,
+                         InstanceProfileName="fidelity-profile", RoleName="fidelity-profile-role")
+    check("RemoveRoleFromInstanceProfile of a role not in the profile is NoSuchEntity",
+          (code, status) == ("NoSuchEntity", 404), (code, status))
+    iam.delete_instance_profile(InstanceProfileName="fidelity-profile")
+
+
+def check_dns(endpoint: str) -> None:
+    section("IAM instance profiles", instance_profiles, _client("iam", endpoint))
+    section("Lambda event source mappings", stream_mappings, _client("lambda", endpoint),
+            _client("iam", endpoint), _client("dynamodb", endpoint))
+    section("ACM validation in Route 53", dns_validation, _client("acm", endpoint),
+            _client("route53", endpoint))
 
 
 def member_clusters(ec, tagging) -> None:
@@ -735,6 +822,9 @@ FAULTED_CALLS = [
     ("acm", lambda c: c.list_certificates(), ("ThrottlingException", 400), ("InternalFailure", 500)),
     ("resourcegroupstaggingapi", lambda c: c.get_resources(), ("ThrottledException", 400),
      ("InternalServiceException", 500)),
+    ("ssm", lambda c: c.get_parameter(Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"),
+     ("ThrottlingException", 400), ("InternalServerError", 500)),
+    ("route53", lambda c: c.list_hosted_zones(), ("Throttling", 400), ("InternalFailure", 500)),
 ]
 
 
@@ -796,6 +886,7 @@ def main() -> int:
         check_s3(endpoint)
         check_elasticache(endpoint)
         check_ec2(endpoint)
+        check_dns(endpoint)
     finally:
         stop(server)
     check_faults()

@@ -5,7 +5,8 @@
 - throttle=P: the request is refused, not executed, with the service's own throttling answer
   in its own protocol (DynamoDB's JSON `__type` ThrottlingException, EC2's RequestLimitExceeded
   with HTTP 503, the query protocols' `Throttling`, S3's SlowDown 503, Lambda's 429
-  TooManyRequestsException, CloudFront's and ACM's Throttling/ThrottlingException).
+  TooManyRequestsException, CloudFront's and ACM's Throttling/ThrottlingException, SSM's
+  ThrottlingException, Route 53's Throttling).
 - error=P: refused with the service's own 5xx (InternalFailure, InternalError,
   InternalServerError, ServiceFailure, ServiceException; CloudFront's 503
   ServiceUnavailable).
@@ -118,6 +119,7 @@ QUERY_NAMESPACES = {
     "elasticache": "http://elasticache.amazonaws.com/doc/2015-02-02/",
     "iam": "https://iam.amazonaws.com/doc/2010-05-08/",
     "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
+    "route53": "https://route53.amazonaws.com/doc/2013-04-01/",
 }
 CLOUDFRONT_NAMESPACE = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
 
@@ -148,6 +150,11 @@ def answer(service: str, fault: str, target: str = "") -> tuple[str, list[tuple[
                 [("Content-Type", "application/x-amz-json-1.0"), rid], body)
     if service == "acm":
         name = "ThrottlingException" if throttled else "InternalFailure"
+        message = "Rate exceeded" if throttled else "An internal error occurred."
+        return ("400 Bad Request" if throttled else "500 Internal Server Error",
+                [("Content-Type", "application/x-amz-json-1.1"), rid], _json_error(name, message))
+    if service == "ssm":
+        name = "ThrottlingException" if throttled else "InternalServerError"
         message = "Rate exceeded" if throttled else "An internal error occurred."
         return ("400 Bad Request" if throttled else "500 Internal Server Error",
                 [("Content-Type", "application/x-amz-json-1.1"), rid], _json_error(name, message))

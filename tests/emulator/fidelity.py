@@ -31,7 +31,9 @@ says what AWS does. They only fill gaps; plinth never special-cases the emulator
 CloudFront (distribution configs, ETags, cache policies, origin access controls, and ACM's
 view of certificates in use) is corrected in fidelity_cloudfront.py, S3 (GetBucketVersioning,
 a deleted bucket's tags) in fidelity_s3.py, EC2 (CreateRouteTable's ClientToken, DeleteVpc
-while something is in the VPC) in fidelity_ec2.py; check_fidelity.py checks those
+while something is in the VPC) in fidelity_ec2.py, ACM's DNS validation and Route 53's
+caller references in fidelity_dns.py, Lambda's one mapping per function and stream in
+fidelity_lambda.py, IAM's instance profiles in fidelity_iam.py; check_fidelity.py checks those
 corrections.
 """
 
@@ -358,3 +360,6 @@ responses.ElastiCacheResponse.modify_cache_cluster = _modify_cache_cluster
 import fidelity_cloudfront  # noqa: E402,F401
 import fidelity_s3  # noqa: E402,F401
 import fidelity_ec2  # noqa: E402,F401
+import fidelity_dns  # noqa: E402,F401
+import fidelity_lambda  # noqa: E402,F401
+import fidelity_iam  # noqa: E402,F401

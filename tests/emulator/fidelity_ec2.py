@@ -219,3 +219,34 @@ def _delete_live_vpc_endpoints(self, vpce_ids=None):
 
 
 _VPCBackend.delete_vpc_endpoints = _delete_live_vpc_endpoints
+
+
+# --- 8. RunInstances with a ClientToken launches once ---------------------------------------
+# EC2 answers a RunInstances that repeats an earlier request's ClientToken with the
+# reservation that request made (its instances as they are now, terminated ones too, for as
+# long as EC2 keeps the token), and refuses the token with other parameters
+# (IdempotentParameterMismatch). moto launches again: a launch the SDK sends again after a
+# lost answer made a second instance there and never in AWS.
+from moto.ec2.responses.instances import InstanceResponse  # noqa: E402
+
+_run_instances = InstanceResponse.run_instances
+
+
+def _run_instances_once(self):
+    token = self._get_param("ClientToken")
+    key = (self.current_account, self.region, "run_instances", token)
+    asked = sorted((k, tuple(v)) for k, v in self.querystring.items() if k != "ClientToken")
+    known = _tokens.get(key) if token else None
+    if known is not None:
+        if known[1] != asked:
+            raise IdempotentParameterMismatch(token)
+        for reservation in self.ec2_backend.all_reservations():
+            if reservation.id == known[0]:
+                return ActionResult(reservation)
+    result = _run_instances(self)
+    if token:
+        _tokens[key] = (result.result.id, asked)
+    return result
+
+
+InstanceResponse.run_instances = _run_instances_once

@@ -94,3 +94,22 @@ mod sessions {
         assert!(why.contains("expected s3://BUCKET/PREFIX"), "{why}");
     }
 }
+
+#[test]
+fn txt_values_are_quoted_in_strings_of_255_and_read_back_as_written() {
+    use plinth_aws::resources::route53_record::{quoted, unquoted};
+    assert_eq!(quoted("v=spf1 -all"), "\"v=spf1 -all\"");
+    assert_eq!(quoted(r#"say "hi" \o/"#), r#""say \"hi\" \\o/""#);
+    let dkim = format!("v=DKIM1; k=rsa; p={}", "A".repeat(400));
+    let sent = quoted(&dkim);
+    let strings: Vec<&str> = sent.split("\" \"").collect();
+    assert_eq!(strings.len(), 2, "{sent}");
+    assert_eq!(strings[0].len(), 1 + 255, "{sent}");
+    for text in ["v=spf1 -all", r#"say "hi" \o/"#, dkim.as_str(), ""] {
+        assert_eq!(unquoted(&quoted(text)), text, "round trip of {text:?}");
+    }
+    // Route 53 lists a long value as several strings: read as one.
+    assert_eq!(unquoted("\"abc\" \"def\""), "abcdef");
+    // A value written without quotes is taken as it is.
+    assert_eq!(unquoted("v=spf1 -all"), "v=spf1 -all");
+}

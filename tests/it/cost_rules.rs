@@ -272,6 +272,20 @@ fn every_type_states_its_cost_explicitly() {
         ("cloudfront.cache_policy", json!({"name": "c"})),
         ("cloudfront.distribution", json!({})),
         ("acm.certificate", json!({"domain_name": "example.com"})),
+        (
+            "ec2.instance",
+            json!({"ami": "ami-1", "instance_type": "t3.micro"}),
+        ),
+        ("iam.instance_profile", json!({"name": "p"})),
+        ("route53.zone", json!({"name": "example.com"})),
+        (
+            "route53.record",
+            json!({"zone_id": "Z1", "name": "www.example.com", "record_type": "A", "records": ["192.0.2.1"]}),
+        ),
+        (
+            "lambda.event_source_mapping",
+            json!({"function_name": "f", "event_source_arn": "arn:aws:dynamodb:us-east-1:1:table/t/stream/x"}),
+        ),
         ("iam.role", json!({"name": "r"})),
         (
             "lambda.function",

@@ -16,6 +16,9 @@ const HOURS: f64 = 730.0;
 // us-east-1 prices from prices/aws-prices.json (checked against the file below).
 const REDIS_T3_MICRO: f64 = 0.017;
 const REDIS_T3_SMALL: f64 = 0.034;
+const T3_MICRO: f64 = 0.0104;
+const PUBLIC_IPV4: f64 = 0.005;
+const GP3_GB_MONTH: f64 = 0.08;
 const RCU_HOUR: f64 = 0.00013;
 const WCU_HOUR: f64 = 0.00065;
 const READ_PER_MILLION: f64 = 0.125;
@@ -138,6 +141,7 @@ fn row<'a>(run: &'a Run, name: &str) -> Vec<&'a str> {
 fn the_week3_cache_lab_costs_its_nodes_by_the_hour() {
     let env = Env::new();
     env.copy_from_stacks("week3-cache-lab.yaml", "week3-cache-lab.yaml");
+    env.copy_from_stacks("bastion", "bastion");
     let doc = cost_json(&env, "week3-cache-lab.yaml", &[]);
     // redis: 1 node × $0.017 × 730 h; memcached: 2 nodes × $0.017 × 730 h;
     // replicated: num_cache_clusters 2 → 2 nodes × $0.017 × 730 h.
@@ -147,10 +151,21 @@ fn the_week3_cache_lab_costs_its_nodes_by_the_hour() {
     assert_monthly(&doc, "redis", redis);
     assert_monthly(&doc, "memcached", memcached);
     assert_monthly(&doc, "replicated", replicated);
-    for free in ["app_sg", "cache_sg", "subnets", "redis_params"] {
+    // bastion: a t3.micro × $0.0104 × 730 h, its 8 GB gp3 root volume × $0.08, its public
+    // IPv4 address × $0.005 × 730 h.
+    let bastion = (T3_MICRO + PUBLIC_IPV4) * HOURS + 8.0 * GP3_GB_MONTH;
+    assert_monthly(&doc, "bastion", bastion);
+    for free in [
+        "app_sg",
+        "cache_sg",
+        "subnets",
+        "redis_params",
+        "bastion_role",
+        "bastion_profile",
+    ] {
         assert_eq!(figures(&doc, free), (0.0, 0.0), "{free}");
     }
-    let total = redis + memcached + replicated;
+    let total = redis + memcached + replicated + bastion;
     assert_close(
         doc["total"]["monthly"].as_f64().unwrap_or_default(),
         total,
@@ -158,7 +173,7 @@ fn the_week3_cache_lab_costs_its_nodes_by_the_hour() {
     );
     assert_close(
         doc["total"]["hourly"].as_f64().unwrap_or_default(),
-        5.0 * REDIS_T3_MICRO,
+        5.0 * REDIS_T3_MICRO + T3_MICRO + PUBLIC_IPV4 + 8.0 * GP3_GB_MONTH / HOURS,
         "total per hour",
     );
     assert_eq!(doc["total"]["complete"], true);
@@ -202,7 +217,13 @@ fn the_week3_cache_lab_costs_its_nodes_by_the_hour() {
     assert!(row(&text, "memcached")
         .join(" ")
         .contains("2 × cache.t3.micro memcached nodes at $0.017/h [free tier]"));
-    assert_eq!(row(&text, "total")[..3], ["total", "0.0850", "62.05"]);
+    assert_eq!(
+        row(&text, "bastion")[3..5],
+        ["0.0163", "11.88"],
+        "{}",
+        text.stdout
+    );
+    assert_eq!(row(&text, "total")[..3], ["total", "0.1013", "73.93"]);
     assert!(
         text.stdout
             .contains("Prices of 2026-11-01 (built in, from prices/aws-prices.json)"),
@@ -325,7 +346,6 @@ fn the_week4_site_costs_its_bucket_distribution_and_edge_function_by_use() {
         "oac",
         "assets_cache",
         "edge_role",
-        "cert",
         "site_policy",
     ] {
         assert_eq!(figures(&doc, free), (0.0, 0.0), "{free}");
@@ -362,6 +382,21 @@ fn the_week4_site_costs_its_bucket_distribution_and_edge_function_by_use() {
         .contains("CloudFront: 1 TB of data transfer out and 10 million HTTP(S) requests a month, always free — cdn"));
 }
 
+/// The week-3 lab without its bastion, in `week3-cache-lab.yaml`: its five cache nodes are
+/// all it costs.
+fn week3_caches_only(env: &Env) {
+    let lab = include_str!("../../stacks/week3-cache-lab.yaml");
+    let (resources, outputs) = lab.split_once("\n  bastion_role:").expect("the bastion");
+    let (_, outputs) = outputs.split_once("\noutputs:").expect("outputs");
+    let (_, kept) = outputs
+        .split_once("\n  redis_endpoint:")
+        .expect("the cache outputs");
+    env.write(
+        "week3-cache-lab.yaml",
+        &format!("{resources}\noutputs:\n  redis_endpoint:{kept}"),
+    );
+}
+
 /// The shipped table with Redis cache.t3.micro in us-east-1 at $0.025 and a newer date.
 fn dearer_table(env: &Env) {
     let mut t = shipped_table();
@@ -374,6 +409,7 @@ fn dearer_table(env: &Env) {
 fn a_prices_file_overrides_the_built_in_table() {
     let env = Env::new();
     env.copy_from_stacks("week3-cache-lab.yaml", "week3-cache-lab.yaml");
+    env.copy_from_stacks("bastion", "bastion");
     dearer_table(&env);
     let doc = cost_json(&env, "week3-cache-lab.yaml", &["--prices", "dearer.json"]);
     // redis: 1 × $0.025 × 730 h; replicated: 2 × $0.025 × 730 h; memcached keeps its own
@@ -462,7 +498,7 @@ fn plan_cost_json(run: &Run) -> Value {
 async fn max_monthly_cost_refuses_before_any_change_and_plans_show_the_cost_and_its_change() {
     let moto = Moto::start(0);
     let env = Env::with_emulator(&moto);
-    env.copy_from_stacks("week3-cache-lab.yaml", "week3-cache-lab.yaml");
+    week3_caches_only(&env);
     let lab = "week3-cache-lab.yaml";
     let run = |args: &[&str]| {
         let mut all = args.to_vec();

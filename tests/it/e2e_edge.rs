@@ -1,18 +1,35 @@
-//! The edge end to end: the week-4 site (bucket + site folder + OAC + bucket policy + cache
-//! policy + distribution with an HTTPS redirect, a path behavior, a Lambda@Edge viewer-request
-//! function and an ACM certificate) applies in the stack's region and in us-east-1, re-plans
-//! clean, uploads just the file that changed with one invalidation, and destroys through
-//! CloudFront's disable → deployed → delete sequence until nothing is left.
+//! The edge end to end: the week-4 site on a custom domain (bucket + site folder + OAC +
+//! bucket policy + cache policy + distribution with an HTTPS redirect, a path behavior, a
+//! Lambda@Edge viewer-request function, an ACM certificate validated in a looked-up Route 53
+//! zone, alias records) applies in the stack's region and in us-east-1, re-plans clean,
+//! uploads just the file that changed with one invalidation, and destroys through
+//! CloudFront's disable → deployed → delete sequence until nothing is left but the zone.
 
-use crate::harness::{Env, Moto, Run};
+use crate::harness::{Env, Moto, Run, LAB_ZONE};
 
 const STUDENT: &str = "e2e4";
 const SITE_REGION: &str = "eu-west-1";
 const EDGE_REGION: &str = "us-east-1";
 
+/// The site's custom domain, in the lab zone the harness makes.
+fn domain() -> String {
+    format!("week4.{LAB_ZONE}")
+}
+
 fn run(env: &Env, cmd: &str, extra: &[&str]) -> Run {
     let student = format!("student={STUDENT}");
-    let mut args = vec![cmd, "site.yaml", "--var", &student];
+    let zone = format!("zone={LAB_ZONE}");
+    let domain = format!("domain={}", domain());
+    let mut args = vec![
+        cmd,
+        "site.yaml",
+        "--var",
+        &student,
+        "--var",
+        &zone,
+        "--var",
+        &domain,
+    ];
     args.extend_from_slice(extra);
     env.plinth(&args)
 }
@@ -32,9 +49,10 @@ fn calls(run: &Run, operation: &str) -> u64 {
 async fn the_week4_site_applies_replans_clean_uploads_one_change_and_tears_down_completely() {
     let moto = Moto::start(0);
     let env = Env::with_emulator(&moto);
-    env.copy_from_stacks("week4-static-site.yaml", "site.yaml");
+    env.copy_from_stacks("week4-custom-domain.yaml", "site.yaml");
     env.copy_from_stacks("site", "site");
     env.copy_from_stacks("edge", "edge");
+    env.lab_vars(&env.read("site.yaml")).await;
 
     let plan = run(&env, "plan", &[]).ok();
     for (resource, region) in [
@@ -52,9 +70,28 @@ async fn the_week4_site_applies_replans_clean_uploads_one_change_and_tears_down_
 
     let apply = run(&env, "apply", &["--yes"]).ok();
     assert!(
-        apply.stdout.contains("CNAME"),
-        "apply says which DNS records validate the certificate:\n{}",
+        apply
+            .stdout
+            .contains("wrote 1 validation record in hosted zone"),
+        "apply writes the record that validates the certificate:\n{}",
         apply.stdout
+    );
+    // The domain's A and AAAA records are aliases of the distribution.
+    let zone_id = env.state("week4-site")["resources"]["zone"]["id"]
+        .as_str()
+        .expect("zone id")
+        .to_string();
+    let cdn_domain = env.state("week4-site")["resources"]["cdn"]["attrs"]["domain_name"]
+        .as_str()
+        .expect("distribution domain")
+        .to_string();
+    let aliases = alias_records(&env, &zone_id).await;
+    assert_eq!(
+        aliases,
+        [
+            (domain(), "A".to_string(), cdn_domain.clone()),
+            (domain(), "AAAA".to_string(), cdn_domain)
+        ]
     );
 
     // The bucket: private, in the stack's region, holding the site with content types.
@@ -145,7 +182,7 @@ async fn the_week4_site_applies_replans_clean_uploads_one_change_and_tears_down_
     assert!(config.enabled());
     assert_eq!(
         config.aliases().map(|a| a.items().to_vec()),
-        Some(vec!["week4.example.com".to_string()])
+        Some(vec![domain()])
     );
     let origin = &config.origins().expect("origins").items()[0];
     let oac_id = state["resources"]["oac"]["id"].as_str().expect("oac id");
@@ -374,7 +411,7 @@ async fn the_week4_site_applies_replans_clean_uploads_one_change_and_tears_down_
             && destroy.stdout.contains("rewrite: Deletion accepted")
             && destroy
                 .stdout
-                .contains("8 destroyed, 1 still being deleted"),
+                .contains("11 destroyed, 1 still being deleted"),
         "destroy says what is still pending and why:\n{}",
         destroy.stdout
     );
@@ -435,9 +472,59 @@ async fn the_week4_site_applies_replans_clean_uploads_one_change_and_tears_down_
         "{state}"
     );
     assert_eq!(tagged_arns(&env).await, Vec::<String>::new());
+    // The looked-up zone stays, without the records the stack wrote in it.
+    assert!(env
+        .route53()
+        .get_hosted_zone()
+        .id(&zone_id)
+        .send()
+        .await
+        .is_ok());
+    assert_eq!(own_records(&env, &zone_id).await, 0);
 }
 
 /// ARNs of everything the Resource Groups Tagging API finds tagged with the stack.
+/// The zone's alias records: `(name, type, target)`.
+async fn alias_records(env: &Env, zone: &str) -> Vec<(String, String, String)> {
+    let out = env
+        .route53()
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .expect("records");
+    out.resource_record_sets()
+        .iter()
+        .filter_map(|r| {
+            let target = r
+                .alias_target()?
+                .dns_name()
+                .trim_end_matches('.')
+                .to_string();
+            Some((
+                r.name().trim_end_matches('.').to_string(),
+                r.r#type().as_str().to_string(),
+                target,
+            ))
+        })
+        .collect()
+}
+
+/// How many records a zone holds besides its own NS and SOA.
+async fn own_records(env: &Env, zone: &str) -> usize {
+    let out = env
+        .route53()
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .expect("records");
+    out.resource_record_sets()
+        .iter()
+        .filter(|r| !matches!(r.r#type().as_str(), "NS" | "SOA"))
+        .count()
+}
+
 async fn tagged_arns(env: &Env) -> Vec<String> {
     let filter = aws_sdk_resourcegroupstagging::types::TagFilter::builder()
         .key("plinth:stack")

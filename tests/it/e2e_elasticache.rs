@@ -15,6 +15,7 @@ async fn the_week3_cache_lab_applies_replans_clean_hides_its_token_and_destroys_
     let moto = Moto::start(0);
     let env = Env::with_emulator(&moto);
     env.write("lab.yaml", STACK);
+    env.copy_from_stacks("bastion", "bastion");
     let token_var = format!("redis_auth_token={TOKEN}");
     let run = |args: &[&str]| {
         let mut all = args.to_vec();
@@ -255,6 +256,7 @@ async fn plans_show_in_place_cache_changes_apart_from_replacements_and_mask_the_
     let moto = Moto::start(0);
     let env = Env::with_emulator(&moto);
     env.write("lab.yaml", STACK);
+    env.copy_from_stacks("bastion", "bastion");
     let args = |command: &[&str], token: &str| -> Vec<String> {
         let mut all: Vec<String> = command.iter().map(|s| s.to_string()).collect();
         for extra in ["lab.yaml", "--var", "student=bo", "--var"] {

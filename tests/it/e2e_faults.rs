@@ -203,6 +203,7 @@ const LISTED_TYPES: &[&str] = &[
     "lambda.function",
     "cloudfront.distribution",
     "acm.certificate",
+    "ec2.instance",
 ];
 
 fn state_of(env: &Env, stack: &str) -> Value {
@@ -240,6 +241,9 @@ async fn tagged_by_resource(
     let mut found: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for region in regions {
         for (arn, tags) in env.tagged(region, Some(stack)).await {
+            if terminated(env, &arn).await {
+                continue;
+            }
             if let Some(resource) = tags.get("plinth:resource") {
                 found.entry(resource.clone()).or_default().push(arn);
             }
@@ -256,6 +260,28 @@ async fn tagged_by_resource(
     found
 }
 
+/// Whether the ARN is an instance that is terminated: EC2 (and the tagging API) lists one
+/// for an hour, but it is gone.
+async fn terminated(env: &Env, arn: &str) -> bool {
+    let Some((_, id)) = arn.split_once(":instance/") else {
+        return false;
+    };
+    let out = env
+        .ec2()
+        .describe_instances()
+        .instance_ids(id)
+        .send()
+        .await
+        .expect("describe instance");
+    out.reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .all(|i| {
+            i.state().and_then(|s| s.name())
+                == Some(&aws_sdk_ec2::types::InstanceStateName::Terminated)
+        })
+}
+
 async fn ready_stack_converges_under_faults(moto: &Moto, env: &Env, file: &str) {
     let text = std::fs::read_to_string(env.path(file)).expect("stack file");
     let stack = text
@@ -264,7 +290,14 @@ async fn ready_stack_converges_under_faults(moto: &Moto, env: &Env, file: &str) 
         .expect("a stack name")
         .trim()
         .to_string();
-    let apply = env.plinth(&["apply", file, "--yes"]).ok();
+    let vars = env.lab_vars(&text).await;
+    let with_vars = |args: &[&'static str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.insert(1, file);
+        all.extend(vars.iter().map(String::as_str));
+        all
+    };
+    let apply = env.plinth(&with_vars(&["apply", "--yes"])).ok();
     assert!(
         apply.stdout.contains("Apply complete!"),
         "{file}: {}",
@@ -297,8 +330,9 @@ async fn ready_stack_converges_under_faults(moto: &Moto, env: &Env, file: &str) 
         );
     }
 
-    env.plinth(&["plan", file, "--detailed-exitcode"]).ok();
-    let destroy = env.plinth(&["destroy", file, "--yes"]).ok();
+    env.plinth(&with_vars(&["plan", "--detailed-exitcode"]))
+        .ok();
+    let destroy = env.plinth(&with_vars(&["destroy", "--yes"])).ok();
     // Lambda@Edge functions stay pending for a while (CloudFront's replicas): the state
     // says so; anything else tagged is a leftover.
     let after = state_of(env, &stack);

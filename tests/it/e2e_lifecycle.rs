@@ -309,8 +309,13 @@ async fn every_ready_stack_and_example_applies_replans_clean_and_destroys_to_not
         let path = file.to_str().expect("utf-8 path");
         let state_dir = env.path("state");
         let state_dir = state_dir.to_str().expect("utf-8 path");
-        let args =
-            |cmd: &'static str| vec![cmd, path, "--state-dir", state_dir, "--var", "student=e2e"];
+        let text = std::fs::read_to_string(file).expect("read stack");
+        let vars = env.lab_vars(&text).await;
+        let args = |cmd: &'static str| {
+            let mut args = vec![cmd, path, "--state-dir", state_dir, "--var", "student=e2e"];
+            args.extend(vars.iter().map(String::as_str));
+            args
+        };
         let mut apply = args("apply");
         apply.push("--yes");
         env.plinth(&apply).ok();
@@ -337,8 +342,7 @@ async fn every_ready_stack_and_example_applies_replans_clean_and_destroys_to_not
             "{path}: teardown not verified:\n{}",
             teardown.stdout
         );
-        let stack_name = std::fs::read_to_string(file)
-            .expect("read stack")
+        let stack_name = text
             .lines()
             .find_map(|l| l.strip_prefix("stack: ").map(|s| s.trim().to_string()))
             .expect("stack name");
@@ -351,4 +355,80 @@ async fn every_ready_stack_and_example_applies_replans_clean_and_destroys_to_not
             "{path} left groups"
         );
     }
+}
+
+/// What on a real account would wait for a person: a certificate whose validation records
+/// nobody writes (no `validation_zone`, or one that exists only after apply — a zone made by
+/// the stack is not delegated to), a zone the stack creates (its name servers must be set at
+/// the registrar), an instance that needs a key pair made by hand.
+fn manual_steps(plan: &serde_json::Value) -> Vec<String> {
+    let changes = plan["resource_changes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut steps = Vec::new();
+    for change in &changes {
+        let (name, kind, after) = (&change["name"], &change["type"], &change["after"]);
+        let unknown = |key: &str| {
+            change["after_unknown"]
+                .as_array()
+                .is_some_and(|u| u.iter().any(|k| k == key))
+        };
+        match kind.as_str().unwrap_or_default() {
+            "acm.certificate"
+                if after["validation_zone"].is_null() || unknown("validation_zone") =>
+            {
+                steps.push(format!(
+                    "{name}: its validation records are written by hand"
+                ))
+            }
+            "route53.zone" if after["lookup"] != true => steps.push(format!(
+                "{name}: a new zone's name servers are set at the registrar"
+            )),
+            "ec2.instance" if !after["key_name"].is_null() => {
+                steps.push(format!("{name}: its key pair is made by hand"))
+            }
+            _ => {}
+        }
+    }
+    steps
+}
+
+/// Every ready stack, planned as it is shipped (the custom-domain one with the zone and
+/// name it asks for), holds nothing that waits for a person on a real account.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_ready_stack_plans_nothing_that_needs_a_manual_step() {
+    let env = Env::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stacks");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&root)
+        .expect("stacks/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut planned = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read stack");
+        let vars = env.lab_vars(&text).await;
+        let path = file.to_str().expect("utf-8 path");
+        let state_dir = env.path("manual-steps");
+        let mut args = vec!["plan", path, "--json", "--state-dir"];
+        args.push(state_dir.to_str().expect("utf-8 path"));
+        args.extend(vars.iter().map(String::as_str));
+        let run = env.plinth(&args).ok();
+        let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("plan JSON");
+        let steps = manual_steps(&plan);
+        assert!(steps.is_empty(), "{path}: {steps:?}");
+        planned += 1;
+    }
+    assert!(planned >= 7, "{files:?}");
+    // The check itself: a certificate left to be validated by hand is one.
+    env.write(
+        "by-hand.yaml",
+        "stack: by-hand\nregion: us-east-1\nresources:\n  cert:\n    type: acm.certificate\n    domain_name: www.example.org\n",
+    );
+    let run = env.plinth(&["plan", "by-hand.yaml", "--json"]).ok();
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("plan JSON");
+    assert_eq!(manual_steps(&plan).len(), 1, "{}", run.stdout);
 }

@@ -178,7 +178,7 @@ async fn something_tagged_by_hand_is_unknown_to_state_and_destroy_exits_3_until_
 }
 
 /// The week-4 site (bucket with files, OAC, cache policy, role, Lambda@Edge function,
-/// certificate, distribution) in `site.yaml`.
+/// distribution) in `site.yaml`.
 fn week4(env: &Env) {
     env.copy_from_stacks("week4-static-site.yaml", "site.yaml");
     env.copy_from_stacks("site", "site");
@@ -363,7 +363,6 @@ async fn after_the_state_files_are_deleted_sweep_lists_and_then_removes_everythi
         [
             "cloudfront.distribution",
             "lambda.function",
-            "acm.certificate",
             "s3.bucket",
             "iam.role"
         ],
@@ -401,7 +400,7 @@ async fn after_the_state_files_are_deleted_sweep_lists_and_then_removes_everythi
         .await
         .is_ok());
     assert!(table_exists(&env, "sw-users").await);
-    assert_eq!(tagged(&env, "us-east-1", None).await.len(), 8);
+    assert_eq!(tagged(&env, "us-east-1", None).await.len(), 7);
 
     // --yes: everything goes in teardown order; the edge function is refused for a while
     // (CloudFront still holds its replicas) and reported as pending.
@@ -743,6 +742,21 @@ fn each_type_the_tagging_api_lists_maps_its_arn_to_its_id() {
         ),
         ("arn:aws:iam::1:role/service-role/edge", "iam.role", "edge"),
         (
+            "arn:aws:ec2:us-east-1:1:instance/i-0abc",
+            "ec2.instance",
+            "i-0abc",
+        ),
+        (
+            "arn:aws:iam::1:instance-profile/labs/bastion",
+            "iam.instance_profile",
+            "bastion",
+        ),
+        (
+            "arn:aws:route53:::hostedzone/Z0123456789ABC",
+            "route53.zone",
+            "Z0123456789ABC",
+        ),
+        (
             "arn:aws:lambda:us-east-1:1:function:rewrite",
             "lambda.function",
             "rewrite",
@@ -759,7 +773,6 @@ fn each_type_the_tagging_api_lists_maps_its_arn_to_its_id() {
         "arn:aws:dynamodb:us-east-1:1:table/users/stream/2024",
         "arn:aws:lambda:us-east-1:1:function:rewrite:3",
         "arn:aws:s3:::site-bucket/index.html",
-        "arn:aws:ec2:us-east-1:1:instance/i-0abc",
         "not an arn",
     ] {
         assert_eq!(

@@ -50,6 +50,9 @@ pub struct Moto {
     pub check_endpoint: String,
 }
 
+/// The public hosted zone the custom-domain stacks are given, standing for the person's own.
+pub const LAB_ZONE: &str = "plinth-lab.example.com";
+
 /// The faults the ready stacks are tested under: 8% throttling, 4% 5xx, 3% answers lost
 /// after the work was done, and 0 to 30 ms of latency on every request.
 pub const FAULTS: &str = "throttle=0.08,error=0.04,lost=0.03,latency=0-30ms";
@@ -306,6 +309,46 @@ impl Env {
     }
     pub fn tagging(&self) -> aws_sdk_resourcegroupstagging::Client {
         emulator_client!(self, aws_sdk_resourcegroupstagging)
+    }
+    pub fn route53(&self) -> aws_sdk_route53::Client {
+        emulator_client!(self, aws_sdk_route53)
+    }
+    pub fn ssm(&self) -> aws_sdk_ssm::Client {
+        emulator_client!(self, aws_sdk_ssm)
+    }
+
+    /// The `--var` arguments a ready stack needs beyond `student` (a custom domain's zone and
+    /// name), after making what they name in the emulator (the zone, as the person's own).
+    pub async fn lab_vars(&self, stack_text: &str) -> Vec<String> {
+        if !stack_text.contains("\n  zone:\n") {
+            return Vec::new();
+        }
+        let zones = self
+            .route53()
+            .list_hosted_zones_by_name()
+            .dns_name(LAB_ZONE)
+            .send()
+            .await
+            .expect("list zones");
+        let exists = zones
+            .hosted_zones()
+            .iter()
+            .any(|z| z.name().trim_end_matches('.') == LAB_ZONE);
+        if !exists {
+            self.route53()
+                .create_hosted_zone()
+                .name(LAB_ZONE)
+                .caller_reference(format!("lab-zone-{}", std::process::id()))
+                .send()
+                .await
+                .expect("create the lab's zone");
+        }
+        vec![
+            "--var".into(),
+            format!("zone={LAB_ZONE}"),
+            "--var".into(),
+            format!("domain=site.{LAB_ZONE}"),
+        ]
     }
 
     /// Credentials of another account: the emulator lets any role be assumed, and what

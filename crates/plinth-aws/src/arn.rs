@@ -53,7 +53,7 @@ pub fn home_region(arn: &str) -> Option<String> {
     if !parsed.region.is_empty() {
         return Some(parsed.region.to_string());
     }
-    matches!(parsed.service, "cloudfront" | "iam").then(|| GLOBAL_REGION.to_string())
+    matches!(parsed.service, "cloudfront" | "iam" | "route53").then(|| GLOBAL_REGION.to_string())
 }
 
 /// Where AWS keeps what is global: CloudFront, IAM, and the tagging answers about them.

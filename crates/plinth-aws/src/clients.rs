@@ -313,6 +313,8 @@ service_clients! {
     iam, insert_iam: aws_sdk_iam,
     lambda, insert_lambda: aws_sdk_lambda,
     tagging, insert_tagging: aws_sdk_resourcegroupstagging,
+    ssm, insert_ssm: aws_sdk_ssm,
+    route53, insert_route53: aws_sdk_route53,
 }
 
 /// The SDK's own default HTTPS client (hyper, rustls with aws-lc, proxies from the

@@ -35,6 +35,11 @@ const NOT_FOUND: &[&str] = &[
     "NoSuchOriginRequestPolicy",
     "NoSuchInvalidation",
     "NoSuchResource",
+    "NoSuchHostedZone",
+    "NoSuchChange",
+    "InvalidInstanceID.NotFound",
+    "InvalidVolume.NotFound",
+    "InvalidAMIID.NotFound",
 ];
 const IN_USE: &[&str] = &[
     "ResourceInUseException",
@@ -56,6 +61,7 @@ const RETRYABLE: &[&str] = &[
     "RequestLimitExceeded",
     "ProvisionedThroughputExceededException",
     "RequestThrottled",
+    "PriorRequestNotComplete",
     "RequestThrottledException",
     "TooManyRequestsException",
     "SlowDown",

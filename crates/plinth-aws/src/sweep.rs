@@ -8,8 +8,11 @@
 /// Resource types, first deleted first. Types not listed go after these, before roles.
 pub const TEARDOWN_ORDER: &[&str] = &[
     "cloudfront.distribution",
+    "route53.record",
+    "lambda.event_source_mapping",
     "lambda.function",
     "acm.certificate",
+    "route53.zone",
     "cloudfront.cache_policy",
     "cloudfront.origin_access_control",
     "s3.bucket_policy",
@@ -22,6 +25,8 @@ pub const TEARDOWN_ORDER: &[&str] = &[
     "elasticache.parameter_group",
     "dynamodb.items",
     "dynamodb.table",
+    // An instance holds its groups and subnet until it is terminated.
+    "ec2.instance",
     "ec2.security_group",
     // A network goes once nothing is in it: its tables let go of their subnets, the gateway
     // is detached, the subnets are empty.
@@ -33,8 +38,8 @@ pub const TEARDOWN_ORDER: &[&str] = &[
     "ec2.vpc",
 ];
 
-/// Roles go last: anything above may still run as one.
-pub const LAST: &[&str] = &["iam.role"];
+/// Roles go last (anything above may still run as one), after the profiles that hold them.
+pub const LAST: &[&str] = &["iam.instance_profile", "iam.role"];
 
 /// Where a type's resources come in the teardown: lower goes first.
 pub fn teardown_rank(type_name: &str) -> usize {

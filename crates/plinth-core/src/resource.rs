@@ -295,6 +295,20 @@ pub trait ResourceType: Send + Sync {
         Ok(())
     }
 
+    /// Values only AWS can give, looked up when planning so the plan shows them and apply
+    /// uses exactly them (an AMI an SSM public parameter names; a hosted zone found by name).
+    /// `current` holds the resource's properties as read now (`None` before it exists), so a
+    /// type can keep what the resource already has. Returns notes for the plan to show.
+    /// Values may still be unknown here; skip those.
+    async fn resolve(
+        &self,
+        _ctx: &OpContext,
+        _desired: &mut Props,
+        _current: Option<&Props>,
+    ) -> ResourceResult<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     /// Files and folders, relative to the stack file, that applying these properties reads
     /// (a function's code, a site's folder): a saved plan fingerprints them, and applying it
     /// refuses if they changed since.

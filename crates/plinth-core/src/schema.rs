@@ -130,6 +130,8 @@ pub struct Prop {
     /// values of the properties listed, e.g. a group name within its VPC), so the old and
     /// the new one cannot exist at once with the same value.
     pub unique_within: Option<&'static [&'static str]>,
+    /// A long text (an instance's user data) that plans show as its SHA-256 and size.
+    pub shown_as_hash: bool,
     pub description: &'static str,
 }
 
@@ -147,6 +149,7 @@ impl Prop {
             aliases: &[],
             holds_referent: false,
             unique_within: None,
+            shown_as_hash: false,
             description: "",
         }
     }
@@ -191,6 +194,10 @@ impl Prop {
     /// Unique together with these other properties' values.
     pub fn unique_within(mut self, scope: &'static [&'static str]) -> Prop {
         self.unique_within = Some(scope);
+        self
+    }
+    pub fn shown_as_hash(mut self) -> Prop {
+        self.shown_as_hash = true;
         self
     }
     pub fn doc(mut self, description: &'static str) -> Prop {

@@ -83,6 +83,8 @@ pub(crate) struct FakeCloud {
     max_in_flight: AtomicUsize,
     /// How many resources one `read_batch` call reads (1: the type reads one at a time).
     batch_size: AtomicUsize,
+    /// What the image `latest` names now (as an SSM parameter names an AMI).
+    latest_image: Mutex<String>,
     /// When the cloud was made: call instants are reported relative to it.
     pub epoch: Instant,
 }
@@ -101,8 +103,14 @@ impl FakeCloud {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             batch_size: AtomicUsize::new(1),
+            latest_image: Mutex::new("img-1".into()),
             epoch: Instant::now(),
         })
+    }
+
+    /// Makes `image: latest` name `image` from now on.
+    pub fn set_latest_image(&self, image: &str) {
+        *lock(&self.latest_image) = image.to_string();
     }
 
     /// Every call to any resource takes this long unless configured otherwise.
@@ -311,6 +319,10 @@ pub(crate) fn thing_schema() -> TypeSchema {
             Prop::new("secret", Shape::String).sensitive(),
             Prop::new("tags", Shape::map(Shape::String)),
             Prop::new("global", Shape::Bool),
+            // `image: latest` is resolved when planning into `image_id`, as an AMI is.
+            Prop::new("image", Shape::String),
+            Prop::new("image_id", Shape::String).computed().replaces(),
+            Prop::new("script", Shape::String).shown_as_hash(),
             Prop::new(
                 "edges",
                 Shape::list(Shape::Object(vec![
@@ -371,6 +383,35 @@ impl ResourceType for FakeType {
             )];
         }
         Vec::new()
+    }
+
+    /// `image: latest` is what the cloud names latest now, unless the thing already runs
+    /// an image it was given as latest (as `ec2.instance` keeps its AMI).
+    async fn resolve(
+        &self,
+        _ctx: &OpContext,
+        desired: &mut Props,
+        current: Option<&Props>,
+    ) -> ResourceResult<Vec<String>> {
+        if value::str_of(desired, "image") != Some("latest") {
+            return Ok(Vec::new());
+        }
+        let latest = lock(&self.cloud.latest_image).clone();
+        let running = current
+            .filter(|c| value::str_of(c, "image") == Some("latest"))
+            .and_then(|c| value::str_of(c, "image_id"))
+            .map(str::to_string);
+        let image = running.clone().unwrap_or_else(|| latest.clone());
+        desired.insert("image_id".into(), Value::String(image.clone()));
+        Ok(match running {
+            Some(running) if running != latest => {
+                vec![format!(
+                    "latest now names {latest}; the thing keeps {running}"
+                )]
+            }
+            Some(_) => Vec::new(),
+            None => vec![format!("latest is {latest}")],
+        })
     }
 
     /// A thing with `global: true` lives in us-east-1 (like IAM or CloudFront).

@@ -18,6 +18,7 @@ use aws_sdk_acm::types::{
     CertificateDetail, CertificateStatus, Filters, KeyAlgorithm, Tag, ValidationMethod,
 };
 use aws_sdk_acm::Client;
+use aws_sdk_route53::types::ChangeAction;
 use plinth_core::resource::{
     ErrorKind, NormalizeContext, Observed, OpContext, Progress, PropIssue, ResourceError,
     ResourceResult, ResourceType,
@@ -28,6 +29,7 @@ use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::errors::{classify, vanished, SendExt};
+use crate::resources::route53_common::{self, RecordSet, ROUTE53_REGION};
 use crate::resources::tags;
 use crate::wait::{self, Poll};
 use crate::Aws;
@@ -37,6 +39,8 @@ pub const KEY_ALGORITHMS: &[&str] = &["RSA_2048", "EC_prime256v1", "EC_secp384r1
 const DEFAULT_KEY_ALGORITHM: &str = "RSA_2048";
 /// ACM adds the validation records to a new certificate within seconds.
 const RECORDS_LIMIT: Duration = Duration::from_secs(5 * 60);
+/// The TTL of validation records plinth writes (ACM's console writes 300 too).
+const VALIDATION_TTL: i64 = 300;
 /// How long `create` waits for the person to create the DNS records.
 const VALIDATION_LIMIT: Duration = Duration::from_secs(45 * 60);
 /// CloudFront lets go of a certificate some minutes after its distribution is deleted.
@@ -60,6 +64,7 @@ const ORDER: &[&str] = &[
     "subject_alternative_names",
     "validation_method",
     "key_algorithm",
+    "validation_zone",
     "wait_for_validation",
     "tags",
 ];
@@ -105,6 +110,11 @@ fn schema() -> TypeSchema {
             Prop::new("key_algorithm", Shape::Enum(KEY_ALGORITHMS))
                 .replaces()
                 .doc("the key's algorithm; default RSA_2048"),
+            Prop::new("validation_zone", Shape::String).doc(
+                "a Route 53 hosted zone (e.g. ${zone.id}) holding the domains: plinth writes \
+                 the validation records in it, waits until the certificate is issued, and \
+                 removes them on destroy; default none (the records are printed to create)",
+            ),
             Prop::new("wait_for_validation", Shape::Bool).doc(
                 "wait until ACM has issued the certificate (the DNS records exist); default true",
             ),
@@ -199,7 +209,7 @@ impl ResourceType for Certificate {
             Err(err) if err.kind == ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(err),
         };
-        observe(&cert, tags, waited(prior, &cert)).map(Some)
+        observe(&cert, tags, waited(prior, &cert), prior).map(Some)
     }
 
     async fn find(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Option<Observed>> {
@@ -250,8 +260,13 @@ impl ResourceType for Certificate {
         let cert = request_with_records(ctx, &client, props).await?;
         let arn = arn_of(&cert)?.to_string();
         let records = validation_records(&cert);
-        for record in &records {
-            ctx.notice(record.notice());
+        match validation_zone(props) {
+            Some(zone) => write_records(ctx, &self.aws, zone, &records).await?,
+            None => {
+                for record in &records {
+                    ctx.notice(record.notice());
+                }
+            }
         }
         let cert = if wants_wait(props) {
             match wait_issued(ctx, &client, &arn, &records).await {
@@ -264,7 +279,7 @@ impl ResourceType for Certificate {
             cert
         };
         // Tagged at the request with exactly these tags: no need to list them again.
-        observe(&cert, tags::user_tags(props), waited(props, &cert))
+        observe(&cert, tags::user_tags(props), waited(props, &cert), props)
     }
 
     async fn update(
@@ -279,10 +294,19 @@ impl ResourceType for Certificate {
         let mut cert = describe(&client, id)
             .await?
             .ok_or_else(|| vanished(&format!("certificate {id}")))?;
+        // Written again while the certificate waits (UPSERTs change nothing that is there):
+        // a create interrupted before it wrote them, or whose write failed, is then done.
+        let zone_changed = before.get("validation_zone") != after.get("validation_zone");
+        let pending = status_of(&cert) != "ISSUED";
+        if let Some(zone) = validation_zone(after).filter(|_| zone_changed || pending) {
+            write_records(ctx, &self.aws, zone, &validation_records(&cert)).await?;
+        }
         if wants_wait(after) && status_of(&cert) != "ISSUED" {
             let records = validation_records(&cert);
-            for record in &records {
-                ctx.notice(record.notice());
+            if validation_zone(after).is_none() {
+                for record in &records {
+                    ctx.notice(record.notice());
+                }
             }
             cert = wait_issued(ctx, &client, id, &records)
                 .await
@@ -296,19 +320,150 @@ impl ResourceType for Certificate {
                     err
                 })?;
         }
-        observe(&cert, tags::user_tags(after), waited(after, &cert))
+        observe(&cert, tags::user_tags(after), waited(after, &cert), after)
     }
 
-    async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
+    async fn delete(&self, ctx: &OpContext, id: &str, props: &Props) -> ResourceResult<()> {
         let client = &self.aws.acm(&ctx.region);
+        // The records to remove, read before the certificate that names them is gone.
+        let records = match validation_zone(props) {
+            Some(_) => describe(client, id)
+                .await?
+                .map(|c| validation_records(&c))
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
         let what = format!("deleting certificate {id}");
         let result =
             wait::delete_when_free(ctx, &what, DELETE_LIMIT, move || delete_once(client, id)).await;
         match result {
-            Err(err) if err.kind == ErrorKind::InUse => Err(still_in_use(client, id, err).await),
-            other => other,
+            Err(err) if err.kind == ErrorKind::InUse => {
+                return Err(still_in_use(client, id, err).await)
+            }
+            other => other?,
+        }
+        if ctx.pending_deletion().is_some() {
+            return Ok(());
+        }
+        let Some(zone) = validation_zone(props) else {
+            return Ok(());
+        };
+        // Every certificate of a domain in the account has the same validation record, and
+        // needs it to renew: a record another certificate still covers stays.
+        let covered = names_of_other_certificates(client, id).await?;
+        let ours: Vec<Record> = records
+            .into_iter()
+            .filter(|r| !covered.contains(r.domain.trim_start_matches("*.")))
+            .collect();
+        remove_records(&self.aws, zone, &ours).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation records in Route 53
+
+fn validation_zone(props: &Props) -> Option<&str> {
+    known_str(props, "validation_zone")
+}
+
+fn record_set(record: &Record) -> RecordSet {
+    RecordSet {
+        name: record.name.clone(),
+        kind: record.kind.clone(),
+        ttl: Some(VALIDATION_TTL),
+        values: vec![record.value.clone()],
+        alias: None,
+    }
+}
+
+/// Writes (UPSERTs: a record another certificate of the same domain wrote is the same
+/// record) the validation records in the zone and waits until Route 53 serves them.
+async fn write_records(
+    ctx: &OpContext,
+    aws: &Aws,
+    zone: &str,
+    records: &[Record],
+) -> ResourceResult<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let route53 = aws.route53(ROUTE53_REGION);
+    let sets: Vec<RecordSet> = records.iter().map(record_set).collect();
+    let changes = sets.iter().map(|s| (ChangeAction::Upsert, s)).collect();
+    let change = route53_common::change(&route53, zone, changes).await?;
+    route53_common::wait_insync(ctx, &route53, &change).await?;
+    ctx.notice(format!(
+        "wrote {} validation record{} in hosted zone {zone}",
+        records.len(),
+        if records.len() == 1 { "" } else { "s" }
+    ));
+    Ok(())
+}
+
+/// The names (domains and alternative names) of the account's other certificates in this
+/// region that are issued or on their way to it.
+async fn names_of_other_certificates(
+    client: &Client,
+    arn: &str,
+) -> ResourceResult<HashSet<String>> {
+    let live = [
+        CertificateStatus::Issued,
+        CertificateStatus::PendingValidation,
+    ];
+    let every_key = KEY_ALGORITHMS
+        .iter()
+        .fold(Filters::builder(), |f, k| {
+            f.key_types(KeyAlgorithm::from(*k))
+        })
+        .build();
+    let summaries = client
+        .list_certificates()
+        .set_certificate_statuses(Some(live.to_vec()))
+        .includes(every_key)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(classify)?;
+    Ok(summaries
+        .iter()
+        .filter(|s| s.certificate_arn() != Some(arn))
+        .flat_map(|s| {
+            s.domain_name()
+                .map(str::to_string)
+                .into_iter()
+                .chain(s.subject_alternative_name_summaries().iter().cloned())
+        })
+        // A wildcard's record is its base domain's.
+        .map(|name| name.trim_start_matches("*.").to_string())
+        .collect())
+}
+
+/// Removes the validation records this certificate's create wrote, where they still hold
+/// its values.
+async fn remove_records(aws: &Aws, zone: &str, records: &[Record]) -> ResourceResult<()> {
+    let route53 = aws.route53(ROUTE53_REGION);
+    for record in records {
+        let wanted = record_set(record);
+        let current =
+            route53_common::find_record(&route53, zone, &wanted.name, &wanted.kind).await?;
+        let Some(current) = current.filter(|c| {
+            c.values
+                .iter()
+                .any(|v| v.trim_end_matches('.') == record.value.trim_end_matches('.'))
+        }) else {
+            continue;
+        };
+        match route53_common::change(&route53, zone, vec![(ChangeAction::Delete, &current)]).await {
+            Err(err) if route53_common::is_missing_record(&err) => {}
+            Err(err) if err.kind == ErrorKind::NotFound => {}
+            other => {
+                other?;
+            }
         }
     }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -614,6 +769,7 @@ fn observe(
     cert: &CertificateDetail,
     tags: BTreeMap<String, String>,
     wait_for_validation: bool,
+    applied: &Props,
 ) -> ResourceResult<Observed> {
     let arn = arn_of(cert)?;
     let domain = cert.domain_name().unwrap_or_default();
@@ -634,6 +790,10 @@ fn observe(
         json!(key_algorithm_read(cert.key_algorithm().map(|k| k.as_str()))),
     );
     props.insert("wait_for_validation".into(), json!(wait_for_validation));
+    // Where the records were written is plinth's to know: ACM does not say.
+    if let Some(zone) = applied.get("validation_zone") {
+        props.insert("validation_zone".into(), zone.clone());
+    }
     props.insert("tags".into(), tags::tags_value(tags));
     canonicalize(&mut props);
     let records: Vec<Value> = validation_records(cert)

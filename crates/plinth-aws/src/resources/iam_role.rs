@@ -753,7 +753,8 @@ fn documents_of(props: &Props, key: &str) -> BTreeMap<String, Value> {
         .unwrap_or_default()
 }
 
-fn iam_tags(tags: BTreeMap<String, String>) -> ResourceResult<Vec<Tag>> {
+/// Tags as IAM takes them (roles and instance profiles alike).
+pub fn iam_tags(tags: BTreeMap<String, String>) -> ResourceResult<Vec<Tag>> {
     tags.into_iter()
         .map(|(k, v)| {
             Tag::builder()

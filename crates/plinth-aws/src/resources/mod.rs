@@ -16,6 +16,7 @@ pub mod dynamodb_items;
 pub mod dynamodb_table;
 pub mod ec2_common;
 pub mod ec2_default_vpc;
+pub mod ec2_instance;
 pub mod ec2_internet_gateway;
 pub mod ec2_nat_gateway;
 pub mod ec2_route_table;
@@ -28,8 +29,13 @@ pub mod elasticache_common;
 pub mod elasticache_parameter_group;
 pub mod elasticache_replication_group;
 pub mod elasticache_subnet_group;
+pub mod iam_instance_profile;
 pub mod iam_role;
+pub mod lambda_event_source_mapping;
 pub mod lambda_function;
+pub mod route53_common;
+pub mod route53_record;
+pub mod route53_zone;
 pub mod s3_bucket;
 pub mod s3_bucket_policy;
 pub mod s3_objects;
@@ -48,6 +54,7 @@ pub fn all(aws: &Arc<Aws>) -> Vec<Arc<dyn ResourceType>> {
         Arc::new(ec2_nat_gateway::NatGatewayType::new(aws.clone())),
         Arc::new(ec2_vpc_endpoint::VpcEndpointType::new(aws.clone())),
         Arc::new(ec2_security_group::SecurityGroup::new(aws.clone())),
+        Arc::new(ec2_instance::InstanceResource::new(aws.clone())),
         Arc::new(elasticache_subnet_group::SubnetGroup::new(aws.clone())),
         Arc::new(elasticache_parameter_group::ParameterGroup::new(
             aws.clone(),
@@ -62,8 +69,14 @@ pub fn all(aws: &Arc<Aws>) -> Vec<Arc<dyn ResourceType>> {
         Arc::new(s3_bucket_policy::BucketPolicy::new(aws.clone())),
         Arc::new(cloudfront_origin_access_control::OriginAccessControlType::new(aws.clone())),
         Arc::new(cloudfront_cache_policy::CachePolicyType::new(aws.clone())),
+        Arc::new(route53_zone::ZoneType::new(aws.clone())),
+        Arc::new(route53_record::RecordType::new(aws.clone())),
         Arc::new(acm_certificate::Certificate::new(aws.clone())),
         Arc::new(iam_role::IamRole::new(aws.clone())),
+        Arc::new(iam_instance_profile::InstanceProfileType::new(aws.clone())),
         Arc::new(lambda_function::LambdaFunction::new(aws.clone())),
+        Arc::new(lambda_event_source_mapping::EventSourceMappingType::new(
+            aws.clone(),
+        )),
     ]
 }

@@ -60,6 +60,15 @@ impl CostLine {
         }
     }
 
+    /// Something billed by the month while it exists, whatever its use (a volume's
+    /// provisioned GB, a hosted zone).
+    pub fn per_month(what: impl Into<String>, usd_per_month: f64) -> CostLine {
+        CostLine {
+            usage_priced: false,
+            ..CostLine::usage_per_month(what, usd_per_month)
+        }
+    }
+
     /// Something billed by use, priced from the usage assumptions for a month.
     pub fn usage_per_month(what: impl Into<String>, usd_per_month: f64) -> CostLine {
         CostLine {

@@ -605,6 +605,10 @@ impl Run<'_> {
                 base_dir: self.req.base_dir.clone(),
             },
         )?;
+        // What the plan looked up (an AMI, a zone) is applied as planned, not looked up again.
+        for (key, value) in &change.resolved {
+            props.insert(key.clone(), value.clone());
+        }
         Ok(props)
     }
 

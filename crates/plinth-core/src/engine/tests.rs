@@ -1387,3 +1387,44 @@ async fn a_targeted_apply_never_stores_an_unknown_output_value() {
         );
     }
 }
+
+/// What the plan looked up is what apply uses: the image `latest` named when planning, even
+/// if it names another by the time the plan is applied. Once it runs, a newer `latest` is
+/// said in the plan and changes nothing.
+#[tokio::test]
+async fn a_value_resolved_when_planning_is_applied_as_planned_and_kept_after() {
+    let h = Harness::new();
+    let text = stack_text(&[thing("web", &["image: latest"])]);
+    let (plan, locked, state) = plan_locked(&h, &text, Mode::Apply).await;
+    let web = plan.change("web").expect("web is planned");
+    assert_eq!(web.notes, ["latest is img-1"]);
+    assert_eq!(web.resolved.get("image_id"), Some(&json!("img-1")));
+
+    h.cloud.set_latest_image("img-2");
+    let (_tx, rx) = watch::channel(false);
+    let report = h
+        .run(&plan, &locked, state, rx, Arc::new(Recorder::default()))
+        .await;
+    expect_words(&report, &[("web:Create", "done")]);
+    drop(locked);
+    let (_, object) = h.cloud.object_named("web").expect("web exists");
+    assert_eq!(
+        object.props["image_id"],
+        json!("img-1"),
+        "applied as planned"
+    );
+
+    let (again, _locked, _state) = plan_locked(&h, &text, Mode::Apply).await;
+    let web = again.change("web").expect("web is planned");
+    assert_eq!(web.action, Action::NoOp);
+    assert_eq!(web.notes, ["latest now names img-2; the thing keeps img-1"]);
+    drop(_locked);
+
+    // A replacement is a new thing: it gets what `latest` names now.
+    let moved = stack_text(&[thing("web", &["image: latest", "zone: b"])]);
+    let (replaced, _locked, _state) = plan_locked(&h, &moved, Mode::Apply).await;
+    let web = replaced.change("web").expect("web is planned");
+    assert_eq!(web.action, Action::Replace);
+    assert_eq!(web.resolved.get("image_id"), Some(&json!("img-2")));
+    assert_eq!(web.notes, ["latest is img-2"]);
+}

@@ -92,6 +92,10 @@ pub struct ResourceChange {
     /// Attributes as they are now (no-op, update) or as a lookup read them.
     #[serde(default, skip_serializing_if = "Props::is_empty")]
     pub attrs: Props,
+    /// Values the type looked up when planning ([`crate::resource::ResourceType::resolve`]): apply uses
+    /// these, not a second lookup, so it does what the plan showed.
+    #[serde(default, skip_serializing_if = "Props::is_empty")]
+    pub resolved: Props,
     /// The properties with references still in, resolved at apply time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<SpannedExpr>,

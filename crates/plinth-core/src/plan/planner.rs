@@ -456,6 +456,9 @@ impl Planner<'_> {
         let refreshed = self.refreshed.get(&decl.name);
         change.adopted = refreshed.and_then(|r| r.adopted);
         let observed = refreshed.and_then(|r| r.observed.as_ref());
+        let unresolved = desired.clone();
+        self.resolve_values(&mut change, rt.as_ref(), &mut desired, observed)
+            .await?;
         let Some(observed) = observed else {
             change.action = Action::Create;
             change.attrs = planned_attrs_unknown(schema, rt.known_attrs(&desired));
@@ -485,6 +488,8 @@ impl Planner<'_> {
             change.action = Action::Replace;
             change.replace_reasons =
                 vec![format!("{REGION_REASON}({old_region} → {})", decl.region)];
+            self.resolve_anew(&mut change, rt.as_ref(), &mut desired, unresolved, observed)
+                .await?;
             change.attrs = planned_attrs_unknown(schema, rt.known_attrs(&desired));
         } else if !changed {
             change.action = Action::NoOp;
@@ -493,15 +498,72 @@ impl Planner<'_> {
             change.replace_reasons = rt.replace_reasons(&observed.props, &desired);
             if change.replace_reasons.is_empty() {
                 change.action = Action::Update;
-                change.notes = rt.change_notes(&observed.props, &desired);
+                change
+                    .notes
+                    .extend(rt.change_notes(&observed.props, &desired));
                 change.attrs = overlay(observed.attrs.clone(), rt.known_attrs(&desired));
             } else {
                 change.action = Action::Replace;
+                self.resolve_anew(&mut change, rt.as_ref(), &mut desired, unresolved, observed)
+                    .await?;
                 change.attrs = planned_attrs_unknown(schema, rt.known_attrs(&desired));
             }
         }
         change.after = Some(desired);
         Ok(change)
+    }
+
+    /// Lets the type look up what only AWS knows ([`ResourceType::resolve`]), keeping what
+    /// it set for apply and its notes for the plan.
+    async fn resolve_values(
+        &self,
+        change: &mut ResourceChange,
+        rt: &dyn ResourceType,
+        desired: &mut Props,
+        observed: Option<&Observed>,
+    ) -> Result<(), PlanError> {
+        let ctx = OpContext::new(change.region.clone(), change.name.clone())
+            .with_environment(&self.req.stack.name, &self.req.stack.workspace);
+        let before = desired.clone();
+        change.notes = rt
+            .resolve(&ctx, desired, observed.map(|o| &o.props))
+            .await
+            .map_err(|source| PlanError::Lookup {
+                name: change.name.clone(),
+                type_name: change.type_name.clone(),
+                source,
+            })?;
+        change.resolved = desired
+            .iter()
+            .filter(|(k, v)| before.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(())
+    }
+
+    /// For a replacement: the new resource is resolved as a new one (what the old one keeps,
+    /// the image it was launched from, is not what a new one gets), then takes what the old
+    /// one has for what the stack leaves to AWS, as any desired properties do.
+    async fn resolve_anew(
+        &self,
+        change: &mut ResourceChange,
+        rt: &dyn ResourceType,
+        desired: &mut Props,
+        unresolved: Props,
+        observed: &Observed,
+    ) -> Result<(), PlanError> {
+        if change.resolved.is_empty() {
+            return Ok(());
+        }
+        *desired = unresolved;
+        self.resolve_values(change, rt, desired, None).await?;
+        keep_actual(
+            rt.schema(),
+            desired,
+            &observed.props,
+            &change.lifecycle.ignore_changes,
+        );
+        Ok(())
     }
 
     async fn plan_lookup(
@@ -558,6 +620,7 @@ impl Planner<'_> {
             prior_soft_deps: prior.map(|p| p.soft_deps.clone()).unwrap_or_default(),
             lifecycle: decl.lifecycle.clone(),
             adopted: None,
+            resolved: Props::new(),
         }
     }
 
@@ -659,6 +722,7 @@ impl Planner<'_> {
                 // Already gone (deleted by hand, or a pending deletion that finished), or a
                 // lookup, which plinth never created: apply only forgets it.
                 adopted: (gone || lookup).then_some(false),
+                resolved: Props::new(),
             });
         }
         out

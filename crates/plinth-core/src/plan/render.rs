@@ -39,6 +39,25 @@ fn is_sensitive(registry: &Registry, type_name: &str, prop: &str) -> bool {
         .is_some_and(|p| p.sensitive)
 }
 
+/// Whether plans show property `prop` of `type_name` as a hash.
+fn is_shown_as_hash(registry: &Registry, type_name: &str, prop: &str) -> bool {
+    registry
+        .schema(type_name)
+        .and_then(|s| s.prop(prop))
+        .is_some_and(|p| p.shown_as_hash)
+}
+
+/// A text as plans show a long one: `sha256:0123456789ab… (412 bytes)`.
+fn hash_text(value: &Value) -> Value {
+    use sha2::{Digest, Sha256};
+    let Some(text) = value.as_str().filter(|_| !value::contains_unknown(value)) else {
+        return value.clone();
+    };
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    Value::String(format!("sha256:{hex}… ({} bytes)", text.len()))
+}
+
 /// The whole plan for a terminal.
 pub fn render(plan: &Plan, registry: &Registry, color: bool) -> String {
     let mut out = String::new();
@@ -153,12 +172,14 @@ fn render_resource(
     for key in keys {
         let sensitive = is_sensitive(registry, &r.type_name, &key);
         let forces = r.action == Action::Replace && r.replace_reasons.contains(&key);
+        let hashed = is_shown_as_hash(registry, &r.type_name, &key);
+        let shown = |v: Option<&Value>| v.map(|v| if hashed { hash_text(v) } else { v.clone() });
         render_prop(
             out,
             &key,
             width,
-            before.get(&key),
-            after.get(&key),
+            shown(before.get(&key)).as_ref(),
+            shown(after.get(&key)).as_ref(),
             sensitive,
             forces,
             color,

@@ -1309,3 +1309,22 @@ async fn what_a_create_first_replacement_refers_to_is_created_first_too_and_appl
     );
     crate::engine::steps::build(&p).expect("the steps form no cycle");
 }
+
+#[tokio::test]
+async fn a_long_text_is_shown_as_its_hash_and_size_and_json_keeps_it() {
+    let h = Harness::new();
+    let body = "resources:\n  web:\n    type: test.thing\n    name: web\n    script: \"#!/bin/sh\\necho hi\\n\"\n";
+    let p = plan(&h, body, &empty_state()).await;
+    let shown = render(&p, &h.registry, false);
+    let line = shown
+        .lines()
+        .find(|l| l.contains("script"))
+        .unwrap_or_else(|| panic!("no script line:\n{shown}"));
+    assert!(
+        line.contains("= \"sha256:") && line.ends_with("(18 bytes)\""),
+        "{line}"
+    );
+    assert!(!shown.contains("echo hi"), "{shown}");
+    let json = to_display_json(&p, &h.registry).to_string();
+    assert!(json.contains("echo hi"), "plan --json is unchanged: {json}");
+}
