@@ -111,6 +111,20 @@ pub fn known_count(props: &Props, key: &str, default: i64) -> Option<i64> {
     }
 }
 
+/// The hours of the public IPv4 address a resource holds (a NAT gateway's, an instance's).
+pub fn public_ipv4_line(ctx: &CostContext) -> CostLine {
+    match ctx.regional_price(&["ec2", "public_ipv4_hour"]) {
+        Ok(hour) => CostLine::per_hour(
+            format!(
+                "its public IPv4 address at ${}/h",
+                plinth_core::cost::price_text(hour)
+            ),
+            hour,
+        ),
+        Err(e) => CostLine::unknown("public IPv4 address", e.to_string()),
+    }
+}
+
 /// ElastiCache: USD per node-hour of `node_type` running `engine`.
 pub fn cache_node_hour(
     ctx: &CostContext,

@@ -554,13 +554,7 @@ fn instance_cost(props: &Props, ctx: &CostContext) -> Vec<CostLine> {
         )),
     }
     if bool_of(props, "associate_public_ip_address") == Some(true) {
-        match ctx.regional_price(&["ec2", "public_ipv4_hour"]) {
-            Ok(hour) => lines.push(CostLine::per_hour(
-                format!("its public IPv4 address at ${}/h", price_text(hour)),
-                hour,
-            )),
-            Err(e) => lines.push(CostLine::unknown("public IPv4 address", e.to_string())),
-        }
+        lines.push(crate::cost::public_ipv4_line(ctx));
     }
     lines
 }

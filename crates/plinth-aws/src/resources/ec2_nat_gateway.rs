@@ -307,13 +307,7 @@ fn nat_cost(props: &Props, ctx: &CostContext) -> Vec<CostLine> {
         )),
     }
     if known_str(props, "connectivity_type") != Some("private") {
-        match price("public_ipv4_hour") {
-            Ok(hour) => lines.push(CostLine::per_hour(
-                format!("its public IPv4 address at ${}/h", price_text(hour)),
-                hour,
-            )),
-            Err(e) => lines.push(CostLine::unknown("public IPv4 address", e.to_string())),
-        }
+        lines.push(crate::cost::public_ipv4_line(ctx));
     }
     lines
 }
