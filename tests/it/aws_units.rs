@@ -113,3 +113,21 @@ fn txt_values_are_quoted_in_strings_of_255_and_read_back_as_written() {
     // A value written without quotes is taken as it is.
     assert_eq!(unquoted("v=spf1 -all"), "v=spf1 -all");
 }
+
+#[test]
+fn a_zip_source_is_deployed_byte_for_byte_and_a_false_zip_is_refused() {
+    use plinth_aws::resources::lambda_function::{code_sha256, package};
+    let zip = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/functions/prebuilt/hello.zip");
+    let bytes = std::fs::read(&zip).expect("the example's zip");
+    assert_eq!(package(&zip).expect("a package"), bytes);
+    assert_eq!(
+        code_sha256(&package(&zip).expect("a package")),
+        code_sha256(&bytes)
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = dir.path().join("fake.zip");
+    std::fs::write(&fake, "not a zip").expect("write");
+    let err = package(&fake).expect_err("refused");
+    assert!(err.message.contains("not a zip archive"), "{}", err.message);
+}

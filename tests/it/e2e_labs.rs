@@ -540,3 +540,40 @@ async fn a_dynamodb_stream_is_wired_to_a_function_changed_in_place_and_destroyed
         .await
         .is_err());
 }
+
+/// A prebuilt `.zip` is deployed as it is: Lambda's CodeSha256 is the file's own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prebuilt_zip_is_deployed_as_it_is_and_replans_clean() {
+    let env = Env::new();
+    env.copy_from_examples("lambda-prebuilt-zip.yaml", "zip.yaml");
+    env.copy_from_examples("functions", "functions");
+    let args = |cmd: &'static str| vec![cmd, "zip.yaml", "--var", "student=labzip"];
+    let mut apply = args("apply");
+    apply.push("--yes");
+    env.plinth(&apply).ok();
+    let bytes = std::fs::read(env.path("functions/prebuilt/hello.zip")).expect("zip");
+    let function = env
+        .lambda()
+        .get_function()
+        .function_name("labzip-example-prebuilt")
+        .send()
+        .await
+        .expect("the function");
+    assert_eq!(
+        function.configuration().and_then(|c| c.code_sha256()),
+        Some(plinth_aws::resources::lambda_function::code_sha256(&bytes).as_str())
+    );
+    let mut plan = args("plan");
+    plan.push("--detailed-exitcode");
+    assert_eq!(env.plinth(&plan).code, 0);
+    let mut destroy = args("destroy");
+    destroy.push("--yes");
+    env.plinth(&destroy).ok();
+    assert!(env
+        .lambda()
+        .get_function()
+        .function_name("labzip-example-prebuilt")
+        .send()
+        .await
+        .is_err());
+}

@@ -231,6 +231,14 @@ impl Env {
         copy_tree(&from, &self.path(to));
     }
 
+    /// Copies a file or folder of `examples/` into the environment's folder.
+    pub fn copy_from_examples(&self, name: &str, to: &str) {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name);
+        copy_tree(&from, &self.path(to));
+    }
+
     /// The plinth command, set up for the emulator, not yet started.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_plinth"));

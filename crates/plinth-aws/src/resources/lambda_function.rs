@@ -151,7 +151,10 @@ fn schema() -> TypeSchema {
             Prop::new("source", Shape::String)
                 .required()
                 .known_as(&["filename"])
-                .doc("a file or folder, relative to the stack file, zipped as the code"),
+                .doc(
+                    "a folder or file, relative to the stack file, zipped as the code; a \
+                     .zip file (a package built elsewhere) is deployed as it is",
+                ),
             Prop::new("runtime", Shape::Enum(Runtime::values()))
                 .required()
                 .doc("the runtime, e.g. nodejs20.x or python3.12"),
@@ -543,10 +546,15 @@ struct PackageFile {
     mode: u32,
 }
 
-/// The zip Lambda runs: a file as one entry named by its file name; a folder as every
-/// regular file under it, by "/"-separated relative name, sorted. Every entry has the time
-/// 1980-01-01 00:00 and mode 0644 (0755 when executable), so equal sources give equal bytes.
+/// The zip Lambda runs: a `.zip` file as it is (a package built elsewhere, dependencies
+/// and all); another file as one entry named by its file name; a folder as every regular
+/// file under it, by "/"-separated relative name, sorted. Every entry plinth zips has the
+/// time 1980-01-01 00:00 and mode 0644 (0755 when executable), so equal sources give equal
+/// bytes.
 pub fn package(source: &Path) -> ResourceResult<Vec<u8>> {
+    if is_prebuilt(source) {
+        return prebuilt(source);
+    }
     let files = package_files(source)?;
     if files.is_empty() {
         return Err(ResourceError::invalid(format!(
@@ -573,6 +581,34 @@ pub fn package(source: &Path) -> ResourceResult<Vec<u8>> {
     if bytes.len() > MAX_ZIP {
         return Err(ResourceError::invalid(format!(
             "source {} zips to {} MB; Lambda takes at most 50 MB in a direct upload",
+            source.display(),
+            bytes.len() / (1024 * 1024)
+        )));
+    }
+    Ok(bytes)
+}
+
+fn is_prebuilt(source: &Path) -> bool {
+    source
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+        && source.is_file()
+}
+
+/// A package built elsewhere, deployed byte for byte: it must be a zip archive Lambda takes
+/// in a direct upload.
+fn prebuilt(source: &Path) -> ResourceResult<Vec<u8>> {
+    let bytes = std::fs::read(source).map_err(|e| read_error(source, e))?;
+    if zip::ZipArchive::new(Cursor::new(&bytes)).is_err() {
+        return Err(ResourceError::invalid(format!(
+            "source {}: not a zip archive",
+            source.display()
+        )));
+    }
+    if bytes.len() > MAX_ZIP {
+        return Err(ResourceError::invalid(format!(
+            "source {} is {} MB; Lambda takes at most 50 MB in a direct upload",
             source.display(),
             bytes.len() / (1024 * 1024)
         )));
