@@ -577,3 +577,65 @@ async fn a_prebuilt_zip_is_deployed_as_it_is_and_replans_clean() {
         .await
         .is_err());
 }
+
+/// Code in S3: Lambda fetches the zip the function names; a new key deploys it again in
+/// place; destroy removes the function before its bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_from_an_s3_object_is_deployed_updated_in_place_and_destroyed() {
+    let env = Env::new();
+    env.copy_from_examples("lambda-from-s3.yaml", "s3code.yaml");
+    env.copy_from_examples("functions", "functions");
+    let args = |cmd: &'static str| vec![cmd, "s3code.yaml", "--var", "student=labs3"];
+    let with = |cmd: &'static str, extra: &'static str| {
+        let mut all = args(cmd);
+        all.push(extra);
+        all
+    };
+    env.plinth(&with("apply", "--yes")).ok();
+    let bytes = std::fs::read(env.path("functions/prebuilt/hello.zip")).expect("zip");
+    let sha = plinth_aws::resources::lambda_function::code_sha256(&bytes);
+    let lambda = env.lambda();
+    let reported = |out: aws_sdk_lambda::operation::get_function::GetFunctionOutput| {
+        out.configuration()
+            .and_then(|c| c.code_sha256())
+            .map(str::to_string)
+    };
+    let function = lambda
+        .get_function()
+        .function_name("labs3-example-from-s3")
+        .send()
+        .await
+        .expect("the function");
+    assert_eq!(reported(function), Some(sha.clone()));
+    assert_eq!(env.plinth(&with("plan", "--detailed-exitcode")).code, 0);
+
+    // Another key: the artifact moves, the function's code is updated in place.
+    let moved = env
+        .read("s3code.yaml")
+        .replace("prefix: builds/", "prefix: builds/v2/")
+        .replace("key: builds/hello.zip", "key: builds/v2/hello.zip");
+    env.write("s3code.yaml", &moved);
+    let plan = env.plinth(&args("plan")).ok();
+    assert!(
+        plan.stdout.contains(
+            "hello (lambda.function, us-east-1) [labs3-example-from-s3] will be updated in place"
+        ),
+        "{}",
+        plan.stdout
+    );
+    env.plinth(&with("apply", "--yes")).ok();
+    assert_eq!(env.plinth(&with("plan", "--detailed-exitcode")).code, 0);
+
+    let destroy = env.plinth(&with("destroy", "--yes")).ok();
+    assert!(
+        destroy.stdout.contains("Teardown verified"),
+        "{}",
+        destroy.stdout
+    );
+    assert!(lambda
+        .get_function()
+        .function_name("labs3-example-from-s3")
+        .send()
+        .await
+        .is_err());
+}

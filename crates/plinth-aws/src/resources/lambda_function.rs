@@ -106,6 +106,7 @@ const CONFIG_KEYS: &[&str] = &[
 const ORDER: &[&str] = &[
     "name",
     "source",
+    "s3",
     "runtime",
     "handler",
     "role",
@@ -149,12 +150,25 @@ fn schema() -> TypeSchema {
                 .unique()
                 .doc("the function name"),
             Prop::new("source", Shape::String)
-                .required()
                 .known_as(&["filename"])
                 .doc(
                     "a folder or file, relative to the stack file, zipped as the code; a \
                      .zip file (a package built elsewhere) is deployed as it is",
                 ),
+            Prop::new(
+                "s3",
+                Shape::Object(vec![
+                    Prop::new("bucket", Shape::String).required(),
+                    Prop::new("key", Shape::String).required(),
+                    Prop::new("version", Shape::String)
+                        .doc("the object's version; a new one deploys the code again"),
+                ]),
+            )
+            .doc(
+                "instead of source: a zip in S3 (in the function's region), e.g. a CI \
+                 pipeline's artifact; the code is deployed again when bucket, key or version \
+                 change",
+            ),
             Prop::new("runtime", Shape::Enum(Runtime::values()))
                 .required()
                 .doc("the runtime, e.g. nodejs20.x or python3.12"),
@@ -271,6 +285,13 @@ impl ResourceType for LambdaFunction {
             issues.push(PropIssue::at(
                 &["role"],
                 "expected the role's ARN (arn:aws:iam::…:role/…), e.g. ${role.arn}",
+            ));
+        }
+        if props.contains_key("source") == props.contains_key("s3") {
+            issues.push(PropIssue::at(
+                &["source"],
+                "give source (a folder or file next to the stack) or s3 (a zip in a bucket), \
+                 one of the two",
             ));
         }
         if known_str(props, "handler").is_some_and(|h| h.trim().is_empty()) {
@@ -400,8 +421,8 @@ impl ResourceType for LambdaFunction {
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
         let client = self.aws.lambda(&ctx.region);
         let name = required(props, "name")?;
-        let zip = self.package_for(ctx, props)?;
-        let created = match create_function(ctx, &client, props, zip).await {
+        let code = self.code_for(ctx, props)?;
+        let created = match create_function(ctx, &client, props, code).await {
             Ok(out) => out,
             Err(err) if err.code.as_deref() == Some("ResourceConflictException") => {
                 return self.adopt(ctx, name, props, err).await;
@@ -431,12 +452,12 @@ impl ResourceType for LambdaFunction {
     ) -> ResourceResult<Observed> {
         let client = self.aws.lambda(&ctx.region);
         let changed = |key: &str| before.get(key) != after.get(key);
-        let code_changed = changed("code_sha256") || changed("architectures");
+        let code_changed = changed("code_sha256") || changed("s3") || changed("architectures");
         let config_changed = CONFIG_KEYS.iter().any(|key| changed(key));
         let mut current = None;
         if code_changed {
-            let zip = self.package_for(ctx, after)?;
-            update_code(ctx, &client, id, after, zip).await?;
+            let code = self.code_for(ctx, after)?;
+            update_code(ctx, &client, id, after, code).await?;
             current = Some(wait_updated(ctx, &client, id).await?);
         }
         if config_changed {
@@ -495,9 +516,21 @@ impl ResourceType for LambdaFunction {
 }
 
 impl LambdaFunction {
-    /// The package for these properties, zipped from `source` in the stack's folder.
-    fn package_for(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Vec<u8>> {
-        package(&ctx.base_dir.join(required(props, "source")?))
+    /// The code for these properties: zipped from `source` in the stack's folder, or the
+    /// S3 object Lambda fetches itself.
+    fn code_for(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Code> {
+        if let Some(Value::Object(s3)) = props.get("s3") {
+            let field = |key: &str| s3.get(key).and_then(Value::as_str).map(str::to_string);
+            return match (field("bucket"), field("key")) {
+                (Some(bucket), Some(key)) => Ok(Code::S3 {
+                    bucket,
+                    key,
+                    version: field("version"),
+                }),
+                _ => Err(ResourceError::invalid("s3 needs a bucket and a key")),
+            };
+        }
+        package(&ctx.base_dir.join(required(props, "source")?)).map(Code::Zip)
     }
 
     /// CreateFunction found the name taken: a function this stack made (an interrupted
@@ -881,7 +914,8 @@ fn observe(
     let arn = unqualified_arn(config)?;
     let mut props = Props::new();
     props.insert("name".into(), json!(name));
-    for key in ["source", "publish", "edge"] {
+    // Where the code came from is plinth's to know: Lambda keeps only its hash.
+    for key in ["source", "s3", "publish", "edge"] {
         if let Some(value) = plinth.get(key) {
             props.insert(key.into(), value.clone());
         }
@@ -993,17 +1027,48 @@ async fn get_function(client: &Client, name: &str) -> ResourceResult<Option<GetF
     }
 }
 
+/// A function's code as Lambda takes it.
+enum Code {
+    /// A zip uploaded with the request.
+    Zip(Vec<u8>),
+    /// A zip Lambda reads from S3.
+    S3 {
+        bucket: String,
+        key: String,
+        version: Option<String>,
+    },
+}
+
+impl Code {
+    fn function_code(&self) -> FunctionCode {
+        match self {
+            Code::Zip(zip) => FunctionCode::builder()
+                .zip_file(Blob::new(zip.clone()))
+                .build(),
+            Code::S3 {
+                bucket,
+                key,
+                version,
+            } => FunctionCode::builder()
+                .s3_bucket(bucket)
+                .s3_key(key)
+                .set_s3_object_version(version.clone())
+                .build(),
+        }
+    }
+}
+
 async fn create_function(
     ctx: &OpContext,
     client: &Client,
     props: &Props,
-    zip: Vec<u8>,
+    code: Code,
 ) -> ResourceResult<CreateFunctionOutput> {
     let name = required(props, "name")?;
     let runtime = Runtime::from(required(props, "runtime")?);
     let handler = required(props, "handler")?;
     let role = required(props, "role")?;
-    let code = FunctionCode::builder().zip_file(Blob::new(zip)).build();
+    let code = code.function_code();
     let tags: HashMap<String, String> = tags::user_tags(props).into_iter().collect();
     let what = format!("creating Lambda function {name}");
     debug!(function = name, "CreateFunction");
@@ -1040,17 +1105,26 @@ async fn update_code(
     client: &Client,
     name: &str,
     props: &Props,
-    zip: Vec<u8>,
+    code: Code,
 ) -> ResourceResult<()> {
-    let zip = Blob::new(zip);
     let what = format!("updating the code of Lambda function {name}");
     debug!(function = name, "UpdateFunctionCode");
     wait::retry_while_busy(ctx, &what, BUSY_LIMIT, || {
         let request = client
             .update_function_code()
             .function_name(name)
-            .zip_file(zip.clone())
             .architectures(architecture_of(props));
+        let request = match &code {
+            Code::Zip(zip) => request.zip_file(Blob::new(zip.clone())),
+            Code::S3 {
+                bucket,
+                key,
+                version,
+            } => request
+                .s3_bucket(bucket)
+                .s3_key(key)
+                .set_s3_object_version(version.clone()),
+        };
         async move { request.send().await.classified().map(|_| ()) }
     })
     .await
