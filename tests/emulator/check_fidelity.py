@@ -665,6 +665,8 @@ def instances(ec2) -> None:
     check("RunInstances reusing a ClientToken with other parameters is IdempotentParameterMismatch",
           code == "IdempotentParameterMismatch", code)
     ec2.terminate_instances(InstanceIds=[first])
+    again = fails(ec2.terminate_instances, InstanceIds=[first])
+    check("TerminateInstances of a terminated instance succeeds", again == ("", 200), again)
 
 
 def check_ec2(endpoint: str) -> None:

@@ -250,3 +250,22 @@ def _run_instances_once(self):
 
 
 InstanceResponse.run_instances = _run_instances_once
+
+
+# --- 9. TerminateInstances of an instance already terminated changes nothing ---------------
+# EC2 answers it with the instance as it is (terminated), so a terminate the SDK sends again
+# after a lost answer succeeds. moto deletes the instance's network interface a second time
+# and fails with InvalidNetworkInterfaceID.NotFound.
+from moto.ec2.models.instances import InstanceBackend  # noqa: E402
+
+_terminate_instances = InstanceBackend.terminate_instances
+
+
+def _terminate_live_instances(self, instance_ids):
+    asked = [self.get_instance(i) for i in instance_ids]
+    live = [i.id for i in asked if i._state.name != "terminated"]
+    result = _terminate_instances(self, live) if live else []
+    return list(result) + [(i, i._state) for i in asked if i.id not in live]
+
+
+InstanceBackend.terminate_instances = _terminate_live_instances

@@ -428,8 +428,16 @@ impl ResourceType for InstanceResource {
             .send()
             .await
             .classified();
-        if common::unless_gone(answer)?.is_none() {
-            return Ok(());
+        match common::unless_gone(answer) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(()),
+            // Sent again after its answer was lost, a terminate may be refused: what counts
+            // is whether the instance is on its way out.
+            Err(err) => match describe(&ec2, id).await? {
+                Some((instance, _)) if is_gone(&instance) => {}
+                None => return Ok(()),
+                Some(_) => return Err(err),
+            },
         }
         let what = format!("instance {id} to terminate");
         let ec2 = &ec2;
