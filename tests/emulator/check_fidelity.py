@@ -244,6 +244,11 @@ def edge_prerequisites(clients: dict) -> dict:
         if time.time() > deadline:
             raise AssertionError("the certificate was not ISSUED within 10s (MOTO_ACM_VALIDATION_WAIT)")
         time.sleep(0.2)
+    # The CloudFront Function the behaviours associate, published to LIVE.
+    cf = clients["cloudfront"]
+    rewrite = cf.create_function(Name="rewrite", FunctionCode=b"function handler(e) { return e.request; }",
+                                 FunctionConfig={"Comment": "", "Runtime": "cloudfront-js-2.0"})
+    cf.publish_function(Name="rewrite", IfMatch=rewrite["ETag"])
     return {"certificate_arn": certificate_arn, "function_arn": function_arn, "version_arn": version_arn}
 
 
@@ -531,6 +536,8 @@ def check_cloudfront(endpoint: str) -> None:
     section("Lambda@Edge replicas", release_edge_function, clients, edge, gone)
     section("CloudFront cache policy deletion", delete_cache_policy, cf, wire, policy, gone)
     section("CloudFront origin access control changes", origin_access_control_lifecycle, cf, wire, oac, gone)
+    # A client of its own: the wire recorder reads every answer, GetFunction's stream too.
+    section("CloudFront Functions", cloudfront_functions, _client("cloudfront", endpoint))
 
 
 def s3_buckets(s3) -> None:
@@ -552,6 +559,30 @@ def s3_buckets(s3) -> None:
     code, _ = fails(s3.get_bucket_tagging, Bucket="fidelity-versioning")
     check("a re-created bucket starts without the deleted one's tags (NoSuchTagSet)",
           code == "NoSuchTagSet", code)
+    s3.create_bucket(Bucket="fidelity-defaults")
+    ownership = s3.get_bucket_ownership_controls(Bucket="fidelity-defaults")
+    rules = ownership["OwnershipControls"]["Rules"]
+    check("a new bucket has object ownership BucketOwnerEnforced",
+          rules == [{"ObjectOwnership": "BucketOwnerEnforced"}], rules)
+    sse = s3.get_bucket_encryption(Bucket="fidelity-defaults")["ServerSideEncryptionConfiguration"]
+    default = sse["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+    check("a new bucket is encrypted with SSE-S3", default == {"SSEAlgorithm": "AES256"}, sse)
+    s3.put_bucket_encryption(Bucket="fidelity-defaults", ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+    s3.delete_bucket_encryption(Bucket="fidelity-defaults")
+    sse = s3.get_bucket_encryption(Bucket="fidelity-defaults")["ServerSideEncryptionConfiguration"]
+    default = sse["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+    check("DeleteBucketEncryption goes back to SSE-S3", default == {"SSEAlgorithm": "AES256"}, sse)
+    s3.create_bucket(Bucket="fidelity-writer", ObjectOwnership="ObjectWriter")
+    rules = s3.get_bucket_ownership_controls(Bucket="fidelity-writer")["OwnershipControls"]["Rules"]
+    check("CreateBucket's ObjectOwnership is kept", rules == [{"ObjectOwnership": "ObjectWriter"}], rules)
+    s3.create_bucket(Bucket="fidelity-lock", ObjectLockEnabledForBucket=True)
+    s3.put_object_lock_configuration(Bucket="fidelity-lock", ObjectLockConfiguration={
+        "ObjectLockEnabled": "Enabled", "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}}})
+    retention = s3.get_object_lock_configuration(Bucket="fidelity-lock")[
+        "ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    check("a default retention of days reports no years", retention == {"Mode": "GOVERNANCE", "Days": 1},
+          retention)
 
 
 def check_s3(endpoint: str) -> None:
@@ -747,6 +778,86 @@ def check_dns(endpoint: str) -> None:
             _client("route53", endpoint))
 
 
+def table_encryption(dynamodb, kms) -> None:
+    key = kms.create_key(Description="fidelity")["KeyMetadata"]
+    dynamodb.create_table(TableName="fidelity-sse", BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                          KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                          SSESpecification={"Enabled": True, "SSEType": "KMS"})
+    sse = dynamodb.describe_table(TableName="fidelity-sse")["Table"].get("SSEDescription", {})
+    check("the AWS managed key of a table is reported by its ARN",
+          sse.get("KMSMasterKeyArn", "").startswith("arn:aws:kms:"), sse)
+    dynamodb.update_table(TableName="fidelity-sse", SSESpecification={
+        "Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key["KeyId"]})
+    sse = dynamodb.describe_table(TableName="fidelity-sse")["Table"].get("SSEDescription", {})
+    check("UpdateTable moves the table to the given key, reported by its ARN",
+          sse.get("KMSMasterKeyArn") == key["Arn"], sse)
+    dynamodb.update_table(TableName="fidelity-sse", SSESpecification={"Enabled": False})
+    table = dynamodb.describe_table(TableName="fidelity-sse")["Table"]
+    check("UpdateTable with Enabled false goes back to the AWS owned key",
+          "SSEDescription" not in table, table.get("SSEDescription"))
+    dynamodb.delete_table(TableName="fidelity-sse")
+    kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+    code, _ = fails(kms.schedule_key_deletion, KeyId=key["KeyId"], PendingWindowInDays=7)
+    check("ScheduleKeyDeletion of a key pending deletion is KMSInvalidStateException",
+          code == "KMSInvalidStateException", code)
+
+
+def log_group_keys(logs, kms) -> None:
+    key = kms.create_key(Description="fidelity-logs")["KeyMetadata"]["Arn"]
+    logs.create_log_group(logGroupName="/fidelity/keys")
+    logs.associate_kms_key(logGroupName="/fidelity/keys", kmsKeyId=key)
+    group = logs.describe_log_groups(logGroupNamePrefix="/fidelity/keys")["logGroups"][0]
+    check("AssociateKmsKey sets a log group's key", group.get("kmsKeyId") == key, group)
+    logs.disassociate_kms_key(logGroupName="/fidelity/keys")
+    group = logs.describe_log_groups(logGroupNamePrefix="/fidelity/keys")["logGroups"][0]
+    check("DisassociateKmsKey clears it", "kmsKeyId" not in group, group)
+    code, _ = fails(logs.associate_kms_key, logGroupName="/fidelity/missing", kmsKeyId=key)
+    check("AssociateKmsKey of a missing group is ResourceNotFoundException",
+          code == "ResourceNotFoundException", code)
+    logs.delete_log_group(logGroupName="/fidelity/keys")
+
+
+def cloudfront_functions(cf) -> None:
+    code = b"function handler(event) { return event.request; }"
+    config = {"Comment": "rewrite", "Runtime": "cloudfront-js-2.0"}
+    made = cf.create_function(Name="fidelity-rewrite", FunctionConfig=config, FunctionCode=code)
+    summary = made["FunctionSummary"]
+    check("CreateFunction: DEVELOPMENT, UNPUBLISHED, with an ETag",
+          summary["Status"] == "UNPUBLISHED" and summary["FunctionMetadata"]["Stage"] == "DEVELOPMENT"
+          and made.get("ETag"), summary)
+    code_, _ = fails(cf.describe_function, Name="fidelity-rewrite", Stage="LIVE")
+    check("LIVE before a publish is NoSuchFunctionExists", code_ == "NoSuchFunctionExists", code_)
+    code_, _ = fails(cf.create_function, Name="fidelity-rewrite", FunctionConfig=config, FunctionCode=code)
+    check("a second function of the name is FunctionAlreadyExists", code_ == "FunctionAlreadyExists", code_)
+    code_, status = fails(cf.publish_function, Name="fidelity-rewrite", IfMatch="stale")
+    check("PublishFunction with a stale ETag is PreconditionFailed (412)",
+          (code_, status) == ("PreconditionFailed", 412), (code_, status))
+    cf.publish_function(Name="fidelity-rewrite", IfMatch=made["ETag"])
+    live = cf.get_function(Name="fidelity-rewrite", Stage="LIVE")
+    check("GetFunction of LIVE answers the published code", live["FunctionCode"].read() == code, live)
+    dev = cf.describe_function(Name="fidelity-rewrite", Stage="DEVELOPMENT")
+    updated = cf.update_function(Name="fidelity-rewrite", IfMatch=dev["ETag"], FunctionConfig=config,
+                                 FunctionCode=b"function handler(event) { return event.response; }")
+    check("UpdateFunction answers its new ETag (in the ETtag header)", bool(updated.get("ETag")), updated)
+    live = cf.get_function(Name="fidelity-rewrite", Stage="LIVE")
+    check("UpdateFunction changes DEVELOPMENT only", live["FunctionCode"].read() == code, live)
+    code_, _ = fails(cf.create_function, Name="fidelity-big", FunctionConfig=config,
+                     FunctionCode=b"x" * (10 * 1024 + 1))
+    check("code over 10 KB is FunctionSizeLimitExceeded", code_ == "FunctionSizeLimitExceeded", code_)
+    dev = cf.describe_function(Name="fidelity-rewrite", Stage="DEVELOPMENT")
+    cf.delete_function(Name="fidelity-rewrite", IfMatch=dev["ETag"])
+    code_, _ = fails(cf.describe_function, Name="fidelity-rewrite", Stage="DEVELOPMENT")
+    check("then it is gone", code_ == "NoSuchFunctionExists", code_)
+
+
+def check_encryption(endpoint: str) -> None:
+    section("DynamoDB table encryption and KMS key deletion", table_encryption,
+            _client("dynamodb", endpoint), _client("kms", endpoint))
+    section("CloudWatch Logs keys", log_group_keys, _client("logs", endpoint),
+            _client("kms", endpoint))
+
+
 def member_clusters(ec, tagging) -> None:
     tags = [{"Key": "plinth:stack", "Value": "fidelity"}, {"Key": "plinth:resource", "Value": "rg"}]
     ec.create_replication_group(ReplicationGroupId="fidelity-rg", ReplicationGroupDescription="f",
@@ -827,6 +938,9 @@ FAULTED_CALLS = [
     ("ssm", lambda c: c.get_parameter(Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"),
      ("ThrottlingException", 400), ("InternalServerError", 500)),
     ("route53", lambda c: c.list_hosted_zones(), ("Throttling", 400), ("InternalFailure", 500)),
+    ("kms", lambda c: c.list_keys(), ("ThrottlingException", 400), ("KMSInternalException", 500)),
+    ("logs", lambda c: c.describe_log_groups(), ("ThrottlingException", 400),
+     ("ServiceUnavailableException", 500)),
 ]
 
 
@@ -889,6 +1003,7 @@ def main() -> int:
         check_elasticache(endpoint)
         check_ec2(endpoint)
         check_dns(endpoint)
+        check_encryption(endpoint)
     finally:
         stop(server)
     check_faults()

@@ -175,8 +175,11 @@ fn the_usage_defaults_are_course_sized() {
         ("dynamodb.storage_gb", "1"),
         ("dynamodb.writes", "1,000,000"),
         ("ec2.nat_gateway_gb", "10"),
+        ("kms.requests", "10,000"),
         ("lambda.duration_ms", "50"),
         ("lambda.invocations", "100,000"),
+        ("logs.ingested_gb", "1"),
+        ("logs.stored_gb", "1"),
         ("s3.get_requests", "100,000"),
         ("s3.put_requests", "10,000"),
         ("s3.storage_gb", "1"),
@@ -291,6 +294,10 @@ fn every_type_states_its_cost_explicitly() {
             "lambda.function",
             json!({"name": "f", "edge": false, "memory_size": 128}),
         ),
+        ("kms.key", json!({"rotation": true})),
+        ("kms.alias", json!({"name": "alias/a", "target_key": "k"})),
+        ("logs.log_group", json!({"name": "/g"})),
+        ("cloudfront.function", json!({"name": "f", "code": "x"})),
     ];
     let registry = registry();
     let named: Vec<&str> = minimal.iter().map(|(t, _)| *t).collect();
@@ -316,6 +323,22 @@ fn every_type_states_its_cost_explicitly() {
             "{type_name}: {lines:?}"
         );
     }
+}
+
+#[test]
+fn a_kms_key_bills_a_dollar_a_month_and_a_log_group_its_gigabytes() {
+    let key = cost_of("kms.key", "us-east-1", json!({}));
+    // $1/month for the key, 10,000 requests at $0.03 per 10,000.
+    assert_close(monthly(&key), 1.0 + 0.03, "a KMS key");
+    let group = cost_of("logs.log_group", "eu-central-1", json!({"name": "/g"}));
+    // 1 GB ingested at $0.63 and 1 GB stored at $0.0324 in Frankfurt.
+    assert_close(monthly(&group), 0.63 + 0.0324, "a log group");
+    assert!(
+        group
+            .iter()
+            .any(|l| l.what.contains("kept forever: give retention_days")),
+        "{group:?}"
+    );
 }
 
 #[test]

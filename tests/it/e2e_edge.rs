@@ -564,3 +564,151 @@ async fn object_etags(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(String, Str
     keys.sort();
     keys
 }
+
+/// A CloudFront Function (issue 13, item 1): made from its .js file, published to LIVE,
+/// associated from the distribution, updated and published again when the file changes,
+/// and deleted once the distribution let go of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cloudfront_function_is_published_associated_updated_and_deleted() {
+    use aws_sdk_cloudfront::types::FunctionStage;
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    env.copy_from_examples("cloudfront-function.yaml", "site.yaml");
+    env.copy_from_examples("site", "site");
+    env.copy_from_examples("functions", "functions");
+    let args = |cmd: &'static str, extra: &[&'static str]| {
+        let mut all = vec![cmd, "site.yaml", "--var", "student=e2e"];
+        all.extend(extra);
+        all
+    };
+    env.plinth(&args("apply", &["--yes"])).ok();
+
+    let cf = env.cloudfront();
+    let name = "e2e-example-index-rewrite";
+    let source = std::fs::read_to_string(env.path("functions/edge/index-rewrite.js"))
+        .expect("the function's source");
+    let live_code = || async {
+        let out = cf
+            .get_function()
+            .name(name)
+            .stage(FunctionStage::Live)
+            .send()
+            .await
+            .expect("the LIVE stage");
+        String::from_utf8(out.function_code().expect("code").as_ref().to_vec()).expect("utf-8")
+    };
+    assert_eq!(live_code().await, source, "published to LIVE as written");
+    let live = cf
+        .describe_function()
+        .name(name)
+        .stage(FunctionStage::Live)
+        .send()
+        .await
+        .expect("describe");
+    let summary = live.function_summary().expect("summary");
+    let config = summary.function_config().expect("config");
+    assert_eq!(config.runtime().as_str(), "cloudfront-js-2.0");
+    assert!(
+        config
+            .comment()
+            .starts_with("folders serve their index.html (plinth:"),
+        "the comment carries the owner marker: {}",
+        config.comment()
+    );
+    let arn = summary
+        .function_metadata()
+        .expect("metadata")
+        .function_arn()
+        .to_string();
+
+    let state = env.state("example-function");
+    let id = state["resources"]["cdn"]["id"]
+        .as_str()
+        .expect("distribution id");
+    let dist = cf
+        .get_distribution_config()
+        .id(id)
+        .send()
+        .await
+        .expect("config");
+    let behavior = dist
+        .distribution_config()
+        .and_then(|c| c.default_cache_behavior())
+        .expect("default behavior");
+    let associated: Vec<(&str, &str)> = behavior
+        .function_associations()
+        .map(|a| a.items())
+        .unwrap_or_default()
+        .iter()
+        .map(|f| (f.function_arn(), f.event_type().as_str()))
+        .collect();
+    assert_eq!(associated, [(arn.as_str(), "viewer-request")]);
+    let logging = dist
+        .distribution_config()
+        .and_then(|c| c.logging())
+        .expect("logging");
+    assert!(logging.enabled());
+    assert_eq!(
+        logging.bucket(),
+        "e2e-example-cdn-logs-123456789012.s3.amazonaws.com"
+    );
+    assert_eq!(logging.prefix(), "cdn/");
+    assert_eq!(env.plinth(&args("plan", &["--detailed-exitcode"])).code, 0);
+
+    // Origin Shield in front of the bucket: in place, read back as written.
+    let stack = std::fs::read_to_string(env.path("site.yaml")).expect("stack");
+    env.write(
+        "site.yaml",
+        &stack.replace(
+            "        origin_access_control: ${oac.id}\n",
+            "        origin_access_control: ${oac.id}\n        origin_shield: us-east-1\n",
+        ),
+    );
+    env.plinth(&args("apply", &["--yes"])).ok();
+    let dist = cf
+        .get_distribution_config()
+        .id(id)
+        .send()
+        .await
+        .expect("config");
+    let shield = dist
+        .distribution_config()
+        .and_then(|c| c.origins())
+        .map(|o| o.items()[0].clone())
+        .and_then(|o| o.origin_shield().cloned())
+        .expect("origin shield");
+    assert!(shield.enabled());
+    assert_eq!(shield.origin_shield_region(), Some("us-east-1"));
+    assert_eq!(env.plinth(&args("plan", &["--detailed-exitcode"])).code, 0);
+
+    // The file changes: the plan shows the code's hash change, apply publishes it.
+    let changed = source.replace("index.html", "main.html");
+    env.write("functions/edge/index-rewrite.js", &changed);
+    let plan = env.plinth(&args("plan", &["--detailed-exitcode"]));
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("~ code = \"sha256:"),
+        "{}",
+        plan.stdout
+    );
+    env.plinth(&args("apply", &["--yes"])).ok();
+    assert_eq!(live_code().await, changed);
+    assert_eq!(env.plinth(&args("plan", &["--detailed-exitcode"])).code, 0);
+
+    let destroy = env.plinth(&args("destroy", &["--yes"])).ok();
+    assert!(
+        destroy.stdout.contains("Teardown verified"),
+        "{}",
+        destroy.stdout
+    );
+    let gone = cf
+        .describe_function()
+        .name(name)
+        .stage(FunctionStage::Development)
+        .send()
+        .await;
+    let code = gone.err().and_then(|e| {
+        aws_sdk_cloudfront::error::ProvideErrorMetadata::code(&e).map(str::to_string)
+    });
+    assert_eq!(code.as_deref(), Some("NoSuchFunctionExists"));
+}

@@ -368,3 +368,124 @@ async fn a_replication_groups_member_clusters_are_part_of_it_for_teardown_checks
         "nothing is left"
     );
 }
+
+/// Log delivery (issue 13, item 3): a replication group's slow and engine logs go to the
+/// stack's log group, read back as written (a clean re-plan), and both go on destroy.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replication_group_delivers_its_logs_to_the_stacks_log_group() {
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    env.copy_from_examples("redis-logs.yaml", "logs.yaml");
+    let args = |cmd: &'static str, extra: &[&'static str]| {
+        let mut all = vec![cmd, "logs.yaml", "--var", "student=e2e"];
+        all.extend(extra);
+        all
+    };
+    env.plinth(&args("apply", &["--yes"])).ok();
+    let group = env
+        .elasticache()
+        .describe_replication_groups()
+        .replication_group_id("e2e-example-logged")
+        .send()
+        .await
+        .expect("describe");
+    let configs = group.replication_groups()[0].log_delivery_configurations();
+    let mut delivered: Vec<(String, String, String)> = configs
+        .iter()
+        .map(|c| {
+            (
+                c.log_type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default(),
+                c.destination_details()
+                    .and_then(|d| d.cloud_watch_logs_details())
+                    .and_then(|d| d.log_group())
+                    .unwrap_or_default()
+                    .to_string(),
+                c.log_format()
+                    .map(|f| f.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    delivered.sort();
+    let group_name = "/elasticache/e2e-example-redis".to_string();
+    assert_eq!(
+        delivered,
+        [
+            (
+                "engine-log".to_string(),
+                group_name.clone(),
+                "text".to_string()
+            ),
+            (
+                "slow-log".to_string(),
+                group_name.clone(),
+                "json".to_string()
+            ),
+        ]
+    );
+    let logs = env
+        .logs()
+        .describe_log_groups()
+        .log_group_name_prefix(&group_name)
+        .send()
+        .await
+        .expect("log groups");
+    assert_eq!(logs.log_groups()[0].retention_in_days(), Some(7));
+    let replan = env.plinth(&args("plan", &["--detailed-exitcode"]));
+    assert_eq!(replan.code, 0, "{}", replan.stdout);
+
+    let destroy = env.plinth(&args("destroy", &["--yes"])).ok();
+    assert!(
+        destroy.stdout.contains("Destroy complete"),
+        "{}",
+        destroy.stdout
+    );
+    let logs = env
+        .logs()
+        .describe_log_groups()
+        .log_group_name_prefix(&group_name)
+        .send()
+        .await
+        .expect("log groups");
+    assert!(logs.log_groups().is_empty());
+}
+
+/// Memcached in-transit encryption (issue 13, item 2): made with TLS on, read back as
+/// written, and refused before any call on an engine version that has none.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memcached_cluster_with_in_transit_encryption_reads_back_as_written() {
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    let stack = |version: &str| {
+        format!(
+            "stack: memcached-tls\nregion: us-east-1\nresources:\n  cache:\n    type: elasticache.cluster\n    cluster_id: e2e-memcached-tls\n    engine: memcached\n    engine_version: \"{version}\"\n    node_type: cache.t3.micro\n    num_nodes: 2\n    transit_encryption: true\n"
+        )
+    };
+    env.write("old.yaml", &stack("1.6.6"));
+    let refused = env.plinth(&["plan", "old.yaml"]);
+    assert_ne!(refused.code, 0);
+    assert!(
+        format!("{}{}", refused.stdout, refused.stderr)
+            .contains("in-transit encryption from engine version 1.6.12"),
+        "{}",
+        refused.stderr
+    );
+
+    env.write("plinth.yaml", &stack("1.6.22"));
+    env.plinth(&["apply", "--yes"]).ok();
+    let cluster = env
+        .elasticache()
+        .describe_cache_clusters()
+        .cache_cluster_id("e2e-memcached-tls")
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(
+        cluster.cache_clusters()[0].transit_encryption_enabled(),
+        Some(true)
+    );
+    assert_eq!(env.plinth(&["plan", "--detailed-exitcode"]).code, 0);
+    env.plinth(&["destroy", "--yes"]).ok();
+}

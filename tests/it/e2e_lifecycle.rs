@@ -432,3 +432,92 @@ async fn every_ready_stack_plans_nothing_that_needs_a_manual_step() {
     let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("plan JSON");
     assert_eq!(manual_steps(&plan).len(), 1, "{}", run.stdout);
 }
+
+/// `name_prefix` (issue 13, item 7): names unknown until apply, completed once with a random
+/// suffix and kept; a replacement of a unique name made before the old one goes, under a new
+/// name; a prefix another type would refuse is said at plan time.
+#[tokio::test(flavor = "multi_thread")]
+async fn names_given_by_prefix_are_generated_once_kept_and_let_a_replacement_come_first() {
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    let stack = |key: &str| {
+        format!(
+            "stack: prefixed\nregion: us-east-1\nresources:\n  orders:\n    type: dynamodb.table\n    name_prefix: orders-\n    partition_key: {{ name: {key}, type: S }}\n    lifecycle: {{ create_before_destroy: true }}\n  site:\n    type: s3.bucket\n    name_prefix: lab-site-\n  web:\n    type: ec2.security_group\n    name_prefix: web-\n    ingress:\n      - {{ protocol: tcp, ports: 443, cidr: 0.0.0.0/0 }}\noutputs:\n  table: ${{orders.name}}\n"
+        )
+    };
+    env.write("plinth.yaml", &stack("Id"));
+    let plan = env.plinth(&["plan"]).ok();
+    assert!(
+        plan.stdout
+            .contains("+ name                   = (known after apply)")
+            || plan.stdout.contains("+ name = (known after apply)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(!plan.stdout.contains("name_prefix"), "{}", plan.stdout);
+    env.plinth(&["apply", "--yes"]).ok();
+
+    let generated = |prefix: &str, names: &[String]| -> String {
+        let found: Vec<&String> = names.iter().filter(|n| n.starts_with(prefix)).collect();
+        assert_eq!(found.len(), 1, "{prefix}: {names:?}");
+        let suffix = &found[0][prefix.len()..];
+        assert!(
+            suffix.len() == 8 && suffix.chars().all(|c| c.is_ascii_hexdigit()),
+            "{}",
+            found[0]
+        );
+        found[0].clone()
+    };
+    let ddb = env.dynamodb();
+    let tables = tables_of_stack(&ddb, "prefixed").await;
+    let first = generated("orders-", &tables);
+    let buckets: Vec<String> = env
+        .s3()
+        .list_buckets()
+        .send()
+        .await
+        .expect("buckets")
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name().map(str::to_string))
+        .collect();
+    generated("lab-site-", &buckets);
+    let groups: Vec<String> = groups_of_stack(&env.ec2(), "prefixed")
+        .await
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect();
+    generated("web-", &groups);
+
+    // Kept: the next plan changes nothing, and the output is the name made.
+    let replan = env.plinth(&["plan", "--detailed-exitcode"]);
+    assert_eq!(replan.code, 0, "{}", replan.stdout);
+    let output = env.plinth(&["output", "table"]).ok();
+    assert!(output.stdout.contains(&first), "{}", output.stdout);
+
+    // A new key replaces the table: the new one gets a new name, so it is made first.
+    env.write("plinth.yaml", &stack("OrderId"));
+    let plan = env.plinth(&["plan"]).ok();
+    assert!(
+        plan.stdout.contains("create before destroy") || plan.stdout.contains("+/-"),
+        "{}",
+        plan.stdout
+    );
+    env.plinth(&["apply", "--yes"]).ok();
+    let tables = tables_of_stack(&ddb, "prefixed").await;
+    let second = generated("orders-", &tables);
+    assert_ne!(first, second, "a replacement has a name of its own");
+
+    env.plinth(&["destroy", "--yes"]).ok();
+    assert!(tables_of_stack(&ddb, "prefixed").await.is_empty());
+
+    // The prefix is checked by the type's own rules.
+    env.write(
+        "bad.yaml",
+        "stack: bad-prefix\nregion: us-east-1\nresources:\n  b:\n    type: s3.bucket\n    name_prefix: Lab_Site-\n  c:\n    type: s3.bucket\n    name: fixed-name-e2e\n    name_prefix: also-\n",
+    );
+    let bad = env.plinth(&["plan", "bad.yaml"]);
+    assert_ne!(bad.code, 0);
+    let text = format!("{}{}", bad.stdout, bad.stderr);
+    assert!(text.contains("has both `name` and `name_prefix`"), "{text}");
+}

@@ -324,6 +324,12 @@ impl Env {
     pub fn ssm(&self) -> aws_sdk_ssm::Client {
         emulator_client!(self, aws_sdk_ssm)
     }
+    pub fn kms(&self) -> aws_sdk_kms::Client {
+        emulator_client!(self, aws_sdk_kms)
+    }
+    pub fn logs(&self) -> aws_sdk_cloudwatchlogs::Client {
+        emulator_client!(self, aws_sdk_cloudwatchlogs)
+    }
 
     /// The `--var` arguments a ready stack needs beyond `student` (a custom domain's zone and
     /// name), after making what they name in the emulator (the zone, as the person's own).

@@ -20,6 +20,7 @@ mod e2e_network;
 mod e2e_plans;
 mod e2e_roster;
 mod e2e_state_s3;
+mod e2e_storage;
 mod e2e_sweep;
 mod harness;
 mod mock_acm;

@@ -630,6 +630,7 @@ fn normalize_fills_defaults_in_schema_order_and_is_idempotent() {
             "at_rest_encryption": false,
             "snapshot_retention_limit": 0,
             "maintenance_window": "sun:05:00-sun:06:00",
+            "log_delivery": [],
             "tags": {},
         })
     );
@@ -2219,4 +2220,76 @@ async fn a_replication_group_create_whose_answer_was_lost_adopts_the_group_and_w
     assert_eq!(observed.id, RG);
     assert_eq!(exists.num_calls(), 1, "no second group");
     assert!(waits.num_calls() >= 2, "waited until available");
+}
+
+#[tokio::test]
+async fn log_delivery_changes_go_in_place_and_a_log_type_removed_is_disabled() {
+    let before = rg_desired(json!({"log_delivery": [
+        {"log_type": "engine-log", "log_group": "/lab/redis"},
+        {"log_type": "slow-log", "log_group": "/lab/redis"}
+    ]}));
+    let after = rg_desired(json!({"log_delivery": [
+        {"log_type": "slow-log", "log_group": "/lab/redis-slow", "format": "text"}
+    ]}));
+    assert!(group_type(&[]).replace_reasons(&before, &after).is_empty());
+    let modified: Log<ModifyReplicationGroupInput> = log();
+    let modify = mock!(Client::modify_replication_group).then_compute_output({
+        let modified = modified.clone();
+        move |req| {
+            modified.lock().expect("lock").push(req.clone());
+            ModifyReplicationGroupOutput::builder().build()
+        }
+    });
+    let waits = describe_rg_statuses(&["modifying", "available"], 2, "cache.t4g.small");
+    let last = describe_rg(rg(Described::default()));
+    let [describe, list, _] = read_rules(rg(Described::default()));
+    let primary = member_rule();
+    let rt = group_type(&[&modify, &waits, &last, &describe, &list, &primary]);
+
+    rt.update(
+        &ctx_with(Arc::new(Recorded::default())),
+        RG,
+        &before,
+        &after,
+    )
+    .await
+    .expect("updated");
+
+    let inputs = taken(&modified);
+    assert_eq!(inputs.len(), 1, "one ModifyReplicationGroup");
+    type Sent = (String, Option<bool>, Option<String>, Option<String>);
+    let sent: Vec<Sent> = inputs[0]
+        .log_delivery_configurations()
+        .iter()
+        .map(|c| {
+            (
+                c.log_type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default(),
+                c.enabled(),
+                c.destination_details()
+                    .and_then(|d| d.cloud_watch_logs_details())
+                    .and_then(|d| d.log_group())
+                    .map(str::to_string),
+                c.log_format().map(|f| f.as_str().to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            (
+                "slow-log".to_string(),
+                Some(true),
+                Some("/lab/redis-slow".to_string()),
+                Some("text".to_string())
+            ),
+            ("engine-log".to_string(), Some(false), None, None),
+        ]
+    );
+    assert_eq!(
+        inputs[0].cache_node_type(),
+        None,
+        "only what changed is sent"
+    );
 }

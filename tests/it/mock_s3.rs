@@ -57,6 +57,51 @@ fn aws_in(region: &str, rules: &[&Rule]) -> Arc<Aws> {
     aws
 }
 
+/// As [`aws_in`], for a bucket's read: S3 has one call per setting and plinth sends them
+/// at once, so the rules match by operation, in any order.
+fn aws_reading(region: &str, rules: &[&Rule]) -> Arc<Aws> {
+    let aws = mocked_aws();
+    aws.insert_s3(
+        region,
+        mock_client!(aws_sdk_s3, RuleMode::MatchAny, rules, |c| c
+            .retry_config(RetryConfig::disabled())),
+    );
+    aws
+}
+
+/// What S3 answers for the sub-configurations of a bucket made since 2023 with nothing
+/// set: ownership BucketOwnerEnforced, SSE-S3, and none of the others.
+fn new_bucket_settings() -> Vec<Rule> {
+    const NS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+    vec![
+        mock!(Client::get_bucket_ownership_controls).then_http_response(|| {
+            xml_ok(&format!(r#"<OwnershipControls xmlns="{NS}"><Rule><ObjectOwnership>BucketOwnerEnforced</ObjectOwnership></Rule></OwnershipControls>"#))
+        }),
+        mock!(Client::get_bucket_encryption).then_http_response(|| {
+            xml_ok(&format!(r#"<ServerSideEncryptionConfiguration xmlns="{NS}"><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>false</BucketKeyEnabled></Rule></ServerSideEncryptionConfiguration>"#))
+        }),
+        mock!(Client::get_bucket_cors).then_http_response(|| {
+            s3_error(404, "NoSuchCORSConfiguration", "The CORS configuration does not exist")
+        }),
+        mock!(Client::get_bucket_lifecycle_configuration).then_http_response(|| {
+            s3_error(404, "NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist")
+        }),
+        mock!(Client::get_bucket_website).then_http_response(|| {
+            s3_error(404, "NoSuchWebsiteConfiguration", "The specified bucket does not have a website configuration")
+        }),
+        mock!(Client::get_bucket_logging)
+            .then_http_response(|| xml_ok(&format!(r#"<BucketLoggingStatus xmlns="{NS}" />"#))),
+        mock!(Client::get_object_lock_configuration).then_http_response(|| {
+            s3_error(404, "ObjectLockConfigurationNotFoundError", "Object Lock configuration does not exist for this bucket")
+        }),
+    ]
+}
+
+/// `rules` followed by [`new_bucket_settings`].
+fn with_new_settings<'a>(rules: &[&'a Rule], settings: &'a [Rule]) -> Vec<&'a Rule> {
+    rules.iter().copied().chain(settings.iter()).collect()
+}
+
 fn ctx_in(region: &str) -> OpContext {
     OpContext::new(region, "site")
 }
@@ -299,7 +344,11 @@ async fn an_owned_bucket_of_someone_else_in_this_account_is_refused_not_taken_ov
     let block = mock!(Client::get_public_access_block).then_http_response(no_block);
     let tags = mock!(Client::get_bucket_tagging)
         .then_http_response(|| xml_ok(&tagging_xml(&[("plinth:stack", "other"), ("team", "x")])));
-    let rt = Bucket::new(aws_in(OTHER_REGION, &[&create, &versioning, &block, &tags]));
+    let settings = new_bucket_settings();
+    let rt = Bucket::new(aws_reading(
+        OTHER_REGION,
+        &with_new_settings(&[&create, &versioning, &block, &tags], &settings),
+    ));
 
     let err = rt
         .create(&ctx_in(OTHER_REGION), &bucket_desired(json!({})))
@@ -345,7 +394,11 @@ async fn a_bucket_without_any_configuration_reads_as_the_canonical_defaults() {
     let block = mock!(Client::get_public_access_block).then_http_response(no_block);
     let tags = mock!(Client::get_bucket_tagging)
         .then_http_response(|| s3_error(404, "NoSuchTagSet", "The TagSet does not exist"));
-    let rt = Bucket::new(aws_in(REGION, &[&head, &versioning, &block, &tags]));
+    let settings = new_bucket_settings();
+    let rt = Bucket::new(aws_reading(
+        REGION,
+        &with_new_settings(&[&head, &versioning, &block, &tags], &settings),
+    ));
 
     let prior = obj(json!({"force_destroy": true}));
     let read = rt
@@ -392,7 +445,11 @@ async fn suspended_versioning_reads_as_off_and_an_unchanged_bucket_as_its_desire
             ("plinth:resource", "site"),
         ]))
     });
-    let rt = Bucket::new(aws_in(REGION, &[&head, &versioning, &block, &tags]));
+    let settings = new_bucket_settings();
+    let rt = Bucket::new(aws_reading(
+        REGION,
+        &with_new_settings(&[&head, &versioning, &block, &tags], &settings),
+    ));
 
     let desired = bucket_desired(json!({}));
     let read = rt

@@ -66,6 +66,8 @@ fn tables() -> Answer {
 struct Scripted {
     endpoint: String,
     requests: Arc<AtomicUsize>,
+    /// What each request said (headers and body), in order.
+    seen: Arc<Mutex<Vec<String>>>,
     /// Connections kept open by `Silent` answers.
     _held: Arc<Mutex<Vec<TcpStream>>>,
 }
@@ -76,7 +78,8 @@ impl Scripted {
         let endpoint = format!("http://{}", listener.local_addr().expect("address"));
         let requests = Arc::new(AtomicUsize::new(0));
         let held = Arc::new(Mutex::new(Vec::new()));
-        let (count, keep) = (requests.clone(), held.clone());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (count, keep, log) = (requests.clone(), held.clone(), seen.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let n = count.fetch_add(1, Ordering::SeqCst);
@@ -85,12 +88,13 @@ impl Scripted {
                     .or(script.last())
                     .cloned()
                     .unwrap_or(Answer::Close);
-                answer_one(stream, answer, &keep);
+                answer_one(stream, answer, &keep, &log);
             }
         });
         Scripted {
             endpoint,
             requests,
+            seen,
             _held: held,
         }
     }
@@ -98,16 +102,26 @@ impl Scripted {
     fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().expect("lock").clone()
+    }
 }
 
-fn answer_one(mut stream: TcpStream, answer: Answer, held: &Mutex<Vec<TcpStream>>) {
+fn answer_one(
+    mut stream: TcpStream,
+    answer: Answer,
+    held: &Mutex<Vec<TcpStream>>,
+    seen: &Mutex<Vec<String>>,
+) {
     if let Answer::Reset = answer {
         // Closing with the request still unread makes the kernel answer with RST.
         let mut first = [0u8; 16];
         let _ = stream.read(&mut first);
         return;
     }
-    read_request(&mut stream);
+    let request = read_request(&mut stream);
+    seen.lock().expect("lock").push(request);
     match answer {
         Answer::Close | Answer::Reset => {
             let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -128,15 +142,18 @@ fn answer_one(mut stream: TcpStream, answer: Answer, held: &Mutex<Vec<TcpStream>
     }
 }
 
-/// Reads one request: its headers and as much body as its content-length says.
-fn read_request(stream: &mut TcpStream) {
+/// Reads one request, its headers and as much body as its content-length says, and
+/// returns it as text.
+fn read_request(stream: &mut TcpStream) -> String {
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     loop {
-        let Ok(n) = stream.read(&mut buf) else { return };
+        let Ok(n) = stream.read(&mut buf) else {
+            return String::from_utf8_lossy(&data).into_owned();
+        };
         if n == 0 {
-            return;
+            return String::from_utf8_lossy(&data).into_owned();
         }
         data.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&data).to_string();
@@ -150,7 +167,7 @@ fn read_request(stream: &mut TcpStream) {
                 })
                 .unwrap_or(0);
             if data.len() >= end + 4 + length {
-                return;
+                return text;
             }
         }
     }
@@ -493,4 +510,81 @@ async fn a_bucket_whose_create_answer_was_lost_is_carried_on_with_not_refused_as
     assert_eq!(observed.id, "lost-answer-site");
     // The lost CreateBucket, its retry, then the bucket's settings and tags.
     assert!(server.requests() >= 4, "{}", server.requests());
+}
+
+fn kms(body: &str) -> Answer {
+    Answer::Http(200, "application/x-amz-json-1.1", vec![], body.to_string())
+}
+
+fn key_json(id: &str) -> String {
+    format!(
+        r#"{{"KeyMetadata":{{"KeyId":"{id}","Arn":"arn:aws:kms:us-east-1:123456789012:key/{id}","KeyState":"Enabled","Enabled":true,"KeyUsage":"ENCRYPT_DECRYPT","KeySpec":"SYMMETRIC_DEFAULT","KeyManager":"CUSTOMER","Description":"lab"}}}}"#
+    )
+}
+
+/// CreateKey takes no idempotency token: when its first answer is lost the SDK sends it
+/// again and KMS makes a second key. The keys carry the create's token; the one the answer
+/// did not name is scheduled for deletion, so one key is left, not two.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kms_key_a_lost_answer_made_twice_is_left_once() {
+    use plinth_aws::resources::kms_key::KmsKey;
+    use plinth_core::resource::{NormalizeContext, OpContext, ResourceType};
+    const FIRST: &str = "11111111-1111-1111-1111-111111111111";
+    const SECOND: &str = "22222222-2222-2222-2222-222222222222";
+    let token = "0123456789abcdef0123456789abcdef";
+    let tags = format!(
+        r#"{{"Tags":[{{"TagKey":"plinth:stack","TagValue":"lab"}},{{"TagKey":"plinth:workspace","TagValue":"default"}},{{"TagKey":"plinth:resource","TagValue":"key"}},{{"TagKey":"plinth:create-token","TagValue":"{token}"}}],"Truncated":false}}"#
+    );
+    let server = Scripted::start(vec![
+        // CreateKey: KMS made FIRST, the answer was lost; the SDK's second attempt made SECOND.
+        Answer::Close,
+        kms(&key_json(SECOND)),
+        // Looking for what this create made: both keys, each carrying the create's token.
+        kms(&format!(
+            r#"{{"Keys":[{{"KeyId":"{FIRST}"}},{{"KeyId":"{SECOND}"}}],"Truncated":false}}"#
+        )),
+        kms(&tags),
+        kms(&key_json(FIRST)),
+        kms(&tags),
+        kms(&key_json(SECOND)),
+        // ScheduleKeyDeletion of FIRST.
+        kms(&format!(
+            r#"{{"KeyId":"{FIRST}","DeletionDate":1.7e9,"KeyState":"PendingDeletion","PendingWindowInDays":7}}"#
+        )),
+    ]);
+    let aws = Arc::new(aws_at(&server.endpoint, Persistence::default()).await);
+    let key = KmsKey::new(aws);
+    let mut props = serde_json::json!({
+        "description": "lab",
+        "tags": {"plinth:stack": "lab", "plinth:workspace": "default", "plinth:resource": "key"},
+    })
+    .as_object()
+    .cloned()
+    .expect("props");
+    key.normalize(&mut props, &NormalizeContext::default())
+        .expect("normalize");
+    let ctx = OpContext::new("us-east-1", "key")
+        .with_environment("lab", "default")
+        .with_create_token(token.to_string());
+    let made = key.create(&ctx, &props).await.expect("created");
+    assert_eq!(made.id, SECOND, "the key the answer named is kept");
+    let seen = server.seen();
+    let scheduled: Vec<&String> = seen
+        .iter()
+        .filter(|r| r.contains("TrentService.ScheduleKeyDeletion"))
+        .collect();
+    assert_eq!(scheduled.len(), 1, "{seen:#?}");
+    assert!(
+        scheduled[0].contains(FIRST) && scheduled[0].contains("\"PendingWindowInDays\":7"),
+        "{}",
+        scheduled[0]
+    );
+    let created: Vec<&String> = seen
+        .iter()
+        .filter(|r| r.contains("TrentService.CreateKey"))
+        .collect();
+    assert!(
+        created.iter().all(|r| r.contains(token)),
+        "every attempt carries the token tag"
+    );
 }

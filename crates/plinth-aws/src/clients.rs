@@ -315,6 +315,8 @@ service_clients! {
     tagging, insert_tagging: aws_sdk_resourcegroupstagging,
     ssm, insert_ssm: aws_sdk_ssm,
     route53, insert_route53: aws_sdk_route53,
+    kms, insert_kms: aws_sdk_kms,
+    logs, insert_logs: aws_sdk_cloudwatchlogs,
 }
 
 /// The SDK's own default HTTPS client (hyper, rustls with aws-lc, proxies from the

@@ -72,6 +72,17 @@ pub const USAGE_DEFAULTS: &[UsageDefault] = &[
         50.0,
         "milliseconds per invocation, at the function's configured memory",
     ),
+    UsageDefault::number(
+        "kms.requests",
+        10_000.0,
+        "requests a month per KMS key (encrypting and decrypting for buckets, tables, logs)",
+    ),
+    UsageDefault::number(
+        "logs.ingested_gb",
+        1.0,
+        "GB a month written to each log group",
+    ),
+    UsageDefault::number("logs.stored_gb", 1.0, "GB kept in each log group"),
 ];
 
 /// The defaults, with nothing overridden.

@@ -40,6 +40,16 @@ const NOT_FOUND: &[&str] = &[
     "InvalidInstanceID.NotFound",
     "InvalidVolume.NotFound",
     "InvalidAMIID.NotFound",
+    "NoSuchFunctionExists",
+    // KMS.
+    "NotFoundException",
+    // S3's sub-configurations that were never set.
+    "NoSuchCORSConfiguration",
+    "NoSuchLifecycleConfiguration",
+    "NoSuchWebsiteConfiguration",
+    "OwnershipControlsNotFoundError",
+    "ServerSideEncryptionConfigurationNotFoundError",
+    "ObjectLockConfigurationNotFoundError",
 ];
 const IN_USE: &[&str] = &[
     "ResourceInUseException",
@@ -49,6 +59,7 @@ const IN_USE: &[&str] = &[
     "DistributionNotDisabled",
     "CachePolicyInUse",
     "OriginAccessControlInUse",
+    "FunctionInUse",
     "DeleteConflict",
     "ResourceConflictException",
     "ConflictException",
@@ -72,6 +83,11 @@ const RETRYABLE: &[&str] = &[
     "ServiceFailure",
     "ServiceException",
     "InternalError",
+    // KMS: its key store or a dependency did not answer in time.
+    "KMSInternalException",
+    "DependencyTimeoutException",
+    // CloudWatch Logs.
+    "ServiceUnavailableException",
 ];
 const AUTH: &[&str] = &[
     "AccessDenied",

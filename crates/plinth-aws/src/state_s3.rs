@@ -755,9 +755,14 @@ impl S3Lock {
                     .ok()
             })
             .collect();
-        crate::resources::s3_bucket::delete_objects(&self.store.client, &self.store.bucket, ids)
-            .await
-            .map_err(|err| self.store.remote(&format!("{}journal/", self.folder), err))
+        crate::resources::s3_bucket::delete_objects(
+            &self.store.client,
+            &self.store.bucket,
+            ids,
+            false,
+        )
+        .await
+        .map_err(|err| self.store.remote(&format!("{}journal/", self.folder), err))
     }
 }
 

@@ -36,6 +36,10 @@ pub const TEARDOWN_ORDER: &[&str] = &[
     "ec2.internet_gateway",
     "ec2.subnet",
     "ec2.vpc",
+    "logs.log_group",
+    // Keys last: buckets, tables and log groups encrypt with them.
+    "kms.alias",
+    "kms.key",
 ];
 
 /// Roles go last (anything above may still run as one), after the profiles that hold them.

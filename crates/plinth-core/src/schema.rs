@@ -132,6 +132,9 @@ pub struct Prop {
     pub unique_within: Option<&'static [&'static str]>,
     /// A long text (an instance's user data) that plans show as its SHA-256 and size.
     pub shown_as_hash: bool,
+    /// A unique name a stack may give as a prefix instead (`name_prefix`): plinth appends
+    /// a random suffix once, and the whole name has at most this many characters.
+    pub prefix_max: Option<usize>,
     pub description: &'static str,
 }
 
@@ -150,6 +153,7 @@ impl Prop {
             holds_referent: false,
             unique_within: None,
             shown_as_hash: false,
+            prefix_max: None,
             description: "",
         }
     }
@@ -198,6 +202,12 @@ impl Prop {
     }
     pub fn shown_as_hash(mut self) -> Prop {
         self.shown_as_hash = true;
+        self
+    }
+    /// The stack may give `<name>_prefix` instead (see [`with_name_prefixes`]); `max` is the
+    /// longest name AWS takes.
+    pub fn prefixable(mut self, max: usize) -> Prop {
+        self.prefix_max = Some(max);
         self
     }
     pub fn doc(mut self, description: &'static str) -> Prop {
@@ -271,6 +281,32 @@ impl TypeSchema {
             .map(|p| p.name.to_string())
             .collect()
     }
+}
+
+/// The key a stack gives a prefixable property's prefix under (`name_prefix`).
+pub fn prefix_key(prop: &str) -> Option<&'static str> {
+    match prop {
+        "name" => Some("name_prefix"),
+        "cluster_id" => Some("cluster_id_prefix"),
+        "replication_group_id" => Some("replication_group_id_prefix"),
+        _ => None,
+    }
+}
+
+/// `properties` with a `<name>_prefix` property after each prefixable one: what a type's
+/// schema lists, so stacks, `validate` and the JSON schema know the key.
+pub fn with_name_prefixes(properties: Vec<Prop>) -> Vec<Prop> {
+    let mut out = Vec::with_capacity(properties.len() + 1);
+    for prop in properties {
+        let prefix = prop.prefix_max.and(prefix_key(prop.name));
+        out.push(prop);
+        if let Some(key) = prefix {
+            out.push(Prop::new(key, Shape::String).doc(
+                "instead of the name: a prefix plinth completes with 8 random characters once, kept in state",
+            ));
+        }
+    }
+    out
 }
 
 /// The reserved keys every resource accepts besides its properties.
@@ -356,7 +392,8 @@ fn resource_json_schema(t: &TypeSchema, reference: &Value) -> Value {
     let mut required = vec![];
     for p in &t.properties {
         properties.insert(p.name.into(), prop_json_schema(p, reference));
-        if p.required {
+        // A prefixable name may be given by its prefix instead.
+        if p.required && p.prefix_max.is_none() {
             required.push(p.name);
         }
     }

@@ -23,7 +23,7 @@ use plinth_core::resource::{
     ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
     ResourceType,
 };
-use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{bool_of, contains_unknown, i64_of, reorder, str_of, Props};
 use serde_json::{json, Map, Value};
 use tracing::debug;
@@ -106,8 +106,9 @@ fn schema() -> TypeSchema {
                       query strings, compression)",
         kind: TypeKind::Managed,
         taggable: false,
-        properties: vec![
+        properties: with_name_prefixes(vec![
             Prop::new("name", Shape::String)
+                .prefixable(128)
                 .required()
                 .unique()
                 .doc("the name, unique in the account"),
@@ -135,7 +136,7 @@ fn schema() -> TypeSchema {
             )
             .known_as(&["query_strings_config"])
             .doc("query strings in the cache key; default none"),
-        ],
+        ]),
         attributes: vec![Attr::new(
             "id",
             Shape::String,

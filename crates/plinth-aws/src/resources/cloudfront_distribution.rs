@@ -117,6 +117,9 @@ fn schema() -> TypeSchema {
                 .doc("path behaviors, in order of precedence"),
             Prop::new("custom_error_responses", Shape::list(error_shape()))
                 .doc("custom pages and caching for error codes"),
+            Prop::new("logging", Shape::Object(logging_props()))
+                .known_as(&["logging_config"])
+                .doc("standard access logs to an S3 bucket (whose ACLs must be on); default off"),
             Prop::new("geo_restriction", geo_shape())
                 .known_as(&["restrictions"])
                 .doc("countries allowed or blocked"),
@@ -168,7 +171,20 @@ fn origin_shape() -> Shape {
             .doc("headers CloudFront adds to origin requests"),
         Prop::new("connection_attempts", Shape::int_range(1, 3)).doc("default 3"),
         Prop::new("connection_timeout", Shape::int_range(1, 10)).doc("seconds; default 10"),
+        Prop::new("origin_shield", Shape::String).doc(
+            "an Origin Shield region (the AWS region nearest the origin, e.g. us-east-1): one more caching layer; default off",
+        ),
     ])
+}
+
+fn logging_props() -> Vec<Prop> {
+    vec![
+        Prop::new("bucket", Shape::String)
+            .required()
+            .doc("the log bucket's domain name: ${logs.domain_name} (NAME.s3.amazonaws.com)"),
+        Prop::new("prefix", Shape::String).doc("a key prefix for the log files; default \"\""),
+        Prop::new("include_cookies", Shape::Bool).doc("log cookies too; default false"),
+    ]
 }
 
 fn custom_origin_props() -> Vec<Prop> {

@@ -12,10 +12,10 @@ use aws_sdk_cloudfront::types::{
     Aliases, AllowedMethods, CacheBehavior, CacheBehaviors, CachedMethods, CustomErrorResponse,
     CustomErrorResponses, CustomHeaders, CustomOriginConfig, DefaultCacheBehavior,
     DistributionConfig, EventType, FunctionAssociation, FunctionAssociations, GeoRestriction,
-    GeoRestrictionType, HttpVersion, LambdaFunctionAssociation, LambdaFunctionAssociations, Method,
-    MinimumProtocolVersion, Origin, OriginCustomHeader, OriginProtocolPolicy, OriginSslProtocols,
-    Origins, PriceClass, Restrictions, S3OriginConfig, SslProtocol, SslSupportMethod,
-    ViewerCertificate, ViewerProtocolPolicy,
+    GeoRestrictionType, HttpVersion, LambdaFunctionAssociation, LambdaFunctionAssociations,
+    LoggingConfig, Method, MinimumProtocolVersion, Origin, OriginCustomHeader,
+    OriginProtocolPolicy, OriginShield, OriginSslProtocols, Origins, PriceClass, Restrictions,
+    S3OriginConfig, SslProtocol, SslSupportMethod, ViewerCertificate, ViewerProtocolPolicy,
 };
 use aws_smithy_types::error::operation::BuildError;
 use plinth_core::resource::{ResourceError, ResourceResult};
@@ -81,6 +81,7 @@ const ORDER: &[&str] = &[
     "default_behavior",
     "behaviors",
     "custom_error_responses",
+    "logging",
     "geo_restriction",
     "wait_for_deployment",
     "invalidate_on",
@@ -96,6 +97,7 @@ const ORIGIN_ORDER: &[&str] = &[
     "custom_headers",
     "connection_attempts",
     "connection_timeout",
+    "origin_shield",
 ];
 const CUSTOM_ORDER: &[&str] = &[
     "http_port",
@@ -159,6 +161,12 @@ pub fn canonicalize(props: &mut Props) {
             .iter_mut()
             .for_each(|e| with_object(e, canonical_error));
         sort_by_key(errors, "error_code");
+    }
+    if let Some(logging) = props.get_mut("logging") {
+        with_object(logging, |l| {
+            fill(l, "prefix", json!(""));
+            fill(l, "include_cookies", json!(false));
+        });
     }
     fill(props, "geo_restriction", json!({}));
     if let Some(geo) = props.get_mut("geo_restriction") {
@@ -439,17 +447,28 @@ pub fn distribution_config(
                 .set_items(Some(errors))
                 .build(),
         )?)
-        .restrictions(restrictions(props)?))
+        .restrictions(restrictions(props)?)
+        .logging(logging(props)))
 }
 
-/// Settings plinth does not manage (logging, a WAF web ACL, a continuous deployment
-/// policy) stay as they are when plinth rewrites the configuration.
+/// Standard logging, or the switched-off configuration AWS requires otherwise.
+fn logging(props: &Props) -> LoggingConfig {
+    let config = props.get("logging").and_then(Value::as_object);
+    LoggingConfig::builder()
+        .enabled(config.is_some())
+        .include_cookies(config.is_some_and(|l| flag(l, "include_cookies", false)))
+        .bucket(config.map(|l| text(l, "bucket")).unwrap_or_default())
+        .prefix(config.map(|l| text(l, "prefix")).unwrap_or_default())
+        .build()
+}
+
+/// Settings plinth does not manage (a WAF web ACL, a continuous deployment policy) stay
+/// as they are when plinth rewrites the configuration.
 pub fn keep_unmanaged(
     builder: aws_sdk_cloudfront::types::builders::DistributionConfigBuilder,
     current: &DistributionConfig,
 ) -> aws_sdk_cloudfront::types::builders::DistributionConfigBuilder {
     builder
-        .set_logging(current.logging().cloned())
         .set_web_acl_id(current.web_acl_id().map(str::to_string))
         .set_continuous_deployment_policy_id(
             current
@@ -508,7 +527,17 @@ fn origin(o: &Map<String, Value>) -> ResourceResult<Origin> {
             o.get("origin_access_control")
                 .and_then(Value::as_str)
                 .map(str::to_string),
-        );
+        )
+        .origin_shield(built(
+            OriginShield::builder()
+                .enabled(o.contains_key("origin_shield"))
+                .set_origin_shield_region(
+                    o.get("origin_shield")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                )
+                .build(),
+        )?);
     builder = match o.get("custom").and_then(Value::as_object) {
         Some(custom) => builder.custom_origin_config(custom_origin(custom)?),
         // An S3 origin reached through an origin access control has no legacy identity.
@@ -779,6 +808,16 @@ pub fn props_of(config: &DistributionConfig) -> Props {
         "custom_error_responses".into(),
         Value::Array(errors.iter().map(error_props).collect()),
     );
+    if let Some(logging) = config.logging().filter(|l| l.enabled()) {
+        props.insert(
+            "logging".into(),
+            json!({
+                "bucket": logging.bucket(),
+                "prefix": logging.prefix(),
+                "include_cookies": logging.include_cookies(),
+            }),
+        );
+    }
     if let Some(geo) = config.restrictions().and_then(|r| r.geo_restriction()) {
         props.insert(
             "geo_restriction".into(),
@@ -840,6 +879,13 @@ fn origin_props(origin: &Origin) -> Value {
     }
     if let Some(timeout) = origin.connection_timeout() {
         o.insert("connection_timeout".into(), json!(timeout));
+    }
+    if let Some(region) = origin
+        .origin_shield()
+        .filter(|s| s.enabled())
+        .and_then(|s| s.origin_shield_region())
+    {
+        o.insert("origin_shield".into(), json!(region));
     }
     Value::Object(o)
 }

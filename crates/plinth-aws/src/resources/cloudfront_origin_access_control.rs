@@ -22,7 +22,7 @@ use plinth_core::resource::{
     ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
     ResourceType,
 };
-use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{contains_unknown, str_of, Props};
 use serde_json::{json, Value};
 use tracing::debug;
@@ -72,8 +72,9 @@ fn schema() -> TypeSchema {
                       private origin (an S3 bucket)",
         kind: TypeKind::Managed,
         taggable: false,
-        properties: vec![
+        properties: with_name_prefixes(vec![
             Prop::new("name", Shape::String)
+                .prefixable(64)
                 .required()
                 .unique()
                 .doc("the name, unique in the account (at most 64 characters)"),
@@ -89,7 +90,7 @@ fn schema() -> TypeSchema {
             ),
             Prop::new("signing_protocol", Shape::Enum(SIGNING_PROTOCOLS))
                 .doc("how requests are signed; default sigv4"),
-        ],
+        ]),
         attributes: vec![Attr::new(
             "id",
             Shape::String,

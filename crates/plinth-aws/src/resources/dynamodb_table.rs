@@ -18,9 +18,9 @@ use aws_sdk_dynamodb::types::{
     DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndex, GlobalSecondaryIndexDescription,
     GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, LocalSecondaryIndex,
     PointInTimeRecoverySpecification, PointInTimeRecoveryStatus, Projection, ProjectionType,
-    ProvisionedThroughput, ProvisionedThroughputDescription, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TableClass, TableDescription, TableStatus, Tag,
-    TimeToLiveSpecification, TimeToLiveStatus, UpdateGlobalSecondaryIndexAction,
+    ProvisionedThroughput, ProvisionedThroughputDescription, ScalarAttributeType, SseSpecification,
+    SseStatus, SseType, StreamSpecification, StreamViewType, TableClass, TableDescription,
+    TableStatus, Tag, TimeToLiveSpecification, TimeToLiveStatus, UpdateGlobalSecondaryIndexAction,
 };
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::operation::BuildError;
@@ -28,7 +28,7 @@ use plinth_core::resource::{
     ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
     ResourceType,
 };
-use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{bool_of, reorder, str_of, PathSeg, Props, UNKNOWN};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -140,8 +140,9 @@ fn table_schema() -> TypeSchema {
         description: "A DynamoDB table: keys, billing, indexes, stream, TTL, PITR, protection",
         kind: TypeKind::Managed,
         taggable: true,
-        properties: vec![
+        properties: with_name_prefixes(vec![
             Prop::new("name", Shape::String)
+                .prefixable(255)
                 .required()
                 .replaces()
                 .known_as(&["table_name"])
@@ -184,8 +185,16 @@ fn table_schema() -> TypeSchema {
                 .doc("refuse deletes while true; default false"),
             Prop::new("table_class", Shape::Enum(TABLE_CLASSES))
                 .doc("standard (default) or standard_infrequent_access"),
+            Prop::new("encryption", Shape::Enum(ENCRYPTIONS))
+                .known_as(&["server_side_encryption"])
+                .doc("aws_owned (default, free) or kms (a KMS key: kms_key, or the AWS managed aws/dynamodb)"),
+            Prop::new("kms_key", Shape::String)
+                .computed()
+                .holds_referent()
+                .known_as(&["kms_key_arn"])
+                .doc("with encryption: kms, the key's ARN; default the AWS managed key"),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags on the table"),
-        ],
+        ]),
         attributes: vec![
             Attr::new("name", Shape::String, "the table name"),
             Attr::new("arn", Shape::String, "the table ARN"),
@@ -209,6 +218,7 @@ pub fn canonicalize(props: &mut Props) {
         ("point_in_time_recovery", json!(false)),
         ("deletion_protection", json!(false)),
         ("table_class", json!("standard")),
+        ("encryption", json!("aws_owned")),
     ] {
         props.entry(key).or_insert(default);
     }
@@ -235,8 +245,12 @@ const TABLE_ORDER: &[&str] = &[
     "point_in_time_recovery",
     "deletion_protection",
     "table_class",
+    "encryption",
+    "kms_key",
     "tags",
 ];
+/// Who holds the key tables are encrypted with: AWS (free), or KMS (a key billed per request).
+const ENCRYPTIONS: &[&str] = &["aws_owned", "kms"];
 const INDEX_ORDER: &[&str] = &[
     "name",
     "partition_key",
@@ -387,6 +401,28 @@ fn check_projections(props: &Props, issues: &mut Vec<PropIssue>) {
 }
 
 /// Index names share one namespace; local indexes need a table sort key.
+/// DynamoDB reports the key as its ARN, so the stack names it that way too.
+fn check_encryption(props: &Props, issues: &mut Vec<PropIssue>) {
+    let Some(key) = props
+        .get("kms_key")
+        .and_then(Value::as_str)
+        .filter(|k| known(k))
+    else {
+        return;
+    };
+    if str_of(props, "encryption") != Some("kms") {
+        issues.push(issue(
+            vec![self::key("kms_key")],
+            "a KMS key goes with `encryption: kms`",
+        ));
+    } else if !(key.starts_with("arn:") && key.contains(":key/")) {
+        issues.push(issue(
+            vec![self::key("kms_key")],
+            format!("{key:?}: give the key's ARN (${{kms.key.NAME.arn}}), as DynamoDB reports it"),
+        ));
+    }
+}
+
 fn check_index_names(props: &Props, issues: &mut Vec<PropIssue>) {
     let lsis = indexes(props, "local_secondary_indexes");
     if !lsis.is_empty() && !props.contains_key("sort_key") {
@@ -505,6 +541,9 @@ fn default_projection() -> String {
 fn default_billing() -> String {
     "on_demand".into()
 }
+fn default_encryption() -> String {
+    "aws_owned".to_string()
+}
 fn default_class() -> String {
     "standard".into()
 }
@@ -530,6 +569,9 @@ struct TableSpec {
     deletion_protection: bool,
     #[serde(default = "default_class")]
     table_class: String,
+    #[serde(default = "default_encryption")]
+    encryption: String,
+    kms_key: Option<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
 }
@@ -774,7 +816,18 @@ fn create_request(
         )
         .table_class(TableClass::from(api_enum(&spec.table_class).as_str()))
         .deletion_protection_enabled(spec.deletion_protection)
+        .set_sse_specification((spec.encryption == "kms").then(|| sse_spec(spec)))
         .set_tags(aws_tags(&spec.tags)?))
+}
+
+/// KMS encryption with the given key, or the AWS managed one; without: the AWS owned key.
+fn sse_spec(spec: &TableSpec) -> SseSpecification {
+    let kms = spec.encryption == "kms";
+    SseSpecification::builder()
+        .enabled(kms)
+        .set_sse_type(kms.then_some(SseType::Kms))
+        .set_kms_master_key_id(spec.kms_key.clone().filter(|_| kms))
+        .build()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -965,6 +1018,24 @@ fn insert_settings(props: &mut Props, desc: &TableDescription, extras: &TableExt
         .map(|c| c.as_str().to_ascii_lowercase())
         .unwrap_or_else(default_class);
     props.insert("table_class".into(), json!(class));
+    // No SSEDescription, or one that is off, is the AWS owned key.
+    let sse = desc.sse_description().filter(|d| {
+        !matches!(
+            d.status(),
+            None | Some(SseStatus::Disabled | SseStatus::Disabling)
+        )
+    });
+    match sse {
+        Some(sse) => {
+            props.insert("encryption".into(), json!("kms"));
+            if let Some(key) = sse.kms_master_key_arn() {
+                props.insert("kms_key".into(), json!(key));
+            }
+        }
+        None => {
+            props.insert("encryption".into(), json!("aws_owned"));
+        }
+    }
     props.insert("tags".into(), tags::tags_value(extras.tags.clone()));
 }
 
@@ -1452,6 +1523,10 @@ async fn update_table_settings(
             .deletion_protection_enabled(new.deletion_protection);
         ops.apply("changing deletion protection", request).await?;
     }
+    if (&old.encryption, &old.kms_key) != (&new.encryption, &new.kms_key) {
+        let request = ops.request().sse_specification(sse_spec(new));
+        ops.apply("changing the encryption key", request).await?;
+    }
     Ok(())
 }
 
@@ -1596,6 +1671,7 @@ impl ResourceType for DynamodbTable {
         check_projections(props, &mut issues);
         check_index_names(props, &mut issues);
         check_attribute_types(props, &mut issues);
+        check_encryption(props, &mut issues);
         issues
     }
 

@@ -21,7 +21,7 @@ use plinth_core::resource::{
     ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
     ResourceType,
 };
-use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{contains_unknown, is_unknown, str_of, unknown, PathSeg, Props};
 use serde_json::{json, Map, Value};
 
@@ -77,8 +77,9 @@ fn schema() -> TypeSchema {
         description: "A VPC security group with its ingress and egress rules",
         kind: TypeKind::Managed,
         taggable: true,
-        properties: vec![
+        properties: with_name_prefixes(vec![
             Prop::new("name", Shape::String)
+                .prefixable(255)
                 .required()
                 .replaces()
                 .known_as(&["group_name"])
@@ -101,7 +102,7 @@ fn schema() -> TypeSchema {
                 .known_as(&["ip_permissions_egress"])
                 .doc("outbound rules; default: all traffic to 0.0.0.0/0; [] for none"),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags of the group"),
-        ],
+        ]),
         attributes: vec![
             Attr::new("id", Shape::String, "the group id (sg-…)"),
             Attr::new("arn", Shape::String, "the group ARN"),

@@ -33,7 +33,7 @@ use plinth_core::resource::{
     ErrorKind, Linked, NormalizeContext, Observed, OpContext, PropIssue, ResourceError,
     ResourceResult, ResourceType,
 };
-use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{contains_unknown, str_of, Props};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -88,6 +88,7 @@ const ORDER: &[&str] = &[
     "snapshot_window",
     "maintenance_window",
     "az_mode",
+    "transit_encryption",
     "tags",
 ];
 
@@ -112,8 +113,9 @@ fn schema() -> TypeSchema {
         description: "An ElastiCache cluster: one Redis or Valkey node, or 1 to 40 Memcached nodes",
         kind: TypeKind::Managed,
         taggable: true,
-        properties: vec![
+        properties: with_name_prefixes(vec![
             Prop::new("cluster_id", Shape::String)
+                .prefixable(40)
                 .required()
                 .replaces()
                 .known_as(&["cache_cluster_id"])
@@ -164,8 +166,12 @@ fn schema() -> TypeSchema {
                 .computed()
                 .replaces()
                 .doc("memcached only: single_az (default) or cross_az (needs 2 nodes or more)"),
+            Prop::new("transit_encryption", Shape::Bool)
+                .replaces()
+                .known_as(&["transit_encryption_enabled"])
+                .doc("memcached 1.6.12 or later, in a VPC: TLS between clients and nodes; default false"),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags of the cluster"),
-        ],
+        ]),
         attributes: vec![
             Attr::new(
                 "address",
@@ -197,6 +203,8 @@ pub fn canonicalize(props: &mut Props) {
         }
         if is_redis_like(&engine) {
             props.entry("snapshot_retention_limit").or_insert(json!(0));
+        } else {
+            props.entry("transit_encryption").or_insert(json!(false));
         }
     }
     if let Some(Value::Array(ids)) = props.get_mut("security_group_ids") {
@@ -255,6 +263,12 @@ fn check_props(props: &Props) -> Vec<PropIssue> {
                     format!("az_mode is for memcached clusters only; a {engine} cluster has one node in one availability zone"),
                 ));
             }
+            if props.contains_key("transit_encryption") {
+                issues.push(PropIssue::at(
+                    &["transit_encryption"],
+                    format!("a {engine} cluster of one node has no TLS setting: use an elasticache.replication_group with transit_encryption"),
+                ));
+            }
         }
         Some("memcached") => {
             for key in ["snapshot_retention_limit", "snapshot_window"] {
@@ -264,6 +278,15 @@ fn check_props(props: &Props) -> Vec<PropIssue> {
                         format!("memcached keeps no snapshots; remove {key} (snapshots are for redis and valkey)"),
                     ));
                 }
+            }
+            let old_version = known_str(props, "engine_version")
+                .map(version_parts)
+                .is_some_and(|v| !v.is_empty() && v < vec![1, 6, 12]);
+            if props.get("transit_encryption") == Some(&json!(true)) && old_version {
+                issues.push(PropIssue::at(
+                    &["transit_encryption"],
+                    "Memcached has in-transit encryption from engine version 1.6.12",
+                ));
             }
             if known_str(props, "az_mode") == Some("cross_az") && nodes.unwrap_or(1) < 2 {
                 issues.push(PropIssue::at(
@@ -327,6 +350,7 @@ struct ClusterSpec {
     snapshot_window: Option<String>,
     maintenance_window: Option<String>,
     az_mode: Option<String>,
+    transit_encryption: Option<bool>,
 }
 
 fn one() -> i32 {
@@ -482,6 +506,10 @@ pub fn props_from_cluster(
         if let Some(mode) = az_mode_read(cluster.preferred_availability_zone(), prior) {
             props.insert("az_mode".into(), json!(mode));
         }
+        props.insert(
+            "transit_encryption".into(),
+            json!(cluster.transit_encryption_enabled().unwrap_or(false)),
+        );
     }
     props.insert("tags".into(), tags::tags_value(tags.clone()));
     canonicalize(&mut props);
@@ -839,6 +867,10 @@ impl ResourceType for CacheCluster {
                     .as_deref()
                     .filter(|_| spec.engine == "memcached")
                     .map(az_mode),
+            )
+            .set_transit_encryption_enabled(
+                spec.transit_encryption
+                    .filter(|_| spec.engine == "memcached"),
             )
             .set_tags((!tag_list.is_empty()).then_some(tag_list));
         debug!(cluster = id, "CreateCacheCluster");

@@ -18,7 +18,7 @@ use plinth_core::resource::{
     ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
     ResourceType,
 };
-use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{contains_unknown, str_of, PathSeg, Props};
 use serde_json::{json, Map, Value};
 use tracing::debug;
@@ -62,8 +62,9 @@ fn schema() -> TypeSchema {
         description: "An ElastiCache parameter group: engine parameters for one family",
         kind: TypeKind::Managed,
         taggable: true,
-        properties: vec![
+        properties: with_name_prefixes(vec![
             Prop::new("name", Shape::String)
+                .prefixable(255)
                 .required()
                 .replaces()
                 .known_as(&["cache_parameter_group_name"])
@@ -84,7 +85,7 @@ fn schema() -> TypeSchema {
             .known_as(&["parameter", "parameter_name_values"])
             .doc("parameter values by name, e.g. maxmemory-policy: allkeys-lru; others keep their defaults"),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags of the group"),
-        ],
+        ]),
         attributes: vec![
             Attr::new("name", Shape::String, "the group name"),
             Attr::new("arn", Shape::String, "the group ARN"),

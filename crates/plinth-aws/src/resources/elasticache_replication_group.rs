@@ -32,7 +32,7 @@ use plinth_core::resource::{
     ErrorKind, Linked, NormalizeContext, Observed, OpContext, PropIssue, ResourceError,
     ResourceResult, ResourceType,
 };
-use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{
     contains_unknown, reorder, str_of, unknown, PathSeg, Props, SENSITIVE_DISPLAY,
 };
@@ -43,6 +43,7 @@ use tracing::debug;
 use crate::resources::elasticache_common::{
     self as common, known_i64, known_str, SendExt, REDIS_PORT,
 };
+use crate::resources::elasticache_logs as logs;
 use crate::resources::tags;
 use crate::wait::{self, Poll};
 use crate::Aws;
@@ -89,6 +90,7 @@ const ORDER: &[&str] = &[
     "snapshot_retention_limit",
     "snapshot_window",
     "maintenance_window",
+    "log_delivery",
     "tags",
 ];
 
@@ -113,8 +115,9 @@ fn schema() -> TypeSchema {
         description: "A Redis or Valkey replication group: primary and replicas, or shards",
         kind: TypeKind::Managed,
         taggable: true,
-        properties: vec![
+        properties: with_name_prefixes(vec![
             Prop::new("replication_group_id", Shape::String)
+                .prefixable(40)
                 .required()
                 .replaces()
                 .unique()
@@ -190,8 +193,9 @@ fn schema() -> TypeSchema {
                 .computed()
                 .known_as(&["preferred_maintenance_window"])
                 .doc("weekly maintenance time (UTC), e.g. sun:05:00-sun:06:00"),
+            logs::prop(),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags of the group"),
-        ],
+        ]),
         attributes: vec![
             Attr::new("replication_group_id", Shape::String, "the group id"),
             Attr::new("arn", Shape::String, "the group ARN"),
@@ -283,6 +287,7 @@ impl ResourceType for ReplicationGroup {
         issues.extend(shape_issues(props));
         issues.extend(failover_issues(props));
         issues.extend(token_issues(props));
+        issues.extend(logs::check(props));
         issues
     }
 
@@ -359,7 +364,7 @@ impl ResourceType for ReplicationGroup {
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
         let spec = GroupSpec::from_props(props)?;
         let client = self.aws.elasticache(&ctx.region);
-        let request = create_request(&client, &spec, common::tag_list(props))?;
+        let request = create_request(&client, &spec, props, common::tag_list(props))?;
         debug!(spec = ?spec, "CreateReplicationGroup");
         if let Err(err) = request.send().await.classified() {
             let what = format!("a replication group {}", &spec.replication_group_id);
@@ -406,7 +411,7 @@ impl ResourceType for ReplicationGroup {
         if wants > had {
             ops.change_replicas(wants, true).await?;
         }
-        if let Some(request) = modify_request(&ops, &old, &new)? {
+        if let Some(request) = modify_request(&ops, (&old, &new), (before, after))? {
             ops.modify("changing settings", request).await?;
         }
         if let Some(token) = new
@@ -514,6 +519,7 @@ fn canonicalize(props: &mut Props) {
         }
     }
     common::canonical_window(props, "maintenance_window");
+    logs::canonicalize(props);
     let tags = tags::tags_of(props);
     props.insert("tags".into(), tags::tags_value(tags));
     reorder(props, ORDER);
@@ -789,6 +795,7 @@ fn int32(value: i64, what: &str) -> ResourceResult<i32> {
 fn create_request(
     client: &Client,
     spec: &GroupSpec,
+    props: &Props,
     tags: Vec<Tag>,
 ) -> ResourceResult<CreateReplicationGroupFluentBuilder> {
     let mut request = client
@@ -813,6 +820,7 @@ fn create_request(
         )?)
         .set_snapshot_window(spec.snapshot_window.clone())
         .set_preferred_maintenance_window(spec.maintenance_window.clone())
+        .set_log_delivery_configurations(logs::create_requests(props))
         .set_tags(Some(tags).filter(|t| !t.is_empty()));
     request = match spec.num_node_groups {
         Some(shards) => request
@@ -831,8 +839,8 @@ fn create_request(
 /// when none do.
 fn modify_request(
     ops: &GroupOps<'_>,
-    old: &GroupSpec,
-    new: &GroupSpec,
+    (old, new): (&GroupSpec, &GroupSpec),
+    (before, after): (&Props, &Props),
 ) -> ResourceResult<Option<ModifyReplicationGroupFluentBuilder>> {
     let mut request = ops.request();
     let mut changed: Vec<&str> = Vec::new();
@@ -894,6 +902,10 @@ fn modify_request(
     {
         request = request.preferred_maintenance_window(window);
         changed.push("maintenance_window");
+    }
+    if let Some(requests) = logs::change_requests(before, after) {
+        request = request.set_log_delivery_configurations(Some(requests));
+        changed.push("log_delivery");
     }
     if changed.is_empty() {
         return Ok(None);
@@ -1203,6 +1215,10 @@ fn observe(
     if let Some(window) = group.snapshot_window().filter(|w| !w.is_empty()) {
         props.insert("snapshot_window".into(), json!(window));
     }
+    props.insert(
+        "log_delivery".into(),
+        logs::observed(group.log_delivery_configurations()),
+    );
     props.insert("tags".into(), tags::tags_value(tags));
     canonicalize(&mut props);
     let attrs = attributes(group, id, arn, cluster_mode, props.get("port"));

@@ -18,7 +18,7 @@ use plinth_core::resource::{
     ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
     ResourceType,
 };
-use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{contains_unknown, reorder, str_of, PathSeg, Props};
 use serde_json::{json, Value};
 use tracing::debug;
@@ -58,8 +58,9 @@ fn schema() -> TypeSchema {
         description: "An ElastiCache subnet group: the subnets cache nodes are placed in",
         kind: TypeKind::Managed,
         taggable: true,
-        properties: vec![
+        properties: with_name_prefixes(vec![
             Prop::new("name", Shape::String)
+                .prefixable(255)
                 .required()
                 .replaces()
                 .known_as(&["cache_subnet_group_name"])
@@ -72,7 +73,7 @@ fn schema() -> TypeSchema {
                 .computed()
                 .doc("the subnets (all in one VPC); default: the default VPC's subnets"),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags of the group"),
-        ],
+        ]),
         attributes: vec![
             Attr::new("name", Shape::String, "the group name"),
             Attr::new("arn", Shape::String, "the group ARN"),

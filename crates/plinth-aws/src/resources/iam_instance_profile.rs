@@ -15,7 +15,7 @@ use plinth_core::resource::{
     ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
     ResourceType,
 };
-use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::teardown::{TagFilter, TaggedResource};
 use plinth_core::value::{known_str, reorder, Props};
 use serde_json::json;
@@ -51,8 +51,9 @@ fn schema() -> TypeSchema {
         description: "An IAM instance profile: the role an EC2 instance runs with",
         kind: TypeKind::Managed,
         taggable: true,
-        properties: vec![
+        properties: with_name_prefixes(vec![
             Prop::new("name", Shape::String)
+                .prefixable(128)
                 .required()
                 .replaces()
                 .unique()
@@ -63,7 +64,7 @@ fn schema() -> TypeSchema {
             Prop::new("role", Shape::String)
                 .doc("the role's name, e.g. ${bastion_role.name}; default none"),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags of the profile"),
-        ],
+        ]),
         attributes: vec![
             Attr::new("arn", Shape::String, "the profile ARN"),
             Attr::new("name", Shape::String, "the profile name"),

@@ -18,7 +18,7 @@ use plinth_core::resource::{
     ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
     ResourceType,
 };
-use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{contains_unknown, is_unknown, reorder, str_of, unknown, Props};
 use serde_json::{json, Map, Value};
 use tracing::debug;
@@ -84,8 +84,9 @@ fn schema() -> TypeSchema {
         description: "An IAM role: who may assume it and the policies it grants",
         kind: TypeKind::Managed,
         taggable: true,
-        properties: vec![
+        properties: with_name_prefixes(vec![
             Prop::new("name", Shape::String)
+                .prefixable(64)
                 .required()
                 .replaces()
                 .known_as(&["role_name"])
@@ -111,7 +112,7 @@ fn schema() -> TypeSchema {
             Prop::new("max_session_duration", Shape::int_range(3600, 43200))
                 .doc("the longest session, in seconds; default 3600"),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags of the role"),
-        ],
+        ]),
         attributes: vec![
             Attr::new("arn", Shape::String, "the role ARN"),
             Attr::new("name", Shape::String, "the role name"),

@@ -31,7 +31,7 @@ use plinth_core::resource::{
     ErrorKind, Linked, NormalizeContext, Observed, OpContext, PropIssue, ResourceError,
     ResourceResult, ResourceType,
 };
-use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{bool_of, is_unknown, known_str, reorder, str_of, unknown, Props};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -142,8 +142,9 @@ fn schema() -> TypeSchema {
         description: "A Lambda function deployed from a file or folder (or Lambda@Edge)",
         kind: TypeKind::Managed,
         taggable: true,
-        properties: vec![
+        properties: with_name_prefixes(vec![
             Prop::new("name", Shape::String)
+                .prefixable(64)
                 .required()
                 .replaces()
                 .known_as(&["function_name"])
@@ -193,7 +194,7 @@ fn schema() -> TypeSchema {
                 .computed()
                 .doc("read-only: base64 SHA-256 of the zipped source, as Lambda reports it"),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags of the function"),
-        ],
+        ]),
         attributes: vec![
             Attr::new("arn", Shape::String, "the function ARN, without a version"),
             Attr::new(

@@ -11,6 +11,7 @@ pub mod cloudfront_cache_policy;
 pub mod cloudfront_common;
 pub mod cloudfront_distribution;
 pub mod cloudfront_distribution_config;
+pub mod cloudfront_function;
 pub mod cloudfront_origin_access_control;
 pub mod dynamodb_items;
 pub mod dynamodb_table;
@@ -26,17 +27,22 @@ pub mod ec2_vpc;
 pub mod ec2_vpc_endpoint;
 pub mod elasticache_cluster;
 pub mod elasticache_common;
+pub mod elasticache_logs;
 pub mod elasticache_parameter_group;
 pub mod elasticache_replication_group;
 pub mod elasticache_subnet_group;
 pub mod iam_instance_profile;
 pub mod iam_role;
+pub mod kms_alias;
+pub mod kms_key;
 pub mod lambda_event_source_mapping;
 pub mod lambda_function;
+pub mod logs_log_group;
 pub mod route53_common;
 pub mod route53_record;
 pub mod route53_zone;
 pub mod s3_bucket;
+pub mod s3_bucket_config;
 pub mod s3_bucket_policy;
 pub mod s3_objects;
 pub mod tags;
@@ -69,10 +75,16 @@ pub fn all(aws: &Arc<Aws>) -> Vec<Arc<dyn ResourceType>> {
         Arc::new(s3_bucket_policy::BucketPolicy::new(aws.clone())),
         Arc::new(cloudfront_origin_access_control::OriginAccessControlType::new(aws.clone())),
         Arc::new(cloudfront_cache_policy::CachePolicyType::new(aws.clone())),
+        Arc::new(cloudfront_function::CloudFrontFunctionType::new(
+            aws.clone(),
+        )),
         Arc::new(route53_zone::ZoneType::new(aws.clone())),
         Arc::new(route53_record::RecordType::new(aws.clone())),
         Arc::new(acm_certificate::Certificate::new(aws.clone())),
         Arc::new(iam_role::IamRole::new(aws.clone())),
+        Arc::new(kms_key::KmsKey::new(aws.clone())),
+        Arc::new(kms_alias::KmsAlias::new(aws.clone())),
+        Arc::new(logs_log_group::LogGroupType::new(aws.clone())),
         Arc::new(iam_instance_profile::InstanceProfileType::new(aws.clone())),
         Arc::new(lambda_function::LambdaFunction::new(aws.clone())),
         Arc::new(lambda_event_source_mapping::EventSourceMappingType::new(

@@ -1,4 +1,6 @@
-//! `s3.bucket`: a bucket with its public access block, versioning and tags.
+//! `s3.bucket`: a bucket with its public access block, versioning, tags and the
+//! sub-configurations of `s3_bucket_config` (ownership, encryption, CORS, lifecycle,
+//! website, logging, object lock).
 //!
 //! Bucket names are global across all AWS accounts, so a create can fail because somebody
 //! else holds the name. In us-east-1 AWS answers a create of a bucket this account already
@@ -15,7 +17,8 @@ use async_trait::async_trait;
 use aws_sdk_s3::operation::head_bucket::HeadBucketError;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete,
-    ObjectIdentifier, PublicAccessBlockConfiguration, Tag, Tagging, VersioningConfiguration,
+    ObjectIdentifier, ObjectOwnership, PublicAccessBlockConfiguration, Tag, Tagging,
+    VersioningConfiguration,
 };
 use aws_sdk_s3::Client;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -24,12 +27,13 @@ use plinth_core::resource::{
     ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
     ResourceType,
 };
-use plinth_core::schema::{Attr, Prop, Shape, TypeKind, TypeSchema};
+use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{bool_of, known_str, reorder, str_of, Props};
 use serde_json::{json, Map, Value};
 use tracing::debug;
 
 use crate::errors::SendExt;
+use crate::resources::s3_bucket_config as config;
 use crate::resources::tags;
 use crate::wait;
 use crate::{Aws, Unanswered};
@@ -48,8 +52,26 @@ const ORDER: &[&str] = &[
     "name",
     "versioning",
     "public_access_block",
+    "object_ownership",
+    "encryption",
+    "cors",
+    "lifecycle_rules",
+    "website",
+    "logging",
+    "object_lock",
     "force_destroy",
     "tags",
+];
+/// The sub-configurations `Settings` carries as canonical values (the optional ones are
+/// absent when off).
+const CONFIG_KEYS: &[&str] = &[
+    "object_ownership",
+    "encryption",
+    "cors",
+    "lifecycle_rules",
+    "website",
+    "logging",
+    "object_lock",
 ];
 /// How long a new bucket may answer NoSuchBucket to its configuration calls.
 const PROPAGATION_LIMIT: Duration = Duration::from_secs(2 * 60);
@@ -77,11 +99,13 @@ impl Bucket {
 fn schema() -> TypeSchema {
     TypeSchema {
         type_name: "s3.bucket",
-        description: "An S3 bucket with its public access block, versioning and tags",
+        description: "An S3 bucket with its public access block, versioning, encryption, CORS, lifecycle, website, logging and tags",
         kind: TypeKind::Managed,
         taggable: true,
-        properties: vec![
+        properties: with_name_prefixes(
+            vec![
             Prop::new("name", Shape::String)
+                .prefixable(63)
                 .required()
                 .replaces()
                 .known_as(&["bucket"])
@@ -93,11 +117,17 @@ fn schema() -> TypeSchema {
             Prop::new("public_access_block", Shape::Object(block_props()))
                 .known_as(&["public_access_block_configuration"])
                 .doc("the bucket's public access block; every switch defaults to true"),
+        ]
+        .into_iter()
+        .chain(config::props())
+        .chain([
             Prop::new("force_destroy", Shape::Bool).doc(
                 "destroy empties the bucket first (all objects and versions); default false",
             ),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags of the bucket"),
-        ],
+        ])
+        .collect(),
+        ),
         attributes: vec![
             Attr::new("name", Shape::String, "the bucket name"),
             Attr::new("arn", Shape::String, "arn:aws:s3:::NAME"),
@@ -107,6 +137,16 @@ fn schema() -> TypeSchema {
                 "NAME.s3.REGION.amazonaws.com (for CloudFront origins)",
             ),
             Attr::new("domain_name", Shape::String, "NAME.s3.amazonaws.com"),
+            Attr::new(
+                "website_endpoint",
+                Shape::String,
+                "NAME.s3-website-REGION.amazonaws.com, with `website` (an HTTP-only custom origin)",
+            ),
+            Attr::new(
+                "website_domain",
+                Shape::String,
+                "s3-website-REGION.amazonaws.com, with `website` (for Route 53 aliases)",
+            ),
         ],
     }
 }
@@ -182,10 +222,22 @@ impl ResourceType for Bucket {
     }
 
     fn check(&self, props: &Props) -> Vec<PropIssue> {
-        known_str(props, "name")
+        let mut issues: Vec<PropIssue> = known_str(props, "name")
             .and_then(bucket_name_problem)
             .map(|problem| vec![PropIssue::at(&["name"], problem)])
-            .unwrap_or_default()
+            .unwrap_or_default();
+        issues.extend(config::check(props));
+        issues
+    }
+
+    /// Object lock never goes off again once on (S3 turns it on for an existing
+    /// versioned bucket since 2023, but no call turns it off).
+    fn replace_reasons(&self, before: &Props, after: &Props) -> Vec<String> {
+        let mut reasons = self.schema.replaced_properties(before, after);
+        if before.contains_key("object_lock") && !after.contains_key("object_lock") {
+            reasons.push("object_lock".to_string());
+        }
+        reasons
     }
 
     fn normalize(&self, props: &mut Props, _ctx: &NormalizeContext) -> ResourceResult<()> {
@@ -194,19 +246,23 @@ impl ResourceType for Bucket {
     }
 
     fn known_attrs(&self, props: &Props) -> Props {
-        match known_str(props, "name") {
-            Some(name) => {
-                let mut attrs = Props::new();
-                attrs.insert("name".into(), json!(name));
-                attrs.insert("arn".into(), json!(bucket_arn(name)));
-                attrs.insert(
-                    "domain_name".into(),
-                    json!(format!("{name}.s3.amazonaws.com")),
-                );
-                attrs
-            }
-            None => Props::new(),
+        let mut attrs = Props::new();
+        if let Some(name) = known_str(props, "name") {
+            attrs.insert("name".into(), json!(name));
+            attrs.insert("arn".into(), json!(bucket_arn(name)));
+            attrs.insert(
+                "domain_name".into(),
+                json!(format!("{name}.s3.amazonaws.com")),
+            );
         }
+        // Known once applied (they name the region): a website added is not yet the
+        // bucket's, and an update must not plan with the old endpoint or none.
+        if props.contains_key("website") {
+            for key in ["website_endpoint", "website_domain"] {
+                attrs.insert(key.into(), json!(plinth_core::value::UNKNOWN));
+            }
+        }
+        attrs
     }
 
     async fn read(
@@ -263,7 +319,7 @@ impl ResourceType for Bucket {
         let what = format!("creating bucket {name}");
         let unanswered = Unanswered::default();
         let created = wait::retry_while_busy(ctx, &what, PROPAGATION_LIMIT, || {
-            create_bucket(&client, name, &ctx.region, &unanswered)
+            create_bucket(&client, props, &ctx.region, &unanswered)
         })
         .await;
         match created {
@@ -305,6 +361,9 @@ impl ResourceType for Bucket {
         if changed("versioning") {
             settings.put_versioning(&client, id).await?;
         }
+        for key in CONFIG_KEYS.iter().copied().filter(|k| changed(k)) {
+            settings.put_config(&client, id, key).await?;
+        }
         if changed("tags") {
             settings.put_tags(&client, id).await?;
         }
@@ -314,10 +373,12 @@ impl ResourceType for Bucket {
     async fn delete(&self, ctx: &OpContext, id: &str, props: &Props) -> ResourceResult<()> {
         let client = self.aws.s3(&ctx.region);
         let force = bool_of(props, "force_destroy").unwrap_or(false);
+        // Objects under a governance-mode retention go only with the bypass.
+        let locked = props.contains_key("object_lock");
         for round in 1..=EMPTY_ROUNDS {
             if force {
                 ctx.progress.status(&format!("emptying bucket {id}"));
-                if !empty_bucket(&client, id).await? {
+                if !empty_bucket(&client, id, locked).await? {
                     return Ok(());
                 }
             }
@@ -440,12 +501,15 @@ fn not_empty(name: &str, force: bool) -> ResourceError {
     ResourceError::invalid(message).with_code("BucketNotEmpty")
 }
 
+/// Ownership and object lock are given with the create: no extra calls.
 async fn create_bucket(
     client: &Client,
-    name: &str,
+    props: &Props,
     region: &str,
     unanswered: &Unanswered,
 ) -> ResourceResult<()> {
+    let name = str_of(props, "name").unwrap_or_default();
+    let ownership = str_of(props, "object_ownership").unwrap_or(config::DEFAULT_OWNERSHIP);
     // us-east-1 is the default location and refuses to be named as a constraint.
     let configuration = (region != LEGACY_REGION).then(|| {
         CreateBucketConfiguration::builder()
@@ -457,6 +521,8 @@ async fn create_bucket(
         .create_bucket()
         .bucket(name)
         .set_create_bucket_configuration(configuration)
+        .object_ownership(ObjectOwnership::from(ownership))
+        .set_object_lock_enabled_for_bucket(props.contains_key("object_lock").then_some(true))
         .customize()
         .interceptor(unanswered.clone())
         .send()
@@ -496,15 +562,22 @@ struct Settings {
     versioning: bool,
     block: [bool; 4],
     tags: BTreeMap<String, String>,
+    /// The canonical values of [`CONFIG_KEYS`].
+    config: Props,
 }
 
 impl Settings {
     fn desired(props: &Props) -> Settings {
         let block = props.get("public_access_block").and_then(Value::as_object);
+        let config = CONFIG_KEYS
+            .iter()
+            .filter_map(|k| props.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect();
         Settings {
             versioning: bool_of(props, "versioning").unwrap_or(false),
             block: BLOCK_KEYS.map(|k| block.and_then(|b| bool_of(b, k)).unwrap_or(true)),
             tags: tags::tags_of(props),
+            config,
         }
     }
 
@@ -515,24 +588,69 @@ impl Settings {
         props.insert("name".into(), json!(name));
         props.insert("versioning".into(), json!(self.versioning));
         props.insert("public_access_block".into(), block_value(self.block));
+        props.extend(self.config.clone());
         props.insert(
             "force_destroy".into(),
             json!(bool_of(prior, "force_destroy").unwrap_or(false)),
         );
         props.insert("tags".into(), tags::tags_value(self.tags.clone()));
+        reorder(&mut props, ORDER);
         props
     }
 
-    /// Everything a new bucket needs besides the defaults AWS gives it.
+    /// Everything a new bucket needs besides the defaults AWS gives it (ownership and
+    /// object lock came with the create).
     async fn put_all(&self, client: &Client, name: &str) -> ResourceResult<()> {
         self.put_block(client, name).await?;
         if self.versioning {
             self.put_versioning(client, name).await?;
         }
+        let needed = |key: &str| match (key, self.config.get(key)) {
+            ("object_ownership", _) => false,
+            ("encryption", Some(e)) => !config::is_default_encryption(e),
+            ("cors" | "lifecycle_rules", Some(list)) => {
+                list.as_array().is_some_and(|l| !l.is_empty())
+            }
+            // Enabled at create; only a default retention needs a call.
+            ("object_lock", Some(lock)) => lock.get("mode").is_some(),
+            (_, value) => value.is_some(),
+        };
+        for key in CONFIG_KEYS.iter().copied().filter(|k| needed(k)) {
+            self.put_config(client, name, key).await?;
+        }
         if !self.tags.is_empty() {
             self.put_tags(client, name).await?;
         }
         Ok(())
+    }
+
+    /// Sets one sub-configuration to its desired value (removing it when absent or empty).
+    async fn put_config(&self, client: &Client, name: &str, key: &str) -> ResourceResult<()> {
+        let value = self.config.get(key);
+        let empty = Value::Array(Vec::new());
+        match key {
+            "object_ownership" => {
+                let ownership = value
+                    .and_then(Value::as_str)
+                    .unwrap_or(config::DEFAULT_OWNERSHIP);
+                config::put_ownership(client, name, ownership).await
+            }
+            "encryption" => match value {
+                Some(e) => config::put_encryption(client, name, e).await,
+                None => Ok(()),
+            },
+            "cors" => config::put_cors(client, name, value.unwrap_or(&empty)).await,
+            "lifecycle_rules" => config::put_lifecycle(client, name, value.unwrap_or(&empty)).await,
+            "website" => config::put_website(client, name, value).await,
+            "logging" => config::put_logging(client, name, value).await,
+            // On (for a new or a versioned bucket) or a new default retention; turning it
+            // off is a replacement, never an update.
+            "object_lock" => match value {
+                Some(lock) => config::put_object_lock(client, name, lock).await,
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
     }
 
     async fn put_block(&self, client: &Client, name: &str) -> ResourceResult<()> {
@@ -606,8 +724,52 @@ impl Settings {
     }
 }
 
-/// The settings AWS reports, with what it reports for settings never made filled in.
+/// The settings AWS reports, with what it reports for settings never made filled in. S3
+/// has a call per setting and none for all of them: they are asked for at once.
 async fn read_settings(client: &Client, name: &str) -> ResourceResult<Settings> {
+    let (versioning, block, tags, config) = tokio::try_join!(
+        read_versioning(client, name),
+        read_block(client, name),
+        read_tags(client, name),
+        read_config(client, name),
+    )?;
+    Ok(Settings {
+        versioning,
+        block,
+        tags,
+        config,
+    })
+}
+
+async fn read_config(client: &Client, name: &str) -> ResourceResult<Props> {
+    let (ownership, encryption, cors, lifecycle, website, logging, lock) = tokio::try_join!(
+        config::read_ownership(client, name),
+        config::read_encryption(client, name),
+        config::read_cors(client, name),
+        config::read_lifecycle(client, name),
+        config::read_website(client, name),
+        config::read_logging(client, name),
+        config::read_object_lock(client, name),
+    )?;
+    let mut props = Props::new();
+    props.insert("object_ownership".into(), ownership);
+    props.insert("encryption".into(), encryption);
+    props.insert("cors".into(), cors);
+    props.insert("lifecycle_rules".into(), lifecycle);
+    let optional = [
+        ("website", website),
+        ("logging", logging),
+        ("object_lock", lock),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            props.insert(key.into(), value);
+        }
+    }
+    Ok(props)
+}
+
+async fn read_versioning(client: &Client, name: &str) -> ResourceResult<bool> {
     let versioning = client
         .get_bucket_versioning()
         .bucket(name)
@@ -615,7 +777,10 @@ async fn read_settings(client: &Client, name: &str) -> ResourceResult<Settings> 
         .await
         .classified()?;
     // Suspended (after having been enabled) and never enabled both mean "no versions kept".
-    let versioning = versioning.status() == Some(&BucketVersioningStatus::Enabled);
+    Ok(versioning.status() == Some(&BucketVersioningStatus::Enabled))
+}
+
+async fn read_block(client: &Client, name: &str) -> ResourceResult<[bool; 4]> {
     let block = match client
         .get_public_access_block()
         .bucket(name)
@@ -637,6 +802,10 @@ async fn read_settings(client: &Client, name: &str) -> ResourceResult<Settings> 
         Err(err) if is_code(&err, "NoSuchPublicAccessBlockConfiguration") => [false; 4],
         Err(err) => return Err(err),
     };
+    Ok(block)
+}
+
+async fn read_tags(client: &Client, name: &str) -> ResourceResult<BTreeMap<String, String>> {
     let tags = match client
         .get_bucket_tagging()
         .bucket(name)
@@ -654,16 +823,12 @@ async fn read_settings(client: &Client, name: &str) -> ResourceResult<Settings> 
         Err(err) if is_code(&err, "NoSuchTagSet") => BTreeMap::new(),
         Err(err) => return Err(err),
     };
-    Ok(Settings {
-        versioning,
-        block,
-        tags,
-    })
+    Ok(tags)
 }
 
 /// Deletes every object version and delete marker, page by page. `false` when the bucket is
 /// already gone.
-async fn empty_bucket(client: &Client, name: &str) -> ResourceResult<bool> {
+async fn empty_bucket(client: &Client, name: &str, bypass_retention: bool) -> ResourceResult<bool> {
     let mut key_marker: Option<String> = None;
     let mut version_marker: Option<String> = None;
     loop {
@@ -700,7 +865,7 @@ async fn empty_bucket(client: &Client, name: &str) -> ResourceResult<bool> {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ResourceError::other(format!("building the keys to delete: {e}")))?;
-        delete_objects(client, name, ids).await?;
+        delete_objects(client, name, ids, bypass_retention).await?;
         if page.is_truncated() != Some(true) {
             return Ok(true);
         }
@@ -718,6 +883,7 @@ pub(crate) async fn delete_objects(
     client: &Client,
     bucket: &str,
     ids: Vec<ObjectIdentifier>,
+    bypass_retention: bool,
 ) -> ResourceResult<()> {
     for batch in ids.chunks(DELETE_BATCH) {
         let delete = Delete::builder()
@@ -730,6 +896,7 @@ pub(crate) async fn delete_objects(
             .delete_objects()
             .bucket(bucket)
             .delete(delete)
+            .set_bypass_governance_retention(bypass_retention.then_some(true))
             .send()
             .await
             .classified()?;
@@ -778,6 +945,7 @@ fn canonicalize(props: &mut Props) {
         }
         *switches = ordered;
     }
+    config::canonicalize(props);
     let tags = tags::tags_of(props);
     props.insert("tags".into(), tags::tags_value(tags));
     reorder(props, ORDER);
@@ -805,6 +973,16 @@ fn observe(name: &str, region: &str, props: Props) -> Observed {
         "domain_name".into(),
         json!(format!("{name}.s3.amazonaws.com")),
     );
+    if props.contains_key("website") {
+        attrs.insert(
+            "website_endpoint".into(),
+            json!(config::website_endpoint(name, region)),
+        );
+        attrs.insert(
+            "website_domain".into(),
+            json!(config::website_domain(region)),
+        );
+    }
     Observed {
         id: name.to_string(),
         props,

@@ -378,7 +378,7 @@ async fn delete_keys(client: &Client, bucket: &str, keys: &[String]) -> Resource
         .map(|key| ObjectIdentifier::builder().key(key).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ResourceError::other(format!("building the keys to delete: {e}")))?;
-    delete_objects(client, bucket, ids).await
+    delete_objects(client, bucket, ids, false).await
 }
 
 /// The content type an object gets: the stack's override for its extension (the longest

@@ -577,7 +577,9 @@ impl Run<'_> {
         withhold: bool,
     ) -> Result<Props, ResourceError> {
         let Some(template) = &change.template else {
-            return Ok(change.after.clone().unwrap_or_default());
+            let mut props = change.after.clone().unwrap_or_default();
+            props.extend(change.resolved.clone());
+            return Ok(props);
         };
         let mut template = template.clone();
         if withhold {
@@ -596,6 +598,15 @@ impl Run<'_> {
             Value::Object(m) => m,
             _ => Props::new(),
         };
+        // A name given by its prefix: the state's, or the one the plan generated.
+        let prior = state.resources.get(&change.name).map(|r| &r.props);
+        let prefixed = crate::plan::name_prefix::take(rt.schema(), &mut props, prior)
+            .map_err(ResourceError::invalid)?;
+        for p in prefixed {
+            if let Some(name) = change.resolved.get(p.prop) {
+                props.insert(p.prop.to_string(), name.clone());
+            }
+        }
         if value::contains_unknown(&Value::Object(props.clone())) {
             return Err(ResourceError::other("a referenced value is still unknown at apply time (its resource failed or was not applied)"));
         }

@@ -3,6 +3,7 @@
 
 pub mod diff;
 pub mod inputs;
+pub mod name_prefix;
 pub mod planner;
 pub mod render;
 pub mod replace_order;

@@ -8,7 +8,7 @@ use futures::stream::{self, StreamExt};
 use serde_json::Value;
 
 use crate::graph::DepGraph;
-use crate::plan::{diff, replace_order};
+use crate::plan::{diff, name_prefix, replace_order};
 use crate::plan::{Action, Mode, OutputChange, Plan, ResourceChange, FORMAT_VERSION};
 use crate::resource::{
     NormalizeContext, Observed, OpContext, Registry, ResourceError, ResourceType,
@@ -436,18 +436,23 @@ impl Planner<'_> {
         };
         let template = desired_template(decl, self.req.stack, schema, &stamps);
         let mut desired = self.evaluate(&template);
+        let invalid = |message: String| PlanError::Invalid {
+            name: decl.name.clone(),
+            message,
+        };
+        let prior = self.req.state.resources.get(&decl.name).map(|rs| &rs.props);
+        let prefixed = name_prefix::take(schema, &mut desired, prior).map_err(invalid)?;
         let base_dir = self.req.stack.file.base_dir();
         rt.normalize(&mut desired, &NormalizeContext { base_dir })
-            .map_err(|e| PlanError::Invalid {
-                name: decl.name.clone(),
-                message: e.message,
-            })?;
-        if let Some(issue) = rt.check(&desired).into_iter().next() {
+            .map_err(|e| invalid(e.message))?;
+        let samples = prefixed.iter().map(|p| name_prefix::sample(&desired, p));
+        let issues = rt
+            .check(&desired)
+            .into_iter()
+            .chain(samples.flat_map(|sample| rt.check(&sample)));
+        if let Some(issue) = issues.into_iter().next() {
             let path = value::path_to_string(&issue.path);
-            return Err(PlanError::Invalid {
-                name: decl.name.clone(),
-                message: format!("{path}: {}", issue.message),
-            });
+            return Err(invalid(format!("{path}: {}", issue.message)));
         }
         let mut change = self.base_change(decl, template);
         if schema.kind == TypeKind::Lookup {
@@ -461,6 +466,8 @@ impl Planner<'_> {
             .await?;
         let Some(observed) = observed else {
             change.action = Action::Create;
+            let fresh = prefixed.iter().filter(|p| !p.existing);
+            new_names(&mut change, &mut desired, fresh);
             change.attrs = planned_attrs_unknown(schema, rt.known_attrs(&desired));
             change.after = Some(desired);
             return Ok(change);
@@ -490,6 +497,7 @@ impl Planner<'_> {
                 vec![format!("{REGION_REASON}({old_region} → {})", decl.region)];
             self.resolve_anew(&mut change, rt.as_ref(), &mut desired, unresolved, observed)
                 .await?;
+            new_names(&mut change, &mut desired, prefixed.iter());
             change.attrs = planned_attrs_unknown(schema, rt.known_attrs(&desired));
         } else if !changed {
             change.action = Action::NoOp;
@@ -498,6 +506,9 @@ impl Planner<'_> {
             change.replace_reasons = rt.replace_reasons(&observed.props, &desired);
             if change.replace_reasons.is_empty() {
                 change.action = Action::Update;
+                // A name that changes in place (a cache policy's) to a new prefix.
+                let fresh = prefixed.iter().filter(|p| !p.existing);
+                new_names(&mut change, &mut desired, fresh);
                 change
                     .notes
                     .extend(rt.change_notes(&observed.props, &desired));
@@ -506,6 +517,7 @@ impl Planner<'_> {
                 change.action = Action::Replace;
                 self.resolve_anew(&mut change, rt.as_ref(), &mut desired, unresolved, observed)
                     .await?;
+                new_names(&mut change, &mut desired, prefixed.iter());
                 change.attrs = planned_attrs_unknown(schema, rt.known_attrs(&desired));
             }
         }
@@ -882,6 +894,25 @@ fn overlay(mut base: Props, top: Props) -> Props {
 }
 
 /// What AWS keeps of its actual properties: those in `lifecycle.ignore_changes`, and
+/// A new resource's names from their prefixes: generated now and applied as planned (in
+/// `resolved`), shown as known after apply.
+fn new_names<'a>(
+    change: &mut ResourceChange,
+    desired: &mut Props,
+    prefixed: impl Iterator<Item = &'a name_prefix::Prefixed>,
+) {
+    for p in prefixed {
+        desired.insert(
+            p.prop.to_string(),
+            Value::String(value::UNKNOWN.to_string()),
+        );
+        change.resolved.insert(
+            p.prop.to_string(),
+            Value::String(name_prefix::generate(&p.prefix)),
+        );
+    }
+}
+
 /// `computed` ones the stack leaves out.
 pub fn keep_actual(schema: &TypeSchema, desired: &mut Props, actual: &Props, ignored: &[String]) {
     apply_ignore_changes(desired, actual, ignored);

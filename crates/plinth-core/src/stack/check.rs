@@ -166,7 +166,19 @@ impl Checker<'_> {
             }
         }
         for p in props.iter().filter(|p| p.required) {
-            if !entries.iter().any(|(k, _)| k == p.name) {
+            let given = |key: &str| entries.iter().any(|(k, _)| k == key);
+            let prefix = p.prefix_max.and(crate::schema::prefix_key(p.name));
+            if let Some(prefix) = prefix.filter(|k| given(k)) {
+                if given(p.name) {
+                    diags.push(Diagnostic::error(
+                        self.file,
+                        owner_span,
+                        format!("{context} has both `{}` and `{prefix}`: give one", p.name),
+                    ));
+                }
+                continue;
+            }
+            if !given(p.name) {
                 diags.push(Diagnostic::error(
                     self.file,
                     owner_span,
