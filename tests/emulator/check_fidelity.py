@@ -538,6 +538,8 @@ def check_cloudfront(endpoint: str) -> None:
     section("CloudFront origin access control changes", origin_access_control_lifecycle, cf, wire, oac, gone)
     # A client of its own: the wire recorder reads every answer, GetFunction's stream too.
     section("CloudFront Functions", cloudfront_functions, _client("cloudfront", endpoint))
+    section("CloudFront origin request policies", origin_request_policies, _client("cloudfront", endpoint))
+    section("CloudFront response headers policies", response_headers_policies, _client("cloudfront", endpoint))
 
 
 def s3_buckets(s3) -> None:
@@ -849,6 +851,55 @@ def cloudfront_functions(cf) -> None:
     cf.delete_function(Name="fidelity-rewrite", IfMatch=dev["ETag"])
     code_, _ = fails(cf.describe_function, Name="fidelity-rewrite", Stage="DEVELOPMENT")
     check("then it is gone", code_ == "NoSuchFunctionExists", code_)
+
+
+def origin_request_policies(cf) -> None:
+    config = {"Name": "fidelity-orp", "Comment": "api",
+              "HeadersConfig": {"HeaderBehavior": "whitelist",
+                                "Headers": {"Quantity": 1, "Items": ["Origin"]}},
+              "CookiesConfig": {"CookieBehavior": "none"},
+              "QueryStringsConfig": {"QueryStringBehavior": "all"}}
+    made = cf.create_origin_request_policy(OriginRequestPolicyConfig=config)
+    policy_id = made["OriginRequestPolicy"]["Id"]
+    got = cf.get_origin_request_policy(Id=policy_id)
+    headers = got["OriginRequestPolicy"]["OriginRequestPolicyConfig"]["HeadersConfig"]
+    check("an origin request policy is kept as sent", headers["Headers"]["Items"] == ["Origin"], got)
+    refused = dict(config, Name="fidelity-auth", HeadersConfig={
+        "HeaderBehavior": "whitelist", "Headers": {"Quantity": 1, "Items": ["Authorization"]}})
+    code, _ = fails(cf.create_origin_request_policy, OriginRequestPolicyConfig=refused)
+    check("an origin request policy forwarding Authorization is InvalidArgument", code == "InvalidArgument", code)
+    code, _ = fails(cf.create_origin_request_policy, OriginRequestPolicyConfig=config)
+    check("a second policy of the name is OriginRequestPolicyAlreadyExists",
+          code == "OriginRequestPolicyAlreadyExists", code)
+    code, status = fails(cf.update_origin_request_policy, Id=policy_id, IfMatch="stale",
+                         OriginRequestPolicyConfig=config)
+    check("UpdateOriginRequestPolicy with a stale ETag is PreconditionFailed (412)",
+          (code, status) == ("PreconditionFailed", 412), (code, status))
+    listed = cf.list_origin_request_policies(Type="custom")["OriginRequestPolicyList"]
+    check("ListOriginRequestPolicies lists it", listed["Quantity"] == 1, listed)
+    cf.delete_origin_request_policy(Id=policy_id, IfMatch=got["ETag"])
+    code, _ = fails(cf.get_origin_request_policy, Id=policy_id)
+    check("then it is NoSuchOriginRequestPolicy", code == "NoSuchOriginRequestPolicy", code)
+
+
+def response_headers_policies(cf) -> None:
+    config = {"Name": "fidelity-rhp", "Comment": "",
+              "SecurityHeadersConfig": {"ContentTypeOptions": {"Override": True},
+                                        "FrameOptions": {"Override": True, "FrameOption": "DENY"}},
+              "RemoveHeadersConfig": {"Quantity": 1, "Items": [{"Header": "Server"}]}}
+    made = cf.create_response_headers_policy(ResponseHeadersPolicyConfig=config)
+    policy_id = made["ResponseHeadersPolicy"]["Id"]
+    got = cf.get_response_headers_policy(Id=policy_id)
+    kept = got["ResponseHeadersPolicy"]["ResponseHeadersPolicyConfig"]
+    check("a response headers policy is kept as sent",
+          kept["SecurityHeadersConfig"]["FrameOptions"]["FrameOption"] == "DENY"
+          and kept["RemoveHeadersConfig"]["Items"] == [{"Header": "Server"}], kept)
+    code, _ = fails(cf.create_response_headers_policy, ResponseHeadersPolicyConfig=config)
+    check("a second policy of the name is ResponseHeadersPolicyAlreadyExists",
+          code == "ResponseHeadersPolicyAlreadyExists", code)
+    cf.delete_response_headers_policy(Id=policy_id, IfMatch=got["ETag"])
+    code, _ = fails(cf.get_response_headers_policy, Id=policy_id)
+    check("then it is NoSuchResponseHeadersPolicy", code == "NoSuchResponseHeadersPolicy", code)
 
 
 def check_encryption(endpoint: str) -> None:

@@ -359,6 +359,7 @@ responses.ElastiCacheResponse.modify_cache_cluster = _modify_cache_cluster
 
 import fidelity_cloudfront  # noqa: E402,F401
 import fidelity_cloudfront_functions  # noqa: E402,F401
+import fidelity_cloudfront_policies  # noqa: E402,F401
 import fidelity_s3  # noqa: E402,F401
 import fidelity_ec2  # noqa: E402,F401
 import fidelity_dns  # noqa: E402,F401

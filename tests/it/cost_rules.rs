@@ -298,6 +298,11 @@ fn every_type_states_its_cost_explicitly() {
         ("kms.alias", json!({"name": "alias/a", "target_key": "k"})),
         ("logs.log_group", json!({"name": "/g"})),
         ("cloudfront.function", json!({"name": "f", "code": "x"})),
+        ("cloudfront.origin_request_policy", json!({"name": "o"})),
+        (
+            "cloudfront.response_headers_policy",
+            json!({"name": "r", "remove_headers": ["Server"]}),
+        ),
     ];
     let registry = registry();
     let named: Vec<&str> = minimal.iter().map(|(t, _)| *t).collect();

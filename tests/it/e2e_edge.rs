@@ -567,7 +567,8 @@ async fn object_etags(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<(String, Str
 
 /// A CloudFront Function (issue 13, item 1): made from its .js file, published to LIVE,
 /// associated from the distribution, updated and published again when the file changes,
-/// and deleted once the distribution let go of it.
+/// and deleted once the distribution let go of it; with it an origin request policy, the
+/// distribution's standard logging and an Origin Shield.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cloudfront_function_is_published_associated_updated_and_deleted() {
     use aws_sdk_cloudfront::types::FunctionStage;
@@ -643,6 +644,67 @@ async fn a_cloudfront_function_is_published_associated_updated_and_deleted() {
         .map(|f| (f.function_arn(), f.event_type().as_str()))
         .collect();
     assert_eq!(associated, [(arn.as_str(), "viewer-request")]);
+    let policy_id = state["resources"]["cors_headers"]["id"]
+        .as_str()
+        .expect("origin request policy id");
+    assert_eq!(behavior.origin_request_policy_id(), Some(policy_id));
+    let policy = cf
+        .get_origin_request_policy()
+        .id(policy_id)
+        .send()
+        .await
+        .expect("the origin request policy");
+    let headers = policy
+        .origin_request_policy()
+        .and_then(|p| p.origin_request_policy_config())
+        .and_then(|c| c.headers_config())
+        .expect("headers");
+    assert_eq!(headers.header_behavior().as_str(), "whitelist");
+    let mut names = headers
+        .headers()
+        .map(|h| h.items().to_vec())
+        .unwrap_or_default();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "Access-Control-Request-Headers",
+            "Access-Control-Request-Method",
+            "Origin"
+        ]
+    );
+    let headers_id = state["resources"]["security_headers"]["id"]
+        .as_str()
+        .expect("response headers policy id");
+    assert_eq!(behavior.response_headers_policy_id(), Some(headers_id));
+    let sent = cf
+        .get_response_headers_policy()
+        .id(headers_id)
+        .send()
+        .await
+        .expect("the response headers policy");
+    let config = sent
+        .response_headers_policy()
+        .and_then(|p| p.response_headers_policy_config())
+        .expect("config");
+    let security = config.security_headers_config().expect("security headers");
+    let hsts = security.strict_transport_security().expect("hsts");
+    assert_eq!(hsts.access_control_max_age_sec(), 31_536_000);
+    assert_eq!(hsts.include_subdomains(), Some(true));
+    assert!(hsts.r#override(), "what the stack says is what viewers get");
+    assert_eq!(
+        security.frame_options().map(|f| f.frame_option().as_str()),
+        Some("DENY")
+    );
+    assert!(security.content_type_options().is_some());
+    let removed: Vec<&str> = config
+        .remove_headers_config()
+        .map(|r| r.items())
+        .unwrap_or_default()
+        .iter()
+        .map(|h| h.header())
+        .collect();
+    assert_eq!(removed, ["Server"]);
     let logging = dist
         .distribution_config()
         .and_then(|c| c.logging())
@@ -711,4 +773,8 @@ async fn a_cloudfront_function_is_published_associated_updated_and_deleted() {
         aws_sdk_cloudfront::error::ProvideErrorMetadata::code(&e).map(str::to_string)
     });
     assert_eq!(code.as_deref(), Some("NoSuchFunctionExists"));
+    let policy = cf.get_origin_request_policy().id(policy_id).send().await;
+    assert!(policy.is_err(), "the origin request policy is deleted");
+    let headers = cf.get_response_headers_policy().id(headers_id).send().await;
+    assert!(headers.is_err(), "the response headers policy is deleted");
 }

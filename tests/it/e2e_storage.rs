@@ -335,12 +335,12 @@ async fn a_kms_key_encrypts_a_bucket_a_table_and_a_log_group_and_is_scheduled_fo
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn what_s3_and_kms_would_refuse_is_said_at_plan_time() {
+async fn what_s3_kms_logs_and_cloudfront_would_refuse_is_said_at_plan_time() {
     let moto = Moto::start(0);
     let env = Env::with_emulator(&moto);
     env.write(
         "bad.yaml",
-        "stack: bad-storage\nregion: us-east-1\nresources:\n  b:\n    type: s3.bucket\n    name: bad-storage-bucket-e2e\n    lifecycle_rules:\n      - { id: ia, transitions: [{ after_days: 7, storage_class: STANDARD_IA }] }\n    object_lock: { mode: GOVERNANCE, days: 1 }\n  k:\n    type: kms.key\n    key_spec: RSA_2048\n    rotation: true\n  a:\n    type: kms.alias\n    name: alias/aws/mine\n    target_key: ${k.arn}\n  g:\n    type: logs.log_group\n    name: /bad/group\n    retention_days: 10\n",
+        "stack: bad-storage\nregion: us-east-1\nresources:\n  b:\n    type: s3.bucket\n    name: bad-storage-bucket-e2e\n    lifecycle_rules:\n      - { id: ia, transitions: [{ after_days: 7, storage_class: STANDARD_IA }] }\n    object_lock: { mode: GOVERNANCE, days: 1 }\n  k:\n    type: kms.key\n    key_spec: RSA_2048\n    rotation: true\n  a:\n    type: kms.alias\n    name: alias/aws/mine\n    target_key: ${k.arn}\n  g:\n    type: logs.log_group\n    name: /bad/group\n    retention_days: 10\n  h:\n    type: cloudfront.response_headers_policy\n    name: bad-headers\n    cors: { allow_origins: [\"*\"], allow_methods: [GET], allow_credentials: true }\n  o:\n    type: cloudfront.origin_request_policy\n    name: bad-forward\n    headers: { behavior: whitelist }\n  a2:\n    type: cloudfront.origin_request_policy\n    name: bad-auth\n    headers: { behavior: whitelist, names: [Authorization] }\n",
     );
     let plan = env.plinth(&["plan", "bad.yaml"]);
     assert_ne!(plan.code, 0);
@@ -350,6 +350,9 @@ async fn what_s3_and_kms_would_refuse_is_said_at_plan_time() {
         "KMS rotates symmetric encryption keys only, not RSA_2048",
         "names under alias/aws/ are AWS's own",
         "keeps events for one of 1, 3, 5, 7, 14",
+        "browsers refuse credentials with Access-Control-Allow-Origin: *",
+        "behavior whitelist needs the names it applies to",
+        "CloudFront does not forward Authorization through an origin request policy",
     ] {
         assert!(
             plan.stderr.contains(expected),

@@ -1010,10 +1010,13 @@ async fn update_retries_precondition_failed_with_the_fresh_etag() {
     assert_eq!(if_matches(&updates), ["E1FIRST", "E2SECOND"]);
     let config = updates[1].distribution_config().expect("config");
     assert_eq!(config.comment(), "site v2");
-    // The distribution keeps its CallerReference and what plinth does not manage.
+    // The distribution keeps its CallerReference and what plinth does not manage; logging,
+    // which the stack leaves out, is sent switched off as CloudFront requires it.
     assert_eq!(config.caller_reference(), CALLER_REFERENCE);
     assert_eq!(config.web_acl_id(), Some(""));
-    assert!(config.logging().is_some());
+    let logging = config.logging().expect("logging is always sent");
+    assert!(!logging.enabled());
+    assert_eq!(logging.bucket(), "");
     assert_eq!(observed.attrs["status"], json!("Deployed"));
 }
 

@@ -25,11 +25,14 @@ use plinth_core::resource::{
 };
 use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
 use plinth_core::value::{bool_of, contains_unknown, i64_of, reorder, str_of, Props};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::errors::{adopt_if_ours, vanished, SendExt};
-use crate::resources::cloudfront_common::{with_fresh_etag, CLOUDFRONT_REGION};
+use crate::resources::cloudfront_common::{
+    behavior_and_names, canonical_key_part, check_names, count, key_part, plain, with_fresh_etag,
+    CLOUDFRONT_REGION,
+};
 use crate::resources::tags;
 use crate::wait;
 use crate::Aws;
@@ -43,8 +46,6 @@ const MAX_COMMENT: usize = 128;
 const COOKIE_BEHAVIORS: &[&str] = CachePolicyCookieBehavior::values();
 const HEADER_BEHAVIORS: &[&str] = CachePolicyHeaderBehavior::values();
 const QUERY_STRING_BEHAVIORS: &[&str] = CachePolicyQueryStringBehavior::values();
-/// The behaviors that name what they include or leave out.
-const NAMING_BEHAVIORS: &[&str] = &["whitelist", "allExcept"];
 /// The properties that are parts of the cache key.
 const KEY_PARTS: &[&str] = &["cookies", "headers", "query_strings"];
 /// A distribution being updated holds on to the policy until its deployment finishes.
@@ -84,19 +85,6 @@ fn seconds() -> Shape {
         min: Some(0),
         max: None,
     }
-}
-
-/// `{behavior, names}`: which cookies, headers or query strings are in the cache key;
-/// `behavior_alias` is the API's name for `behavior` (`cookie_behavior`, …).
-fn key_part(behaviors: &'static [&'static str], behavior_alias: &'static [&'static str]) -> Shape {
-    Shape::Object(vec![
-        Prop::new("behavior", Shape::Enum(behaviors))
-            .required()
-            .known_as(behavior_alias)
-            .doc("which of them are in the cache key"),
-        Prop::new("names", Shape::list(Shape::String))
-            .doc("the names for whitelist (included) or allExcept (left out)"),
-    ])
 }
 
 fn schema() -> TypeSchema {
@@ -167,7 +155,7 @@ impl ResourceType for CachePolicyType {
     fn check(&self, props: &Props) -> Vec<PropIssue> {
         let mut issues = check_ttls(props);
         for part in KEY_PARTS {
-            issues.extend(check_names(props, part));
+            issues.extend(check_names(props, part, &["whitelist", "allExcept"]));
         }
         let room = MAX_COMMENT - tags::MARKER_LENGTH;
         let comment = props.get("comment").filter(|v| !contains_unknown(v));
@@ -406,39 +394,6 @@ fn check_ttls(props: &Props) -> Vec<PropIssue> {
     issues
 }
 
-/// Names go with `whitelist` and `allExcept` only, and those need at least one.
-fn check_names(props: &Props, part: &str) -> Vec<PropIssue> {
-    let Some(Value::Object(config)) = props.get(part) else {
-        return Vec::new();
-    };
-    let Some(behavior) = config
-        .get("behavior")
-        .filter(|v| !contains_unknown(v))
-        .and_then(Value::as_str)
-    else {
-        return Vec::new();
-    };
-    let names = config.get("names");
-    if names.is_some_and(contains_unknown) {
-        return Vec::new();
-    }
-    let count = names.and_then(Value::as_array).map_or(0, Vec::len);
-    let naming = NAMING_BEHAVIORS.contains(&behavior);
-    if naming && count == 0 {
-        vec![PropIssue::at(
-            &[part, "names"],
-            format!("behavior {behavior} needs the names it applies to"),
-        )]
-    } else if !naming && count > 0 {
-        vec![PropIssue::at(
-            &[part, "names"],
-            format!("names go with behavior whitelist or allExcept, not {behavior}"),
-        )]
-    } else {
-        Vec::new()
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Canonical form
 
@@ -460,59 +415,11 @@ fn canonicalize(props: &mut Props) {
     reorder(props, ORDER);
 }
 
-/// `{behavior, names}` with `none` and `[]` filled in and the names sorted and unique.
-fn canonical_key_part(config: Value) -> Value {
-    let Value::Object(mut config) = config else {
-        // A whole reference, unknown until apply: left as it is.
-        return config;
-    };
-    let behavior = config.remove("behavior").unwrap_or_else(|| json!("none"));
-    let mut names = config.remove("names").unwrap_or_else(|| json!([]));
-    if let Value::Array(items) = &mut names {
-        if !items.iter().any(contains_unknown) {
-            items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
-            items.dedup();
-        }
-    }
-    let mut out = Map::new();
-    out.insert("behavior".into(), behavior);
-    out.insert("names".into(), names);
-    out.extend(config);
-    Value::Object(out)
-}
-
 // ---------------------------------------------------------------------------------------------
 // To and from AWS
 
-/// A cache key part's behavior and names, from canonical props.
-fn behavior_and_names(props: &Props, part: &str) -> (String, Vec<String>) {
-    let config = props.get(part).and_then(Value::as_object);
-    let behavior = config
-        .and_then(|c| c.get("behavior"))
-        .and_then(Value::as_str)
-        .unwrap_or("none")
-        .to_string();
-    let names = config
-        .and_then(|c| c.get("names"))
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    (behavior, names)
-}
-
 fn build_error(err: aws_smithy_types::error::operation::BuildError) -> ResourceError {
     ResourceError::invalid(format!("cache policy: {err}"))
-}
-
-/// AWS's `Quantity` of a list of names.
-fn count(names: &[String]) -> i32 {
-    i32::try_from(names.len()).unwrap_or(i32::MAX)
 }
 
 // AWS leaves a part's names out when there are none; so does plinth.
@@ -596,11 +503,6 @@ fn config_of(props: &Props, marker: Option<&str>) -> ResourceResult<CachePolicyC
         .parameters_in_cache_key_and_forwarded_to_origin(key)
         .build()
         .map_err(build_error)
-}
-
-/// The plain `{behavior, names}` of one cache key part as AWS reports it.
-fn plain(behavior: &str, names: Option<&[String]>) -> Value {
-    json!({"behavior": behavior, "names": names.unwrap_or_default()})
 }
 
 fn observe(policy: &CachePolicy) -> ResourceResult<Observed> {

@@ -4,7 +4,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use plinth_core::resource::ResourceResult;
+use plinth_core::resource::{PropIssue, ResourceResult};
+use plinth_core::schema::{Prop, Shape};
+use plinth_core::value::{contains_unknown, Props};
+use serde_json::{json, Map, Value};
 
 /// CloudFront's control plane lives in us-east-1, whatever the stack's region.
 pub const CLOUDFRONT_REGION: &str = "us-east-1";
@@ -135,4 +138,113 @@ where
             other => return other,
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The `{behavior, names}` parts of cache and origin request policies
+
+/// `{behavior, names}`: which cookies, headers or query strings a policy takes (in a cache
+/// key, or forwarded to the origin); `behavior_alias` is the API's name for `behavior`.
+pub fn key_part(
+    behaviors: &'static [&'static str],
+    behavior_alias: &'static [&'static str],
+) -> Shape {
+    Shape::Object(vec![
+        Prop::new("behavior", Shape::Enum(behaviors))
+            .required()
+            .known_as(behavior_alias)
+            .doc("which of them the policy takes"),
+        Prop::new("names", Shape::list(Shape::String))
+            .doc("the names for whitelist (included) or allExcept (left out)"),
+    ])
+}
+
+/// Names go with the `naming` behaviors only (`whitelist`, `allExcept`), and those need at
+/// least one.
+pub fn check_names(props: &Props, part: &str, naming: &[&str]) -> Vec<PropIssue> {
+    let Some(Value::Object(config)) = props.get(part) else {
+        return Vec::new();
+    };
+    let Some(behavior) = config
+        .get("behavior")
+        .filter(|v| !contains_unknown(v))
+        .and_then(Value::as_str)
+    else {
+        return Vec::new();
+    };
+    let names = config.get("names");
+    if names.is_some_and(contains_unknown) {
+        return Vec::new();
+    }
+    let count = names.and_then(Value::as_array).map_or(0, Vec::len);
+    let naming_one = naming.contains(&behavior);
+    if naming_one && count == 0 {
+        vec![PropIssue::at(
+            &[part, "names"],
+            format!("behavior {behavior} needs the names it applies to"),
+        )]
+    } else if !naming_one && count > 0 {
+        vec![PropIssue::at(
+            &[part, "names"],
+            format!(
+                "names go with behavior {}, not {behavior}",
+                naming.join(" or ")
+            ),
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+/// `{behavior, names}` with `none` and `[]` filled in and the names sorted and unique.
+pub fn canonical_key_part(config: Value) -> Value {
+    let Value::Object(mut config) = config else {
+        // A whole reference, unknown until apply: left as it is.
+        return config;
+    };
+    let behavior = config.remove("behavior").unwrap_or_else(|| json!("none"));
+    let mut names = config.remove("names").unwrap_or_else(|| json!([]));
+    if let Value::Array(items) = &mut names {
+        if !items.iter().any(contains_unknown) {
+            items.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            items.dedup();
+        }
+    }
+    let mut out = Map::new();
+    out.insert("behavior".into(), behavior);
+    out.insert("names".into(), names);
+    out.extend(config);
+    Value::Object(out)
+}
+
+/// A policy part's behavior and names, from canonical props.
+pub fn behavior_and_names(props: &Props, part: &str) -> (String, Vec<String>) {
+    let config = props.get(part).and_then(Value::as_object);
+    let behavior = config
+        .and_then(|c| c.get("behavior"))
+        .and_then(Value::as_str)
+        .unwrap_or("none")
+        .to_string();
+    let names = config
+        .and_then(|c| c.get("names"))
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    (behavior, names)
+}
+
+/// AWS's `Quantity` of a list of names.
+pub fn count(names: &[String]) -> i32 {
+    i32::try_from(names.len()).unwrap_or(i32::MAX)
+}
+
+/// The plain `{behavior, names}` of one policy part as AWS reports it.
+pub fn plain(behavior: &str, names: Option<&[String]>) -> Value {
+    json!({"behavior": behavior, "names": names.unwrap_or_default()})
 }

@@ -13,6 +13,8 @@ pub mod cloudfront_distribution;
 pub mod cloudfront_distribution_config;
 pub mod cloudfront_function;
 pub mod cloudfront_origin_access_control;
+pub mod cloudfront_origin_request_policy;
+pub mod cloudfront_response_headers_policy;
 pub mod dynamodb_items;
 pub mod dynamodb_table;
 pub mod ec2_common;
@@ -75,6 +77,10 @@ pub fn all(aws: &Arc<Aws>) -> Vec<Arc<dyn ResourceType>> {
         Arc::new(s3_bucket_policy::BucketPolicy::new(aws.clone())),
         Arc::new(cloudfront_origin_access_control::OriginAccessControlType::new(aws.clone())),
         Arc::new(cloudfront_cache_policy::CachePolicyType::new(aws.clone())),
+        Arc::new(cloudfront_origin_request_policy::OriginRequestPolicyResource::new(aws.clone())),
+        Arc::new(
+            cloudfront_response_headers_policy::ResponseHeadersPolicyResource::new(aws.clone()),
+        ),
         Arc::new(cloudfront_function::CloudFrontFunctionType::new(
             aws.clone(),
         )),
