@@ -30,11 +30,10 @@ use tracing::debug;
 
 use crate::errors::{adopt_if_ours, vanished, SendExt};
 use crate::resources::cloudfront_common::{
-    behavior_and_names, canonical_key_part, check_names, count, key_part, plain, with_fresh_etag,
-    CLOUDFRONT_REGION,
+    behavior_and_names, canonical_key_part, check_names, count, delete_when_unused, key_part,
+    plain, with_fresh_etag, CLOUDFRONT_REGION,
 };
 use crate::resources::tags;
-use crate::wait;
 use crate::Aws;
 
 const DEFAULT_TTL: i64 = 86_400;
@@ -302,21 +301,15 @@ impl ResourceType for CachePolicyType {
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
         let client = &self.aws.cloudfront(&ctx.region);
         let what = format!("deleting cache policy {id}");
-        let what = what.as_str();
-        let result = wait::delete_when_free(ctx, what, DELETE_LIMIT, move || {
-            with_fresh_etag(what, move || delete_once(client, id))
-        })
-        .await;
-        match result {
-            Err(mut err) if err.kind == ErrorKind::InUse => {
-                err.message.push_str(
-                    "; a distribution's cache behavior still uses the cache policy: change the \
+        delete_when_unused(
+            ctx,
+            &what,
+            DELETE_LIMIT,
+            "; a distribution's cache behavior still uses the cache policy: change the \
                      distribution first",
-                );
-                Err(err)
-            }
-            other => other,
-        }
+            || delete_once(client, id),
+        )
+        .await
     }
 }
 

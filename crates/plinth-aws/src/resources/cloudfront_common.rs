@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use plinth_core::resource::{PropIssue, ResourceResult};
+use plinth_core::resource::{ErrorKind, OpContext, PropIssue, ResourceResult};
 use plinth_core::schema::{Prop, Shape};
 use plinth_core::value::{contains_unknown, Props};
 use serde_json::{json, Map, Value};
@@ -111,6 +111,33 @@ pub fn managed_names(table: &[(&str, &str)]) -> String {
         .map(|(name, _)| format!("{MANAGED_PREFIX}{name}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Deletes with `delete_once` (one delete with a fresh ETag), re-read and re-sent on
+/// PreconditionFailed, and retried up to `limit` while a distribution still uses the
+/// resource; when it still does then, the error says so with `in_use_hint`.
+pub async fn delete_when_unused<F, Fut>(
+    ctx: &OpContext,
+    what: &str,
+    limit: Duration,
+    in_use_hint: &str,
+    delete_once: F,
+) -> ResourceResult<()>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ResourceResult<()>>,
+{
+    let delete_once = &delete_once;
+    let result =
+        crate::wait::delete_when_free(ctx, what, limit, || with_fresh_etag(what, delete_once))
+            .await;
+    match result {
+        Err(mut err) if err.kind == ErrorKind::InUse => {
+            err.message.push_str(in_use_hint);
+            Err(err)
+        }
+        other => other,
+    }
 }
 
 /// How often a change is re-read and re-sent when CloudFront answers PreconditionFailed.

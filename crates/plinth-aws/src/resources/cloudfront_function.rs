@@ -28,9 +28,8 @@ use serde_json::json;
 use tracing::debug;
 
 use crate::errors::{adopt_if_ours, vanished, SendExt};
-use crate::resources::cloudfront_common::{with_fresh_etag, CLOUDFRONT_REGION};
+use crate::resources::cloudfront_common::{delete_when_unused, with_fresh_etag, CLOUDFRONT_REGION};
 use crate::resources::tags;
-use crate::wait;
 use crate::Aws;
 
 const RUNTIMES: &[&str] = &["cloudfront-js-2.0", "cloudfront-js-1.0"];
@@ -303,21 +302,15 @@ impl ResourceType for CloudFrontFunctionType {
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
         let client = &self.aws.cloudfront(&ctx.region);
         let what = format!("deleting CloudFront function {id}");
-        let what = what.as_str();
-        let result = wait::delete_when_free(ctx, what, DELETE_LIMIT, move || {
-            with_fresh_etag(what, move || delete_once(client, id))
-        })
-        .await;
-        match result {
-            Err(mut err) if err.kind == ErrorKind::InUse => {
-                err.message.push_str(
-                    "; a distribution's behavior still associates the function: change the \
+        delete_when_unused(
+            ctx,
+            &what,
+            DELETE_LIMIT,
+            "; a distribution's behavior still associates the function: change the \
                      distribution first",
-                );
-                Err(err)
-            }
-            other => other,
-        }
+            || delete_once(client, id),
+        )
+        .await
     }
 }
 

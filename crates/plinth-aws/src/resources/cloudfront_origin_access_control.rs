@@ -28,9 +28,8 @@ use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::errors::{adopt_if_ours, vanished, SendExt};
-use crate::resources::cloudfront_common::{with_fresh_etag, CLOUDFRONT_REGION};
+use crate::resources::cloudfront_common::{delete_when_unused, with_fresh_etag, CLOUDFRONT_REGION};
 use crate::resources::tags;
-use crate::wait;
 use crate::Aws;
 
 // The SDK's enumerations: a new SDK release brings new values.
@@ -282,21 +281,15 @@ impl ResourceType for OriginAccessControlType {
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
         let client = &self.aws.cloudfront(&ctx.region);
         let what = format!("deleting origin access control {id}");
-        let what = what.as_str();
-        let result = wait::delete_when_free(ctx, what, DELETE_LIMIT, move || {
-            with_fresh_etag(what, move || delete_once(client, id))
-        })
-        .await;
-        match result {
-            Err(mut err) if err.kind == ErrorKind::InUse => {
-                err.message.push_str(
-                    "; a distribution's origin still uses the origin access control: remove it \
+        delete_when_unused(
+            ctx,
+            &what,
+            DELETE_LIMIT,
+            "; a distribution's origin still uses the origin access control: remove it \
                      from the distribution first",
-                );
-                Err(err)
-            }
-            other => other,
-        }
+            || delete_once(client, id),
+        )
+        .await
     }
 }
 

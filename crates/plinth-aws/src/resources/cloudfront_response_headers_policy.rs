@@ -40,9 +40,8 @@ use serde_json::{json, Map, Value};
 use tracing::debug;
 
 use crate::errors::{adopt_if_ours, vanished, SendExt};
-use crate::resources::cloudfront_common::{with_fresh_etag, CLOUDFRONT_REGION};
+use crate::resources::cloudfront_common::{delete_when_unused, with_fresh_etag, CLOUDFRONT_REGION};
 use crate::resources::tags;
-use crate::wait;
 use crate::Aws;
 
 const FRAME_OPTIONS: &[&str] = FrameOptionsList::values();
@@ -344,20 +343,14 @@ impl ResourceType for ResponseHeadersPolicyResource {
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
         let client = &self.aws.cloudfront(&ctx.region);
         let what = format!("deleting response headers policy {id}");
-        let what = what.as_str();
-        let result = wait::delete_when_free(ctx, what, DELETE_LIMIT, move || {
-            with_fresh_etag(what, move || delete_once(client, id))
-        })
-        .await;
-        match result {
-            Err(mut err) if err.kind == ErrorKind::InUse => {
-                err.message.push_str(
-                    "; a distribution's behavior still uses the policy: change the distribution first",
-                );
-                Err(err)
-            }
-            other => other,
-        }
+        delete_when_unused(
+            ctx,
+            &what,
+            DELETE_LIMIT,
+            "; a distribution's behavior still uses the policy: change the distribution first",
+            || delete_once(client, id),
+        )
+        .await
     }
 }
 
