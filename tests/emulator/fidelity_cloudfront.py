@@ -59,6 +59,13 @@ checked by check_fidelity.py.
    replicated function. ...". moto deletes it at once. Here it refuses while a
    distribution uses the function and for PLINTH_EMULATOR_REPLICA_SECONDS (default 3)
    after the last one stopped using it or was deleted.
+7. Origin groups (failover). A behavior may target an origin group as well as an origin;
+   moto answers NoSuchOrigin when the default behavior targets a group, and checks no other
+   behavior's target at all. AWS answers NoSuchOrigin (404) to any behavior targeting an id
+   that is neither, and to a group member that is not an origin, and InvalidArgument (400)
+   to a group without exactly two members, to failover status codes outside 400, 403, 404,
+   416, 500, 502, 503, 504, and to a behavior targeting a group whose AllowedMethods
+   include POST, PUT, PATCH or DELETE (CloudFront fails over only GET, HEAD and OPTIONS).
 """
 
 import os
@@ -78,6 +85,8 @@ from moto.core.exceptions import AWSError, ServiceException
 from moto.core.responses import ActionResult, EmptyResult
 
 NAMESPACE = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
+# The status codes an origin group can fail over on.
+FAILOVER_STATUS_CODES = {400, 403, 404, 416, 500, 502, 503, 504}
 API = "https://cloudfront.amazonaws.com/2020-05-31"
 
 # The ids of AWS-managed cache policies: the same in every account, usable in any
@@ -262,6 +271,24 @@ def _distribution_init(self, account_id, region_name, config):
 
 models.Distribution.__init__ = _distribution_init
 
+_original_distribution_config_init = models.DistributionConfig.__init__
+
+
+def _distribution_config_init(self, config):
+    # moto checks the default behavior's target against the origins only; a group is as
+    # good (_check_origin_groups has checked every target already).
+    behaviour = config.get("DefaultCacheBehavior") or {}
+    target = behaviour.get("TargetOriginId")
+    group_ids = {g.get("Id") for g in _items(config.get("OriginGroups"))}
+    if target in group_ids:
+        behaviour["TargetOriginId"] = _items(config.get("Origins"))[0]["Id"]
+    _original_distribution_config_init(self, config)
+    if target in group_ids:
+        self.DefaultCacheBehavior.target_origin_id = target
+
+
+models.DistributionConfig.__init__ = _distribution_config_init
+
 
 def _from_config(name: str):
     return property(lambda self: getattr(self.distribution_config, name))
@@ -332,7 +359,36 @@ def _check_lambdas(backend, config: dict) -> None:
                     f"The function does not exist or is not accessible. ARN: {arn}") from None
 
 
+def _items(block) -> list:
+    return (block or {}).get("Items") or []
+
+
+def _check_origin_groups(config: dict) -> None:
+    origins = {o.get("Id") for o in _items(config.get("Origins"))}
+    groups = _items(config.get("OriginGroups"))
+    for group in groups:
+        members = [m.get("OriginId") for m in _items(group.get("Members"))]
+        if len(members) != 2:
+            raise InvalidArgument("An origin group must have exactly two origins.")
+        if any(m not in origins for m in members):
+            raise models.OriginDoesNotExist()
+        codes = [int(c) for c in _items((group.get("FailoverCriteria") or {}).get("StatusCodes"))]
+        if not codes or any(c not in FAILOVER_STATUS_CODES for c in codes):
+            raise InvalidArgument("The parameter FailoverCriteria StatusCodes is invalid.")
+    group_ids = {g.get("Id") for g in groups}
+    behaviours = [config.get("DefaultCacheBehavior") or {}] + _items(config.get("CacheBehaviors"))
+    for behaviour in behaviours:
+        target = behaviour.get("TargetOriginId")
+        if target not in origins | group_ids:
+            raise models.OriginDoesNotExist()
+        methods = set(_items(behaviour.get("AllowedMethods")))
+        if target in group_ids and methods - {"GET", "HEAD", "OPTIONS"}:
+            raise InvalidArgument("The parameter AllowedMethods cannot include POST, PUT, PATCH, or DELETE "
+                                  "for a cached behavior associated with an origin group.")
+
+
 def _check_references(backend, config: dict) -> None:
+    _check_origin_groups(config or {})
     _check_cache_policies(backend, config)
     _check_certificate(backend, config)
     _check_lambdas(backend, config)

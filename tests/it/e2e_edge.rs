@@ -778,3 +778,116 @@ async fn a_cloudfront_function_is_published_associated_updated_and_deleted() {
     let headers = cf.get_response_headers_policy().id(headers_id).send().await;
     assert!(headers.is_err(), "the response headers policy is deleted");
 }
+
+/// The origin group read back from the distribution's configuration: its id, members in
+/// order and failover status codes.
+async fn origin_groups_of(
+    cf: &aws_sdk_cloudfront::Client,
+    id: &str,
+) -> (String, Vec<(String, Vec<String>, Vec<i32>)>) {
+    let out = cf
+        .get_distribution_config()
+        .id(id)
+        .send()
+        .await
+        .expect("config");
+    let config = out.distribution_config().expect("config");
+    let target = config
+        .default_cache_behavior()
+        .map(|b| b.target_origin_id().to_string())
+        .unwrap_or_default();
+    let groups = config
+        .origin_groups()
+        .map(|g| g.items().to_vec())
+        .unwrap_or_default()
+        .iter()
+        .map(|g| {
+            let members = g
+                .members()
+                .map(|m| m.items())
+                .unwrap_or_default()
+                .iter()
+                .map(|m| m.origin_id().to_string())
+                .collect();
+            let codes = g
+                .failover_criteria()
+                .and_then(|c| c.status_codes())
+                .map(|c| c.items().to_vec())
+                .unwrap_or_default();
+            (g.id().to_string(), members, codes)
+        })
+        .collect();
+    (target, groups)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failover_origin_group_is_targeted_changed_in_place_and_destroyed() {
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    env.copy_from_examples("cloudfront-failover.yaml", "site.yaml");
+    env.copy_from_examples("site", "site");
+    let args = |cmd: &'static str, extra: &[&'static str]| {
+        let mut all = vec![cmd, "site.yaml", "--var", "student=e2e"];
+        all.extend(extra);
+        all
+    };
+    env.plinth(&args("apply", &["--yes"])).ok();
+    let cf = env.cloudfront();
+    let state = env.state("example-failover");
+    let id = state["resources"]["cdn"]["id"]
+        .as_str()
+        .expect("distribution id")
+        .to_string();
+    let (target, groups) = origin_groups_of(&cf, &id).await;
+    assert_eq!(target, "site", "the default behavior targets the group");
+    assert_eq!(
+        groups,
+        [(
+            "site".to_string(),
+            vec!["primary".to_string(), "replica".to_string()],
+            vec![403, 404, 500, 502, 503, 504]
+        )]
+    );
+    assert_eq!(env.plinth(&args("plan", &["--detailed-exitcode"])).code, 0);
+
+    // Failing over on server errors only, and with the members swapped: in place.
+    let stack = env.read("site.yaml");
+    env.write(
+        "site.yaml",
+        &stack
+            .replace("[403, 404, 500, 502, 503, 504]", "[502, 500]")
+            .replace(
+                "primary: primary\n        secondary: replica",
+                "primary: replica\n        secondary: primary",
+            ),
+    );
+    let plan = env.plinth(&args("plan", &["--detailed-exitcode"]));
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(plan.stdout.contains("updated in place"), "{}", plan.stdout);
+    env.plinth(&args("apply", &["--yes"])).ok();
+    let (_, groups) = origin_groups_of(&cf, &id).await;
+    assert_eq!(
+        groups,
+        [(
+            "site".to_string(),
+            vec!["replica".to_string(), "primary".to_string()],
+            vec![500, 502]
+        )]
+    );
+    assert_eq!(env.plinth(&args("plan", &["--detailed-exitcode"])).code, 0);
+
+    let destroy = env.plinth(&args("destroy", &["--yes"])).ok();
+    assert!(
+        destroy.stdout.contains("Teardown verified"),
+        "{}",
+        destroy.stdout
+    );
+    assert!(
+        cf.get_distribution().id(&id).send().await.is_err(),
+        "the distribution is deleted"
+    );
+    for region in ["us-east-1", "us-west-2"] {
+        let left = env.tagged(region, Some("example-failover")).await;
+        assert!(left.is_empty(), "{region}: {left:?}");
+    }
+}

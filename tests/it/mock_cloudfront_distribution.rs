@@ -1264,7 +1264,11 @@ fn check_rejects_an_undeclared_origin_aliases_without_certificate_and_bad_manage
         ],
     }));
 
-    assert_issue(&found, "behaviors[0].origin", "no origin has the id api");
+    assert_issue(
+        &found,
+        "behaviors[0].origin",
+        "no origin or origin group has the id api",
+    );
     assert_issue(&found, "aliases", "aliases need a certificate");
     assert_issue(
         &found,
@@ -1282,6 +1286,59 @@ fn check_rejects_an_undeclared_origin_aliases_without_certificate_and_bad_manage
         "managed:SecurityHeadersPolicy",
     );
     assert_eq!(found.len(), 4, "{found:#?}");
+}
+
+#[test]
+fn check_rejects_origin_groups_cloudfront_refuses() {
+    let found = issues(json!({
+        "origins": [
+            {"id": "primary", "domain_name": BUCKET_DOMAIN},
+            {"id": "replica", "domain_name": "replica.s3.us-west-2.amazonaws.com"}
+        ],
+        "origin_groups": [
+            {"id": "site", "primary": "primary", "secondary": "replica"},
+            {"id": "primary", "primary": "primary", "secondary": "primary",
+             "failover_status_codes": [500, 501]},
+            {"id": "site", "primary": "nowhere", "secondary": "replica",
+             "failover_status_codes": []}
+        ],
+        "default_behavior": {
+            "origin": "site",
+            "allowed_methods": ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
+        },
+        "behaviors": [{"path": "/img/*", "origin": "replica",
+                       "allowed_methods": ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]}],
+    }));
+
+    assert_issue(&found, "origin_groups[1].id", "is an origin's id already");
+    assert_issue(
+        &found,
+        "origin_groups[1].secondary",
+        "another origin than the primary",
+    );
+    assert_issue(
+        &found,
+        "origin_groups[1].failover_status_codes[1]",
+        "fails over only on",
+    );
+    assert_issue(&found, "origin_groups[2].id", "used twice");
+    assert_issue(
+        &found,
+        "origin_groups[2].primary",
+        "no origin has the id nowhere",
+    );
+    assert_issue(
+        &found,
+        "origin_groups[2].failover_status_codes",
+        "at least one status code",
+    );
+    assert_issue(
+        &found,
+        "default_behavior.allowed_methods",
+        "site is an origin group",
+    );
+    // A behavior targeting an origin may allow every method.
+    assert_eq!(found.len(), 7, "{found:#?}");
 }
 
 #[test]

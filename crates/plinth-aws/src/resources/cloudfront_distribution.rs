@@ -34,9 +34,9 @@ use crate::resources::cloudfront_common::{
 };
 use crate::resources::cloudfront_distribution_config::{
     self as config, built, ALLOWED_METHOD_SETS, CACHED_METHOD_SETS, DEFAULT_CERTIFICATE_TLS,
-    FUNCTION_EVENTS, GEO_TYPES, HTTP_VERSIONS, LAMBDA_EVENTS, METHODS, ORIGIN_PROTOCOL_POLICIES,
-    ORIGIN_SSL_PROTOCOLS, PLINTH_ONLY, POLICY_KINDS, PRICE_CLASSES, SSL_SUPPORT_METHODS,
-    TLS_POLICIES, VIEWER_PROTOCOL_POLICIES,
+    FAILOVER_STATUS_CODES, FUNCTION_EVENTS, GEO_TYPES, HTTP_VERSIONS, LAMBDA_EVENTS, METHODS,
+    ORIGIN_PROTOCOL_POLICIES, ORIGIN_SSL_PROTOCOLS, PLINTH_ONLY, POLICY_KINDS, PRICE_CLASSES,
+    SSL_SUPPORT_METHODS, TLS_POLICIES, VIEWER_PROTOCOL_POLICIES,
 };
 use crate::resources::tags;
 use crate::wait::{self, Poll};
@@ -108,6 +108,9 @@ fn schema() -> TypeSchema {
                 .required()
                 .known_as(&["origin"])
                 .doc("where CloudFront fetches content from"),
+            Prop::new("origin_groups", Shape::list(origin_group_shape()))
+                .known_as(&["origin_group"])
+                .doc("failover pairs a behavior can target like an origin: CloudFront retries GET, HEAD and OPTIONS requests on the secondary when the primary fails"),
             Prop::new("default_behavior", behavior_shape(false))
                 .required()
                 .known_as(&["default_cache_behavior"])
@@ -174,6 +177,25 @@ fn origin_shape() -> Shape {
         Prop::new("origin_shield", Shape::String).doc(
             "an Origin Shield region (the AWS region nearest the origin, e.g. us-east-1): one more caching layer; default off",
         ),
+    ])
+}
+
+fn origin_group_shape() -> Shape {
+    Shape::Object(vec![
+        Prop::new("id", Shape::String)
+            .required()
+            .known_as(&["origin_id"])
+            .doc("the group's name, which behaviors refer to as their origin"),
+        Prop::new("primary", Shape::String)
+            .required()
+            .known_as(&["member"])
+            .doc("the id of the origin asked first"),
+        Prop::new("secondary", Shape::String)
+            .required()
+            .doc("the id of the origin asked when the primary fails"),
+        Prop::new("failover_status_codes", Shape::list(Shape::int_range(400, 599)))
+            .known_as(&["failover_criteria", "status_codes"])
+            .doc("the primary's answers that send a request to the secondary (400, 403, 404, 416, 500, 502, 503, 504); default [500, 502, 503, 504]; timeouts and refused connections always do"),
     ])
 }
 
@@ -369,8 +391,10 @@ impl ResourceType for Distribution {
         let mut issues = Vec::new();
         check_viewer_side(props, &mut issues);
         let origin_ids = check_origins(props, &mut issues);
+        let group_ids = check_origin_groups(props, origin_ids.as_deref(), &mut issues);
+        let targets = origin_ids.zip(group_ids);
         for (path, behavior) in behaviors(props) {
-            check_behavior(&path, behavior, origin_ids.as_deref(), &mut issues);
+            check_behavior(&path, behavior, targets.as_ref(), &mut issues);
         }
         check_paths_unique(props, &mut issues);
         check_error_responses(props, &mut issues);
@@ -673,20 +697,124 @@ fn check_origins(props: &Props, issues: &mut Vec<PropIssue>) -> Option<Vec<Strin
     all_known.then_some(ids)
 }
 
-fn check_behavior(
+/// Checks the origin groups and returns their ids, when all are known.
+fn check_origin_groups(
+    props: &Props,
+    origin_ids: Option<&[String]>,
+    issues: &mut Vec<PropIssue>,
+) -> Option<Vec<String>> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut all_known = true;
+    for (i, group) in list(props, "origin_groups").iter().enumerate() {
+        let base = [key("origin_groups"), PathSeg::Index(i)];
+        match known_str(group.get("id")) {
+            Some(id) if ids.iter().any(|seen| seen == id) => issues.push(at(
+                &base,
+                &[key("id")],
+                format!("origin group id {id} is used twice"),
+            )),
+            Some(id) if origin_ids.is_some_and(|o| o.iter().any(|seen| seen == id)) => {
+                issues.push(at(
+                    &base,
+                    &[key("id")],
+                    format!("{id} is an origin's id already; a group needs a name of its own"),
+                ))
+            }
+            Some(id) => ids.push(id.to_string()),
+            None => all_known = false,
+        }
+        check_group_members(&base, group, origin_ids, issues);
+        check_failover_codes(&base, group, issues);
+    }
+    all_known.then_some(ids)
+}
+
+fn check_group_members(
     base: &[PathSeg],
-    b: &Map<String, Value>,
+    group: &Value,
     origin_ids: Option<&[String]>,
     issues: &mut Vec<PropIssue>,
 ) {
-    if let (Some(origin), Some(ids)) = (known_str(b.get("origin")), origin_ids) {
-        if !ids.iter().any(|id| id == origin) {
+    let primary = known_str(group.get("primary"));
+    let secondary = known_str(group.get("secondary"));
+    if primary.is_some() && primary == secondary {
+        issues.push(at(
+            base,
+            &[key("secondary")],
+            "the secondary must be another origin than the primary",
+        ));
+    }
+    let Some(origin_ids) = origin_ids else {
+        return;
+    };
+    for (role, member) in [("primary", primary), ("secondary", secondary)] {
+        if let Some(member) = member.filter(|m| !origin_ids.iter().any(|id| id == m)) {
+            issues.push(at(
+                base,
+                &[key(role)],
+                format!(
+                    "no origin has the id {member}; a group's members are origins: {}",
+                    origin_ids.join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+fn check_failover_codes(base: &[PathSeg], group: &Value, issues: &mut Vec<PropIssue>) {
+    let Some(codes) = known(group.get("failover_status_codes")).and_then(Value::as_array) else {
+        return;
+    };
+    if codes.is_empty() {
+        issues.push(at(
+            base,
+            &[key("failover_status_codes")],
+            "a group fails over on at least one status code",
+        ));
+    }
+    for (j, code) in codes.iter().enumerate() {
+        if code
+            .as_i64()
+            .is_some_and(|c| !FAILOVER_STATUS_CODES.contains(&c))
+        {
+            issues.push(at(
+                base,
+                &[key("failover_status_codes"), PathSeg::Index(j)],
+                format!("CloudFront fails over only on {FAILOVER_STATUS_CODES:?}"),
+            ));
+        }
+    }
+}
+
+fn check_behavior(
+    base: &[PathSeg],
+    b: &Map<String, Value>,
+    targets: Option<&(Vec<String>, Vec<String>)>,
+    issues: &mut Vec<PropIssue>,
+) {
+    if let (Some(origin), Some((origin_ids, group_ids))) = (known_str(b.get("origin")), targets) {
+        let is_group = group_ids.iter().any(|id| id == origin);
+        if !is_group && !origin_ids.iter().any(|id| id == origin) {
+            let mut names = origin_ids.clone();
+            names.extend(group_ids.iter().cloned());
             issues.push(at(
                 base,
                 &[key("origin")],
                 format!(
-                    "no origin has the id {origin}; the origins are: {}",
-                    ids.join(", ")
+                    "no origin or origin group has the id {origin}; they are: {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+        let writes = known_strings(b.get("allowed_methods"))
+            .is_some_and(|m| m.iter().any(|m| !["GET", "HEAD", "OPTIONS"].contains(m)));
+        if is_group && writes {
+            issues.push(at(
+                base,
+                &[key("allowed_methods")],
+                format!(
+                    "{origin} is an origin group, and CloudFront fails over only GET, HEAD and OPTIONS: \
+                     allow [GET, HEAD, OPTIONS] at most, or target an origin"
                 ),
             ));
         }

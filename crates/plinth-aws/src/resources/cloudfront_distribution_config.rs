@@ -13,9 +13,11 @@ use aws_sdk_cloudfront::types::{
     CustomErrorResponses, CustomHeaders, CustomOriginConfig, DefaultCacheBehavior,
     DistributionConfig, EventType, FunctionAssociation, FunctionAssociations, GeoRestriction,
     GeoRestrictionType, HttpVersion, LambdaFunctionAssociation, LambdaFunctionAssociations,
-    LoggingConfig, Method, MinimumProtocolVersion, Origin, OriginCustomHeader,
+    LoggingConfig, Method, MinimumProtocolVersion, Origin, OriginCustomHeader, OriginGroup,
+    OriginGroupFailoverCriteria, OriginGroupMember, OriginGroupMembers, OriginGroups,
     OriginProtocolPolicy, OriginShield, OriginSslProtocols, Origins, PriceClass, Restrictions,
-    S3OriginConfig, SslProtocol, SslSupportMethod, ViewerCertificate, ViewerProtocolPolicy,
+    S3OriginConfig, SslProtocol, SslSupportMethod, StatusCodes, ViewerCertificate,
+    ViewerProtocolPolicy,
 };
 use aws_smithy_types::error::operation::BuildError;
 use plinth_core::resource::{ResourceError, ResourceResult};
@@ -54,6 +56,10 @@ pub const LAMBDA_EVENTS: &[&str] = EventType::values();
 /// CloudFront Functions run on viewer events only.
 pub const FUNCTION_EVENTS: &[&str] = &["viewer-request", "viewer-response"];
 pub const GEO_TYPES: &[&str] = GeoRestrictionType::values();
+/// The status codes an origin group can fail over on.
+pub const FAILOVER_STATUS_CODES: &[i64] = &[400, 403, 404, 416, 500, 502, 503, 504];
+/// What an origin group fails over on when the stack does not say: the origin's errors.
+const DEFAULT_FAILOVER_STATUS_CODES: &[i64] = &[500, 502, 503, 504];
 
 /// The security policy CloudFront applies with its own certificate, whatever was asked.
 pub const DEFAULT_CERTIFICATE_TLS: &str = "TLSv1";
@@ -78,6 +84,7 @@ const ORDER: &[&str] = &[
     "minimum_protocol_version",
     "ssl_support_method",
     "origins",
+    "origin_groups",
     "default_behavior",
     "behaviors",
     "custom_error_responses",
@@ -99,6 +106,7 @@ const ORIGIN_ORDER: &[&str] = &[
     "connection_timeout",
     "origin_shield",
 ];
+const GROUP_ORDER: &[&str] = &["id", "primary", "secondary", "failover_status_codes"];
 const CUSTOM_ORDER: &[&str] = &[
     "http_port",
     "https_port",
@@ -145,6 +153,13 @@ pub fn canonicalize(props: &mut Props) {
             .iter_mut()
             .for_each(|o| with_object(o, canonical_origin));
         sort_by_key(origins, "id");
+    }
+    fill(props, "origin_groups", json!([]));
+    if let Some(Value::Array(groups)) = props.get_mut("origin_groups") {
+        groups
+            .iter_mut()
+            .for_each(|g| with_object(g, canonical_group));
+        sort_by_key(groups, "id");
     }
     if let Some(behavior) = props.get_mut("default_behavior") {
         with_object(behavior, canonical_behavior);
@@ -205,6 +220,21 @@ fn canonical_origin(origin: &mut Map<String, Value>) {
     fill(origin, "connection_attempts", json!(3));
     fill(origin, "connection_timeout", json!(10));
     reorder(origin, ORIGIN_ORDER);
+}
+
+fn canonical_group(group: &mut Map<String, Value>) {
+    fill(
+        group,
+        "failover_status_codes",
+        json!(DEFAULT_FAILOVER_STATUS_CODES),
+    );
+    if let Some(Value::Array(codes)) = group.get_mut("failover_status_codes") {
+        if !codes.iter().any(contains_unknown) {
+            codes.sort_by_key(Value::as_i64);
+            codes.dedup();
+        }
+    }
+    reorder(group, GROUP_ORDER);
 }
 
 fn canonical_custom(custom: &mut Map<String, Value>) {
@@ -401,6 +431,10 @@ pub fn distribution_config(
         .into_iter()
         .map(origin)
         .collect::<ResourceResult<Vec<_>>>()?;
+    let groups = objects(props, "origin_groups")
+        .into_iter()
+        .map(origin_group)
+        .collect::<ResourceResult<Vec<_>>>()?;
     let default_behavior = props
         .get("default_behavior")
         .and_then(Value::as_object)
@@ -432,6 +466,12 @@ pub fn distribution_config(
             Origins::builder()
                 .quantity(quantity(&origins))
                 .set_items(Some(origins))
+                .build(),
+        )?)
+        .origin_groups(built(
+            OriginGroups::builder()
+                .quantity(quantity(&groups))
+                .set_items(Some(groups))
                 .build(),
         )?)
         .default_cache_behavior(default_cache_behavior(default_behavior)?)
@@ -546,6 +586,52 @@ fn origin(o: &Map<String, Value>) -> ResourceResult<Origin> {
         }
     };
     built(builder.build())
+}
+
+/// A failover pair: the primary origin first, as CloudFront tries them.
+fn origin_group(g: &Map<String, Value>) -> ResourceResult<OriginGroup> {
+    let codes: Vec<i32> = g
+        .get("failover_status_codes")
+        .and_then(Value::as_array)
+        .map(|codes| {
+            codes
+                .iter()
+                .filter_map(Value::as_i64)
+                .filter_map(|c| i32::try_from(c).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let members = ["primary", "secondary"]
+        .iter()
+        .map(|role| {
+            built(
+                OriginGroupMember::builder()
+                    .origin_id(text(g, role))
+                    .build(),
+            )
+        })
+        .collect::<ResourceResult<Vec<_>>>()?;
+    built(
+        OriginGroup::builder()
+            .id(text(g, "id"))
+            .failover_criteria(
+                OriginGroupFailoverCriteria::builder()
+                    .status_codes(built(
+                        StatusCodes::builder()
+                            .quantity(quantity(&codes))
+                            .set_items(Some(codes))
+                            .build(),
+                    )?)
+                    .build(),
+            )
+            .members(built(
+                OriginGroupMembers::builder()
+                    .quantity(quantity(&members))
+                    .set_items(Some(members))
+                    .build(),
+            )?)
+            .build(),
+    )
 }
 
 fn custom_origin(c: &Map<String, Value>) -> ResourceResult<CustomOriginConfig> {
@@ -789,6 +875,14 @@ pub fn props_of(config: &DistributionConfig) -> Props {
         "origins".into(),
         Value::Array(origins.iter().map(origin_props).collect()),
     );
+    let groups = config
+        .origin_groups()
+        .map(|g| g.items())
+        .unwrap_or_default();
+    props.insert(
+        "origin_groups".into(),
+        Value::Array(groups.iter().map(group_props).collect()),
+    );
     if let Some(b) = config.default_cache_behavior() {
         props.insert("default_behavior".into(), default_behavior_props(b));
     }
@@ -888,6 +982,27 @@ fn origin_props(origin: &Origin) -> Value {
         o.insert("origin_shield".into(), json!(region));
     }
     Value::Object(o)
+}
+
+fn group_props(group: &OriginGroup) -> Value {
+    let members: Vec<&str> = group
+        .members()
+        .map(|m| m.items())
+        .unwrap_or_default()
+        .iter()
+        .map(OriginGroupMember::origin_id)
+        .collect();
+    let codes = group
+        .failover_criteria()
+        .and_then(|c| c.status_codes())
+        .map(|c| c.items())
+        .unwrap_or_default();
+    json!({
+        "id": group.id(),
+        "primary": members.first(),
+        "secondary": members.get(1),
+        "failover_status_codes": codes,
+    })
 }
 
 fn custom_props(custom: &CustomOriginConfig) -> Value {
