@@ -705,6 +705,11 @@ async fn a_cloudfront_function_is_published_associated_updated_and_deleted() {
         .map(|h| h.header())
         .collect();
     assert_eq!(removed, ["Server"]);
+    let timing = config
+        .server_timing_headers_config()
+        .expect("server timing");
+    assert!(timing.enabled());
+    assert_eq!(timing.sampling_rate(), Some(5.0));
     let logging = dist
         .distribution_config()
         .and_then(|c| c.logging())

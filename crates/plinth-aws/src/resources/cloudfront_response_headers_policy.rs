@@ -25,8 +25,8 @@ use aws_sdk_cloudfront::types::{
     ResponseHeadersPolicyCustomHeadersConfig, ResponseHeadersPolicyFrameOptions,
     ResponseHeadersPolicyReferrerPolicy, ResponseHeadersPolicyRemoveHeader,
     ResponseHeadersPolicyRemoveHeadersConfig, ResponseHeadersPolicySecurityHeadersConfig,
-    ResponseHeadersPolicyStrictTransportSecurity, ResponseHeadersPolicyType,
-    ResponseHeadersPolicyXssProtection,
+    ResponseHeadersPolicyServerTimingHeadersConfig, ResponseHeadersPolicyStrictTransportSecurity,
+    ResponseHeadersPolicyType, ResponseHeadersPolicyXssProtection,
 };
 use aws_sdk_cloudfront::Client;
 use aws_smithy_types::error::operation::BuildError;
@@ -56,6 +56,7 @@ const ORDER: &[&str] = &[
     "cors",
     "custom_headers",
     "remove_headers",
+    "server_timing",
 ];
 const SECURITY_ORDER: &[&str] = &[
     "hsts",
@@ -151,6 +152,9 @@ fn schema() -> TypeSchema {
             Prop::new("remove_headers", Shape::list(Shape::String))
                 .known_as(&["remove_headers_config"])
                 .doc("headers removed from the origin's answers (Server, X-Powered-By); default none"),
+            Prop::new("server_timing", Shape::Number)
+                .known_as(&["server_timing_headers_config", "sampling_rate"])
+                .doc("add CloudFront's Server-Timing header (cache hit or miss, edge and origin latency) to this percentage of answers, 0–100; default off"),
         ]),
         attributes: vec![Attr::new(
             "id",
@@ -203,6 +207,16 @@ impl ResourceType for ResponseHeadersPolicyResource {
                 ));
             }
         }
+        let rate = props
+            .get("server_timing")
+            .filter(|v| !contains_unknown(v))
+            .and_then(Value::as_f64);
+        if rate.is_some_and(|r| !(0.0..=100.0).contains(&r) || (r * 10_000.0).fract() != 0.0) {
+            issues.push(PropIssue::at(
+                &["server_timing"],
+                "the sampling rate is a percentage from 0 to 100, with at most four decimals",
+            ));
+        }
         let empty = props
             .iter()
             .filter(|(k, _)| !["name", "name_prefix", "comment"].contains(&k.as_str()))
@@ -210,7 +224,7 @@ impl ResourceType for ResponseHeadersPolicyResource {
         if empty {
             issues.push(PropIssue::at(
                 &["security_headers"],
-                "a response headers policy needs something to do: security_headers, cors, custom_headers or remove_headers",
+                "a response headers policy needs something to do: security_headers, cors, custom_headers, remove_headers or server_timing",
             ));
         }
         issues
@@ -450,6 +464,10 @@ fn canonicalize(props: &mut Props) {
             sorted_strings(cors.get_mut(key));
         }
     }
+    // 10 in a stack and 10.0 from CloudFront are one rate.
+    if let Some(rate) = props.get("server_timing").and_then(Value::as_f64) {
+        props.insert("server_timing".into(), json!(rate));
+    }
     props.entry("custom_headers").or_insert_with(|| json!({}));
     props.entry("remove_headers").or_insert_with(|| json!([]));
     if let Some(Value::Array(headers)) = props.get_mut("remove_headers") {
@@ -652,6 +670,14 @@ fn config_of(props: &Props, marker: Option<&str>) -> ResourceResult<ResponseHead
                 .build(),
         )?);
     }
+    if let Some(rate) = props.get("server_timing").and_then(Value::as_f64) {
+        config = config.server_timing_headers_config(built(
+            ResponseHeadersPolicyServerTimingHeadersConfig::builder()
+                .enabled(true)
+                .sampling_rate(rate)
+                .build(),
+        )?);
+    }
     built(config.build())
 }
 
@@ -771,6 +797,15 @@ fn observe(policy: &ResponseHeadersPolicy) -> ResourceResult<Observed> {
         .map(|h| h.header())
         .collect();
     props.insert("remove_headers".into(), json!(removed));
+    if let Some(timing) = config
+        .server_timing_headers_config()
+        .filter(|t| t.enabled())
+    {
+        props.insert(
+            "server_timing".into(),
+            json!(timing.sampling_rate().unwrap_or_default()),
+        );
+    }
     canonicalize(&mut props);
     let mut attrs = Props::new();
     attrs.insert("id".into(), json!(policy.id()));
