@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks that the emulator's fidelity corrections hold: starts moto_server.py on a free port,
 drives it with boto3 the way a real client drives AWS, and asserts each correction (what AWS
-does, as documented in fidelity.py, fidelity_cloudfront.py and fidelity_s3.py), and that its
+does, as documented in fidelity.py and the fidelity_*.py modules it imports), and that its
 fault injection (faults.py) answers in each service's own protocol. Exits non-zero when one
 does not hold.
 
@@ -997,6 +997,344 @@ def modify_cluster(ec) -> None:
     ec.delete_cache_cluster(CacheClusterId="fidelity-modify")
 
 
+ELASTICACHE_NAMESPACE = "http://elasticache.amazonaws.com/doc/2015-02-02/"
+RBAC_SETTLE_SECONDS = float(os.environ.get("PLINTH_EMULATOR_RBAC_SETTLE_SECONDS", "2"))
+PASSWORD = "fidelity-password-1"
+
+
+def refused(what: str, wire: Wire, call, code: str, status: int, message: str | None = None,
+            **kwargs) -> None:
+    """`call` fails with `code` and `status` in AWS's query-protocol error document."""
+    got = fails(call, **kwargs)
+    check(f"{what}: {code} ({status})", got == (code, status), got)
+    if got[0] != code:
+        return
+    body = re.sub(r"^<\?xml[^>]*\?>\s*", "", wire.body).strip()
+    doc = re.match(
+        rf'<ErrorResponse xmlns="{re.escape(ELASTICACHE_NAMESPACE)}"><Error><Type>Sender</Type>'
+        rf"<Code>{code}</Code><Message>([^<]+)</Message></Error><RequestId>[^<]+</RequestId>"
+        r"</ErrorResponse>$", body)
+    check(f"{what}: AWS's error document", doc is not None, body)
+    if doc is not None and message is not None:
+        check(f"{what}: says {message!r}", doc.group(1) == message, doc.group(1))
+
+
+def user_of(ec, user_id: str) -> dict:
+    return ec.describe_users(UserId=user_id)["Users"][0]
+
+
+def group_of(ec, group_id: str) -> dict:
+    return ec.describe_user_groups(UserGroupId=group_id)["UserGroups"][0]
+
+
+def settled(describe, *ids: str, ready: str = "active") -> None:
+    """Describes each thing until it is `ready` (as a client waiting for it does)."""
+    for thing in ids:
+        for _ in range(4):
+            if describe(thing)["Status"] == ready:
+                break
+        else:
+            raise AssertionError(f"{thing} did not become {ready}")
+
+
+def make_user(ec, user_id: str, user_name: str, **auth) -> None:
+    ec.create_user(UserId=user_id, UserName=user_name, Engine="redis", AccessString="on ~* +@all",
+                   **(auth or {"Passwords": [PASSWORD]}))
+    settled(lambda u: user_of(ec, u), user_id)
+
+
+def make_user_group(ec, group_id: str, users=("default",)) -> None:
+    ec.create_user_group(UserGroupId=group_id, Engine="redis", UserIds=list(users))
+    settled(lambda g: group_of(ec, g), group_id)
+
+
+def elasticache_users(ec, wire) -> None:
+    tags = [{"Key": "plinth:stack", "Value": "fidelity-users"}]
+    made = ec.create_user(UserId="fid-user", UserName="fid-user", Engine="redis",
+                          AccessString="on ~* +@all", Passwords=[PASSWORD], Tags=tags)
+    check("CreateUser answers the new user creating", made["Status"] == "creating", made)
+    seen = [user_of(ec, "fid-user")["Status"] for _ in range(2)]
+    check("the first DescribeUsers says creating, the next active", seen == ["creating", "active"], seen)
+    check("a user's ARN is arn:aws:elasticache:REGION:ACCOUNT:user:ID",
+          made["ARN"] == "arn:aws:elasticache:us-east-1:123456789012:user:fid-user", made["ARN"])
+    listed = ec.list_tags_for_resource(ResourceName=made["ARN"])["TagList"]
+    check("the tags given to CreateUser are read from the user's ARN", listed == tags, listed)
+    auth = user_of(ec, "fid-user")["Authentication"]
+    check("Passwords: Authentication password with PasswordCount 1",
+          auth == {"Type": "password", "PasswordCount": 1}, auth)
+
+    ec.create_user(UserId="fid-two", UserName="two", Engine="valkey", AccessString="on ~* +@all",
+                   AuthenticationMode={"Type": "password", "Passwords": [PASSWORD, PASSWORD + "x"]})
+    ec.create_user(UserId="fid-nopass", UserName="nopass", Engine="redis", AccessString="off -@all",
+                   AuthenticationMode={"Type": "no-password-required"})
+    ec.create_user(UserId="fid-iam", UserName="fid-iam", Engine="redis", AccessString="on ~* +@all",
+                   AuthenticationMode={"Type": "iam"})
+    auths = {u["UserId"]: u["Authentication"] for u in ec.describe_users()["Users"]}
+    check("AuthenticationMode password with two passwords: PasswordCount 2",
+          auths.get("fid-two") == {"Type": "password", "PasswordCount": 2}, auths)
+    check("AuthenticationMode no-password-required is reported as Authentication no-password",
+          auths.get("fid-nopass", {}).get("Type") == "no-password", auths)
+    check("AuthenticationMode iam is reported as Authentication iam",
+          auths.get("fid-iam", {}).get("Type") == "iam", auths)
+    settled(lambda u: user_of(ec, u), "fid-two", "fid-nopass", "fid-iam")
+
+    def create(user_id="fid-refused", user_name="fid-refused", **auth):
+        return lambda: ec.create_user(UserId=user_id, UserName=user_name, Engine="redis",
+                                      AccessString="on ~* +@all", **auth)
+
+    refused("CreateUser iam with a UserName other than the UserId", wire,
+            create(user_name="other", AuthenticationMode={"Type": "iam"}), "InvalidParameterValue", 400)
+    got = fails(create(AuthenticationMode={"Type": "iam", "Passwords": [PASSWORD]}))
+    check("CreateUser iam takes no passwords", got[1] == 400, got)
+    for what, passwords in (("three passwords", [PASSWORD, PASSWORD + "1", PASSWORD + "2"]),
+                            ("a password of 15 characters", ["a" * 15]),
+                            ("a password of 129 characters", ["a" * 129]),
+                            ("a password with a tab", ["fidelity\tpassword-1"]),
+                            ("a password with an @", ["fidelity@password-1"])):
+        refused(f"CreateUser with {what}", wire, create(Passwords=passwords), "InvalidParameterValue", 400)
+    refused("CreateUser with AuthenticationMode Passwords of 15 characters", wire,
+            create(AuthenticationMode={"Type": "password", "Passwords": ["a" * 15]}),
+            "InvalidParameterValue", 400)
+    refused("a refused CreateUser made no user", wire, ec.describe_users, "UserNotFound", 404,
+            UserId="fid-refused")
+    refused("CreateUser of a taken id", wire, create(user_id="fid-user", Passwords=[PASSWORD]),
+            "UserAlreadyExists", 400, "User fid-user already exists.")
+
+    changed = ec.modify_user(UserId="fid-user", AccessString="on ~app:* +@read",
+                             AppendAccessString="+@write")
+    check("ModifyUser answers the user modifying", changed["Status"] == "modifying", changed)
+    refused("ModifyUser of a user still modifying", wire, ec.modify_user, "InvalidUserState", 400,
+            UserId="fid-user", AccessString="on ~* +@all")
+    user = user_of(ec, "fid-user")
+    check("the next DescribeUsers: active, with the new access string",
+          user["Status"] == "active" and user["AccessString"] == "on ~app:* +@read +@write", user)
+    ec.modify_user(UserId="fid-user", AuthenticationMode={"Type": "password",
+                                                          "Passwords": [PASSWORD, PASSWORD + "2"]})
+    auth = user_of(ec, "fid-user")["Authentication"]
+    check("ModifyUser AuthenticationMode: two passwords", auth == {"Type": "password", "PasswordCount": 2}, auth)
+    ec.modify_user(UserId="fid-user", NoPasswordRequired=True)
+    auth = user_of(ec, "fid-user")["Authentication"]
+    check("ModifyUser NoPasswordRequired: no-password", auth.get("Type") == "no-password", auth)
+    refused("ModifyUser with a password of 15 characters", wire, ec.modify_user,
+            "InvalidParameterValue", 400, UserId="fid-user", Passwords=["a" * 15])
+    refused("ModifyUser to iam with a UserName other than the UserId", wire, ec.modify_user,
+            "InvalidParameterValue", 400, UserId="fid-two", AuthenticationMode={"Type": "iam"})
+    refused("ModifyUser of an unknown user", wire, ec.modify_user, "UserNotFound", 404,
+            UserId="fid-nobody", AccessString="on ~* +@all")
+    ec.create_user(UserId="fid-fresh", UserName="fresh", Engine="redis", AccessString="on ~* +@all",
+                   Passwords=[PASSWORD])
+    refused("ModifyUser of a user still creating", wire, ec.modify_user, "InvalidUserState", 400,
+            UserId="fid-fresh", AccessString="off")
+    refused("DeleteUser of a user still creating", wire, ec.delete_user, "InvalidUserState", 400,
+            UserId="fid-fresh")
+    refused("ModifyUser of the built-in default user", wire, ec.modify_user,
+            "InvalidParameterValue", 400, UserId="default", AccessString="off -@all")
+    refused("DeleteUser of the built-in default user", wire, ec.delete_user,
+            "InvalidParameterValue", 400, UserId="default")
+
+    gone = ec.delete_user(UserId="fid-iam")
+    check("DeleteUser answers the user deleting", gone["Status"] == "deleting", gone)
+    first = {u["UserId"]: u["Status"] for u in ec.describe_users()["Users"]}
+    second = {u["UserId"]: u["Status"] for u in ec.describe_users()["Users"]}
+    check("DescribeUsers lists it deleting once, then no more",
+          first.get("fid-iam") == "deleting" and "fid-iam" not in second, (first, second))
+    ec.delete_user(UserId="fid-nopass")
+    status = user_of(ec, "fid-nopass")["Status"]
+    check("DescribeUsers of its id: deleting once", status == "deleting", status)
+    refused("then DescribeUsers of a deleted user", wire, ec.describe_users, "UserNotFound", 404,
+            UserId="fid-nopass")
+
+    ec.create_user(UserId="fid-slow", UserName="slow", Engine="redis", AccessString="on ~* +@all",
+                   Passwords=[PASSWORD])
+    time.sleep(RBAC_SETTLE_SECONDS + 0.3)
+    got = fails(ec.modify_user, UserId="fid-slow", AccessString="off")
+    check("a user nobody described is active anyway after a while", got == ("", 200), got)
+
+
+def elasticache_user_groups(ec, wire) -> None:
+    make_user(ec, "fid-g-app", "app")
+    make_user(ec, "fid-g-default", "default", NoPasswordRequired=True)
+    make_user(ec, "fid-g-other", "other")
+    tags = [{"Key": "plinth:stack", "Value": "fidelity-groups"}]
+    made = ec.create_user_group(UserGroupId="fid-group", Engine="redis",
+                                UserIds=["default", "fid-g-app"], Tags=tags)
+    made.pop("ResponseMetadata", None)
+    check("CreateUserGroup answers AWS's UserGroup, creating", made == {
+        "UserGroupId": "fid-group", "Status": "creating", "Engine": "redis",
+        "UserIds": ["default", "fid-g-app"], "MinimumEngineVersion": "6.0",
+        "ReplicationGroups": [], "ServerlessCaches": [],
+        "ARN": "arn:aws:elasticache:us-east-1:123456789012:usergroup:fid-group"}, made)
+    seen = [group_of(ec, "fid-group")["Status"] for _ in range(2)]
+    check("the first DescribeUserGroups says creating, the next active",
+          seen == ["creating", "active"], seen)
+    listed = ec.list_tags_for_resource(ResourceName=made["ARN"])["TagList"]
+    check("the tags given to CreateUserGroup are read from the group's ARN", listed == tags, listed)
+    member = user_of(ec, "fid-g-app")["UserGroupIds"]
+    check("a member's UserGroupIds lists the group", member == ["fid-group"], member)
+    every = [g["UserGroupId"] for g in ec.describe_user_groups()["UserGroups"]]
+    check("DescribeUserGroups without an id lists the group", "fid-group" in every, every)
+
+    def create(group_id="fid-refused", users=("default",)):
+        return lambda: ec.create_user_group(UserGroupId=group_id, Engine="redis", UserIds=list(users))
+
+    refused("CreateUserGroup of a taken id", wire, create("fid-group"), "UserGroupAlreadyExists", 400)
+    refused("CreateUserGroup with an unknown user", wire, create(users=("default", "fid-nobody")),
+            "UserNotFound", 404)
+    refused("CreateUserGroup without a user named default", wire, create(users=("fid-g-app",)),
+            "DefaultUserRequired", 400)
+    refused("CreateUserGroup with two users named default", wire,
+            create(users=("default", "fid-g-default")), "DuplicateUserName", 400)
+    refused("a refused CreateUserGroup made no group", wire, ec.describe_user_groups,
+            "UserGroupNotFound", 404, UserGroupId="fid-refused")
+    refused("ModifyUserGroup of an unknown group", wire, ec.modify_user_group, "UserGroupNotFound",
+            404, UserGroupId="fid-nogroup", UserIdsToAdd=["fid-g-app"])
+    refused("DeleteUserGroup of an unknown group", wire, ec.delete_user_group, "UserGroupNotFound",
+            404, UserGroupId="fid-nogroup")
+    ec.create_user_group(UserGroupId="fid-group-new", Engine="redis", UserIds=["default"])
+    refused("ModifyUserGroup of a group still creating", wire, ec.modify_user_group,
+            "InvalidUserGroupState", 400, UserGroupId="fid-group-new", UserIdsToAdd=["fid-g-app"])
+    refused("DeleteUserGroup of a group still creating", wire, ec.delete_user_group,
+            "InvalidUserGroupState", 400, UserGroupId="fid-group-new")
+
+    refused("ModifyUserGroup adding an unknown user", wire, ec.modify_user_group, "UserNotFound",
+            404, UserGroupId="fid-group", UserIdsToAdd=["fid-nobody"])
+    refused("ModifyUserGroup removing a user that is not a member", wire, ec.modify_user_group,
+            "InvalidParameterValue", 400, "User fid-g-other is not a member of user group fid-group",
+            UserGroupId="fid-group", UserIdsToRemove=["fid-g-other"])
+    refused("ModifyUserGroup removing the only user named default", wire, ec.modify_user_group,
+            "DefaultUserRequired", 400, UserGroupId="fid-group", UserIdsToRemove=["default"])
+    refused("ModifyUserGroup adding a second user named default", wire, ec.modify_user_group,
+            "DuplicateUserName", 400, UserGroupId="fid-group", UserIdsToAdd=["fid-g-default"])
+    changed = ec.modify_user_group(UserGroupId="fid-group", UserIdsToAdd=["fid-g-default", "fid-g-other"],
+                                   UserIdsToRemove=["default"])
+    check("ModifyUserGroup answers modifying, its members as they were and PendingChanges",
+          changed["Status"] == "modifying" and changed["UserIds"] == ["default", "fid-g-app"]
+          and changed.get("PendingChanges") == {"UserIdsToAdd": ["fid-g-default", "fid-g-other"],
+                                                "UserIdsToRemove": ["default"]}, changed)
+    refused("ModifyUserGroup of a group still modifying", wire, ec.modify_user_group,
+            "InvalidUserGroupState", 400, UserGroupId="fid-group", UserIdsToRemove=["fid-g-app"])
+    seen = [group_of(ec, "fid-group") for _ in range(2)]
+    check("the next DescribeUserGroups says modifying, the one after active",
+          [g["Status"] for g in seen] == ["modifying", "active"], seen)
+    check("then the group has its new members and no PendingChanges",
+          sorted(seen[1]["UserIds"]) == ["fid-g-app", "fid-g-default", "fid-g-other"]
+          and "PendingChanges" not in seen[1], seen[1])
+    groups = {u: user_of(ec, u)["UserGroupIds"] for u in ("fid-g-other", "default")}
+    check("the members' UserGroupIds follow",
+          groups["fid-g-other"] == ["fid-group"] and "fid-group" not in groups["default"], groups)
+
+    refused("DeleteUser of the user named default that a group has", wire, ec.delete_user,
+            "DefaultUserAssociatedToUserGroup", 400, UserId="fid-g-default")
+    ec.delete_user(UserId="fid-g-other")
+    members = group_of(ec, "fid-group")["UserIds"]
+    check("DeleteUser takes the user out of its groups", "fid-g-other" not in members, members)
+
+    gone = ec.delete_user_group(UserGroupId="fid-group")
+    check("DeleteUserGroup answers deleting", gone["Status"] == "deleting", gone)
+    status = group_of(ec, "fid-group")["Status"]
+    check("DescribeUserGroups says deleting once", status == "deleting", status)
+    refused("then DescribeUserGroups of the deleted group", wire, ec.describe_user_groups,
+            "UserGroupNotFound", 404, UserGroupId="fid-group")
+    member = user_of(ec, "fid-g-app")["UserGroupIds"]
+    check("the deleted group's members no longer list it", member == [], member)
+
+
+def elasticache_replication_user_groups(ec, wire) -> None:
+    make_user_group(ec, "fid-rg-users")
+    make_user_group(ec, "fid-rg-users2")
+    rg = {"ReplicationGroupId": "fid-rbac-rg", "ReplicationGroupDescription": "f",
+          "Engine": "redis", "CacheNodeType": "cache.t4g.micro"}
+    refused("CreateReplicationGroup with an unknown user group", wire, ec.create_replication_group,
+            "UserGroupNotFound", 404, UserGroupIds=["fid-nogroup"], TransitEncryptionEnabled=True, **rg)
+    refused("CreateReplicationGroup with a user group, without in-transit encryption", wire,
+            ec.create_replication_group, "InvalidParameterCombination", 400,
+            UserGroupIds=["fid-rg-users"], **rg)
+    refused("CreateReplicationGroup with a user group and an AuthToken", wire,
+            ec.create_replication_group, "InvalidParameterCombination", 400,
+            UserGroupIds=["fid-rg-users"], TransitEncryptionEnabled=True,
+            AuthToken="fidelity-token-0123456789", **rg)
+    ec.create_user_group(UserGroupId="fid-rg-fresh", Engine="redis", UserIds=["default"])
+    refused("CreateReplicationGroup with a user group still creating", wire,
+            ec.create_replication_group, "InvalidUserGroupState", 400,
+            UserGroupIds=["fid-rg-fresh"], TransitEncryptionEnabled=True, **rg)
+    refused("a refused CreateReplicationGroup made no group", wire, ec.describe_replication_groups,
+            "ReplicationGroupNotFoundFault", 404, ReplicationGroupId="fid-rbac-rg")
+
+    ec.create_replication_group(UserGroupIds=["fid-rg-users"], TransitEncryptionEnabled=True, **rg)
+    ids = ec.describe_replication_groups(ReplicationGroupId="fid-rbac-rg")["ReplicationGroups"][0].get(
+        "UserGroupIds")
+    check("DescribeReplicationGroups shows the UserGroupIds", ids == ["fid-rg-users"], ids)
+    using = group_of(ec, "fid-rg-users")["ReplicationGroups"]
+    check("the user group's ReplicationGroups lists the replication group", using == ["fid-rbac-rg"], using)
+    refused("DeleteUserGroup of a group a replication group uses", wire, ec.delete_user_group,
+            "InvalidUserGroupState", 400, UserGroupId="fid-rg-users")
+
+    refused("ModifyReplicationGroup of an unknown replication group", wire, ec.modify_replication_group,
+            "ReplicationGroupNotFoundFault", 404, ReplicationGroupId="fid-norg",
+            UserGroupIdsToAdd=["fid-rg-users2"])
+    got = fails(ec.modify_replication_group, ReplicationGroupId="fid-rbac-rg",
+                UserGroupIdsToAdd=["fid-rg-users2"], SnapshotRetentionLimit=1, ApplyImmediately=True)
+    check("ModifyReplicationGroup with a parameter the patch does not implement: InvalidParameterValue",
+          got == ("InvalidParameterValue", 400) and "SnapshotRetentionLimit" in wire.body
+          and "not implemented" in wire.body, (got, wire.body))
+    after = ec.describe_replication_groups(ReplicationGroupId="fid-rbac-rg")["ReplicationGroups"][0]
+    check("and nothing was changed", after["Status"] == "available" and after["SnapshotRetentionLimit"] == 0
+          and after.get("UserGroupIds") == ["fid-rg-users"], after)
+    refused("ModifyReplicationGroup adding an unknown user group", wire, ec.modify_replication_group,
+            "UserGroupNotFound", 404, ReplicationGroupId="fid-rbac-rg", UserGroupIdsToAdd=["fid-nogroup"])
+    ec.create_user_group(UserGroupId="fid-rg-fresh2", Engine="redis", UserIds=["default"])
+    refused("ModifyReplicationGroup adding a user group still creating", wire,
+            ec.modify_replication_group, "InvalidUserGroupState", 400,
+            ReplicationGroupId="fid-rbac-rg", UserGroupIdsToAdd=["fid-rg-fresh2"])
+    refused("ModifyReplicationGroup removing a user group it does not have", wire,
+            ec.modify_replication_group, "InvalidParameterValue", 400,
+            ReplicationGroupId="fid-rbac-rg", UserGroupIdsToRemove=["fid-rg-users2"])
+    changed = ec.modify_replication_group(ReplicationGroupId="fid-rbac-rg", ApplyImmediately=True,
+                                          UserGroupIdsToAdd=["fid-rg-users2"],
+                                          UserGroupIdsToRemove=["fid-rg-users"])["ReplicationGroup"]
+    check("ModifyReplicationGroup answers modifying with the user groups pending",
+          changed["Status"] == "modifying" and changed.get("PendingModifiedValues", {}).get("UserGroups")
+          == {"UserGroupIdsToAdd": ["fid-rg-users2"], "UserGroupIdsToRemove": ["fid-rg-users"]}, changed)
+    refused("ModifyReplicationGroup of a replication group still modifying", wire,
+            ec.modify_replication_group, "InvalidReplicationGroupState", 400,
+            ReplicationGroupId="fid-rbac-rg", UserGroupIdsToRemove=["fid-rg-users2"])
+    refused("DeleteReplicationGroup of a replication group still modifying", wire,
+            ec.delete_replication_group, "InvalidReplicationGroupState", 400,
+            ReplicationGroupId="fid-rbac-rg")
+    after = ec.describe_replication_groups(ReplicationGroupId="fid-rbac-rg")["ReplicationGroups"][0]
+    check("the next DescribeReplicationGroups: available, with the new UserGroupIds",
+          after["Status"] == "available" and after.get("UserGroupIds") == ["fid-rg-users2"]
+          and "PendingModifiedValues" not in after, after)
+    using = {g: group_of(ec, g)["ReplicationGroups"] for g in ("fid-rg-users", "fid-rg-users2")}
+    check("the user groups' ReplicationGroups follow",
+          using == {"fid-rg-users": [], "fid-rg-users2": ["fid-rbac-rg"]}, using)
+    gone = ec.delete_user_group(UserGroupId="fid-rg-users")
+    check("a user group no replication group uses any more can be deleted",
+          gone["Status"] == "deleting", gone)
+
+    ec.create_replication_group(ReplicationGroupId="fid-plain-rg", ReplicationGroupDescription="f",
+                                Engine="redis", CacheNodeType="cache.t4g.micro")
+    refused("ModifyReplicationGroup adding a user group without in-transit encryption", wire,
+            ec.modify_replication_group, "InvalidParameterCombination", 400,
+            ReplicationGroupId="fid-plain-rg", UserGroupIdsToAdd=["fid-rg-users2"])
+    ec.delete_replication_group(ReplicationGroupId="fid-plain-rg")
+
+    ec.delete_replication_group(ReplicationGroupId="fid-rbac-rg")
+    using = group_of(ec, "fid-rg-users2")["ReplicationGroups"]
+    check("a deleting replication group still uses its user group", using == ["fid-rbac-rg"], using)
+    refused("DeleteUserGroup while its replication group is deleting", wire, ec.delete_user_group,
+            "InvalidUserGroupState", 400, UserGroupId="fid-rg-users2")
+    refused("ModifyReplicationGroup of a deleting replication group", wire,
+            ec.modify_replication_group, "InvalidReplicationGroupState", 400,
+            ReplicationGroupId="fid-rbac-rg", UserGroupIdsToRemove=["fid-rg-users2"])
+    time.sleep(float(os.environ.get("PLINTH_EMULATOR_DELETING_SECONDS", "2")) + 0.5)
+    using = group_of(ec, "fid-rg-users2")["ReplicationGroups"]
+    check("once the replication group is gone, its user group's ReplicationGroups is empty",
+          using == [], using)
+    got = fails(ec.delete_user_group, UserGroupId="fid-rg-users2")
+    check("and the user group can be deleted", got == ("", 200), got)
+
+
 def check_elasticache(endpoint: str) -> None:
     ec = boto3.client("elasticache", endpoint_url=endpoint, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing",
@@ -1006,6 +1344,11 @@ def check_elasticache(endpoint: str) -> None:
                            aws_secret_access_key="testing", config=Config(retries={"max_attempts": 1}))
     section("ElastiCache member clusters", member_clusters, ec, tagging)
     section("ElastiCache ModifyCacheCluster", modify_cluster, ec)
+    wire = Wire(ec)
+    section("ElastiCache users", elasticache_users, ec, wire)
+    section("ElastiCache user groups", elasticache_user_groups, ec, wire)
+    section("ElastiCache replication groups and user groups", elasticache_replication_user_groups,
+            ec, wire)
 
 
 # --- fault injection ---------------------------------------------------------------------
@@ -1039,6 +1382,8 @@ FAULTED_CALLS = [
     ("kms", lambda c: c.list_keys(), ("ThrottlingException", 400), ("KMSInternalException", 500)),
     ("logs", lambda c: c.describe_log_groups(), ("ThrottlingException", 400),
      ("ServiceUnavailableException", 500)),
+    ("application-autoscaling", lambda c: c.describe_scalable_targets(ServiceNamespace="dynamodb"),
+     ("ThrottlingException", 400), ("InternalServiceException", 500)),
 ]
 
 

@@ -163,6 +163,11 @@ def answer(service: str, fault: str, target: str = "") -> tuple[str, list[tuple[
         message = "Rate exceeded" if throttled else "The service cannot complete the request."
         return ("400 Bad Request" if throttled else "500 Internal Server Error",
                 [("Content-Type", "application/x-amz-json-1.1"), rid], _json_error(name, message))
+    if service == "application-autoscaling":
+        name = "ThrottlingException" if throttled else "InternalServiceException"
+        message = "Rate exceeded" if throttled else "An internal error occurred."
+        return ("400 Bad Request" if throttled else "500 Internal Server Error",
+                [("Content-Type", "application/x-amz-json-1.1"), rid], _json_error(name, message))
     if service == "ssm":
         name = "ThrottlingException" if throttled else "InternalServerError"
         message = "Rate exceeded" if throttled else "An internal error occurred."

@@ -10,7 +10,8 @@ says what AWS does. They only fill gaps; plinth never special-cases the emulator
    is not yet gone uses it). moto answers HTTP 500 "not implemented".
 3. Cache parameter groups (Create/Describe/Delete/Modify/Reset, DescribeCacheParameters with
    Source=user): AWS implements them, including their tags; moto has none. Here a group
-   keeps its family, description and the parameters a user set, and can be tagged.
+   keeps its family, description and the parameters a user set, and can be tagged. (The
+   ARN pattern below also lets ListTagsForResource read user groups' `usergroup` ARNs.)
 4. A replication group created with NumCacheClusters=N (cluster mode disabled) has N member
    clusters in AWS: one primary and N-1 replicas. moto 5.2.1 creates only the primary unless
    ReplicasPerNodeGroup is also given.
@@ -33,8 +34,9 @@ view of certificates in use) is corrected in fidelity_cloudfront.py, S3 (GetBuck
 a deleted bucket's tags) in fidelity_s3.py, EC2 (CreateRouteTable's ClientToken, DeleteVpc
 while something is in the VPC) in fidelity_ec2.py, ACM's DNS validation and Route 53's
 caller references in fidelity_dns.py, Lambda's one mapping per function and stream in
-fidelity_lambda.py, IAM's instance profiles in fidelity_iam.py; check_fidelity.py checks those
-corrections.
+fidelity_lambda.py, IAM's instance profiles in fidelity_iam.py, ElastiCache's users, user
+groups and replication groups' user groups in fidelity_elasticache_users.py; check_fidelity.py
+checks those corrections.
 """
 
 import functools
@@ -123,7 +125,7 @@ _original_init = models.ElastiCacheBackend.__init__
 def _init(self, *args, **kwargs):
     _original_init(self, *args, **kwargs)
     self.arn_regex = re.compile(
-        r"^arn:aws:elasticache:.*:[0-9]*:(cluster|snapshot|subnetgroup|replicationgroup|user|parametergroup):.*$"
+        r"^arn:aws:elasticache:.*:[0-9]*:(cluster|snapshot|subnetgroup|replicationgroup|user|usergroup|parametergroup):.*$"
     )
 
 
@@ -366,3 +368,4 @@ import fidelity_dns  # noqa: E402,F401
 import fidelity_lambda  # noqa: E402,F401
 import fidelity_iam  # noqa: E402,F401
 import fidelity_encryption  # noqa: E402,F401
+import fidelity_elasticache_users  # noqa: E402,F401

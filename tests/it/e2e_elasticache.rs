@@ -489,3 +489,139 @@ async fn a_memcached_cluster_with_in_transit_encryption_reads_back_as_written() 
     assert_eq!(env.plinth(&["plan", "--detailed-exitcode"]).code, 0);
     env.plinth(&["destroy", "--yes"]).ok();
 }
+
+/// (access string, authentication type, password count) of a cache user, as ElastiCache
+/// reports them; `None` once it is gone.
+async fn cache_user(
+    ec: &aws_sdk_elasticache::Client,
+    id: &str,
+) -> Option<(String, String, i32, Vec<String>)> {
+    let out = ec.describe_users().user_id(id).send().await.ok()?;
+    let user = out.users().first()?;
+    let authentication = user.authentication();
+    Some((
+        user.access_string().unwrap_or_default().to_string(),
+        authentication
+            .and_then(|a| a.r#type())
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default(),
+        authentication.and_then(|a| a.password_count()).unwrap_or(0),
+        user.user_group_ids().to_vec(),
+    ))
+}
+
+async fn group_members(ec: &aws_sdk_elasticache::Client, id: &str) -> Option<Vec<String>> {
+    let out = ec
+        .describe_user_groups()
+        .user_group_id(id)
+        .send()
+        .await
+        .ok()?;
+    let mut users = out.user_groups().first()?.user_ids().to_vec();
+    users.sort();
+    Some(users)
+}
+
+/// Issue 13, item 4: users with passwords and without, a user group and a replication group
+/// signing clients in through it; access strings, passwords and membership change in place,
+/// and nothing is left after destroy.
+#[tokio::test(flavor = "multi_thread")]
+async fn cache_users_and_a_user_group_sign_a_replication_group_in_and_change_in_place() {
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    env.copy_from_examples("redis-users.yaml", "users.yaml");
+    let secret = "first-app-password-0001";
+    let rotated = "rotated-app-password-0002";
+    let run = |cmd: &str, password: &str, extra: &[&str]| {
+        let password = format!("app_password={password}");
+        let mut all = vec![
+            cmd,
+            "users.yaml",
+            "--var",
+            "student=e2e",
+            "--var",
+            &password,
+        ];
+        all.extend(extra);
+        env.plinth(&all)
+    };
+    let applied = run("apply", secret, &["--yes"]).ok();
+    assert!(!applied.all().contains(secret), "{}", applied.all());
+    let ec = env.elasticache();
+    let group_id = "e2e-example-users";
+    assert_eq!(
+        cache_user(&ec, "e2e-example-app").await,
+        Some((
+            "on ~app:* +@read +@write".to_string(),
+            "password".to_string(),
+            1,
+            vec![group_id.to_string()]
+        ))
+    );
+    let nobody = cache_user(&ec, "e2e-example-default")
+        .await
+        .expect("default user");
+    assert_eq!(
+        (nobody.0.as_str(), nobody.1.as_str()),
+        ("off -@all", "no-password")
+    );
+    assert_eq!(
+        group_members(&ec, group_id).await,
+        Some(vec![
+            "e2e-example-app".to_string(),
+            "e2e-example-default".to_string(),
+            "e2e-example-grader".to_string()
+        ])
+    );
+    let cache = ec
+        .describe_replication_groups()
+        .replication_group_id("e2e-example-users")
+        .send()
+        .await
+        .expect("replication group");
+    assert_eq!(cache.replication_groups()[0].user_group_ids(), [group_id]);
+    let replan = run("plan", secret, &["--detailed-exitcode"]);
+    assert_eq!(replan.code, 0, "{}", replan.stdout);
+
+    // A new password, a narrower access string and the grader out of the group: in place.
+    let stack = env.read("users.yaml");
+    env.write(
+        "users.yaml",
+        &stack
+            .replace("on ~app:* +@read +@write", "on ~app:* +@read")
+            .replace(", \"${grader.user_id}\"]", "]"),
+    );
+    let plan = run("plan", rotated, &["--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(!plan.all().contains(rotated), "the password never prints");
+    assert!(!plan.stdout.contains("must be replaced"), "{}", plan.stdout);
+    run("apply", rotated, &["--yes"]).ok();
+    let app = cache_user(&ec, "e2e-example-app").await.expect("app user");
+    assert_eq!((app.0.as_str(), app.2), ("on ~app:* +@read", 1));
+    assert_eq!(
+        group_members(&ec, group_id).await,
+        Some(vec![
+            "e2e-example-app".to_string(),
+            "e2e-example-default".to_string()
+        ])
+    );
+    let replan = run("plan", rotated, &["--detailed-exitcode"]);
+    assert_eq!(replan.code, 0, "{}", replan.stdout);
+
+    let destroy = run("destroy", rotated, &["--yes"]).ok();
+    assert!(
+        destroy.stdout.contains("Teardown verified"),
+        "{}",
+        destroy.stdout
+    );
+    for user in [
+        "e2e-example-app",
+        "e2e-example-grader",
+        "e2e-example-default",
+    ] {
+        assert_eq!(cache_user(&ec, user).await, None, "{user} is deleted");
+    }
+    assert_eq!(group_members(&ec, group_id).await, None);
+    let left = env.tagged("us-east-1", Some("example-redis-users")).await;
+    assert!(left.is_empty(), "{left:?}");
+}

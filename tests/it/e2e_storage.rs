@@ -361,3 +361,161 @@ async fn what_s3_kms_logs_and_cloudfront_would_refuse_is_said_at_plan_time() {
         );
     }
 }
+
+/// (resource id, dimension, min, max, target) of every DynamoDB scalable target of
+/// `table`, sorted.
+async fn scaling_of(env: &Env, table: &str) -> Vec<(String, String, i32, i32, Option<f64>)> {
+    use aws_sdk_applicationautoscaling::types::ServiceNamespace;
+    let client = env.autoscaling();
+    let targets = client
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Dynamodb)
+        .send()
+        .await
+        .expect("targets");
+    let mut out = Vec::new();
+    for target in targets.scalable_targets() {
+        if !target.resource_id().starts_with(&format!("table/{table}")) {
+            continue;
+        }
+        let policies = client
+            .describe_scaling_policies()
+            .service_namespace(ServiceNamespace::Dynamodb)
+            .resource_id(target.resource_id())
+            .scalable_dimension(target.scalable_dimension().clone())
+            .send()
+            .await
+            .expect("policies");
+        let goal = policies
+            .scaling_policies()
+            .first()
+            .and_then(|p| p.target_tracking_scaling_policy_configuration())
+            .map(|c| c.target_value());
+        out.push((
+            target.resource_id().to_string(),
+            target.scalable_dimension().as_str().to_string(),
+            target.min_capacity(),
+            target.max_capacity(),
+            goal,
+        ));
+    }
+    out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    out
+}
+
+/// Issue 13, item 5: a provisioned table and its index autoscaled through Application Auto
+/// Scaling; the capacities AWS then sets never show in a plan and are never set back; the
+/// targets change in place and go before the table does.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_autoscaled_table_keeps_what_aws_scaled_and_leaves_no_target_behind() {
+    use aws_sdk_dynamodb::types::ProvisionedThroughput;
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    env.copy_from_examples("dynamodb-autoscaling.yaml", "scores.yaml");
+    let args = |cmd: &'static str, extra: &[&'static str]| {
+        let mut all = vec![cmd, "scores.yaml", "--var", "student=e2e"];
+        all.extend(extra);
+        all
+    };
+    env.plinth(&args("apply", &["--yes"])).ok();
+    let table = "e2e-autoscaled-scores";
+    let index = format!("table/{table}/index/by-lab");
+    let own = format!("table/{table}");
+    let row = |id: &str, dimension: &str, min, max, target| {
+        (
+            id.to_string(),
+            dimension.to_string(),
+            min,
+            max,
+            Some(target),
+        )
+    };
+    assert_eq!(
+        scaling_of(&env, table).await,
+        [
+            row(&own, "dynamodb:table:ReadCapacityUnits", 5, 100, 70.0),
+            row(&own, "dynamodb:table:WriteCapacityUnits", 5, 50, 70.0),
+            row(&index, "dynamodb:index:ReadCapacityUnits", 2, 20, 60.0),
+        ]
+    );
+    let ddb = env.dynamodb();
+    let described = ddb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .expect("table");
+    let throughput = described
+        .table()
+        .and_then(|t| t.provisioned_throughput())
+        .expect("throughput");
+    assert_eq!(
+        (
+            throughput.read_capacity_units(),
+            throughput.write_capacity_units()
+        ),
+        (Some(5), Some(5)),
+        "the table starts at the minimums"
+    );
+    assert_eq!(env.plinth(&args("plan", &["--detailed-exitcode"])).code, 0);
+
+    // AWS scales the reads up under load: no difference, and nothing sets them back.
+    ddb.update_table()
+        .table_name(table)
+        .provisioned_throughput(
+            ProvisionedThroughput::builder()
+                .read_capacity_units(40)
+                .write_capacity_units(5)
+                .build()
+                .expect("throughput"),
+        )
+        .send()
+        .await
+        .expect("scaled");
+    let plan = env.plinth(&args("plan", &["--detailed-exitcode"]));
+    assert_eq!(plan.code, 0, "{}", plan.stdout);
+
+    // Writes may grow further; the index's reads go back to a fixed capacity.
+    let stack = env.read("scores.yaml");
+    env.write(
+        "scores.yaml",
+        &stack
+            .replace("write: { min: 5, max: 50 }", "write: { min: 5, max: 80 }")
+            .replace(
+                "        autoscaling:\n          read: { min: 2, max: 20, target: 60 }\n",
+                "        read_capacity: 2\n",
+            ),
+    );
+    let plan = env.plinth(&args("plan", &["--detailed-exitcode"]));
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(plan.stdout.contains("updated in place"), "{}", plan.stdout);
+    env.plinth(&args("apply", &["--yes"])).ok();
+    assert_eq!(
+        scaling_of(&env, table).await,
+        [
+            row(&own, "dynamodb:table:ReadCapacityUnits", 5, 100, 70.0),
+            row(&own, "dynamodb:table:WriteCapacityUnits", 5, 80, 70.0),
+        ]
+    );
+    let described = ddb
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .expect("table");
+    let read = described
+        .table()
+        .and_then(|t| t.provisioned_throughput())
+        .and_then(|t| t.read_capacity_units());
+    assert_eq!(read, Some(40), "what AWS scaled to stays");
+    assert_eq!(env.plinth(&args("plan", &["--detailed-exitcode"])).code, 0);
+
+    let destroy = env.plinth(&args("destroy", &["--yes"])).ok();
+    assert!(
+        destroy.stdout.contains("Teardown verified"),
+        "{}",
+        destroy.stdout
+    );
+    assert_eq!(scaling_of(&env, table).await, [], "no target left behind");
+    assert!(ddb.describe_table().table_name(table).send().await.is_err());
+}

@@ -324,6 +324,9 @@ impl Env {
     pub fn ssm(&self) -> aws_sdk_ssm::Client {
         emulator_client!(self, aws_sdk_ssm)
     }
+    pub fn autoscaling(&self) -> aws_sdk_applicationautoscaling::Client {
+        emulator_client!(self, aws_sdk_applicationautoscaling)
+    }
     pub fn kms(&self) -> aws_sdk_kms::Client {
         emulator_client!(self, aws_sdk_kms)
     }

@@ -1557,3 +1557,160 @@ async fn a_ttl_change_whose_answer_was_lost_is_done_when_aws_says_it_already_is(
         Some(&json!("ExpiresAt"))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Autoscaling (Application Auto Scaling)
+
+/// An Application Auto Scaling (JSON 1.1) error exactly as AWS sends it.
+fn autoscaling_error(
+    aws_type: &str,
+    message: &str,
+) -> aws_smithy_runtime_api::client::orchestrator::HttpResponse {
+    use aws_smithy_runtime_api::http::StatusCode;
+    let body = format!(r#"{{"__type":"{aws_type}","Message":"{message}"}}"#);
+    let mut response = aws_smithy_runtime_api::client::orchestrator::HttpResponse::new(
+        StatusCode::try_from(400).expect("status"),
+        aws_smithy_types::body::SdkBody::from(body),
+    );
+    response
+        .headers_mut()
+        .insert("content-type", "application/x-amz-json-1.1");
+    response
+}
+
+fn autoscaling_client(rules: &[&Rule]) -> aws_sdk_applicationautoscaling::Client {
+    mock_client!(
+        aws_sdk_applicationautoscaling,
+        RuleMode::Sequential,
+        rules,
+        |c| c.retry_config(aws_sdk_applicationautoscaling::config::retry::RetryConfig::disabled())
+    )
+}
+
+fn autoscaled_desired() -> Props {
+    desired(json!({
+        "billing_mode": "provisioned",
+        "read_capacity": null,
+        "write_capacity": null,
+        "autoscaling": {"read": {"min": 5, "max": 100}, "write": {"min": 5, "max": 50}}
+    }))
+}
+
+#[tokio::test]
+async fn a_deleted_table_deregisters_its_scalable_targets_first() {
+    use aws_sdk_applicationautoscaling::operation::deregister_scalable_target::DeregisterScalableTargetOutput;
+    use aws_sdk_applicationautoscaling::Client as Scaling;
+    let read = mock!(Scaling::deregister_scalable_target)
+        .match_requests(|r| {
+            r.resource_id() == Some("table/users")
+                && r.scalable_dimension().map(|d| d.as_str())
+                    == Some("dynamodb:table:ReadCapacityUnits")
+        })
+        .then_output(|| DeregisterScalableTargetOutput::builder().build());
+    // Deregistered by hand already: nothing left to do.
+    let write = mock!(Scaling::deregister_scalable_target).then_http_response(|| {
+        autoscaling_error("ObjectNotFoundException", "No scalable target registered for service namespace: dynamodb, resource ID: table/users, scalable dimension: dynamodb:table:WriteCapacityUnits")
+    });
+    let delete = mock!(Client::delete_table)
+        .then_http_response(|| json_ok(json!({"TableDescription": users_table("DELETING", &[])})));
+    let gone = not_found_rule();
+    let aws = mocked_aws();
+    aws.insert_dynamodb(REGION, client(&[&delete, &gone]));
+    aws.insert_autoscaling(REGION, autoscaling_client(&[&read, &write]));
+    DynamodbTable::new(aws)
+        .delete(&ctx(), "users", &autoscaled_desired())
+        .await
+        .expect("deleted");
+    assert_eq!(
+        (read.num_calls(), write.num_calls(), delete.num_calls()),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn registering_is_retried_while_the_service_linked_role_propagates() {
+    use aws_sdk_applicationautoscaling::operation::put_scaling_policy::PutScalingPolicyOutput;
+    use aws_sdk_applicationautoscaling::operation::register_scalable_target::RegisterScalableTargetOutput;
+    use aws_sdk_applicationautoscaling::Client as Scaling;
+    use plinth_aws::resources::dynamodb_autoscaling::{apply, Scaling as Range, Scalings};
+    let not_yet = mock!(Scaling::register_scalable_target).then_http_response(|| {
+        autoscaling_error("ValidationException", "Unable to assume IAM role: arn:aws:iam::123456789012:role/aws-service-role/dynamodb.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_DynamoDBTable")
+    });
+    let registered = mock!(Scaling::register_scalable_target)
+        .match_requests(|r| r.min_capacity() == Some(5) && r.max_capacity() == Some(100))
+        .then_output(|| RegisterScalableTargetOutput::builder().build());
+    let policy = mock!(Scaling::put_scaling_policy)
+        .match_requests(|r| {
+            r.target_tracking_scaling_policy_configuration()
+                .map(|c| c.target_value())
+                == Some(70.0)
+        })
+        .then_output(|| {
+            PutScalingPolicyOutput::builder()
+                .policy_arn("arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:1:resource/dynamodb/table/users:policyName/plinth-read-capacity-utilization")
+                .build()
+                .expect("output")
+        });
+    let client = autoscaling_client(&[&not_yet, &registered, &policy]);
+    let mut wanted = Scalings::new();
+    wanted.insert(
+        "read",
+        Range {
+            min: 5,
+            max: 100,
+            target: 70.0,
+        },
+    );
+    apply(
+        &ctx(),
+        &client,
+        "table/users",
+        false,
+        (&Scalings::new(), &wanted),
+    )
+    .await
+    .expect("registered once the role is usable");
+    assert_eq!(
+        (
+            not_yet.num_calls(),
+            registered.num_calls(),
+            policy.num_calls()
+        ),
+        (1, 1, 1)
+    );
+}
+
+#[test]
+fn autoscaling_owns_its_capacities_and_checks_what_aws_refuses() {
+    let table = DynamodbTable::new(mocked_aws());
+    let props = autoscaled_desired();
+    assert!(!props.contains_key("read_capacity"), "{props:?}");
+    assert_eq!(
+        props["autoscaling"]["read"]["target"],
+        json!(70.0),
+        "the default target"
+    );
+    assert!(table.check(&props).is_empty(), "{:?}", table.check(&props));
+    let mut both = props.clone();
+    both.insert("read_capacity".into(), json!(10));
+    both.insert(
+        "autoscaling".into(),
+        json!({"read": {"min": 50, "max": 10, "target": 95}}),
+    );
+    let found: Vec<String> = table
+        .check(&both)
+        .iter()
+        .map(|i| format!("{}: {}", path_to_string(&i.path), i.message))
+        .collect();
+    for expected in [
+        "read_capacity: read_capacity is set by autoscaling",
+        "autoscaling.read.min: min (50) is above max (10)",
+        "autoscaling.read.target: the target utilization is a percentage from 20 to 90",
+        "write_capacity: write_capacity is required",
+    ] {
+        assert!(
+            found.iter().any(|f| f.starts_with(expected)),
+            "{expected} in {found:#?}"
+        );
+    }
+}

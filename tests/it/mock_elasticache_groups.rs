@@ -2293,3 +2293,74 @@ async fn log_delivery_changes_go_in_place_and_a_log_type_removed_is_disabled() {
         "only what changed is sent"
     );
 }
+
+#[tokio::test]
+async fn moving_to_another_user_group_adds_the_new_and_removes_the_old_in_one_modify() {
+    let before = rg_desired(json!({"auth_token": null, "user_group": "lab-users"}));
+    let after = rg_desired(json!({"auth_token": null, "user_group": "lab-users-v2"}));
+    assert!(group_type(&[]).replace_reasons(&before, &after).is_empty());
+    let modified: Log<ModifyReplicationGroupInput> = log();
+    let modify = mock!(Client::modify_replication_group).then_compute_output({
+        let modified = modified.clone();
+        move |req| {
+            modified.lock().expect("lock").push(req.clone());
+            ModifyReplicationGroupOutput::builder().build()
+        }
+    });
+    let waits = describe_rg_statuses(&["modifying", "available"], 2, "cache.t4g.small");
+    let last = describe_rg(rg(Described::default()));
+    let [describe, list, _] = read_rules(rg(Described::default()));
+    let primary = member_rule();
+    let rt = group_type(&[&modify, &waits, &last, &describe, &list, &primary]);
+
+    rt.update(
+        &ctx_with(Arc::new(Recorded::default())),
+        RG,
+        &before,
+        &after,
+    )
+    .await
+    .expect("updated");
+
+    let inputs = taken(&modified);
+    assert_eq!(inputs.len(), 1, "one ModifyReplicationGroup");
+    assert_eq!(inputs[0].user_group_ids_to_add(), ["lab-users-v2"]);
+    assert_eq!(inputs[0].user_group_ids_to_remove(), ["lab-users"]);
+    assert_eq!(
+        inputs[0].cache_node_type(),
+        None,
+        "only what changed is sent"
+    );
+}
+
+#[test]
+fn a_user_group_needs_tls_and_no_auth_token() {
+    let issues = |extra: serde_json::Value| -> Vec<String> {
+        group_type(&[])
+            .check(&rg_desired(extra))
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}: {}",
+                    plinth_core::value::path_to_string(&i.path),
+                    i.message
+                )
+            })
+            .collect()
+    };
+    let plain =
+        issues(json!({"user_group": "lab-users", "transit_encryption": false, "auth_token": null}));
+    assert!(
+        plain
+            .iter()
+            .any(|i| i.starts_with("user_group: user_group needs transit_encryption")),
+        "{plain:?}"
+    );
+    let both = issues(json!({"user_group": "lab-users"}));
+    assert!(
+        both.iter()
+            .any(|i| i.contains("an auth_token or a user_group, not both")),
+        "{both:?}"
+    );
+    assert!(issues(json!({"user_group": "lab-users", "auth_token": null})).is_empty());
+}

@@ -317,6 +317,7 @@ service_clients! {
     route53, insert_route53: aws_sdk_route53,
     kms, insert_kms: aws_sdk_kms,
     logs, insert_logs: aws_sdk_cloudwatchlogs,
+    autoscaling, insert_autoscaling: aws_sdk_applicationautoscaling,
 }
 
 /// The SDK's own default HTTPS client (hyper, rustls with aws-lc, proxies from the

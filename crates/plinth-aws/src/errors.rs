@@ -10,6 +10,8 @@ use plinth_core::resource::{ErrorKind, Observed, ResourceError};
 /// Error codes by what they mean for the caller. Codes are the service's own strings.
 const NOT_FOUND: &[&str] = &[
     "ResourceNotFoundException",
+    // Application Auto Scaling: no such scalable target or policy.
+    "ObjectNotFoundException",
     "TableNotFoundException",
     "InvalidGroup.NotFound",
     "InvalidGroupId.NotFound",
@@ -54,6 +56,8 @@ const NOT_FOUND: &[&str] = &[
 ];
 const IN_USE: &[&str] = &[
     "ResourceInUseException",
+    // Application Auto Scaling: another change to the target is under way.
+    "ConcurrentUpdateException",
     "DependencyViolation",
     "LimitExceededException",
     "InvalidGroup.InUse",

@@ -26,6 +26,10 @@ pub const TEARDOWN_ORDER: &[&str] = &[
     "elasticache.cluster",
     "elasticache.subnet_group",
     "elasticache.parameter_group",
+    // A group lets go of its users when it goes (and AWS takes a deleted user out of its
+    // groups anyway).
+    "elasticache.user_group",
+    "elasticache.user",
     "dynamodb.items",
     "dynamodb.table",
     // An instance holds its groups and subnet until it is terminated.

@@ -289,6 +289,8 @@ pub fn prefix_key(prop: &str) -> Option<&'static str> {
         "name" => Some("name_prefix"),
         "cluster_id" => Some("cluster_id_prefix"),
         "replication_group_id" => Some("replication_group_id_prefix"),
+        "user_id" => Some("user_id_prefix"),
+        "user_group_id" => Some("user_group_id_prefix"),
         _ => None,
     }
 }

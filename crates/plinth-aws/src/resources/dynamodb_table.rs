@@ -35,6 +35,7 @@ use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::errors::{self, SendExt};
+use crate::resources::dynamodb_autoscaling as autoscaling;
 use crate::resources::tags;
 use crate::wait::{self, Poll};
 use crate::Aws;
@@ -118,6 +119,9 @@ fn gsi_shape() -> Shape {
             .known_as(&["write_capacity_units"])
             .doc("required on provisioned tables"),
     );
+    props.push(autoscaling::prop(
+        "let AWS scale the index's capacity between min and max (its read_capacity/write_capacity are then left out)",
+    ));
     Shape::Object(props)
 }
 
@@ -165,6 +169,9 @@ fn table_schema() -> TypeSchema {
             Prop::new("write_capacity", capacity_shape())
                 .known_as(&["write_capacity_units"])
                 .doc("write capacity units; required with provisioned billing"),
+            autoscaling::prop(
+                "let AWS scale the table's provisioned capacity between min and max (read_capacity/write_capacity are then left out)",
+            ),
             Prop::new("global_secondary_indexes", Shape::list(gsi_shape()))
                 .known_as(&["global_secondary_index"])
                 .doc("global secondary indexes; added and removed in place, one at a time"),
@@ -222,6 +229,7 @@ pub fn canonicalize(props: &mut Props) {
     ] {
         props.entry(key).or_insert(default);
     }
+    autoscaling::canonicalize(props);
     for key in ["global_secondary_indexes", "local_secondary_indexes"] {
         canonical_indexes(props, key);
     }
@@ -238,6 +246,7 @@ const TABLE_ORDER: &[&str] = &[
     "billing_mode",
     "read_capacity",
     "write_capacity",
+    "autoscaling",
     "global_secondary_indexes",
     "local_secondary_indexes",
     "stream_view_type",
@@ -259,6 +268,7 @@ const INDEX_ORDER: &[&str] = &[
     "non_key_attributes",
     "read_capacity",
     "write_capacity",
+    "autoscaling",
 ];
 const KEY_ORDER: &[&str] = &["name", "type"];
 
@@ -281,6 +291,7 @@ fn canonical_indexes(props: &mut Props, key: &str) {
             map.retain(|_, v| !v.is_null());
             map.entry("projection").or_insert(json!("all"));
             canonical_non_key(map);
+            autoscaling::canonicalize(map);
             in_order(map, INDEX_ORDER);
         }
     }
@@ -352,7 +363,12 @@ fn check_capacity(props: &Props, issues: &mut Vec<PropIssue>) {
         places.push((at, gsi, "each global secondary index"));
     }
     for (at, map, what) in places {
+        issues.extend(autoscaling::check(&at, map, provisioned));
+        let scaled = autoscaling::scalings(map);
         for cap in ["read_capacity", "write_capacity"] {
+            if scaled.keys().any(|d| autoscaling::capacity_key(d) == cap) {
+                continue;
+            }
             let mut at = at.clone();
             at.push(key(cap));
             match (provisioned, map.contains_key(cap)) {
@@ -577,8 +593,16 @@ struct TableSpec {
 }
 
 impl TableSpec {
+    /// The table `props` describe; an autoscaled dimension's capacity is `actual` (what the
+    /// table has now, AWS's to set) or, before there is a table, its `min`.
     fn from_props(props: &Props) -> ResourceResult<TableSpec> {
-        serde_json::from_value(Value::Object(props.clone()))
+        TableSpec::with_actual(props, None)
+    }
+
+    fn with_actual(props: &Props, actual: Option<&TableDescription>) -> ResourceResult<TableSpec> {
+        let mut props = props.clone();
+        fill_autoscaled(&mut props, actual);
+        serde_json::from_value(Value::Object(props))
             .map_err(|e| ResourceError::invalid(format!("dynamodb.table properties: {e}")))
     }
     fn provisioned(&self) -> bool {
@@ -596,6 +620,43 @@ impl TableSpec {
         self.global_secondary_indexes
             .iter()
             .find(|g| g.name == name)
+    }
+}
+
+/// Capacities for the dimensions autoscaling owns: what `actual` has (so an UpdateTable for
+/// something else never sets them back), or the `min` a new table starts at.
+fn fill_autoscaled(props: &mut Props, actual: Option<&TableDescription>) {
+    let provisioned = actual.filter(|d| is_provisioned(d));
+    let table_now = provisioned.and_then(|d| d.provisioned_throughput());
+    fill_capacities(props, table_now);
+    if let Some(Value::Array(indexes)) = props.get_mut("global_secondary_indexes") {
+        for index in indexes.iter_mut().filter_map(Value::as_object_mut) {
+            let name = index
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let now = provisioned.and_then(|d| {
+                d.global_secondary_indexes()
+                    .iter()
+                    .find(|g| g.index_name() == Some(name))
+                    .and_then(|g| g.provisioned_throughput())
+            });
+            fill_capacities(index, now);
+        }
+    }
+}
+
+fn fill_capacities(map: &mut Props, now: Option<&ProvisionedThroughputDescription>) {
+    for (dimension, scaling) in autoscaling::scalings(map) {
+        let current = now.and_then(|t| {
+            if dimension == "read" {
+                t.read_capacity_units()
+            } else {
+                t.write_capacity_units()
+            }
+        });
+        let units = current.filter(|u| *u > 0).unwrap_or(scaling.min);
+        map.insert(autoscaling::capacity_key(dimension).into(), json!(units));
     }
 }
 
@@ -1581,10 +1642,16 @@ fn provisioned_capacity_line(
 ) -> plinth_core::cost::CostLine {
     use plinth_core::cost::{price_text, CostLine};
     let what = "provisioned capacity";
-    let capacity = |p: &plinth_core::value::Props| {
-        let read = crate::cost::known_count(p, "read_capacity", 0)?;
-        let write = crate::cost::known_count(p, "write_capacity", 0)?;
-        Some((read, write))
+    // An autoscaled dimension costs at least its minimum.
+    let mut autoscaled = false;
+    let mut capacity = |p: &plinth_core::value::Props| {
+        let scaled = autoscaling::scalings(p);
+        autoscaled |= !scaled.is_empty();
+        let units = |dimension: &str| match scaled.get(dimension) {
+            Some(scaling) => Some(scaling.min),
+            None => crate::cost::known_count(p, autoscaling::capacity_key(dimension), 0),
+        };
+        Some((units("read")?, units("write")?))
     };
     let Some((table_read, table_write)) = capacity(props) else {
         return crate::cost::known_after_apply(what, "read_capacity");
@@ -1596,7 +1663,7 @@ fn provisioned_capacity_line(
         .map(Vec::as_slice)
         .unwrap_or_default();
     for index in indexes {
-        let Some((read, write)) = index.as_object().and_then(capacity) else {
+        let Some((read, write)) = index.as_object().and_then(&mut capacity) else {
             return crate::cost::known_after_apply(what, "global_secondary_indexes");
         };
         index_capacity = (index_capacity.0 + read, index_capacity.1 + write);
@@ -1616,9 +1683,14 @@ fn provisioned_capacity_line(
             index_capacity.1
         )
     };
+    let floor = if autoscaled {
+        ", autoscaled: the minimum; AWS adds capacity as load grows"
+    } else {
+        ""
+    };
     CostLine::per_hour(
         format!(
-            "{read} RCU × ${}/h + {write} WCU × ${}/h{split}",
+            "{read} RCU × ${}/h + {write} WCU × ${}/h{split}{floor}",
             price_text(prices.rcu_hour),
             price_text(prices.wcu_hour)
         ),
@@ -1702,7 +1774,7 @@ impl ResourceType for DynamodbTable {
         &self,
         ctx: &OpContext,
         id: &str,
-        _prior: &Props,
+        prior: &Props,
     ) -> ResourceResult<Option<Observed>> {
         let client = self.aws.dynamodb(&ctx.region);
         let Some(desc) = describe(&client, id).await? else {
@@ -1719,7 +1791,14 @@ impl ResourceType for DynamodbTable {
             Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        observed_from_description(&desc, &extras).map(Some)
+        let mut observed = observed_from_description(&desc, &extras)?;
+        // Only a table plinth autoscales has targets worth a call each plan.
+        if has_autoscaling(prior) {
+            let ids: Vec<String> = autoscaled(id, &observed.props).into_keys().collect();
+            let found = autoscaling::read(&self.aws.autoscaling(&ctx.region), &ids).await?;
+            set_autoscaling(id, &mut observed.props, &found);
+        }
+        Ok(Some(observed))
     }
 
     async fn find(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Option<Observed>> {
@@ -1771,7 +1850,15 @@ impl ResourceType for DynamodbTable {
         if spec.point_in_time_recovery {
             ops.set_pitr(true).await?;
         }
-        observed_from_description(&desc, &TableExtras::of(&spec))
+        self.change_autoscaling(&ops.ctx, &spec.name, &Props::new(), props)
+            .await?;
+        let mut observed = observed_from_description(&desc, &TableExtras::of(&spec))?;
+        set_autoscaling(
+            &spec.name,
+            &mut observed.props,
+            &autoscaled(&spec.name, props),
+        );
+        Ok(observed)
     }
 
     async fn update(
@@ -1781,16 +1868,22 @@ impl ResourceType for DynamodbTable {
         before: &Props,
         after: &Props,
     ) -> ResourceResult<Observed> {
-        let (old, new) = (
-            TableSpec::from_props(before)?,
-            TableSpec::from_props(after)?,
-        );
         let mut ops = TableOps {
             client: self.aws.dynamodb(&ctx.region),
             name: id,
             ctx: with_deadline(ctx, TABLE_LIMIT),
             last: None,
         };
+        // Autoscaled capacities are whatever AWS set them to: sent as they are.
+        let actual = if has_autoscaling(before) || has_autoscaling(after) {
+            Some(ops.wait_ready().await?)
+        } else {
+            None
+        };
+        let (old, new) = (
+            TableSpec::with_actual(before, actual.as_ref())?,
+            TableSpec::with_actual(after, actual.as_ref())?,
+        );
         update_indexes_and_capacity(&mut ops, &old, &new).await?;
         update_table_settings(&mut ops, &old, &new).await?;
         let ttl_now = ops
@@ -1805,17 +1898,27 @@ impl ResourceType for DynamodbTable {
         };
         let arn = desc.table_arn().ok_or_else(|| unexpected("TableArn"))?;
         ops.set_tags(arn, &old.tags, &new.tags).await?;
+        self.change_autoscaling(&ops.ctx, id, before, after).await?;
         let extras = TableExtras {
             ttl_attribute: ttl_now,
             ..TableExtras::of(&new)
         };
-        observed_from_description(&desc, &extras)
+        let mut observed = observed_from_description(&desc, &extras)?;
+        set_autoscaling(id, &mut observed.props, &autoscaled(id, after));
+        Ok(observed)
     }
 
     async fn delete(&self, ctx: &OpContext, id: &str, props: &Props) -> ResourceResult<()> {
         // Never switch protection off on the user's behalf: that is what it protects against.
         if bool_of(props, "deletion_protection") == Some(true) {
             return Err(protected(id));
+        }
+        // DeleteTable leaves the scalable targets (and their billed alarms) behind.
+        if has_autoscaling(props) {
+            let client = self.aws.autoscaling(&ctx.region);
+            for (resource, (index, scalings)) in autoscaled_targets(id, props) {
+                autoscaling::deregister_all(&client, &resource, index, &scalings).await?;
+            }
         }
         let client = self.aws.dynamodb(&ctx.region);
         let ctx = with_deadline(ctx, TABLE_LIMIT);
@@ -1837,6 +1940,104 @@ impl ResourceType for DynamodbTable {
         }
         wait_deleted(&ctx, &client, id).await
     }
+}
+
+impl DynamodbTable {
+    /// Registers, changes and deregisters the table's and its indexes' autoscaling from
+    /// `before` to `after` (an index gone takes its targets with it).
+    async fn change_autoscaling(
+        &self,
+        ctx: &OpContext,
+        table: &str,
+        before: &Props,
+        after: &Props,
+    ) -> ResourceResult<()> {
+        if !has_autoscaling(before) && !has_autoscaling(after) {
+            return Ok(());
+        }
+        let client = self.aws.autoscaling(&ctx.region);
+        let (old, new) = (
+            autoscaled_targets(table, before),
+            autoscaled_targets(table, after),
+        );
+        let none = autoscaling::Scalings::new();
+        let resources: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+        for resource in resources {
+            let (index, had) = old
+                .get(resource)
+                .map(|(i, s)| (*i, s))
+                .unwrap_or((false, &none));
+            let (index, wants) = new
+                .get(resource)
+                .map(|(i, s)| (*i, s))
+                .unwrap_or((index, &none));
+            autoscaling::apply(ctx, &client, resource, index, (had, wants)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The table's and its global indexes' Application Auto Scaling resource ids, with their
+/// autoscaled dimensions (empty when none).
+fn autoscaled(table: &str, props: &Props) -> BTreeMap<String, autoscaling::Scalings> {
+    autoscaled_targets(table, props)
+        .into_iter()
+        .map(|(resource, (_, scalings))| (resource, scalings))
+        .collect()
+}
+
+/// As [`autoscaled`], with whether each resource is an index.
+fn autoscaled_targets(
+    table: &str,
+    props: &Props,
+) -> BTreeMap<String, (bool, autoscaling::Scalings)> {
+    let mut out = BTreeMap::new();
+    out.insert(
+        autoscaling::resource_id(table, None),
+        (false, autoscaling::scalings(props)),
+    );
+    for (_, index) in indexes(props, "global_secondary_indexes") {
+        if let Some(name) = str_of(index, "name") {
+            out.insert(
+                autoscaling::resource_id(table, Some(name)),
+                (true, autoscaling::scalings(index)),
+            );
+        }
+    }
+    out
+}
+
+fn has_autoscaling(props: &Props) -> bool {
+    autoscaled_targets("", props)
+        .values()
+        .any(|(_, scalings)| !scalings.is_empty())
+}
+
+/// `props` (canonical, from DescribeTable) with the autoscaling `found` for the table and
+/// each index, canonical again (which drops the capacities autoscaling owns).
+fn set_autoscaling(
+    table: &str,
+    props: &mut Props,
+    found: &BTreeMap<String, autoscaling::Scalings>,
+) {
+    let set = |map: &mut Props, resource: String| {
+        map.remove(autoscaling::KEY);
+        if let Some(block) = found.get(&resource).and_then(autoscaling::block) {
+            map.insert(autoscaling::KEY.into(), block);
+        }
+    };
+    set(props, autoscaling::resource_id(table, None));
+    if let Some(Value::Array(list)) = props.get_mut("global_secondary_indexes") {
+        for index in list.iter_mut().filter_map(Value::as_object_mut) {
+            let name = index
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let resource = autoscaling::resource_id(table, Some(name));
+            set(index, resource);
+        }
+    }
+    canonicalize(props);
 }
 
 async fn wait_deleted(ctx: &OpContext, client: &Client, name: &str) -> ResourceResult<()> {

@@ -64,6 +64,7 @@ const BUSY: &[&str] = &[
     "InvalidCacheParameterGroupState",
     "InvalidSnapshotState",
     "InvalidUserGroupState",
+    "InvalidUserState",
     "CacheSubnetGroupInUse",
     "SubnetInUse",
     "APICallRateForCustomerExceeded",

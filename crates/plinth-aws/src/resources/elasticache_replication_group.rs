@@ -87,6 +87,7 @@ const ORDER: &[&str] = &[
     "transit_encryption",
     "at_rest_encryption",
     "auth_token",
+    "user_group",
     "snapshot_retention_limit",
     "snapshot_window",
     "maintenance_window",
@@ -184,6 +185,10 @@ fn schema() -> TypeSchema {
                 "the AUTH password (16 to 128 characters); needs transit_encryption; \
                  changed in place by rotation",
             ),
+            Prop::new("user_group", Shape::String)
+                .known_as(&["user_group_ids"])
+                .holds_referent()
+                .doc("an elasticache.user_group (${users.user_group_id}): only its users may sign in; needs transit_encryption, instead of auth_token"),
             Prop::new("snapshot_retention_limit", Shape::int_range(0, 35))
                 .doc("days to keep automatic snapshots; default 0 (none)"),
             Prop::new("snapshot_window", Shape::String)
@@ -287,6 +292,7 @@ impl ResourceType for ReplicationGroup {
         issues.extend(shape_issues(props));
         issues.extend(failover_issues(props));
         issues.extend(token_issues(props));
+        issues.extend(user_group_issues(props));
         issues.extend(logs::check(props));
         issues
     }
@@ -308,7 +314,8 @@ impl ResourceType for ReplicationGroup {
     }
 
     /// The schema's replacing properties, and removing the AUTH token: AWS removes one only
-    /// when a group moves to RBAC user groups, which plinth does not manage.
+    /// in a change that moves the group to a user group at the same time, a two-step
+    /// migration plinth does not make.
     fn replace_reasons(&self, before: &Props, after: &Props) -> Vec<String> {
         let mut reasons = self.schema.replaced_properties(before, after);
         if before.contains_key("auth_token") && !after.contains_key("auth_token") {
@@ -672,7 +679,30 @@ fn token_issues(props: &Props) -> Vec<PropIssue> {
     if let Some(problem) = known_str(props, "auth_token").and_then(token_problem) {
         issues.push(PropIssue::at(&["auth_token"], problem));
     }
+    if given(props, "user_group") {
+        issues.push(PropIssue::at(
+            &["user_group"],
+            "a group signs clients in with an auth_token or a user_group, not both",
+        ));
+    }
     issues
+}
+
+/// Users need TLS, as AUTH tokens do.
+fn user_group_issues(props: &Props) -> Vec<PropIssue> {
+    let transit_unknown = props
+        .get("transit_encryption")
+        .is_some_and(contains_unknown);
+    if given(props, "user_group")
+        && !transit_unknown
+        && known_bool(props, "transit_encryption") != Some(true)
+    {
+        return vec![PropIssue::at(
+            &["user_group"],
+            "user_group needs transit_encryption: true (AWS signs users in only over TLS)",
+        )];
+    }
+    Vec::new()
 }
 
 fn token_problem(token: &str) -> Option<String> {
@@ -747,6 +777,7 @@ struct GroupSpec {
     snapshot_retention_limit: i64,
     snapshot_window: Option<String>,
     maintenance_window: Option<String>,
+    user_group: Option<String>,
     /// Read apart from the rest, so no deserialisation error can ever quote it.
     #[serde(skip)]
     auth_token: Option<AuthToken>,
@@ -814,6 +845,7 @@ fn create_request(
         .transit_encryption_enabled(spec.transit_encryption)
         .at_rest_encryption_enabled(spec.at_rest_encryption)
         .set_auth_token(spec.auth_token.as_ref().map(|t| t.expose().to_string()))
+        .set_user_group_ids(spec.user_group.clone().map(|g| vec![g]))
         .snapshot_retention_limit(int32(
             spec.snapshot_retention_limit,
             "snapshot_retention_limit",
@@ -902,6 +934,12 @@ fn modify_request(
     {
         request = request.preferred_maintenance_window(window);
         changed.push("maintenance_window");
+    }
+    if old.user_group != new.user_group {
+        request = request
+            .set_user_group_ids_to_add(new.user_group.clone().map(|g| vec![g]))
+            .set_user_group_ids_to_remove(old.user_group.clone().map(|g| vec![g]));
+        changed.push("user_group");
     }
     if let Some(requests) = logs::change_requests(before, after) {
         request = request.set_log_delivery_configurations(Some(requests));
@@ -1202,6 +1240,9 @@ fn observe(
         "at_rest_encryption".into(),
         json!(group.at_rest_encryption_enabled().unwrap_or(false)),
     );
+    if let Some(user_group) = group.user_group_ids().first() {
+        props.insert("user_group".into(), json!(user_group));
+    }
     // AWS never returns the token; while it says one is set, it is the one last applied.
     if group.auth_token_enabled() == Some(true) {
         if let Some(token) = prior.get("auth_token").filter(|t| t.is_string()) {

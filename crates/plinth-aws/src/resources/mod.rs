@@ -15,6 +15,7 @@ pub mod cloudfront_function;
 pub mod cloudfront_origin_access_control;
 pub mod cloudfront_origin_request_policy;
 pub mod cloudfront_response_headers_policy;
+pub mod dynamodb_autoscaling;
 pub mod dynamodb_items;
 pub mod dynamodb_table;
 pub mod ec2_common;
@@ -33,6 +34,8 @@ pub mod elasticache_logs;
 pub mod elasticache_parameter_group;
 pub mod elasticache_replication_group;
 pub mod elasticache_subnet_group;
+pub mod elasticache_user;
+pub mod elasticache_user_group;
 pub mod iam_instance_profile;
 pub mod iam_role;
 pub mod kms_alias;
@@ -71,6 +74,8 @@ pub fn all(aws: &Arc<Aws>) -> Vec<Arc<dyn ResourceType>> {
         Arc::new(elasticache_replication_group::ReplicationGroup::new(
             aws.clone(),
         )),
+        Arc::new(elasticache_user::CacheUser::new(aws.clone())),
+        Arc::new(elasticache_user_group::CacheUserGroup::new(aws.clone())),
         Arc::new(cloudfront_distribution::Distribution::new(aws.clone())),
         Arc::new(s3_bucket::Bucket::new(aws.clone())),
         Arc::new(s3_objects::Objects::new(aws.clone())),
