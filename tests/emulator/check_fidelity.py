@@ -1335,6 +1335,247 @@ def elasticache_replication_user_groups(ec, wire) -> None:
     check("and the user group can be deleted", got == ("", 200), got)
 
 
+def cache_of(ec, name: str) -> dict:
+    return ec.describe_serverless_caches(ServerlessCacheName=name)["ServerlessCaches"][0]
+
+
+def elasticache_serverless(ec, ec2, wire) -> None:
+    tags = [{"Key": "plinth:stack", "Value": "fidelity-serverless"}]
+    limits = {"DataStorage": {"Maximum": 10, "Minimum": 1, "Unit": "GB"},
+              "ECPUPerSecond": {"Maximum": 5000, "Minimum": 1000}}
+    vpc = ec2.create_vpc(CidrBlock="10.91.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.91.{i}.0/24",
+                                 AvailabilityZone=f"us-east-1{zone}")["Subnet"]["SubnetId"]
+               for i, zone in enumerate("ab")]
+    vpc_default_group = ec2.describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": ["default"]}])[
+        "SecurityGroups"][0]["GroupId"]
+    made = ec.create_serverless_cache(
+        ServerlessCacheName="fid-cache", Engine="valkey", CacheUsageLimits=limits,
+        KmsKeyId="arn:aws:kms:us-east-1:123456789012:key/fidelity", SubnetIds=subnets,
+        Tags=tags)["ServerlessCache"]
+    check("CreateServerlessCache answers the cache creating", made["Status"] == "creating", made)
+    seen = [cache_of(ec, "fid-cache")["Status"] for _ in range(2)]
+    check("the first DescribeServerlessCaches says creating, the next available",
+          seen == ["creating", "available"], seen)
+    check("a serverless cache's ARN is arn:aws:elasticache:REGION:ACCOUNT:serverlesscache:NAME",
+          made["ARN"] == "arn:aws:elasticache:us-east-1:123456789012:serverlesscache:fid-cache", made)
+    check("valkey: MajorEngineVersion 8 by default, FullEngineVersion 8.0, Description empty",
+          (made["MajorEngineVersion"], made["FullEngineVersion"], made["Description"]) == ("8", "8.0", ""),
+          made)
+    check("CacheUsageLimits, KmsKeyId and SubnetIds as sent",
+          not lost(limits, made.get("CacheUsageLimits")) and made.get("SubnetIds") == subnets
+          and made.get("KmsKeyId") == "arn:aws:kms:us-east-1:123456789012:key/fidelity",
+          (lost(limits, made.get("CacheUsageLimits")), made))
+    check("no SecurityGroupIds given: the default security group of the subnets' VPC",
+          made.get("SecurityGroupIds") == [vpc_default_group], made.get("SecurityGroupIds"))
+    endpoint, reader = made.get("Endpoint", {}), made.get("ReaderEndpoint", {})
+    check("Endpoint NAME-XXXXXX.serverless.use1.cache.amazonaws.com:6379",
+          re.match(r"^fid-cache-[a-z0-9]{6}\.serverless\.use1\.cache\.amazonaws\.com$",
+                   endpoint.get("Address", "")) is not None and endpoint.get("Port") == 6379, endpoint)
+    check("ReaderEndpoint: the same address, port 6380",
+          reader == {"Address": endpoint.get("Address"), "Port": 6380}, reader)
+    check("redis and valkey: SnapshotRetentionLimit 0 and DailySnapshotTime 04:00 by default",
+          (made.get("SnapshotRetentionLimit"), made.get("DailySnapshotTime")) == (0, "04:00"), made)
+    check("no UserGroupId when none is given", "UserGroupId" not in made, made)
+    listed = ec.list_tags_for_resource(ResourceName=made["ARN"])["TagList"]
+    check("the tags given to CreateServerlessCache are read from the cache's ARN", listed == tags, listed)
+    ec.add_tags_to_resource(ResourceName=made["ARN"], Tags=[{"Key": "extra", "Value": "1"}])
+    ec.remove_tags_from_resource(ResourceName=made["ARN"], TagKeys=["plinth:stack"])
+    listed = ec.list_tags_for_resource(ResourceName=made["ARN"])["TagList"]
+    check("AddTagsToResource and RemoveTagsFromResource change them",
+          listed == [{"Key": "extra", "Value": "1"}], listed)
+    refused("ListTagsForResource of a serverless cache that does not exist", wire,
+            ec.list_tags_for_resource, "ServerlessCacheNotFoundFault", 404,
+            ResourceName="arn:aws:elasticache:us-east-1:123456789012:serverlesscache:fid-none")
+
+    default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    default_group = ec2.describe_security_groups(Filters=[
+        {"Name": "vpc-id", "Values": [default_vpc]}, {"Name": "group-name", "Values": ["default"]}])[
+        "SecurityGroups"][0]["GroupId"]
+    default_subnets = {s["SubnetId"]: s["AvailabilityZone"] for s in ec2.describe_subnets(Filters=[
+        {"Name": "vpc-id", "Values": [default_vpc]}, {"Name": "default-for-az", "Values": ["true"]}])["Subnets"]}
+    plain = ec.create_serverless_cache(ServerlessCacheName="Fid-Redis", Engine="redis")["ServerlessCache"]
+    check("the name is stored in lowercase", plain["ServerlessCacheName"] == "fid-redis", plain)
+    check("redis: MajorEngineVersion 7, FullEngineVersion 7.1; no CacheUsageLimits when none are sent",
+          (plain["MajorEngineVersion"], plain["FullEngineVersion"]) == ("7", "7.1")
+          and "CacheUsageLimits" not in plain and "KmsKeyId" not in plain, plain)
+    check("no SecurityGroupIds nor SubnetIds: the default VPC's default security group",
+          plain.get("SecurityGroupIds") == [default_group], (plain.get("SecurityGroupIds"), default_group))
+    zones = [default_subnets.get(s) for s in plain.get("SubnetIds", [])]
+    check("and 3 of its default subnets, in different Availability Zones",
+          len(zones) == 3 and None not in zones and len(set(zones)) == 3, (plain.get("SubnetIds"), zones))
+    memcached = ec.create_serverless_cache(ServerlessCacheName="fid-memcached", Engine="memcached",
+                                           SecurityGroupIds=["sg-0fidelity"])["ServerlessCache"]
+    check("memcached: ports 11211 and 11212, MajorEngineVersion 1.6, no snapshot settings",
+          memcached["Endpoint"]["Port"] == 11211 and memcached["ReaderEndpoint"]["Port"] == 11212
+          and memcached["MajorEngineVersion"] == "1.6" and "SnapshotRetentionLimit" not in memcached
+          and "DailySnapshotTime" not in memcached, memcached)
+    check("SecurityGroupIds as sent", memcached.get("SecurityGroupIds") == ["sg-0fidelity"], memcached)
+
+    def create(name="fid-refused", engine="redis", **extra):
+        return lambda: ec.create_serverless_cache(ServerlessCacheName=name, Engine=engine, **extra)
+
+    refused("CreateServerlessCache of a taken name", wire, create(name="fid-cache", engine="valkey"),
+            "ServerlessCacheAlreadyExistsFault", 400)
+    for what, name in (("beginning with a digit", "1fid"), ("with two hyphens in a row", "fid--cache"),
+                       ("ending with a hyphen", "fid-cache-"), ("of 41 characters", "f" * 41),
+                       ("with an underscore", "fid_cache")):
+        refused(f"CreateServerlessCache with a name {what}", wire, create(name=name),
+                "InvalidParameterValue", 400)
+    for what, usage in (
+            ("a DataStorage Minimum above its Maximum", {"DataStorage": {"Maximum": 5, "Minimum": 6, "Unit": "GB"}}),
+            ("a DataStorage Maximum of 0 GB", {"DataStorage": {"Maximum": 0, "Unit": "GB"}}),
+            ("a DataStorage Maximum of 5001 GB", {"DataStorage": {"Maximum": 5001, "Unit": "GB"}}),
+            ("an ECPUPerSecond Maximum of 999", {"ECPUPerSecond": {"Maximum": 999}}),
+            ("an ECPUPerSecond Maximum of 15000001", {"ECPUPerSecond": {"Maximum": 15000001}}),
+            ("an ECPUPerSecond Minimum above its Maximum", {"ECPUPerSecond": {"Maximum": 2000, "Minimum": 3000}})):
+        refused(f"CreateServerlessCache with {what}", wire, create(CacheUsageLimits=usage),
+                "InvalidParameterValue", 400)
+    refused("CreateServerlessCache with an unknown engine", wire, create(engine="mysql"),
+            "InvalidParameterValue", 400)
+    refused("CreateServerlessCache with a MajorEngineVersion redis does not have", wire,
+            create(MajorEngineVersion="6"), "InvalidParameterValue", 400)
+    make_user_group(ec, "fid-sl-users")
+    refused("CreateServerlessCache memcached with a user group", wire,
+            create(engine="memcached", UserGroupId="fid-sl-users"), "InvalidParameterCombination", 400)
+    refused("CreateServerlessCache with an unknown user group", wire, create(UserGroupId="fid-sl-none"),
+            "UserGroupNotFound", 404)
+    ec.create_user_group(UserGroupId="fid-sl-fresh", Engine="redis", UserIds=["default"])
+    refused("CreateServerlessCache with a user group still creating", wire,
+            create(UserGroupId="fid-sl-fresh"), "InvalidUserGroupState", 400)
+    refused("a refused CreateServerlessCache made no cache", wire, ec.describe_serverless_caches,
+            "ServerlessCacheNotFoundFault", 404, ServerlessCacheName="fid-refused")
+    refused("DescribeServerlessCaches of an unknown name", wire, ec.describe_serverless_caches,
+            "ServerlessCacheNotFoundFault", 404, "Serverless cache fid-none not found.",
+            ServerlessCacheName="fid-none")
+
+    rbac = ec.create_serverless_cache(ServerlessCacheName="fid-rbac", Engine="valkey",
+                                      UserGroupId="fid-sl-users")["ServerlessCache"]
+    check("UserGroupId as given", rbac.get("UserGroupId") == "fid-sl-users", rbac)
+    using = group_of(ec, "fid-sl-users")["ServerlessCaches"]
+    check("the user group's ServerlessCaches names the cache", using == ["fid-rbac"], using)
+    refused("DeleteUserGroup of a group a serverless cache uses", wire, ec.delete_user_group,
+            "InvalidUserGroupState", 400, UserGroupId="fid-sl-users")
+
+    every = [c["ServerlessCacheName"] for c in ec.describe_serverless_caches()["ServerlessCaches"]]
+    check("DescribeServerlessCaches lists every cache",
+          every == ["fid-cache", "fid-redis", "fid-memcached", "fid-rbac"], every)
+    paged, token, pages = [], None, 0
+    while pages < 10:
+        page = ec.describe_serverless_caches(MaxResults=3, **({"NextToken": token} if token else {}))
+        paged += [c["ServerlessCacheName"] for c in page["ServerlessCaches"]]
+        pages, token = pages + 1, page.get("NextToken")
+        if not token:
+            break
+    check("MaxResults pages them, NextToken goes on", paged == every and pages == 2, (paged, pages))
+    refused("DescribeServerlessCaches with a NextToken it did not give", wire,
+            ec.describe_serverless_caches, "InvalidParameterValue", 400, NextToken="fidelity")
+    settled(lambda n: cache_of(ec, n), "fid-redis", "fid-memcached", "fid-rbac", ready="available")
+
+    ec.create_serverless_cache(ServerlessCacheName="fid-fresh", Engine="redis")
+    refused("ModifyServerlessCache of a cache still creating", wire, ec.modify_serverless_cache,
+            "InvalidServerlessCacheStateFault", 400, ServerlessCacheName="fid-fresh", Description="x")
+    refused("DeleteServerlessCache of a cache still creating", wire, ec.delete_serverless_cache,
+            "InvalidServerlessCacheStateFault", 400, ServerlessCacheName="fid-fresh")
+    refused("ModifyServerlessCache of an unknown cache", wire, ec.modify_serverless_cache,
+            "ServerlessCacheNotFoundFault", 404, ServerlessCacheName="fid-none", Description="x")
+    refused("ModifyServerlessCache with RemoveUserGroup and a UserGroupId", wire,
+            ec.modify_serverless_cache, "InvalidParameterCombination", 400,
+            ServerlessCacheName="fid-rbac", RemoveUserGroup=True, UserGroupId="fid-sl-users")
+    refused("ModifyServerlessCache with a DataStorage Minimum above its Maximum", wire,
+            ec.modify_serverless_cache, "InvalidParameterValue", 400, ServerlessCacheName="fid-cache",
+            CacheUsageLimits={"DataStorage": {"Maximum": 2, "Minimum": 3, "Unit": "GB"}})
+    refused("ModifyServerlessCache with an ECPUPerSecond Maximum of 15000001", wire,
+            ec.modify_serverless_cache, "InvalidParameterValue", 400, ServerlessCacheName="fid-cache",
+            CacheUsageLimits={"ECPUPerSecond": {"Maximum": 15000001}})
+    refused("ModifyServerlessCache memcached with a user group", wire, ec.modify_serverless_cache,
+            "InvalidParameterCombination", 400, ServerlessCacheName="fid-memcached",
+            UserGroupId="fid-sl-users")
+    refused("ModifyServerlessCache from valkey to memcached", wire, ec.modify_serverless_cache,
+            "InvalidParameterCombination", 400, ServerlessCacheName="fid-cache", Engine="memcached")
+    refused("ModifyServerlessCache to a MajorEngineVersion below the cache's", wire,
+            ec.modify_serverless_cache, "InvalidParameterCombination", 400,
+            ServerlessCacheName="fid-cache", MajorEngineVersion="7")
+    refused("ModifyServerlessCache with a user group still creating", wire, ec.modify_serverless_cache,
+            "InvalidUserGroupState", 400, ServerlessCacheName="fid-cache", UserGroupId="fid-sl-fresh")
+    check("the refused modifications changed nothing",
+          cache_of(ec, "fid-cache")["Status"] == "available" and not lost(limits, cache_of(ec, "fid-cache")
+                                                                             .get("CacheUsageLimits")),
+          cache_of(ec, "fid-cache"))
+
+    new_storage = {"DataStorage": {"Maximum": 20, "Unit": "GB"}}
+    changed = ec.modify_serverless_cache(
+        ServerlessCacheName="fid-cache", Description="changed", CacheUsageLimits=new_storage,
+        SecurityGroupIds=["sg-0changed"], SnapshotRetentionLimit=3, DailySnapshotTime="05:30",
+        UserGroupId="fid-sl-users")["ServerlessCache"]
+    check("ModifyServerlessCache answers the cache modifying", changed["Status"] == "modifying", changed)
+    refused("ModifyServerlessCache of a cache still modifying", wire, ec.modify_serverless_cache,
+            "InvalidServerlessCacheStateFault", 400, ServerlessCacheName="fid-cache", Description="again")
+    after = cache_of(ec, "fid-cache")
+    check("the next DescribeServerlessCaches: available, with the changes",
+          after["Status"] == "available" and after["Description"] == "changed"
+          and after.get("SecurityGroupIds") == ["sg-0changed"] and after.get("SnapshotRetentionLimit") == 3
+          and after.get("DailySnapshotTime") == "05:30" and after.get("UserGroupId") == "fid-sl-users", after)
+    check("a DataStorage sent replaces the cache's, the ECPUPerSecond not sent stays",
+          after.get("CacheUsageLimits") == {"DataStorage": {"Maximum": 20, "Unit": "GB"},
+                                            "ECPUPerSecond": {"Maximum": 5000, "Minimum": 1000}},
+          after.get("CacheUsageLimits"))
+    using = group_of(ec, "fid-sl-users")["ServerlessCaches"]
+    check("the user group's ServerlessCaches names both caches", sorted(using) == ["fid-cache", "fid-rbac"],
+          using)
+    ec.modify_serverless_cache(ServerlessCacheName="fid-cache", RemoveUserGroup=True)
+    after = cache_of(ec, "fid-cache")
+    check("RemoveUserGroup takes the user group off", "UserGroupId" not in after, after)
+    using = group_of(ec, "fid-sl-users")["ServerlessCaches"]
+    check("and the user group's ServerlessCaches follows", using == ["fid-rbac"], using)
+    upgraded = ec.modify_serverless_cache(ServerlessCacheName="fid-redis", Engine="valkey",
+                                          MajorEngineVersion="8")["ServerlessCache"]
+    check("ModifyServerlessCache from redis to valkey 8",
+          (upgraded["Engine"], upgraded["MajorEngineVersion"], upgraded["FullEngineVersion"])
+          == ("valkey", "8", "8.0"), upgraded)
+
+    gone = ec.delete_serverless_cache(ServerlessCacheName="fid-rbac", FinalSnapshotName="fid-final")
+    check("DeleteServerlessCache answers the cache deleting (FinalSnapshotName accepted)",
+          gone["ServerlessCache"]["Status"] == "deleting", gone)
+    refused("ModifyServerlessCache of a deleting cache", wire, ec.modify_serverless_cache,
+            "InvalidServerlessCacheStateFault", 400, ServerlessCacheName="fid-rbac", Description="x")
+    refused("DeleteServerlessCache of a deleting cache", wire, ec.delete_serverless_cache,
+            "InvalidServerlessCacheStateFault", 400, ServerlessCacheName="fid-rbac")
+    using = group_of(ec, "fid-sl-users")["ServerlessCaches"]
+    check("a deleting cache still uses its user group", using == ["fid-rbac"], using)
+    statuses = {c["ServerlessCacheName"]: c["Status"] for c in ec.describe_serverless_caches()["ServerlessCaches"]}
+    check("DescribeServerlessCaches lists it deleting once", statuses.get("fid-rbac") == "deleting", statuses)
+    refused("then DescribeServerlessCaches of the deleted cache", wire, ec.describe_serverless_caches,
+            "ServerlessCacheNotFoundFault", 404, ServerlessCacheName="fid-rbac")
+    refused("DeleteServerlessCache of an unknown cache", wire, ec.delete_serverless_cache,
+            "ServerlessCacheNotFoundFault", 404, ServerlessCacheName="fid-rbac")
+    using = group_of(ec, "fid-sl-users")["ServerlessCaches"]
+    check("once the cache is gone, its user group's ServerlessCaches is empty", using == [], using)
+    got = fails(ec.delete_user_group, UserGroupId="fid-sl-users")
+    check("and the user group can be deleted", got == ("", 200), got)
+
+    ec.delete_serverless_cache(ServerlessCacheName="fid-cache")
+    cache_of(ec, "fid-cache")
+    names = [c["ServerlessCacheName"] for c in ec.describe_serverless_caches()["ServerlessCaches"]]
+    check("a deleted cache is gone after one DescribeServerlessCaches", "fid-cache" not in names, names)
+    refused("a deleted cache's ARN is unknown to ListTagsForResource", wire, ec.list_tags_for_resource,
+            "ServerlessCacheNotFoundFault", 404, ResourceName=made["ARN"])
+    again = ec.create_serverless_cache(ServerlessCacheName="fid-cache", Engine="valkey")["ServerlessCache"]
+    listed = ec.list_tags_for_resource(ResourceName=again["ARN"])["TagList"]
+    check("a deleted cache's tags went with it (a new cache of its name has none)", listed == [], listed)
+
+    time.sleep(RBAC_SETTLE_SECONDS + 0.3)
+    got = fails(ec.modify_serverless_cache, ServerlessCacheName="fid-fresh", Description="late")
+    check("a cache nobody described is available anyway after a while", got == ("", 200), got)
+
+    for cache in ec.describe_serverless_caches()["ServerlessCaches"]:
+        ec.delete_serverless_cache(ServerlessCacheName=cache["ServerlessCacheName"])
+    for subnet in subnets:
+        ec2.delete_subnet(SubnetId=subnet)
+    ec2.delete_vpc(VpcId=vpc)
+
+
 def check_elasticache(endpoint: str) -> None:
     ec = boto3.client("elasticache", endpoint_url=endpoint, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing",
@@ -1349,6 +1590,7 @@ def check_elasticache(endpoint: str) -> None:
     section("ElastiCache user groups", elasticache_user_groups, ec, wire)
     section("ElastiCache replication groups and user groups", elasticache_replication_user_groups,
             ec, wire)
+    section("ElastiCache serverless caches", elasticache_serverless, ec, _client("ec2", endpoint), wire)
 
 
 # --- fault injection ---------------------------------------------------------------------

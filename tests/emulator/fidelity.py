@@ -11,7 +11,8 @@ says what AWS does. They only fill gaps; plinth never special-cases the emulator
 3. Cache parameter groups (Create/Describe/Delete/Modify/Reset, DescribeCacheParameters with
    Source=user): AWS implements them, including their tags; moto has none. Here a group
    keeps its family, description and the parameters a user set, and can be tagged. (The
-   ARN pattern below also lets ListTagsForResource read user groups' `usergroup` ARNs.)
+   ARN pattern below also lets ListTagsForResource read user groups' `usergroup` ARNs and
+   serverless caches' `serverlesscache` ARNs.)
 4. A replication group created with NumCacheClusters=N (cluster mode disabled) has N member
    clusters in AWS: one primary and N-1 replicas. moto 5.2.1 creates only the primary unless
    ReplicasPerNodeGroup is also given.
@@ -35,8 +36,9 @@ a deleted bucket's tags) in fidelity_s3.py, EC2 (CreateRouteTable's ClientToken,
 while something is in the VPC) in fidelity_ec2.py, ACM's DNS validation and Route 53's
 caller references in fidelity_dns.py, Lambda's one mapping per function and stream in
 fidelity_lambda.py, IAM's instance profiles in fidelity_iam.py, ElastiCache's users, user
-groups and replication groups' user groups in fidelity_elasticache_users.py; check_fidelity.py
-checks those corrections.
+groups and replication groups' user groups in fidelity_elasticache_users.py, ElastiCache
+Serverless caches in fidelity_elasticache_serverless.py; check_fidelity.py checks those
+corrections.
 """
 
 import functools
@@ -125,7 +127,7 @@ _original_init = models.ElastiCacheBackend.__init__
 def _init(self, *args, **kwargs):
     _original_init(self, *args, **kwargs)
     self.arn_regex = re.compile(
-        r"^arn:aws:elasticache:.*:[0-9]*:(cluster|snapshot|subnetgroup|replicationgroup|user|usergroup|parametergroup):.*$"
+        r"^arn:aws:elasticache:.*:[0-9]*:(cluster|snapshot|subnetgroup|replicationgroup|user|usergroup|parametergroup|serverlesscache):.*$"
     )
 
 
@@ -369,3 +371,4 @@ import fidelity_lambda  # noqa: E402,F401
 import fidelity_iam  # noqa: E402,F401
 import fidelity_encryption  # noqa: E402,F401
 import fidelity_elasticache_users  # noqa: E402,F401
+import fidelity_elasticache_serverless  # noqa: E402,F401

@@ -40,7 +40,8 @@ where the change completes whether anyone asks or not.
 6. User groups (CreateUserGroup, DescribeUserGroups, ModifyUserGroup, DeleteUserGroup):
    moto 5.2.1 has none. AWS keeps UserGroupId, Status, Engine, UserIds, MinimumEngineVersion
    (6.0), PendingChanges (only while there are any), ReplicationGroups (the ids of the
-   replication groups using it), ServerlessCaches and ARN
+   replication groups using it), ServerlessCaches (the names of the serverless caches using
+   it, fidelity_elasticache_serverless.py) and ARN
    (arn:aws:elasticache:REGION:ACCOUNT:usergroup:ID), and the tags given at creation, which
    ListTagsForResource reads from that ARN. CreateUserGroup answers `creating`, the first
    DescribeUserGroups too, then `active`; a taken id is UserGroupAlreadyExists (400), an
@@ -59,7 +60,7 @@ where the change completes whether anyone asks or not.
    two members of one user name DuplicateUserName (400).
 8. DeleteUserGroup: AWS answers `deleting`, reports it so in one DescribeUserGroups, then it
    is gone (UserGroupNotFound) and its members' UserGroupIds no longer list it. A group that
-   is not `active`, or that a replication group still uses (until that replication group is
+   is not `active`, or that a replication group or a serverless cache still uses (until it is
    gone), is refused with InvalidUserGroupState (400).
 9. CreateReplicationGroup with UserGroupIds: moto keeps any ids. AWS refuses UserGroupIds
    with an AuthToken, or without TransitEncryptionEnabled true (InvalidParameterCombination,
@@ -226,6 +227,20 @@ def _settle(backend, describing: str = "") -> None:
             group.plinth_user_group_changes = ([], [])
             group.pending_modified_values = None
             group.status = "available"
+    settle_serverless_caches(backend, describing)
+
+
+# --- serverless caches ---------------------------------------------------------------------
+# Serverless caches use user groups too; fidelity_elasticache_serverless.py, which keeps them,
+# replaces these two with its own when it is imported.
+
+def settle_serverless_caches(backend, describing: str) -> None:
+    """Moves the serverless caches' statuses on (`describing` as for _settle)."""
+
+
+def serverless_caches_using(backend, group_id: str) -> list[str]:
+    """The names of the serverless caches that use the group, until they are gone."""
+    return []
 
 
 def _unique(values) -> list:
@@ -442,7 +457,7 @@ def _group_shape(backend, group: UserGroup) -> dict:
         "UserIds": list(group.user_ids),
         "MinimumEngineVersion": "6.0",
         "ReplicationGroups": _using(backend, group.user_group_id),
-        "ServerlessCaches": [],
+        "ServerlessCaches": serverless_caches_using(backend, group.user_group_id),
         "ARN": group.arn,
     }
     changes = {k: v for k, v in (("UserIdsToRemove", group.to_remove),
@@ -541,6 +556,11 @@ def _delete_user_group(self):
         raise InvalidUserGroupState(
             f"User group {group.user_group_id} is associated with replication group(s) "
             f"{', '.join(using)}.")
+    caches = serverless_caches_using(backend, group.user_group_id)
+    if caches:
+        raise InvalidUserGroupState(
+            f"User group {group.user_group_id} is associated with serverless cache(s) "
+            f"{', '.join(caches)}.")
     _begin(group, "deleting", 1, "gone")
     return ActionResult(_group_shape(backend, group))
 

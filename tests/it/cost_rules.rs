@@ -268,6 +268,14 @@ fn every_type_states_its_cost_explicitly() {
             "elasticache.replication_group",
             json!({"replication_group_id": "r", "node_type": "cache.t3.micro"}),
         ),
+        (
+            "elasticache.user",
+            json!({"user_id": "u", "user_name": "app", "access_string": "on ~* +@all"}),
+        ),
+        (
+            "elasticache.user_group",
+            json!({"user_group_id": "g", "users": ["u"]}),
+        ),
         ("s3.bucket", json!({"name": "b"})),
         ("s3.objects", json!({"bucket": "b"})),
         ("s3.bucket_policy", json!({"bucket": "b"})),

@@ -729,6 +729,16 @@ fn each_type_the_tagging_api_lists_maps_its_arn_to_its_id() {
             "elasticache.parameter_group",
             "params",
         ),
+        (
+            "arn:aws:elasticache:us-east-1:1:user:lab-app",
+            "elasticache.user",
+            "lab-app",
+        ),
+        (
+            "arn:aws:elasticache:us-east-1:1:usergroup:lab-users",
+            "elasticache.user_group",
+            "lab-users",
+        ),
         ("arn:aws:s3:::site-bucket", "s3.bucket", "site-bucket"),
         (
             "arn:aws:cloudfront::1:distribution/E2X",
