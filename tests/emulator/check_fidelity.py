@@ -1434,6 +1434,14 @@ def elasticache_serverless(ec, ec2, wire) -> None:
                 "InvalidParameterValue", 400)
     refused("CreateServerlessCache with an unknown engine", wire, create(engine="mysql"),
             "InvalidParameterValue", 400)
+    refused("CreateServerlessCache with a DailySnapshotTime not HH:MM", wire,
+            create(DailySnapshotTime="4am"), "InvalidParameterValue", 400)
+    refused("CreateServerlessCache with a negative SnapshotRetentionLimit", wire,
+            create(SnapshotRetentionLimit=-1), "InvalidParameterValue", 400)
+    got = fails(create(SnapshotArnsToRestore=["arn:aws:elasticache:us-east-1:123456789012:"
+                                              "serverlesscachesnapshot:fid-snap"]))
+    check("CreateServerlessCache SnapshotArnsToRestore: InvalidParameterValue, not implemented",
+          got == ("InvalidParameterValue", 400) and "not implemented" in wire.body, (got, wire.body))
     refused("CreateServerlessCache with a MajorEngineVersion redis does not have", wire,
             create(MajorEngineVersion="6"), "InvalidParameterValue", 400)
     make_user_group(ec, "fid-sl-users")

@@ -29,9 +29,10 @@ says and keeps that status for every other call until then; the next finds it `a
    NAME-XXXXXX.serverless.REGION-SHORT.cache.amazonaws.com (six random characters, region
    short as use1 for us-east-1), Port 6379, memcached 11211}, ReaderEndpoint (the same
    address, Port 6380, memcached 11212), ARN arn:aws:elasticache:REGION:ACCOUNT:
-   serverlesscache:NAME, UserGroupId when given, SnapshotRetentionLimit (default 0) and
-   DailySnapshotTime (HH:MM, default 04:00) (neither for memcached unless given), and
-   NetworkType when given. A taken name is ServerlessCacheAlreadyExistsFault (400).
+   serverlesscache:NAME, UserGroupId when given, SnapshotRetentionLimit (default 0; a negative
+   one is InvalidParameterValue) and DailySnapshotTime (HH:MM in UTC, default 04:00; another
+   form is InvalidParameterValue) (neither for memcached unless given), and NetworkType when
+   given. A taken name is ServerlessCacheAlreadyExistsFault (400).
 2. CacheUsageLimits: AWS refuses (InvalidParameterValue, 400) a DataStorage whose Unit is not
    GB or whose Maximum or Minimum is outside 1-5000 GB, an ECPUPerSecond whose Maximum or
    Minimum is outside 1000-15000000, and a Minimum above its Maximum; the same at
@@ -41,24 +42,24 @@ says and keeps that status for every other call until then; the next finds it `a
    (InvalidUserGroupState, 400). The user group's ServerlessCaches (in
    fidelity_elasticache_users.py) names the cache until the cache is gone, and the group
    cannot be deleted until then (InvalidUserGroupState).
-4. DescribeServerlessCaches (ServerlessCacheName, MaxResults, NextToken): every cache, in
-   the order they were made, pages of MaxResults (default 50) with a NextToken while there
-   are more; one cache by its name; an unknown name is ServerlessCacheNotFoundFault (404), a
-   NextToken it did not give InvalidParameterValue (400).
+4. DescribeServerlessCaches (ServerlessCacheName, MaxResults, NextToken): moto has none.
+   AWS answers every cache, in the order they were made, in pages of MaxResults (default 50)
+   with a NextToken while there are more, or one cache by its name; an unknown name is
+   ServerlessCacheNotFoundFault (404), a NextToken it did not give InvalidParameterValue (400).
 5. ModifyServerlessCache (ServerlessCacheName, Description, CacheUsageLimits, RemoveUserGroup,
    UserGroupId, SecurityGroupIds, SnapshotRetentionLimit, DailySnapshotTime, Engine,
-   MajorEngineVersion): AWS answers the cache `modifying` with the changes, and the next
-   DescribeServerlessCaches finds it `available`. A DataStorage or ECPUPerSecond sent
-   replaces the cache's own, one not sent stays. An unknown cache is
+   MajorEngineVersion): moto has none. AWS answers the cache `modifying` with the changes,
+   and the next DescribeServerlessCaches finds it `available`. A DataStorage or ECPUPerSecond
+   sent replaces the cache's own, one not sent stays. An unknown cache is
    ServerlessCacheNotFoundFault (404), one that is not `available`
    InvalidServerlessCacheStateFault (400), RemoveUserGroup together with UserGroupId
    InvalidParameterCombination (400); a user group is checked as at creation (3). Engine may
    only go from redis to valkey (MajorEngineVersion then defaults to valkey's 8); another
    engine change, or a MajorEngineVersion below the cache's, is InvalidParameterCombination
    (400), a MajorEngineVersion the engine does not have InvalidParameterValue (400).
-6. DeleteServerlessCache (ServerlessCacheName, FinalSnapshotName): AWS answers the cache
-   `deleting`, the next DescribeServerlessCaches lists it `deleting`, then it is gone
-   (ServerlessCacheNotFoundFault) with its tags. One that is not `available` is
+6. DeleteServerlessCache (ServerlessCacheName, FinalSnapshotName): moto has none. AWS answers
+   the cache `deleting`, the next DescribeServerlessCaches lists it `deleting`, then it is
+   gone (ServerlessCacheNotFoundFault) with its tags. One that is not `available` is
    InvalidServerlessCacheStateFault (400). FinalSnapshotName is accepted and ignored: this
    emulator keeps no serverless snapshots.
 7. Tags: the tags given at creation are read by ListTagsForResource from the cache's ARN
@@ -142,7 +143,8 @@ class ServerlessCache:
         self.arn = (f"arn:{get_partition(backend.region_name)}:elasticache:{backend.region_name}:"
                     f"{backend.account_id}:serverlesscache:{name}")
         suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
-        self.address = f"{name}-{suffix}.serverless.{_region_short(backend.region_name)}.cache.amazonaws.com"
+        region = _region_short(backend.region_name)
+        self.address = f"{name}-{suffix}.serverless.{region}.cache.amazonaws.com"
 
     def shape(self) -> dict:
         port = ENGINES[self.engine][2]
@@ -363,7 +365,8 @@ def _create_serverless_cache(self):
     cache.limits = limits
     cache.kms_key_id = params.get("KmsKeyId") or None
     cache.subnet_ids, cache.security_group_ids = _network(
-        backend, _users._unique(params.get("SubnetIds")), _users._unique(params.get("SecurityGroupIds")))
+        backend, _users._unique(params.get("SubnetIds")),
+        _users._unique(params.get("SecurityGroupIds")))
     cache.user_group_id = group_id or None
     memcached = engine == "memcached"
     cache.snapshot_retention_limit = retention if retention is not None or memcached else 0

@@ -133,6 +133,7 @@ async fn the_week4_site_applies_replans_clean_uploads_one_change_and_tears_down_
             "404.html",
             "about/index.html",
             "assets/style.css",
+            "guide/index.html",
             "index.html"
         ]
     );

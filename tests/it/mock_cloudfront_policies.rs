@@ -910,3 +910,36 @@ async fn a_cache_policy_whose_create_answer_was_lost_is_found_by_name_and_marker
     assert_eq!(adopted.id, POLICY_ID);
     assert_eq!(adopted.props, desired, "the marker is not a difference");
 }
+
+#[test]
+fn server_timing_takes_any_rate_of_four_decimals_from_0_to_100() {
+    use plinth_aws::resources::cloudfront_response_headers_policy::ResponseHeadersPolicyResource;
+    let policy = ResponseHeadersPolicyResource::new(Arc::new(Aws::offline()));
+    let issues = |rate: serde_json::Value| {
+        let props = obj(json!({"name": "timing", "server_timing": rate}));
+        policy.check(&props)
+    };
+    // Rates that are not exact in binary (2.51 × 10 000 is 25 099.999…) are still 4 decimals.
+    for rate in [
+        json!(0),
+        json!(2.51),
+        json!(0.07),
+        json!(1.11),
+        json!(12.3456),
+        json!(100),
+    ] {
+        assert!(
+            issues(rate.clone()).is_empty(),
+            "{rate}: {:?}",
+            issues(rate.clone())
+        );
+    }
+    for rate in [json!(100.5), json!(-1), json!(1.23456)] {
+        assert!(
+            issues(rate.clone())
+                .iter()
+                .any(|i| i.message.contains("percentage from 0 to 100")),
+            "{rate}"
+        );
+    }
+}

@@ -1599,7 +1599,32 @@ fn autoscaled_desired() -> Props {
 #[tokio::test]
 async fn a_deleted_table_deregisters_its_scalable_targets_first() {
     use aws_sdk_applicationautoscaling::operation::deregister_scalable_target::DeregisterScalableTargetOutput;
+    use aws_sdk_applicationautoscaling::operation::describe_scalable_targets::DescribeScalableTargetsOutput;
+    use aws_sdk_applicationautoscaling::types::{
+        ScalableDimension, ScalableTarget, ServiceNamespace,
+    };
     use aws_sdk_applicationautoscaling::Client as Scaling;
+    let target = |dimension: ScalableDimension| {
+        ScalableTarget::builder()
+            .service_namespace(ServiceNamespace::Dynamodb)
+            .resource_id("table/users")
+            .scalable_dimension(dimension)
+            .min_capacity(5)
+            .max_capacity(100)
+            .role_arn("arn:aws:iam::123456789012:role/aws-service-role/dynamodb.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_DynamoDBTable")
+            .creation_time(aws_sdk_applicationautoscaling::primitives::DateTime::from_secs(0))
+            .build()
+            .expect("target")
+    };
+    // Whatever is registered, whoever registered it (a swept table's state says nothing).
+    let registered = mock!(Scaling::describe_scalable_targets)
+        .match_requests(|r| r.resource_ids() == ["table/users"])
+        .then_output(move || {
+            DescribeScalableTargetsOutput::builder()
+                .scalable_targets(target(ScalableDimension::DynamoDbTableReadCapacityUnits))
+                .scalable_targets(target(ScalableDimension::DynamoDbTableWriteCapacityUnits))
+                .build()
+        });
     let read = mock!(Scaling::deregister_scalable_target)
         .match_requests(|r| {
             r.resource_id() == Some("table/users")
@@ -1607,7 +1632,7 @@ async fn a_deleted_table_deregisters_its_scalable_targets_first() {
                     == Some("dynamodb:table:ReadCapacityUnits")
         })
         .then_output(|| DeregisterScalableTargetOutput::builder().build());
-    // Deregistered by hand already: nothing left to do.
+    // Deregistered by hand meanwhile: nothing left to do.
     let write = mock!(Scaling::deregister_scalable_target).then_http_response(|| {
         autoscaling_error("ObjectNotFoundException", "No scalable target registered for service namespace: dynamodb, resource ID: table/users, scalable dimension: dynamodb:table:WriteCapacityUnits")
     });
@@ -1616,14 +1641,21 @@ async fn a_deleted_table_deregisters_its_scalable_targets_first() {
     let gone = not_found_rule();
     let aws = mocked_aws();
     aws.insert_dynamodb(REGION, client(&[&delete, &gone]));
-    aws.insert_autoscaling(REGION, autoscaling_client(&[&read, &write]));
+    aws.insert_autoscaling(REGION, autoscaling_client(&[&registered, &read, &write]));
+    let swept =
+        desired(json!({"billing_mode": "provisioned", "read_capacity": 5, "write_capacity": 5}));
     DynamodbTable::new(aws)
-        .delete(&ctx(), "users", &autoscaled_desired())
+        .delete(&ctx(), "users", &swept)
         .await
         .expect("deleted");
     assert_eq!(
-        (read.num_calls(), write.num_calls(), delete.num_calls()),
-        (1, 1, 1)
+        (
+            registered.num_calls(),
+            read.num_calls(),
+            write.num_calls(),
+            delete.num_calls()
+        ),
+        (1, 1, 1, 1)
     );
 }
 
@@ -1713,4 +1745,21 @@ fn autoscaling_owns_its_capacities_and_checks_what_aws_refuses() {
             "{expected} in {found:#?}"
         );
     }
+}
+
+#[test]
+fn an_autoscaled_minimum_from_a_variable_is_still_autoscaled_at_validate() {
+    let table = DynamodbTable::new(mocked_aws());
+    let mut props = obj(json!({
+        "name": "users",
+        "partition_key": {"name": "UserId", "type": "S"},
+        "billing_mode": "provisioned",
+        "write_capacity": 5,
+        "autoscaling": {"read": {"min": plinth_core::value::UNKNOWN, "max": 100}}
+    }));
+    table
+        .normalize(&mut props, &NormalizeContext::default())
+        .expect("normalizes");
+    assert!(table.check(&props).is_empty(), "{:?}", table.check(&props));
+    assert!(!props.contains_key("read_capacity"));
 }

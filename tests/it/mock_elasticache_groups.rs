@@ -2295,7 +2295,7 @@ async fn log_delivery_changes_go_in_place_and_a_log_type_removed_is_disabled() {
 }
 
 #[tokio::test]
-async fn moving_to_another_user_group_adds_the_new_and_removes_the_old_in_one_modify() {
+async fn moving_to_another_user_group_adds_the_new_and_removes_what_the_group_has() {
     let before = rg_desired(json!({"auth_token": null, "user_group": "lab-users"}));
     let after = rg_desired(json!({"auth_token": null, "user_group": "lab-users-v2"}));
     assert!(group_type(&[]).replace_reasons(&before, &after).is_empty());
@@ -2307,11 +2307,15 @@ async fn moving_to_another_user_group_adds_the_new_and_removes_the_old_in_one_mo
             ModifyReplicationGroupOutput::builder().build()
         }
     });
+    // What the group has when the change is made: the old user group.
+    let mut attached = rg(Described::default());
+    attached.user_group_ids = Some(vec!["lab-users".to_string()]);
+    let current = describe_rg(attached);
     let waits = describe_rg_statuses(&["modifying", "available"], 2, "cache.t4g.small");
     let last = describe_rg(rg(Described::default()));
     let [describe, list, _] = read_rules(rg(Described::default()));
     let primary = member_rule();
-    let rt = group_type(&[&modify, &waits, &last, &describe, &list, &primary]);
+    let rt = group_type(&[&current, &modify, &waits, &last, &describe, &list, &primary]);
 
     rt.update(
         &ctx_with(Arc::new(Recorded::default())),
@@ -2324,6 +2328,7 @@ async fn moving_to_another_user_group_adds_the_new_and_removes_the_old_in_one_mo
 
     let inputs = taken(&modified);
     assert_eq!(inputs.len(), 1, "one ModifyReplicationGroup");
+    assert_eq!(current.num_calls(), 1, "read just before the change");
     assert_eq!(inputs[0].user_group_ids_to_add(), ["lab-users-v2"]);
     assert_eq!(inputs[0].user_group_ids_to_remove(), ["lab-users"]);
     assert_eq!(

@@ -211,7 +211,9 @@ impl ResourceType for ResponseHeadersPolicyResource {
             .get("server_timing")
             .filter(|v| !contains_unknown(v))
             .and_then(Value::as_f64);
-        if rate.is_some_and(|r| !(0.0..=100.0).contains(&r) || (r * 10_000.0).fract() != 0.0) {
+        if rate.is_some_and(|r| {
+            !(0.0..=100.0).contains(&r) || ((r * 10_000.0).round() - r * 10_000.0).abs() > 1e-6
+        }) {
             issues.push(PropIssue::at(
                 &["server_timing"],
                 "the sampling rate is a percentage from 0 to 100, with at most four decimals",

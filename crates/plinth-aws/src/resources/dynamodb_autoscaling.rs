@@ -103,6 +103,19 @@ pub fn scalings(map: &Map<String, Value>) -> Scalings {
         .collect()
 }
 
+/// The dimensions `map` names under `autoscaling`, known or not yet (a `min` from a
+/// variable is still an autoscaled dimension).
+pub fn scaled_dimensions(map: &Map<String, Value>) -> Vec<&'static str> {
+    let Some(Value::Object(block)) = map.get(KEY) else {
+        return Vec::new();
+    };
+    DIMENSIONS
+        .iter()
+        .copied()
+        .filter(|d| block.get(*d).is_some_and(|v| !v.is_null()))
+        .collect()
+}
+
 /// The capacity property an autoscaled dimension replaces.
 pub fn capacity_key(dimension: &str) -> &'static str {
     if dimension == "read" {
@@ -121,8 +134,12 @@ pub fn canonicalize(map: &mut Map<String, Value>) {
     block.retain(|_, v| !v.is_null());
     for dimension in DIMENSIONS {
         if let Some(Value::Object(d)) = block.get_mut(*dimension) {
-            let target = d.get("target").and_then(Value::as_f64);
-            d.insert("target".into(), json!(target.unwrap_or(DEFAULT_TARGET)));
+            // 70 and 70.0 are one target; a target from a reference stays as it is.
+            let target = match d.get("target") {
+                None | Some(Value::Null) => json!(DEFAULT_TARGET),
+                Some(value) => value.as_f64().map(|t| json!(t)).unwrap_or(value.clone()),
+            };
+            d.insert("target".into(), target);
             reorder(d, DIMENSION_ORDER);
         }
     }
@@ -131,12 +148,7 @@ pub fn canonicalize(map: &mut Map<String, Value>) {
         map.remove(KEY);
         return;
     }
-    let scaled: Vec<&str> = DIMENSIONS
-        .iter()
-        .copied()
-        .filter(|d| block.contains_key(*d))
-        .collect();
-    for dimension in scaled {
+    for dimension in scaled_dimensions(map) {
         map.remove(capacity_key(dimension));
     }
 }
@@ -283,10 +295,14 @@ pub async fn read(
             .await
             .map_err(crate::errors::classify)?;
         for policy in &policies {
+            let dimension = dimension_name(policy.scalable_dimension());
+            // Only plinth's own policy says what the stack asked for.
+            if dimension.map(policy_name).as_deref() != Some(policy.policy_name()) {
+                continue;
+            }
             let target = policy
                 .target_tracking_scaling_policy_configuration()
                 .map(|c| c.target_value());
-            let dimension = dimension_name(policy.scalable_dimension());
             if let (Some(target), Some(scaling)) =
                 (target, dimension.and_then(|d| scalings.get_mut(d)))
             {
@@ -312,7 +328,8 @@ pub fn block(scalings: &Scalings) -> Option<Value> {
     Some(Value::Object(block))
 }
 
-/// Registers, changes and deregisters one resource's targets from `before` to `after`.
+/// Registers and changes one resource's targets from `before` to `after` (run once the
+/// table and its indexes have the capacity mode they need).
 pub async fn apply(
     ctx: &OpContext,
     client: &Client,
@@ -326,10 +343,22 @@ pub async fn apply(
         }
         let scalable = dimension_of(index, dimension);
         register(ctx, client, resource, &scalable, scaling).await?;
-        put_policy(client, resource, &scalable, dimension, scaling.target).await?;
+        put_policy(ctx, client, resource, &scalable, dimension, scaling.target).await?;
     }
+    Ok(())
+}
+
+/// Deregisters the dimensions `after` no longer scales (run before the capacity is fixed
+/// or billing goes on demand, so nothing scales it meanwhile).
+pub async fn release(
+    ctx: &OpContext,
+    client: &Client,
+    resource: &str,
+    index: bool,
+    (before, after): (&Scalings, &Scalings),
+) -> ResourceResult<()> {
     for dimension in before.keys().filter(|d| !after.contains_key(*d)) {
-        deregister(client, resource, &dimension_of(index, dimension)).await?;
+        deregister(ctx, client, resource, &dimension_of(index, dimension)).await?;
     }
     Ok(())
 }
@@ -370,6 +399,7 @@ async fn register(
 }
 
 async fn put_policy(
+    ctx: &OpContext,
     client: &Client,
     resource: &str,
     scalable: &ScalableDimension,
@@ -387,22 +417,26 @@ async fn put_policy(
         .build()
         .map_err(|e| ResourceError::other(e.to_string()))?;
     debug!(resource, dimension, target, "PutScalingPolicy");
-    client
+    let request = client
         .put_scaling_policy()
         .service_namespace(ServiceNamespace::Dynamodb)
         .resource_id(resource)
         .scalable_dimension(scalable.clone())
         .policy_name(policy_name(dimension))
         .policy_type(PolicyType::TargetTrackingScaling)
-        .target_tracking_scaling_policy_configuration(config)
-        .send()
-        .await
-        .classified()
-        .map(|_| ())
+        .target_tracking_scaling_policy_configuration(config);
+    let request = &request;
+    let what = format!("putting the scaling policy of {resource}");
+    // ConcurrentUpdateException while the target's own change settles: asked again.
+    wait::retry_while_busy(ctx, &what, ROLE_LIMIT, || async move {
+        request.clone().send().await.classified().map(|_| ())
+    })
+    .await
 }
 
 /// Deregisters a target with its policies (and their alarms); one already gone is fine.
-pub async fn deregister(
+async fn deregister(
+    ctx: &OpContext,
     client: &Client,
     resource: &str,
     scalable: &ScalableDimension,
@@ -412,30 +446,49 @@ pub async fn deregister(
         dimension = scalable.as_str(),
         "DeregisterScalableTarget"
     );
-    match client
+    let request = client
         .deregister_scalable_target()
         .service_namespace(ServiceNamespace::Dynamodb)
         .resource_id(resource)
-        .scalable_dimension(scalable.clone())
-        .send()
-        .await
-        .classified()
-    {
-        Ok(_) => Ok(()),
-        Err(err) if err.kind == ErrorKind::NotFound => Ok(()),
-        Err(err) => Err(err),
-    }
+        .scalable_dimension(scalable.clone());
+    let request = &request;
+    let what = format!("deregistering {resource} from Application Auto Scaling");
+    wait::retry_while_busy(ctx, &what, ROLE_LIMIT, || async move {
+        match request.clone().send().await.classified() {
+            Ok(_) => Ok(()),
+            Err(err) if err.kind == ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err),
+        }
+    })
+    .await
 }
 
-/// Deregisters every dimension `scalings` names on `resource`.
-pub async fn deregister_all(
+/// Deregisters every target registered for these resources, whoever registered it: what
+/// a table being deleted leaves behind otherwise (DeleteTable keeps targets, policies and
+/// their billed alarms). One DescribeScalableTargets, then one call per target found.
+pub async fn deregister_registered(
+    ctx: &OpContext,
     client: &Client,
-    resource: &str,
-    index: bool,
-    scalings: &Scalings,
+    resource_ids: &[String],
 ) -> ResourceResult<()> {
-    for dimension in scalings.keys() {
-        deregister(client, resource, &dimension_of(index, dimension)).await?;
+    let targets = client
+        .describe_scalable_targets()
+        .service_namespace(ServiceNamespace::Dynamodb)
+        .set_resource_ids(Some(resource_ids.to_vec()))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(crate::errors::classify)?;
+    for target in &targets {
+        deregister(
+            ctx,
+            client,
+            target.resource_id(),
+            target.scalable_dimension(),
+        )
+        .await?;
     }
     Ok(())
 }

@@ -364,9 +364,9 @@ fn check_capacity(props: &Props, issues: &mut Vec<PropIssue>) {
     }
     for (at, map, what) in places {
         issues.extend(autoscaling::check(&at, map, provisioned));
-        let scaled = autoscaling::scalings(map);
+        let scaled = autoscaling::scaled_dimensions(map);
         for cap in ["read_capacity", "write_capacity"] {
-            if scaled.keys().any(|d| autoscaling::capacity_key(d) == cap) {
+            if scaled.iter().any(|d| autoscaling::capacity_key(d) == cap) {
                 continue;
             }
             let mut at = at.clone();
@@ -1646,9 +1646,12 @@ fn provisioned_capacity_line(
     let mut autoscaled = false;
     let mut capacity = |p: &plinth_core::value::Props| {
         let scaled = autoscaling::scalings(p);
-        autoscaled |= !scaled.is_empty();
+        let named = autoscaling::scaled_dimensions(p);
+        autoscaled |= !named.is_empty();
         let units = |dimension: &str| match scaled.get(dimension) {
             Some(scaling) => Some(scaling.min),
+            // Autoscaled with a minimum not known yet.
+            None if named.contains(&dimension) => None,
             None => crate::cost::known_count(p, autoscaling::capacity_key(dimension), 0),
         };
         Some((units("read")?, units("write")?))
@@ -1884,6 +1887,8 @@ impl ResourceType for DynamodbTable {
             TableSpec::with_actual(before, actual.as_ref())?,
             TableSpec::with_actual(after, actual.as_ref())?,
         );
+        self.release_autoscaling(&ops.ctx, id, before, after)
+            .await?;
         update_indexes_and_capacity(&mut ops, &old, &new).await?;
         update_table_settings(&mut ops, &old, &new).await?;
         let ttl_now = ops
@@ -1913,12 +1918,13 @@ impl ResourceType for DynamodbTable {
         if bool_of(props, "deletion_protection") == Some(true) {
             return Err(protected(id));
         }
-        // DeleteTable leaves the scalable targets (and their billed alarms) behind.
-        if has_autoscaling(props) {
+        // DeleteTable leaves scalable targets (and their billed alarms) behind. Only a
+        // provisioned table can have them; whoever registered them (a swept table has no
+        // stack to say), they are asked for and deregistered.
+        if str_of(props, "billing_mode") == Some("provisioned") {
             let client = self.aws.autoscaling(&ctx.region);
-            for (resource, (index, scalings)) in autoscaled_targets(id, props) {
-                autoscaling::deregister_all(&client, &resource, index, &scalings).await?;
-            }
+            let ids: Vec<String> = autoscaled(id, props).into_keys().collect();
+            autoscaling::deregister_registered(ctx, &client, &ids).await?;
         }
         let client = self.aws.dynamodb(&ctx.region);
         let ctx = with_deadline(ctx, TABLE_LIMIT);
@@ -1956,25 +1962,50 @@ impl DynamodbTable {
             return Ok(());
         }
         let client = self.aws.autoscaling(&ctx.region);
-        let (old, new) = (
-            autoscaled_targets(table, before),
-            autoscaled_targets(table, after),
-        );
-        let none = autoscaling::Scalings::new();
-        let resources: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-        for resource in resources {
-            let (index, had) = old
-                .get(resource)
-                .map(|(i, s)| (*i, s))
-                .unwrap_or((false, &none));
-            let (index, wants) = new
-                .get(resource)
-                .map(|(i, s)| (*i, s))
-                .unwrap_or((index, &none));
-            autoscaling::apply(ctx, &client, resource, index, (had, wants)).await?;
+        for (resource, index, had, wants) in autoscaling_changes(table, before, after) {
+            autoscaling::apply(ctx, &client, &resource, index, (&had, &wants)).await?;
         }
         Ok(())
     }
+
+    /// Deregisters what `after` no longer autoscales, before the capacity is fixed or the
+    /// billing changes (nothing may scale it meanwhile).
+    async fn release_autoscaling(
+        &self,
+        ctx: &OpContext,
+        table: &str,
+        before: &Props,
+        after: &Props,
+    ) -> ResourceResult<()> {
+        if !has_autoscaling(before) {
+            return Ok(());
+        }
+        let client = self.aws.autoscaling(&ctx.region);
+        for (resource, index, had, wants) in autoscaling_changes(table, before, after) {
+            autoscaling::release(ctx, &client, &resource, index, (&had, &wants)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// For every resource autoscaled before or after: (resource id, is an index, before,
+/// after); an index gone has nothing after.
+fn autoscaling_changes(
+    table: &str,
+    before: &Props,
+    after: &Props,
+) -> Vec<(String, bool, autoscaling::Scalings, autoscaling::Scalings)> {
+    let mut old = autoscaled_targets(table, before);
+    let mut new = autoscaled_targets(table, after);
+    let resources: BTreeSet<String> = old.keys().chain(new.keys()).cloned().collect();
+    resources
+        .into_iter()
+        .map(|resource| {
+            let (was_index, had) = old.remove(&resource).unwrap_or_default();
+            let (is_index, wants) = new.remove(&resource).unwrap_or_default();
+            (resource, was_index || is_index, had, wants)
+        })
+        .collect()
 }
 
 /// The table's and its global indexes' Application Auto Scaling resource ids, with their

@@ -421,6 +421,9 @@ impl ResourceType for ReplicationGroup {
         if let Some(request) = modify_request(&ops, (&old, &new), (before, after))? {
             ops.modify("changing settings", request).await?;
         }
+        if old.user_group != new.user_group {
+            ops.move_to_user_group(new.user_group.as_deref()).await?;
+        }
         if let Some(token) = new
             .auth_token
             .as_ref()
@@ -935,12 +938,6 @@ fn modify_request(
         request = request.preferred_maintenance_window(window);
         changed.push("maintenance_window");
     }
-    if old.user_group != new.user_group {
-        request = request
-            .set_user_group_ids_to_add(new.user_group.clone().map(|g| vec![g]))
-            .set_user_group_ids_to_remove(old.user_group.clone().map(|g| vec![g]));
-        changed.push("user_group");
-    }
     if let Some(requests) = logs::change_requests(before, after) {
         request = request.set_log_delivery_configurations(Some(requests));
         changed.push("log_delivery");
@@ -981,6 +978,46 @@ impl GroupOps<'_> {
         wait::retry_while_busy(&self.ctx, what, UPDATE_LIMIT, || {
             let request = request.clone();
             async move { request.send().await.classified().map(|_| ()) }
+        })
+        .await?;
+        self.wait_available().await.map(|_| ())
+    }
+
+    /// Attaches `wanted` (or no user group) and detaches any other, computed against what
+    /// the group has at each attempt: a change whose answer was lost is not sent again as a
+    /// removal of a group already gone, which AWS would refuse.
+    async fn move_to_user_group(&self, wanted: Option<&str>) -> ResourceResult<()> {
+        let what = "changing the user group";
+        wait::retry_while_busy(&self.ctx, what, UPDATE_LIMIT, || async move {
+            let group = describe(&self.client, self.id).await?.ok_or_else(|| {
+                crate::errors::vanished(&format!("replication group {}", self.id))
+            })?;
+            let has = group.user_group_ids();
+            let add: Vec<String> = wanted
+                .filter(|w| !has.iter().any(|h| h == w))
+                .map(|w| vec![w.to_string()])
+                .unwrap_or_default();
+            let remove: Vec<String> = has
+                .iter()
+                .filter(|h| Some(h.as_str()) != wanted)
+                .cloned()
+                .collect();
+            if add.is_empty() && remove.is_empty() {
+                return Ok(());
+            }
+            debug!(
+                group = self.id,
+                ?add,
+                ?remove,
+                "ModifyReplicationGroup (user groups)"
+            );
+            self.request()
+                .set_user_group_ids_to_add(Some(add).filter(|a| !a.is_empty()))
+                .set_user_group_ids_to_remove(Some(remove).filter(|r| !r.is_empty()))
+                .send()
+                .await
+                .classified()
+                .map(|_| ())
         })
         .await?;
         self.wait_available().await.map(|_| ())

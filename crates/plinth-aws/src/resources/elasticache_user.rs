@@ -271,6 +271,14 @@ impl ResourceType for CacheUser {
             match client.delete_user().user_id(id).send().await.classified() {
                 Ok(_) => Ok(()),
                 Err(err) if err.kind == ErrorKind::NotFound => Ok(()),
+                // A group's default user goes once the group does (AWS keeps every group
+                // with one): asked again while the group is being deleted.
+                Err(err) if err.code.as_deref() == Some("DefaultUserAssociatedToUserGroup") => {
+                    Err(ResourceError {
+                        kind: ErrorKind::InUse,
+                        ..err
+                    })
+                }
                 Err(err) => Err(err),
             }
         })
@@ -289,7 +297,7 @@ impl ResourceType for CacheUser {
 fn with_duplicate_name_hint(mut err: ResourceError) -> ResourceError {
     if err.code.as_deref() == Some("DuplicateUserName") {
         err.message
-            .push_str("; another user of this engine has the user_name already: choose another");
+            .push_str("; AWS has a user with this user_name already (only `default` may be taken by several users, one per group): choose another");
     }
     err
 }

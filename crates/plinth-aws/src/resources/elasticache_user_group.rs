@@ -67,6 +67,7 @@ fn schema() -> TypeSchema {
                 .doc("default redis"),
             Prop::new("users", Shape::list(Shape::String))
                 .required()
+                .holds_referent()
                 .known_as(&["user_ids"])
                 .doc("the members' user ids (${app_user.user_id}); one of them has the user_name default"),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags of the group"),
@@ -196,24 +197,18 @@ impl ResourceType for CacheUserGroup {
         after: &Props,
     ) -> ResourceResult<Observed> {
         let client = self.aws.elasticache(&ctx.region);
-        let (had, wants) = (users_of(before), users_of(after));
-        let add: Vec<String> = wants.iter().filter(|u| !had.contains(u)).cloned().collect();
-        let remove: Vec<String> = had.iter().filter(|u| !wants.contains(u)).cloned().collect();
-        if !add.is_empty() || !remove.is_empty() {
-            debug!(group = id, ?add, ?remove, "ModifyUserGroup");
-            let request = client
-                .modify_user_group()
-                .user_group_id(id)
-                .set_user_ids_to_add(Some(add).filter(|a| !a.is_empty()))
-                .set_user_ids_to_remove(Some(remove).filter(|r| !r.is_empty()));
-            let request = &request;
-            // A group still creating or modifying (its replication group changing too) is
+        let wants = users_of(after);
+        if users_of(before) != wants {
+            let (client, wants) = (&client, &wants);
+            // Computed against the members the group has at each attempt: AWS takes deleted
+            // users out itself and refuses to remove a non-member, and a change whose answer
+            // was lost must not be sent again. A group still creating or modifying is
             // refused with InvalidUserGroupState: asked again once it is active.
             wait::retry_while_busy(
                 ctx,
                 &format!("changing the users of cache user group {id}"),
                 READY_LIMIT,
-                || async move { request.clone().send().await.classified() },
+                || async move { change_members(client, id, wants).await },
             )
             .await
             .map_err(with_membership_hint)?;
@@ -257,6 +252,39 @@ impl ResourceType for CacheUserGroup {
         })
         .await
     }
+}
+
+/// One ModifyUserGroup from the members the group has now (pending changes counted) to
+/// `wants`; nothing when they match.
+async fn change_members(client: &Client, id: &str, wants: &[String]) -> ResourceResult<()> {
+    let group = describe(client, id)
+        .await?
+        .ok_or_else(|| crate::errors::vanished(&format!("cache user group {id}")))?;
+    if group.status() != Some("active") {
+        return Err(ResourceError::new(
+            ErrorKind::InUse,
+            format!(
+                "cache user group {id} is {}",
+                group.status().unwrap_or("busy")
+            ),
+        ));
+    }
+    let has = group.user_ids();
+    let add: Vec<String> = wants.iter().filter(|u| !has.contains(u)).cloned().collect();
+    let remove: Vec<String> = has.iter().filter(|u| !wants.contains(u)).cloned().collect();
+    if add.is_empty() && remove.is_empty() {
+        return Ok(());
+    }
+    debug!(group = id, ?add, ?remove, "ModifyUserGroup");
+    client
+        .modify_user_group()
+        .user_group_id(id)
+        .set_user_ids_to_add(Some(add).filter(|a| !a.is_empty()))
+        .set_user_ids_to_remove(Some(remove).filter(|r| !r.is_empty()))
+        .send()
+        .await
+        .classified()
+        .map(|_| ())
 }
 
 /// What AWS refuses about a group's members, said in the stack's terms.
