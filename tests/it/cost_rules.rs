@@ -175,6 +175,8 @@ fn the_usage_defaults_are_course_sized() {
         ("dynamodb.storage_gb", "1"),
         ("dynamodb.writes", "1,000,000"),
         ("ec2.nat_gateway_gb", "10"),
+        ("elasticache.serverless_ecpu_millions", "10"),
+        ("elasticache.serverless_storage_gb", "0.1"),
         ("kms.requests", "10,000"),
         ("lambda.duration_ms", "50"),
         ("lambda.invocations", "100,000"),
@@ -271,6 +273,10 @@ fn every_type_states_its_cost_explicitly() {
         (
             "elasticache.user",
             json!({"user_id": "u", "user_name": "app", "access_string": "on ~* +@all"}),
+        ),
+        (
+            "elasticache.serverless_cache",
+            json!({"name": "s", "engine": "valkey"}),
         ),
         (
             "elasticache.user_group",

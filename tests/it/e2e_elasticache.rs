@@ -625,3 +625,82 @@ async fn cache_users_and_a_user_group_sign_a_replication_group_in_and_change_in_
     let left = env.tagged("us-east-1", Some("example-redis-users")).await;
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// Issue 13, item 4: a serverless cache made with its limits, read back as AWS reports it
+/// (the subnets and security group AWS chose never show as a difference), changed in place,
+/// and gone after destroy.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_serverless_cache_is_made_within_its_limits_changed_in_place_and_deleted() {
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    env.copy_from_examples("serverless-cache.yaml", "serverless.yaml");
+    let args = |cmd: &'static str, extra: &[&'static str]| {
+        let mut all = vec![cmd, "serverless.yaml", "--var", "student=e2e"];
+        all.extend(extra);
+        all
+    };
+    let applied = env.plinth(&args("apply", &["--yes"])).ok();
+    let ec = env.elasticache();
+    let name = "e2e-example-serverless";
+    let describe = || async {
+        ec.describe_serverless_caches()
+            .serverless_cache_name(name)
+            .send()
+            .await
+            .ok()
+            .and_then(|out| out.serverless_caches().first().cloned())
+    };
+    let cache = describe().await.expect("the serverless cache");
+    assert_eq!(cache.engine(), Some("valkey"));
+    assert_eq!(cache.status(), Some("available"));
+    let limits = cache.cache_usage_limits().expect("limits");
+    assert_eq!(limits.data_storage().and_then(|d| d.maximum()), Some(5));
+    assert_eq!(
+        limits.ecpu_per_second().and_then(|e| e.maximum()),
+        Some(5000)
+    );
+    assert_eq!(cache.snapshot_retention_limit(), Some(1));
+    let endpoint = cache
+        .endpoint()
+        .and_then(|e| e.address())
+        .expect("endpoint");
+    assert!(
+        applied.stdout.contains(&format!("{endpoint}:6379")),
+        "{}",
+        applied.stdout
+    );
+    let replan = env.plinth(&args("plan", &["--detailed-exitcode"]));
+    assert_eq!(replan.code, 0, "{}", replan.stdout);
+
+    let stack = env.read("serverless.yaml");
+    env.write(
+        "serverless.yaml",
+        &stack
+            .replace("storage_gb: { max: 5 }", "storage_gb: { max: 10 }")
+            .replace("a lab cache billed by use", "a bigger lab cache"),
+    );
+    let plan = env.plinth(&args("plan", &["--detailed-exitcode"]));
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(plan.stdout.contains("updated in place"), "{}", plan.stdout);
+    env.plinth(&args("apply", &["--yes"])).ok();
+    let cache = describe().await.expect("the serverless cache");
+    assert_eq!(cache.description(), Some("a bigger lab cache"));
+    let limits = cache.cache_usage_limits().expect("limits");
+    assert_eq!(limits.data_storage().and_then(|d| d.maximum()), Some(10));
+    assert_eq!(
+        limits.ecpu_per_second().and_then(|e| e.maximum()),
+        Some(5000)
+    );
+    let replan = env.plinth(&args("plan", &["--detailed-exitcode"]));
+    assert_eq!(replan.code, 0, "{}", replan.stdout);
+
+    let destroy = env.plinth(&args("destroy", &["--yes"])).ok();
+    assert!(
+        destroy.stdout.contains("Teardown verified"),
+        "{}",
+        destroy.stdout
+    );
+    assert!(describe().await.is_none(), "the cache is deleted");
+    let left = env.tagged("us-east-1", Some("example-serverless")).await;
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -739,6 +739,11 @@ fn each_type_the_tagging_api_lists_maps_its_arn_to_its_id() {
             "elasticache.user_group",
             "lab-users",
         ),
+        (
+            "arn:aws:elasticache:us-east-1:1:serverlesscache:lab-cache",
+            "elasticache.serverless_cache",
+            "lab-cache",
+        ),
         ("arn:aws:s3:::site-bucket", "s3.bucket", "site-bucket"),
         (
             "arn:aws:cloudfront::1:distribution/E2X",

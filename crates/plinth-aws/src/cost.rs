@@ -83,6 +83,16 @@ pub const USAGE_DEFAULTS: &[UsageDefault] = &[
         "GB a month written to each log group",
     ),
     UsageDefault::number("logs.stored_gb", 1.0, "GB kept in each log group"),
+    UsageDefault::number(
+        "elasticache.serverless_storage_gb",
+        0.1,
+        "GB a serverless cache holds on average (a lab's few MB; Valkey bills at least 0.1)",
+    ),
+    UsageDefault::number(
+        "elasticache.serverless_ecpu_millions",
+        10.0,
+        "million ECPUs a month per serverless cache (a read or write of up to 1 KB is one)",
+    ),
 ];
 
 /// The defaults, with nothing overridden.

@@ -23,6 +23,7 @@ pub const TEARDOWN_ORDER: &[&str] = &[
     "s3.bucket",
     // A replication group's member clusters go with it.
     "elasticache.replication_group",
+    "elasticache.serverless_cache",
     "elasticache.cluster",
     "elasticache.subnet_group",
     "elasticache.parameter_group",

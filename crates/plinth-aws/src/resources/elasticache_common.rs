@@ -54,6 +54,7 @@ const NOT_FOUND: &[&str] = &[
     "NodeGroupNotFoundFault",
     "UserGroupNotFound",
     "UserNotFound",
+    "ServerlessCacheNotFoundFault",
 ];
 
 /// AWS's error codes for "busy right now, try again later": a cluster modifying, snapshotting
@@ -65,6 +66,7 @@ const BUSY: &[&str] = &[
     "InvalidSnapshotState",
     "InvalidUserGroupState",
     "InvalidUserState",
+    "InvalidServerlessCacheStateFault",
     "CacheSubnetGroupInUse",
     "SubnetInUse",
     "APICallRateForCustomerExceeded",

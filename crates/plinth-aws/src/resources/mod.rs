@@ -33,6 +33,7 @@ pub mod elasticache_common;
 pub mod elasticache_logs;
 pub mod elasticache_parameter_group;
 pub mod elasticache_replication_group;
+pub mod elasticache_serverless_cache;
 pub mod elasticache_subnet_group;
 pub mod elasticache_user;
 pub mod elasticache_user_group;
@@ -72,6 +73,9 @@ pub fn all(aws: &Arc<Aws>) -> Vec<Arc<dyn ResourceType>> {
         )),
         Arc::new(elasticache_cluster::CacheCluster::new(aws.clone())),
         Arc::new(elasticache_replication_group::ReplicationGroup::new(
+            aws.clone(),
+        )),
+        Arc::new(elasticache_serverless_cache::ServerlessCacheType::new(
             aws.clone(),
         )),
         Arc::new(elasticache_user::CacheUser::new(aws.clone())),
