@@ -1601,10 +1601,324 @@ def check_elasticache(endpoint: str) -> None:
     section("ElastiCache serverless caches", elasticache_serverless, ec, _client("ec2", endpoint), wire)
 
 
+# --- DynamoDB global tables (fidelity_dynamodb_replicas.py) -------------------------------
+
+DDB_ERROR = "com.amazonaws.dynamodb.v20120810#"
+REPLICA_SETTLE_SECONDS = float(os.environ.get("PLINTH_EMULATOR_REPLICA_SETTLE_SECONDS", "2"))
+GLOBAL_KEYS = {"AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+               "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]}
+INDEXED_KEYS = {"AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"},
+                                         {"AttributeName": "owner", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]}
+OWNER_INDEX = {"IndexName": "by-owner", "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}],
+               "Projection": {"ProjectionType": "ALL"}}
+
+
+def ddb_refused(what: str, wire: Wire, call, code: str, message: str | None = None,
+                contains: str | None = None, **kwargs) -> None:
+    """`call` fails with `code` (HTTP 400) in DynamoDB's JSON-protocol error document."""
+    got = fails(call, **kwargs)
+    check(f"{what}: {code} (400)", got == (code, 400), got)
+    if got[0] != code:
+        return
+    try:
+        body = json.loads(wire.body)
+    except ValueError:
+        body = None
+    check(f"{what}: AWS's JSON error", isinstance(body, dict)
+          and set(body) == {"__type", "message"} and body["__type"] == DDB_ERROR + code, wire.body)
+    said = body.get("message", "") if isinstance(body, dict) else ""
+    if message is not None:
+        check(f"{what}: says {message!r}", said == message, said)
+    if contains is not None:
+        check(f"{what}: says ...{contains}...", contains in said, said)
+
+
+def table_of(ddb, name: str) -> dict:
+    return ddb.describe_table(TableName=name)["Table"]
+
+
+def replicas_of(table: dict) -> dict:
+    return {r["RegionName"]: r["ReplicaStatus"] for r in table.get("Replicas", [])}
+
+
+def replicated(ddb, name: str) -> None:
+    """Describes the table until it and all its replicas are ACTIVE (as a client waits)."""
+    for _ in range(4):
+        table = table_of(ddb, name)
+        if table["TableStatus"] == "ACTIVE" and set(replicas_of(table).values()) <= {"ACTIVE"}:
+            return
+    raise AssertionError(f"{name} and its replicas did not become ACTIVE")
+
+
+def global_table_basics(ddb, west, europe, wire) -> None:
+    name = "fidelity-global"
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **INDEXED_KEYS,
+                     GlobalSecondaryIndexes=[OWNER_INDEX],
+                     StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    table = table_of(ddb, name)
+    check("a table without replicas has no Replicas and no GlobalTableVersion",
+          "Replicas" not in table and "GlobalTableVersion" not in table, table)
+    create_west = [{"Create": {"RegionName": "us-west-2"}}]
+    only = ("One or more parameter values were invalid: Replica modification must be the only operation "
+            "in the request")
+    ddb_refused("ReplicaUpdates with ProvisionedThroughput", wire, ddb.update_table, "ValidationException",
+                only, TableName=name, ReplicaUpdates=create_west, BillingMode="PROVISIONED",
+                ProvisionedThroughput={"ReadCapacityUnits": 1, "WriteCapacityUnits": 1})
+    ddb_refused("ReplicaUpdates with GlobalSecondaryIndexUpdates", wire, ddb.update_table,
+                "ValidationException", only, TableName=name, ReplicaUpdates=create_west,
+                GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "by-owner"}}])
+    ddb_refused("two replica actions in one UpdateTable", wire, ddb.update_table, "ValidationException",
+                "Update table operation with more than one create or delete replica actions not allowed.",
+                TableName=name, ReplicaUpdates=create_west + [{"Create": {"RegionName": "eu-west-1"}}])
+    ddb_refused("a replica in the table's own region", wire, ddb.update_table, "ValidationException",
+                "Cannot add, delete, or update the local region through ReplicaUpdates. Use CreateTable, "
+                "DeleteTable, or UpdateTable as required.",
+                TableName=name, ReplicaUpdates=[{"Create": {"RegionName": "us-east-1"}}])
+    europe.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **GLOBAL_KEYS)
+    ddb_refused("a replica where a table of the name exists", wire, ddb.update_table, "ValidationException",
+                f"Failed to create a the new replica of table with name: ‘{name}’ because one or more "
+                "replicas already existed as tables.",
+                TableName=name, ReplicaUpdates=[{"Create": {"RegionName": "eu-west-1"}}])
+    europe.delete_table(TableName=name)
+    ddb_refused("Delete of a region that is not a replica", wire, ddb.update_table, "ValidationException",
+                "Update global table operation failed because one or more replicas were not part of the "
+                "global table. Please retry the request without these replicas: [us-west-2].",
+                TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": "us-west-2"}}])
+    ddb_refused("a ReplicaUpdates Update (not implemented)", wire, ddb.update_table, "ValidationException",
+                contains="not implemented", TableName=name,
+                ReplicaUpdates=[{"Update": {"RegionName": "us-west-2", "TableClassOverride": "STANDARD"}}])
+
+    infrequent = {"TableClass": "STANDARD_INFREQUENT_ACCESS"}
+    answer = ddb.update_table(TableName=name, ReplicaUpdates=[{"Create": {
+        "RegionName": "us-west-2", "TableClassOverride": infrequent["TableClass"]}}])["TableDescription"]
+    check("Create: the answer is UPDATING, GlobalTableVersion 2019.11.21",
+          answer["TableStatus"] == "UPDATING" and answer.get("GlobalTableVersion") == "2019.11.21", answer)
+    check("Create: the answer's Replicas is the new replica CREATING (the table's own region not listed)",
+          answer.get("Replicas") == [{"RegionName": "us-west-2", "ReplicaStatus": "CREATING",
+                                      "ReplicaTableClassSummary": infrequent}],
+          answer.get("Replicas"))
+    ddb_refused("another replica action while one is under way", wire, ddb.update_table,
+                "ResourceInUseException",
+                f"Attempt to change a resource which is still in use: Table: {name} is in the process of "
+                "being updated.",
+                TableName=name, ReplicaUpdates=[{"Create": {"RegionName": "eu-west-1"}}])
+    ddb_refused("another UpdateTable while a replica is being created", wire, ddb.update_table,
+                "ResourceInUseException", TableName=name, DeletionProtectionEnabled=True)
+    code, _ = fails(ddb.delete_table, TableName=name)
+    check("DeleteTable while UPDATING is ResourceInUseException", code == "ResourceInUseException", code)
+    seen = [table_of(ddb, name) for _ in range(2)]
+    statuses = [(t["TableStatus"], replicas_of(t)) for t in seen]
+    check("the next DescribeTable still says UPDATING / CREATING, the one after ACTIVE / ACTIVE",
+          statuses == [("UPDATING", {"us-west-2": "CREATING"}), ("ACTIVE", {"us-west-2": "ACTIVE"})],
+          statuses)
+
+    replica = table_of(west, name)
+    source = table_of(ddb, name)
+    check("the replica in us-west-2 is ACTIVE with the table's key schema and attributes",
+          replica["TableStatus"] == "ACTIVE" and replica["KeySchema"] == source["KeySchema"]
+          and replica["AttributeDefinitions"] == source["AttributeDefinitions"], replica)
+    check("the replica has the table's global indexes and billing mode",
+          [i["IndexName"] for i in replica.get("GlobalSecondaryIndexes", [])] == ["by-owner"]
+          and replica["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST", replica)
+    check("the replica has a NEW_AND_OLD_IMAGES stream",
+          replica.get("StreamSpecification") == {"StreamEnabled": True,
+                                                 "StreamViewType": "NEW_AND_OLD_IMAGES"},
+          replica.get("StreamSpecification"))
+    check("the replica lists the source region among its Replicas, GlobalTableVersion 2019.11.21",
+          replica.get("Replicas") == [{"RegionName": "us-east-1", "ReplicaStatus": "ACTIVE"}]
+          and replica.get("GlobalTableVersion") == "2019.11.21", replica.get("Replicas"))
+    check("the replica's TableClassSummary is the override",
+          replica.get("TableClassSummary") == infrequent,
+          replica.get("TableClassSummary"))
+    check("the replica's ARN is arn:aws:dynamodb:us-west-2:ACCOUNT:table/NAME",
+          replica["TableArn"] == f"arn:aws:dynamodb:us-west-2:123456789012:table/{name}",
+          replica["TableArn"])
+    west.tag_resource(ResourceArn=replica["TableArn"], Tags=[{"Key": "plinth:stack", "Value": "global"}])
+    tags = west.list_tags_of_resource(ResourceArn=replica["TableArn"])["Tags"]
+    check("TagResource and ListTagsOfResource on the replica's ARN work in its region",
+          tags == [{"Key": "plinth:stack", "Value": "global"}], tags)
+    west.untag_resource(ResourceArn=replica["TableArn"], TagKeys=["plinth:stack"])
+    tags = west.list_tags_of_resource(ResourceArn=replica["TableArn"])["Tags"]
+    check("UntagResource on the replica's ARN works in its region", tags == [], tags)
+
+    ddb.put_item(TableName=name, Item={"pk": {"S": "a"}, "owner": {"S": "ann"}})
+    got = west.get_item(TableName=name, Key={"pk": {"S": "a"}}).get("Item")
+    check("items: a PutItem in one region reaches the replica",
+          got == {"pk": {"S": "a"}, "owner": {"S": "ann"}}, got)
+    west.update_item(TableName=name, Key={"pk": {"S": "a"}}, UpdateExpression="SET #o = :o",
+                     ExpressionAttributeNames={"#o": "owner"},
+                     ExpressionAttributeValues={":o": {"S": "bob"}})
+    got = ddb.get_item(TableName=name, Key={"pk": {"S": "a"}}).get("Item")
+    check("items: an UpdateItem through the replica reaches the table",
+          (got or {}).get("owner") == {"S": "bob"}, got)
+    west.delete_item(TableName=name, Key={"pk": {"S": "a"}})
+    got = ddb.get_item(TableName=name, Key={"pk": {"S": "a"}}).get("Item")
+    check("items: a DeleteItem through the replica reaches the table", got is None, got)
+
+    ddb_refused("disabling a replicated table's stream", wire, ddb.update_table, "ValidationException",
+                "One or more parameter values were invalid: Disabling Stream is not allowed for a Global "
+                "Table replica.", TableName=name, StreamSpecification={"StreamEnabled": False})
+
+    ddb.update_table(TableName=name, ReplicaUpdates=[{"Create": {"RegionName": "eu-west-1"}}])
+    replicated(ddb, name)
+    views = {region: replicas_of(table_of(client, name))
+             for region, client in (("us-east-1", ddb), ("us-west-2", west), ("eu-west-1", europe))}
+    check("three regions: each lists the two others", views == {
+        "us-east-1": {"us-west-2": "ACTIVE", "eu-west-1": "ACTIVE"},
+        "us-west-2": {"us-east-1": "ACTIVE", "eu-west-1": "ACTIVE"},
+        "eu-west-1": {"us-east-1": "ACTIVE", "us-west-2": "ACTIVE"}}, views)
+
+    ddb.delete_table(TableName=name)
+    code, _ = fails(ddb.describe_table, TableName=name)
+    check("DeleteTable of a table with replicas deletes that region's table",
+          code == "ResourceNotFoundException", code)
+    views = {region: replicas_of(table_of(client, name))
+             for region, client in (("us-west-2", west), ("eu-west-1", europe))}
+    check("the other replicas stay, each listing only the remaining one",
+          views == {"us-west-2": {"eu-west-1": "ACTIVE"}, "eu-west-1": {"us-west-2": "ACTIVE"}}, views)
+
+    answer = west.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": "eu-west-1"}}])[
+        "TableDescription"]
+    check("Delete: the answer is UPDATING with the replica DELETING",
+          (answer["TableStatus"], replicas_of(answer)) == ("UPDATING", {"eu-west-1": "DELETING"}),
+          (answer["TableStatus"], answer.get("Replicas")))
+    seen = [table_of(west, name) for _ in range(2)]
+    statuses = [(t["TableStatus"], t.get("Replicas"), t.get("GlobalTableVersion")) for t in seen]
+    check("Delete: DELETING for one DescribeTable, then gone (no Replicas, no GlobalTableVersion)",
+          statuses == [("UPDATING", [{"RegionName": "eu-west-1", "ReplicaStatus": "DELETING"}],
+                        "2019.11.21"), ("ACTIVE", None, None)], statuses)
+    code, _ = fails(europe.describe_table, TableName=name)
+    check("Delete: the replica's table is gone from its region", code == "ResourceNotFoundException", code)
+    west.delete_table(TableName=name)
+
+
+def global_table_streams(ddb, europe, wire) -> None:
+    name = "fidelity-global-streams"
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **GLOBAL_KEYS)
+    answer = ddb.update_table(TableName=name, ReplicaUpdates=[{"Create": {"RegionName": "eu-west-1"}}])
+    stream = answer["TableDescription"].get("StreamSpecification")
+    check("Create on a table without a stream enables a NEW_AND_OLD_IMAGES stream",
+          stream == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}, stream)
+    time.sleep(REPLICA_SETTLE_SECONDS + 0.5)
+    table = table_of(ddb, name)
+    check("once PLINTH_EMULATOR_REPLICA_SETTLE_SECONDS have passed the first DescribeTable says ACTIVE",
+          (table["TableStatus"], replicas_of(table)) == ("ACTIVE", {"eu-west-1": "ACTIVE"}),
+          (table["TableStatus"], table.get("Replicas")))
+    ddb.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": "eu-west-1"}}])
+    time.sleep(REPLICA_SETTLE_SECONDS + 0.5)
+    code, _ = fails(europe.describe_table, TableName=name)
+    check("and a deleted replica is gone from its region after them",
+          code == "ResourceNotFoundException", code)
+    ddb.delete_table(TableName=name)
+
+    name = "fidelity-global-keys-only"
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **GLOBAL_KEYS,
+                     StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"})
+    ddb_refused("Create on a table streaming KEYS_ONLY", wire, ddb.update_table, "ValidationException",
+                contains="NEW_AND_OLD_IMAGES", TableName=name,
+                ReplicaUpdates=[{"Create": {"RegionName": "eu-west-1"}}])
+    ddb.delete_table(TableName=name)
+
+
+def global_table_capacity(ddb, west, scaling, wire) -> None:
+    name = "fidelity-global-provisioned"
+    ddb.create_table(TableName=name, BillingMode="PROVISIONED", **INDEXED_KEYS,
+                     ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 4},
+                     GlobalSecondaryIndexes=[{**OWNER_INDEX, "ProvisionedThroughput": {
+                         "ReadCapacityUnits": 3, "WriteCapacityUnits": 2}}],
+                     StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    create = {"TableName": name, "ReplicaUpdates": [{"Create": {
+        "RegionName": "us-west-2", "ProvisionedThroughputOverride": {"ReadCapacityUnits": 7}}}]}
+    table_message = "Table write capacity should either be Pay-Per-Request or AutoScaled."
+    ddb_refused("a PROVISIONED table whose write capacity is not auto scaled", wire, ddb.update_table,
+                "ValidationException", table_message, **create)
+
+    def scale(resource: str, dimension: str, policy: bool = True) -> None:
+        scaling.register_scalable_target(ServiceNamespace="dynamodb", ResourceId=resource,
+                                         ScalableDimension=dimension, MinCapacity=1, MaxCapacity=10)
+        if policy:
+            scaling.put_scaling_policy(
+                PolicyName=f"{dimension}-policy", ServiceNamespace="dynamodb", ResourceId=resource,
+                ScalableDimension=dimension, PolicyType="TargetTrackingScaling",
+                TargetTrackingScalingPolicyConfiguration={
+                    "TargetValue": 70.0, "PredefinedMetricSpecification": {
+                        "PredefinedMetricType": "DynamoDBWriteCapacityUtilization"}})
+
+    scale(f"table/{name}", "dynamodb:table:WriteCapacityUnits", policy=False)
+    ddb_refused("a scalable target without a scaling policy", wire, ddb.update_table,
+                "ValidationException", table_message, **create)
+    scale(f"table/{name}", "dynamodb:table:WriteCapacityUnits")
+    ddb_refused("a global index whose write capacity is not auto scaled", wire, ddb.update_table,
+                "ValidationException", "GSI write capacity should either be Pay-Per-Request or AutoScaled.",
+                **create)
+    scale(f"table/{name}/index/by-owner", "dynamodb:index:WriteCapacityUnits")
+    answer = ddb.update_table(**create)["TableDescription"]
+    check("with the table's and its indexes' write capacity auto scaled, Create is accepted",
+          answer.get("Replicas") == [{"RegionName": "us-west-2", "ReplicaStatus": "CREATING",
+                                      "ProvisionedThroughputOverride": {"ReadCapacityUnits": 7}}],
+          answer.get("Replicas"))
+    replicated(ddb, name)
+    replica = table_of(west, name)
+    capacity = {k: replica["ProvisionedThroughput"][k] for k in ("ReadCapacityUnits", "WriteCapacityUnits")}
+    index = replica["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"]
+    check("the replica is PROVISIONED with the table's write capacity and the read override",
+          replica["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+          and capacity == {"ReadCapacityUnits": 7, "WriteCapacityUnits": 4}
+          and (index["ReadCapacityUnits"], index["WriteCapacityUnits"]) == (3, 2), replica)
+    ddb.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": "us-west-2"}}])
+    replicated(ddb, name)
+    ddb.delete_table(TableName=name)
+
+
+def global_table_keys(ddb, west, kms, west_kms, wire) -> None:
+    name = "fidelity-global-cmk"
+    key = kms.create_key(Description="fidelity-global")["KeyMetadata"]
+    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **GLOBAL_KEYS,
+                     StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+                     SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key["Arn"]})
+    ddb_refused("a table with a customer managed key and no KMSMasterKeyId for the replica", wire,
+                ddb.update_table, "ValidationException",
+                "One or more parameter values were invalid: KMSMasterKeyId must be specified for each "
+                "replica.",
+                TableName=name, ReplicaUpdates=[{"Create": {"RegionName": "us-west-2"}}])
+    west_key = west_kms.create_key(Description="fidelity-global-west")["KeyMetadata"]
+    answer = ddb.update_table(TableName=name, ReplicaUpdates=[{"Create": {
+        "RegionName": "us-west-2", "KMSMasterKeyId": west_key["KeyId"]}}])["TableDescription"]
+    check("the replica's KMSMasterKeyId is reported, as the key's ARN",
+          answer.get("Replicas") == [{"RegionName": "us-west-2", "ReplicaStatus": "CREATING",
+                                      "KMSMasterKeyId": west_key["Arn"]}], answer.get("Replicas"))
+    status = table_of(west, name)["TableStatus"]
+    check("the new replica's own table (in its region) is CREATING meanwhile", status == "CREATING", status)
+    replicated(ddb, name)
+    sse = table_of(west, name).get("SSEDescription", {})
+    check("the replica is encrypted with that key", sse.get("KMSMasterKeyArn") == west_key["Arn"], sse)
+    ddb.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": "us-west-2"}}])
+    replicated(ddb, name)
+    ddb.delete_table(TableName=name)
+
+
+def check_dynamodb_replicas(endpoint: str) -> None:
+    ddb = _client("dynamodb", endpoint)
+    west = _regional("dynamodb", endpoint, "us-west-2")
+    europe = _regional("dynamodb", endpoint, "eu-west-1")
+    wire = Wire(ddb)
+    section("DynamoDB global tables", global_table_basics, ddb, west, europe, wire)
+    section("DynamoDB global tables: streams and settling by time", global_table_streams, ddb, europe, wire)
+    section("DynamoDB global tables: provisioned capacity", global_table_capacity, ddb, west,
+            _client("application-autoscaling", endpoint), wire)
+    section("DynamoDB global tables: KMS keys", global_table_keys, ddb, west, _client("kms", endpoint),
+            _regional("kms", endpoint, "us-west-2"), wire)
+
+
 # --- fault injection ---------------------------------------------------------------------
 
 def _client(name: str, endpoint: str):
-    return boto3.client(name, endpoint_url=endpoint, region_name="us-east-1",
+    return _regional(name, endpoint, "us-east-1")
+
+
+def _regional(name: str, endpoint: str, region: str):
+    return boto3.client(name, endpoint_url=endpoint, region_name=region,
                         aws_access_key_id="testing", aws_secret_access_key="testing",
                         config=Config(retries={"total_max_attempts": 1},
                                       s3={"addressing_style": "path"}))
@@ -1697,6 +2011,7 @@ def main() -> int:
         check_ec2(endpoint)
         check_dns(endpoint)
         check_encryption(endpoint)
+        check_dynamodb_replicas(endpoint)
     finally:
         stop(server)
     check_faults()

@@ -37,7 +37,8 @@ while something is in the VPC) in fidelity_ec2.py, ACM's DNS validation and Rout
 caller references in fidelity_dns.py, Lambda's one mapping per function and stream in
 fidelity_lambda.py, IAM's instance profiles in fidelity_iam.py, ElastiCache's users, user
 groups and replication groups' user groups in fidelity_elasticache_users.py, ElastiCache
-Serverless caches in fidelity_elasticache_serverless.py; check_fidelity.py checks those
+Serverless caches in fidelity_elasticache_serverless.py, DynamoDB global tables (version
+2019.11.21 replicas) in fidelity_dynamodb_replicas.py; check_fidelity.py checks those
 corrections.
 """
 
@@ -372,3 +373,4 @@ import fidelity_iam  # noqa: E402,F401
 import fidelity_encryption  # noqa: E402,F401
 import fidelity_elasticache_users  # noqa: E402,F401
 import fidelity_elasticache_serverless  # noqa: E402,F401
+import fidelity_dynamodb_replicas  # noqa: E402,F401

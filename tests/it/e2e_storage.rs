@@ -519,3 +519,98 @@ async fn an_autoscaled_table_keeps_what_aws_scaled_and_leaves_no_target_behind()
     assert_eq!(scaling_of(&env, table).await, [], "no target left behind");
     assert!(ddb.describe_table().table_name(table).send().await.is_err());
 }
+
+/// The regions DynamoDB lists as replicas of `table` (in `region`), with their status.
+async fn replicas_of(env: &Env, region: &str, table: &str) -> Option<Vec<(String, String)>> {
+    let out = env
+        .dynamodb_at(region)
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .ok()?;
+    let mut replicas: Vec<(String, String)> = out
+        .table()?
+        .replicas()
+        .iter()
+        .map(|r| {
+            (
+                r.region_name().unwrap_or_default().to_string(),
+                r.replica_status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    replicas.sort();
+    Some(replicas)
+}
+
+/// Issue 13, item 5: a global table replicated to another region, tagged there, a region
+/// added and one removed in place, and both copies gone after destroy.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_global_table_gains_and_loses_replicas_in_place_and_destroys_them_all() {
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    env.copy_from_examples("dynamodb-global-table.yaml", "global.yaml");
+    let args = |cmd: &'static str, extra: &[&'static str]| {
+        let mut all = vec![cmd, "global.yaml", "--var", "student=e2e"];
+        all.extend(extra);
+        all
+    };
+    env.plinth(&args("apply", &["--yes"])).ok();
+    let table = "e2e-global-scores";
+    assert_eq!(
+        replicas_of(&env, "us-east-1", table).await,
+        Some(vec![("eu-west-1".to_string(), "ACTIVE".to_string())])
+    );
+    let replica_arn = format!("arn:aws:dynamodb:eu-west-1:123456789012:table/{table}");
+    let tags = env
+        .dynamodb_at("eu-west-1")
+        .list_tags_of_resource()
+        .resource_arn(&replica_arn)
+        .send()
+        .await
+        .expect("the replica's tags");
+    assert!(
+        tags.tags()
+            .iter()
+            .any(|t| t.key() == "plinth:stack" && t.value() == "example-global"),
+        "the replica carries the stack's tags: {:?}",
+        tags.tags()
+    );
+    assert_eq!(env.plinth(&args("plan", &["--detailed-exitcode"])).code, 0);
+
+    // Another region, and Europe no more: in place, one region at a time.
+    let stack = env.read("global.yaml");
+    env.write(
+        "global.yaml",
+        &stack.replace("replicas: [eu-west-1]", "replicas: [us-west-2]"),
+    );
+    let plan = env.plinth(&args("plan", &["--detailed-exitcode"]));
+    assert_eq!(plan.code, 2, "{}", plan.stdout);
+    assert!(plan.stdout.contains("updated in place"), "{}", plan.stdout);
+    env.plinth(&args("apply", &["--yes"])).ok();
+    assert_eq!(
+        replicas_of(&env, "us-east-1", table).await,
+        Some(vec![("us-west-2".to_string(), "ACTIVE".to_string())])
+    );
+    assert_eq!(
+        replicas_of(&env, "eu-west-1", table).await,
+        None,
+        "the European copy is gone"
+    );
+    assert_eq!(env.plinth(&args("plan", &["--detailed-exitcode"])).code, 0);
+
+    let destroy = env.plinth(&args("destroy", &["--yes"])).ok();
+    assert!(
+        destroy.stdout.contains("Teardown verified"),
+        "{}",
+        destroy.stdout
+    );
+    for region in ["us-east-1", "us-west-2", "eu-west-1"] {
+        assert_eq!(replicas_of(&env, region, table).await, None, "{region}");
+        let left = env.tagged(region, Some("example-global")).await;
+        assert!(left.is_empty(), "{region}: {left:?}");
+    }
+}

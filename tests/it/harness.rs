@@ -324,6 +324,15 @@ impl Env {
     pub fn ssm(&self) -> aws_sdk_ssm::Client {
         emulator_client!(self, aws_sdk_ssm)
     }
+    /// DynamoDB in another region than the tests' default one (a global table's replica).
+    pub fn dynamodb_at(&self, region: &str) -> aws_sdk_dynamodb::Client {
+        let region = region.to_string();
+        emulator_client!(
+            self,
+            aws_sdk_dynamodb,
+            |b: aws_sdk_dynamodb::config::Builder| b.region(Region::new(region))
+        )
+    }
     pub fn autoscaling(&self) -> aws_sdk_applicationautoscaling::Client {
         emulator_client!(self, aws_sdk_applicationautoscaling)
     }

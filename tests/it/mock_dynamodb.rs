@@ -1763,3 +1763,57 @@ fn an_autoscaled_minimum_from_a_variable_is_still_autoscaled_at_validate() {
     assert!(table.check(&props).is_empty(), "{:?}", table.check(&props));
     assert!(!props.contains_key("read_capacity"));
 }
+
+#[test]
+fn replicas_need_the_new_and_old_images_stream_and_autoscaled_provisioned_writes() {
+    let table = DynamodbTable::new(mocked_aws());
+    let messages = |extra: Value| -> Vec<String> {
+        table
+            .check(&desired(extra))
+            .iter()
+            .map(|i| format!("{}: {}", path_to_string(&i.path), i.message))
+            .collect()
+    };
+    let ok = messages(json!({"replicas": ["eu-west-1"], "stream_view_type": "new_and_old_images"}));
+    assert!(ok.is_empty(), "{ok:?}");
+    let no_stream = messages(json!({"replicas": ["eu-west-1"], "stream_view_type": "new_image"}));
+    assert!(
+        no_stream
+            .iter()
+            .any(|m| m.starts_with("stream_view_type: replicas are kept in sync")),
+        "{no_stream:?}"
+    );
+    let fixed = messages(json!({
+        "replicas": ["eu-west-1"],
+        "stream_view_type": "new_and_old_images",
+        "billing_mode": "provisioned",
+        "read_capacity": 5,
+        "write_capacity": 5
+    }));
+    assert!(
+        fixed
+            .iter()
+            .any(|m| m.contains("needs its writes autoscaled")),
+        "{fixed:?}"
+    );
+    let scaled = messages(json!({
+        "replicas": ["eu-west-1"],
+        "stream_view_type": "new_and_old_images",
+        "billing_mode": "provisioned",
+        "read_capacity": 5,
+        "autoscaling": {"write": {"min": 5, "max": 50}}
+    }));
+    assert!(scaled.is_empty(), "{scaled:?}");
+    let bad_region =
+        messages(json!({"replicas": ["Europe"], "stream_view_type": "new_and_old_images"}));
+    assert!(
+        bad_region
+            .iter()
+            .any(|m| m.starts_with("replicas[0]: expected a region name")),
+        "{bad_region:?}"
+    );
+    // A set: sorted, duplicates dropped, absent when empty.
+    let props = desired(json!({"replicas": ["us-west-2", "eu-west-1", "us-west-2"]}));
+    assert_eq!(props["replicas"], json!(["eu-west-1", "us-west-2"]));
+    assert!(!desired(json!({"replicas": []})).contains_key("replicas"));
+}

@@ -36,6 +36,7 @@ use tracing::debug;
 
 use crate::errors::{self, SendExt};
 use crate::resources::dynamodb_autoscaling as autoscaling;
+use crate::resources::dynamodb_replicas as replicas;
 use crate::resources::tags;
 use crate::wait::{self, Poll};
 use crate::Aws;
@@ -200,6 +201,7 @@ fn table_schema() -> TypeSchema {
                 .holds_referent()
                 .known_as(&["kms_key_arn"])
                 .doc("with encryption: kms, the key's ARN; default the AWS managed key"),
+            replicas::prop(),
             Prop::new("tags", Shape::map(Shape::String)).doc("tags on the table"),
         ]),
         attributes: vec![
@@ -230,6 +232,7 @@ pub fn canonicalize(props: &mut Props) {
         props.entry(key).or_insert(default);
     }
     autoscaling::canonicalize(props);
+    replicas::canonicalize(props);
     for key in ["global_secondary_indexes", "local_secondary_indexes"] {
         canonical_indexes(props, key);
     }
@@ -256,6 +259,7 @@ const TABLE_ORDER: &[&str] = &[
     "table_class",
     "encryption",
     "kms_key",
+    "replicas",
     "tags",
 ];
 /// Who holds the key tables are encrypted with: AWS (free), or KMS (a key billed per request).
@@ -588,6 +592,8 @@ struct TableSpec {
     #[serde(default = "default_encryption")]
     encryption: String,
     kms_key: Option<String>,
+    #[serde(default)]
+    replicas: Vec<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
 }
@@ -1097,6 +1103,7 @@ fn insert_settings(props: &mut Props, desc: &TableDescription, extras: &TableExt
             props.insert("encryption".into(), json!("aws_owned"));
         }
     }
+    replicas::insert(props, desc);
     props.insert("tags".into(), tags::tags_value(extras.tags.clone()));
 }
 
@@ -1227,6 +1234,7 @@ fn busy_status(desc: &TableDescription) -> Option<String> {
                 status.as_str()
             )),
         })
+        .or_else(|| replicas::busy(desc))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1622,6 +1630,7 @@ fn table_cost(
         )
         .with_free_tier(free_tier),
     );
+    lines.extend(replica_lines(props, ctx, &prices, gb));
     if plinth_core::value::bool_of(props, "point_in_time_recovery") == Some(true) {
         lines.push(CostLine::usage_per_month(
             format!(
@@ -1633,6 +1642,61 @@ fn table_cost(
         ));
     }
     lines
+}
+
+/// Each replica writes what the table writes (replicated writes, priced as the table's
+/// since AWS's 2024 prices) and stores as much, at this region's prices.
+fn replica_lines(
+    props: &Props,
+    ctx: &plinth_core::cost::CostContext,
+    prices: &crate::cost::DynamodbPrices,
+    gb: f64,
+) -> Vec<plinth_core::cost::CostLine> {
+    use plinth_core::cost::{count_text, price_text, CostLine};
+    let regions = replicas::regions(props);
+    if regions.is_empty() {
+        return Vec::new();
+    }
+    let provisioned = str_of(props, "billing_mode") == Some("provisioned");
+    // Autoscaled writes at their minimum, as the table's own line counts them.
+    let wcu = autoscaling::scalings(props)
+        .get("write")
+        .map(|s| s.min)
+        .or_else(|| crate::cost::known_count(props, "write_capacity", 0))
+        .unwrap_or(0);
+    let writes = ctx.usage("dynamodb.writes");
+    regions
+        .iter()
+        .flat_map(|region| {
+            let replicated = if provisioned {
+                CostLine::per_hour(
+                    format!(
+                        "replica in {region}: {wcu} replicated WCU × ${}/h",
+                        price_text(prices.wcu_hour)
+                    ),
+                    wcu as f64 * prices.wcu_hour,
+                )
+            } else {
+                CostLine::usage_per_month(
+                    format!(
+                        "replica in {region}: {} replicated writes × ${}/million",
+                        count_text(writes),
+                        price_text(prices.write_per_million)
+                    ),
+                    writes / 1_000_000.0 * prices.write_per_million,
+                )
+            };
+            let stored = CostLine::usage_per_month(
+                format!(
+                    "replica in {region}: {} GB stored × ${}/GB-month",
+                    count_text(gb),
+                    price_text(prices.storage_gb_month)
+                ),
+                gb * prices.storage_gb_month,
+            );
+            [replicated, stored]
+        })
+        .collect()
 }
 
 /// RCU and WCU by the hour, the table's plus every global index's.
@@ -1747,6 +1811,11 @@ impl ResourceType for DynamodbTable {
         check_index_names(props, &mut issues);
         check_attribute_types(props, &mut issues);
         check_encryption(props, &mut issues);
+        let write_autoscaled = autoscaling::scaled_dimensions(props).contains(&"write")
+            && indexes(props, "global_secondary_indexes")
+                .iter()
+                .all(|(_, gsi)| autoscaling::scaled_dimensions(gsi).contains(&"write"));
+        issues.extend(replicas::check(props, write_autoscaled));
         issues
     }
 
@@ -1855,6 +1924,9 @@ impl ResourceType for DynamodbTable {
         }
         self.change_autoscaling(&ops.ctx, &spec.name, &Props::new(), props)
             .await?;
+        self.add_replicas(&mut ops, &spec.replicas, &spec.tags)
+            .await?;
+        let desc = ops.last.take().unwrap_or(desc);
         let mut observed = observed_from_description(&desc, &TableExtras::of(&spec))?;
         set_autoscaling(
             &spec.name,
@@ -1887,6 +1959,13 @@ impl ResourceType for DynamodbTable {
             TableSpec::with_actual(before, actual.as_ref())?,
             TableSpec::with_actual(after, actual.as_ref())?,
         );
+        let gone: Vec<String> = old
+            .replicas
+            .iter()
+            .filter(|r| !new.replicas.contains(r))
+            .cloned()
+            .collect();
+        remove_replicas(&mut ops, &gone).await?;
         self.release_autoscaling(&ops.ctx, id, before, after)
             .await?;
         update_indexes_and_capacity(&mut ops, &old, &new).await?;
@@ -1903,7 +1982,24 @@ impl ResourceType for DynamodbTable {
         };
         let arn = desc.table_arn().ok_or_else(|| unexpected("TableArn"))?;
         ops.set_tags(arn, &old.tags, &new.tags).await?;
+        let kept: Vec<&String> = new
+            .replicas
+            .iter()
+            .filter(|r| old.replicas.contains(r))
+            .collect();
+        for region in kept {
+            self.tag_replica(&ops.ctx, arn, region, &old.tags, &new.tags)
+                .await?;
+        }
         self.change_autoscaling(&ops.ctx, id, before, after).await?;
+        let added: Vec<String> = new
+            .replicas
+            .iter()
+            .filter(|r| !old.replicas.contains(r))
+            .cloned()
+            .collect();
+        self.add_replicas(&mut ops, &added, &new.tags).await?;
+        let desc = ops.last.take().unwrap_or(desc);
         let extras = TableExtras {
             ttl_attribute: ttl_now,
             ..TableExtras::of(&new)
@@ -1928,6 +2024,17 @@ impl ResourceType for DynamodbTable {
         }
         let client = self.aws.dynamodb(&ctx.region);
         let ctx = with_deadline(ctx, TABLE_LIMIT);
+        // DeleteTable would take this region's copy only: the replicas go first.
+        let regions = replicas::regions(props);
+        if !regions.is_empty() {
+            let mut ops = TableOps {
+                client: client.clone(),
+                name: id,
+                ctx: ctx.clone(),
+                last: None,
+            };
+            remove_replicas(&mut ops, &regions).await?;
+        }
         debug!(table = id, "DeleteTable");
         let gone = wait::retry_while_busy(&ctx, "deleting the table", TABLE_LIMIT, || {
             let request = client.delete_table().table_name(id);
@@ -1985,6 +2092,89 @@ impl DynamodbTable {
             autoscaling::release(ctx, &client, &resource, index, (&had, &wants)).await?;
         }
         Ok(())
+    }
+}
+
+impl DynamodbTable {
+    /// Adds each replica in turn (AWS takes one per UpdateTable, once the table is ACTIVE)
+    /// and gives it the table's tags.
+    async fn add_replicas(
+        &self,
+        ops: &mut TableOps<'_>,
+        regions: &[String],
+        tags: &BTreeMap<String, String>,
+    ) -> ResourceResult<()> {
+        for region in regions {
+            change_replica(ops, region, true).await?;
+            let desc = ops.wait_ready().await?;
+            let arn = desc.table_arn().ok_or_else(|| unexpected("TableArn"))?;
+            self.tag_replica(&ops.ctx, arn, region, &BTreeMap::new(), tags)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Tags the replica in `region` as the table is tagged (AWS copies no tags).
+    async fn tag_replica(
+        &self,
+        ctx: &OpContext,
+        table_arn: &str,
+        region: &str,
+        before: &BTreeMap<String, String>,
+        after: &BTreeMap<String, String>,
+    ) -> ResourceResult<()> {
+        let arn = replicas::replica_arn(table_arn, region)
+            .ok_or_else(|| unexpected("a table ARN to derive the replica's from"))?;
+        let name = arn.rsplit('/').next().unwrap_or_default().to_string();
+        let replica = TableOps {
+            client: self.aws.dynamodb(region),
+            name: &name,
+            ctx: ctx.clone(),
+            last: None,
+        };
+        replica.set_tags(&arn, before, after).await
+    }
+}
+
+/// Removes each replica in turn, waiting until the table has let go of it.
+async fn remove_replicas(ops: &mut TableOps<'_>, regions: &[String]) -> ResourceResult<()> {
+    for region in regions {
+        change_replica(ops, region, false).await?;
+    }
+    Ok(())
+}
+
+/// Adds (or removes) the replica in `region`, unless the table has (or lacks) it already:
+/// a change whose answer was lost, sent again, is refused by AWS (ValidationException) and
+/// counts as made once the table says so.
+async fn change_replica(ops: &mut TableOps<'_>, region: &str, add: bool) -> ResourceResult<()> {
+    let done =
+        |desc: &TableDescription| replicas::described(desc).iter().any(|r| r == region) == add;
+    if done(&ops.wait_ready().await?) {
+        return Ok(());
+    }
+    let (action, what) = if add {
+        (
+            replicas::create_action(region)?,
+            format!("adding the replica in {region}"),
+        )
+    } else {
+        (
+            replicas::delete_action(region)?,
+            format!("removing the replica in {region}"),
+        )
+    };
+    let request = ops.request().replica_updates(action);
+    match ops.apply(&what, request).await {
+        Ok(()) => Ok(()),
+        Err(err) if errors::has_code(&err, &["ValidationException"]) => {
+            if done(&ops.wait_ready().await?) {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        }
+        Err(err) => Err(err),
     }
 }
 

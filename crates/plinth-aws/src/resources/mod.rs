@@ -17,6 +17,7 @@ pub mod cloudfront_origin_request_policy;
 pub mod cloudfront_response_headers_policy;
 pub mod dynamodb_autoscaling;
 pub mod dynamodb_items;
+pub mod dynamodb_replicas;
 pub mod dynamodb_table;
 pub mod ec2_common;
 pub mod ec2_default_vpc;
