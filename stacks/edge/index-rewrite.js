@@ -4,7 +4,7 @@ function handler(event) {
     var request = event.request;
     if (request.uri.endsWith('/')) {
         request.uri += 'index.html';
-    } else if (!request.uri.includes('.')) {
+    } else if (!request.uri.split('/').pop().includes('.')) {
         request.uri += '/index.html';
     }
     return request;

@@ -694,6 +694,26 @@ async fn a_serverless_cache_is_made_within_its_limits_changed_in_place_and_delet
     let replan = env.plinth(&args("plan", &["--detailed-exitcode"]));
     assert_eq!(replan.code, 0, "{}", replan.stdout);
 
+    // The throughput cap removed: AWS keeps a part not sent, so it is lifted to AWS's
+    // ceiling, which reads as no limit.
+    let stack = env.read("serverless.yaml");
+    env.write(
+        "serverless.yaml",
+        &stack.replace("      ecpu_per_second: { max: 5000 }\n", ""),
+    );
+    env.plinth(&args("apply", &["--yes"])).ok();
+    let cache = describe().await.expect("the serverless cache");
+    let ecpu = cache
+        .cache_usage_limits()
+        .and_then(|l| l.ecpu_per_second())
+        .and_then(|e| e.maximum());
+    assert!(
+        ecpu.is_none_or(|m| m >= 15_000_000),
+        "no cap left: {ecpu:?}"
+    );
+    let replan = env.plinth(&args("plan", &["--detailed-exitcode"]));
+    assert_eq!(replan.code, 0, "{}", replan.stdout);
+
     let destroy = env.plinth(&args("destroy", &["--yes"])).ok();
     assert!(
         destroy.stdout.contains("Teardown verified"),

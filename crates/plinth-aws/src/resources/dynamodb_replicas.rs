@@ -5,9 +5,9 @@
 //! ACTIVE; it then reports the table UPDATING and the replica CREATING (or DELETING) until
 //! the copy is made, which can take many minutes on a large table. A replica needs the
 //! table's stream with new and old images, and on provisioned billing its writes
-//! autoscaled: the checks say so before any call. Replicas get the table's tags, so the
-//! teardown check and `plinth sweep` find them in their regions; destroy removes them
-//! before the table.
+//! autoscaled: the checks say so before any call. Replicas get the table's tags (again at
+//! every change of the table, so a replica left untagged by an interrupted apply is mended),
+//! so `plinth sweep` finds them in their regions; destroy removes them before the table.
 
 use aws_sdk_dynamodb::types::{
     CreateReplicationGroupMemberAction, DeleteReplicationGroupMemberAction, ReplicaStatus,
@@ -119,17 +119,24 @@ pub fn described(desc: &TableDescription) -> Vec<String> {
     regions
 }
 
-/// A replica still being made, changed or removed: the table is not settled yet.
+/// A replica still being made, changed or removed: the table is not settled yet. A replica
+/// in a state that does not pass by itself (creation failed, its key unusable, its region
+/// disabled) is not waited for: removing it is what fixes it.
 pub fn busy(desc: &TableDescription) -> Option<String> {
     desc.replicas()
         .iter()
         .find_map(|r| match r.replica_status() {
-            Some(ReplicaStatus::Active) | None => None,
-            Some(status) => Some(format!(
+            Some(
+                status @ (ReplicaStatus::Creating
+                | ReplicaStatus::Updating
+                | ReplicaStatus::Deleting
+                | ReplicaStatus::Archiving),
+            ) => Some(format!(
                 "replica in {} {}",
                 r.region_name().unwrap_or("?"),
                 status.as_str()
             )),
+            _ => None,
         })
 }
 

@@ -1987,8 +1987,10 @@ impl ResourceType for DynamodbTable {
             .iter()
             .filter(|r| old.replicas.contains(r))
             .collect();
+        // All the tags, not just the change: a replica an interrupted apply left untagged
+        // gets them now.
         for region in kept {
-            self.tag_replica(&ops.ctx, arn, region, &old.tags, &new.tags)
+            self.tag_replica(&ops.ctx, arn, region, &BTreeMap::new(), &new.tags)
                 .await?;
         }
         self.change_autoscaling(&ops.ctx, id, before, after).await?;

@@ -32,6 +32,9 @@ use crate::Aws;
 
 const ENGINES: &[&str] = &["valkey", "redis", "memcached"];
 const MAX_NAME: usize = 40;
+/// AWS's ceilings: a limit of these, without a minimum, is no limit.
+const MAX_STORAGE_GB: i32 = 5000;
+const MAX_ECPU: i32 = 15_000_000;
 /// A new serverless cache is up in a few minutes; a deleted one goes in a few more.
 const READY_LIMIT: Duration = Duration::from_secs(30 * 60);
 const DELETE_LIMIT: Duration = Duration::from_secs(30 * 60);
@@ -117,6 +120,7 @@ fn schema() -> TypeSchema {
                 .doc("the subnets of the cache's endpoints (2 or more, in different zones); default three of the default VPC's"),
             Prop::new("security_group_ids", Shape::list(Shape::String))
                 .computed()
+                .holds_referent()
                 .doc("default the VPC's default group"),
             Prop::new("user_group", Shape::String)
                 .holds_referent()
@@ -308,10 +312,7 @@ impl ResourceType for ServerlessCacheType {
             any = true;
         }
         if changed("limits") {
-            // No limits is limits of nothing: AWS keeps a part that is not sent.
-            let limits =
-                usage_limits(after)?.unwrap_or_else(|| CacheUsageLimits::builder().build());
-            request = request.cache_usage_limits(limits);
+            request = request.cache_usage_limits(changed_limits(before, after)?);
             any = true;
         }
         if changed("security_group_ids") && after.contains_key("security_group_ids") {
@@ -404,7 +405,17 @@ fn serverless_cost(props: &Props, ctx: &CostContext) -> Vec<CostLine> {
         .usage("elasticache.serverless_storage_gb")
         .max(floor)
         .max(minimum_gb);
-    let ecpus = ctx.usage("elasticache.serverless_ecpu_millions");
+    // A minimum throughput is kept ready, and billed, all month.
+    let ecpu_floor = props
+        .get("limits")
+        .and_then(|l| l.get("ecpu_per_second"))
+        .and_then(|s| s.get("min"))
+        .and_then(Value::as_f64)
+        .map(|per_second| per_second * 3600.0 * 730.0 / 1_000_000.0)
+        .unwrap_or(0.0);
+    let ecpus = ctx
+        .usage("elasticache.serverless_ecpu_millions")
+        .max(ecpu_floor);
     vec![
         CostLine::per_hour(
             format!(
@@ -492,6 +503,28 @@ fn usage_limits(props: &Props) -> ResourceResult<Option<CacheUsageLimits>> {
             .set_ecpu_per_second(ecpu)
             .build(),
     ))
+}
+
+/// The limits to send: the stack's, and for a part it no longer has, AWS's ceiling (AWS
+/// keeps a part that is not sent, so leaving it out would keep the old cap).
+fn changed_limits(before: &Props, after: &Props) -> ResourceResult<CacheUsageLimits> {
+    let limits = usage_limits(after)?.unwrap_or_else(|| CacheUsageLimits::builder().build());
+    let had = |key: &str| before.get("limits").and_then(|l| l.get(key)).is_some();
+    let mut builder = CacheUsageLimits::builder()
+        .set_data_storage(limits.data_storage().cloned())
+        .set_ecpu_per_second(limits.ecpu_per_second().cloned());
+    if limits.data_storage().is_none() && had("storage_gb") {
+        builder = builder.data_storage(
+            DataStorage::builder()
+                .unit(DataStorageUnit::Gb)
+                .maximum(MAX_STORAGE_GB)
+                .build(),
+        );
+    }
+    if limits.ecpu_per_second().is_none() && had("ecpu_per_second") {
+        builder = builder.ecpu_per_second(EcpuPerSecond::builder().maximum(MAX_ECPU).build());
+    }
+    Ok(builder.build())
 }
 
 fn canonicalize(props: &mut Props) {
@@ -600,17 +633,21 @@ fn observe(cache: &ServerlessCache, tags: BTreeMap<String, String>) -> ResourceR
     }
     if let Some(limits) = cache.cache_usage_limits() {
         let mut block = Map::new();
-        if let Some(storage) = limits.data_storage() {
-            block.insert(
-                "storage_gb".into(),
-                range_json(storage.minimum(), storage.maximum()),
-            );
+        let unlimited = |min: Option<i32>, max: Option<i32>, ceiling: i32| {
+            min.is_none() && max.is_none_or(|m| m >= ceiling)
+        };
+        if let Some(s) = limits.data_storage() {
+            if !unlimited(s.minimum(), s.maximum(), MAX_STORAGE_GB) {
+                block.insert("storage_gb".into(), range_json(s.minimum(), s.maximum()));
+            }
         }
-        if let Some(ecpu) = limits.ecpu_per_second() {
-            block.insert(
-                "ecpu_per_second".into(),
-                range_json(ecpu.minimum(), ecpu.maximum()),
-            );
+        if let Some(e) = limits.ecpu_per_second() {
+            if !unlimited(e.minimum(), e.maximum(), MAX_ECPU) {
+                block.insert(
+                    "ecpu_per_second".into(),
+                    range_json(e.minimum(), e.maximum()),
+                );
+            }
         }
         props.insert("limits".into(), Value::Object(block));
     }
@@ -625,11 +662,14 @@ fn observe(cache: &ServerlessCache, tags: BTreeMap<String, String>) -> ResourceR
     if let Some(group) = cache.user_group_id().filter(|g| !g.is_empty()) {
         props.insert("user_group".into(), json!(group));
     }
-    if let Some(days) = cache.snapshot_retention_limit() {
-        props.insert("snapshot_retention_limit".into(), json!(days));
-    }
-    if let Some(time) = cache.daily_snapshot_time() {
-        props.insert("daily_snapshot_time".into(), json!(time));
+    // Memcached has no snapshots, whatever AWS reports for them.
+    if cache.engine() != Some("memcached") {
+        if let Some(days) = cache.snapshot_retention_limit() {
+            props.insert("snapshot_retention_limit".into(), json!(days));
+        }
+        if let Some(time) = cache.daily_snapshot_time() {
+            props.insert("daily_snapshot_time".into(), json!(time));
+        }
     }
     props.insert("tags".into(), tags::tags_value(tags));
     canonicalize(&mut props);

@@ -238,8 +238,8 @@ impl ResourceType for CacheUserGroup {
         if let Err(mut err) = deleted {
             if err.kind == ErrorKind::InUse {
                 err.message.push_str(
-                    "; a replication group still uses the user group: delete it or remove its \
-                     user_group first",
+                    "; a replication group or serverless cache still uses the user group: \
+                     delete it or remove its user_group first",
                 );
             }
             return Err(err);
