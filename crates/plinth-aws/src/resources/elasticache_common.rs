@@ -8,18 +8,23 @@
 //! waiting for, not an invalid request.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
 
 use aws_sdk_elasticache::types::Tag;
 use aws_sdk_elasticache::Client;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use plinth_core::resource::{ErrorKind, Linked, PropIssue, ResourceError, ResourceResult};
+use plinth_core::resource::{
+    ErrorKind, Linked, OpContext, PropIssue, ResourceError, ResourceResult,
+};
 use plinth_core::value::{contains_unknown, str_of, Props};
 use serde_json::Value;
 
 use crate::errors;
 use crate::resources::tags;
+use crate::wait::{self, Poll};
 
 /// The engines ElastiCache runs.
 pub const ENGINES: &[&str] = &["redis", "valkey", "memcached"];
@@ -135,6 +140,76 @@ pub async fn tags_of(client: &Client, arn: &str) -> ResourceResult<BTreeMap<Stri
             (!is_aws_tag(key)).then(|| (key.to_string(), t.value().unwrap_or_default().to_string()))
         })
         .collect())
+}
+
+/// The tags of something just described, or `None` when it was deleted in between.
+pub async fn tags_unless_gone(
+    client: &Client,
+    arn: &str,
+) -> ResourceResult<Option<BTreeMap<String, String>>> {
+    match tags_of(client, arn).await {
+        Ok(tags) => Ok(Some(tags)),
+        Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statuses: the users, user groups and serverless caches AWS makes in the background
+
+/// Polls `describe` until what it finds reports `ready` (it is `creating` or `modifying`
+/// before); a thing not visible yet right after its create is waited for a while.
+pub async fn wait_for_status<T, F, Fut>(
+    ctx: &OpContext,
+    what: &str,
+    limit: Duration,
+    (ready, status): (&str, fn(&T) -> Option<&str>),
+    mut describe: F,
+) -> ResourceResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ResourceResult<Option<T>>>,
+{
+    let since = tokio::time::Instant::now();
+    wait::until(ctx, what, limit, || {
+        let found = describe();
+        async move {
+            match found.await? {
+                Some(thing) if status(&thing) == Some(ready) => Ok(Poll::Ready(thing)),
+                Some(thing) => Ok(Poll::Pending(status(&thing).unwrap_or("?").to_string())),
+                None => wait::not_visible_yet(since, || errors::vanished(what)),
+            }
+        }
+    })
+    .await
+}
+
+/// Sends `delete` (again while AWS says the thing is in use; gone already is done), then
+/// waits until `status` finds nothing left: AWS deletes in the background (`reason`).
+pub async fn delete_in_background<D, DFut, S, SFut>(
+    ctx: &OpContext,
+    (what, reason): (&str, &str),
+    limit: Duration,
+    mut delete: D,
+    status: S,
+) -> ResourceResult<()>
+where
+    D: FnMut() -> DFut,
+    DFut: Future<Output = ResourceResult<()>>,
+    S: FnMut() -> SFut,
+    SFut: Future<Output = ResourceResult<Option<String>>>,
+{
+    wait::delete_when_free(ctx, what, limit, || {
+        let attempt = delete();
+        async move {
+            match attempt.await {
+                Err(err) if err.kind == ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        }
+    })
+    .await?;
+    wait::until_deleted(ctx, what, reason, limit, status).await
 }
 
 /// The `tags` property as the SDK's tag list, for create calls (`aws:` keys left out).

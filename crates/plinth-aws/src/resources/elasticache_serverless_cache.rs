@@ -27,7 +27,7 @@ use tracing::debug;
 
 use crate::resources::elasticache_common::{self as common, known_str, SendExt};
 use crate::resources::tags;
-use crate::wait::{self, Poll};
+use crate::wait;
 use crate::Aws;
 
 const ENGINES: &[&str] = &["valkey", "redis", "memcached"];
@@ -229,10 +229,8 @@ impl ResourceType for ServerlessCacheType {
         if cache.status() == Some("deleting") {
             return Ok(None);
         }
-        let tags = match common::tags_of(&client, arn_of(&cache)?).await {
-            Ok(tags) => tags,
-            Err(err) if err.kind == ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err),
+        let Some(tags) = common::tags_unless_gone(&client, arn_of(&cache)?).await? else {
+            return Ok(None);
         };
         observe(&cache, tags).map(Some)
     }
@@ -356,27 +354,22 @@ impl ResourceType for ServerlessCacheType {
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
         let client = &self.aws.elasticache(&ctx.region);
         let what = format!("deleting serverless cache {id}");
-        wait::delete_when_free(ctx, &what, DELETE_LIMIT, || async move {
-            match client
+        let reason = "ElastiCache deletes the serverless cache in the background";
+        let delete = || async move {
+            client
                 .delete_serverless_cache()
                 .serverless_cache_name(id)
                 .send()
                 .await
                 .classified()
-            {
-                Ok(_) => Ok(()),
-                Err(err) if err.kind == ErrorKind::NotFound => Ok(()),
-                Err(err) => Err(err),
-            }
-        })
-        .await?;
-        let reason = "ElastiCache deletes the serverless cache in the background";
-        wait::until_deleted(ctx, &what, reason, DELETE_LIMIT, || async move {
+                .map(|_| ())
+        };
+        let status = || async move {
             Ok(describe(client, id)
                 .await?
                 .map(|c| c.status().unwrap_or("deleting").to_string()))
-        })
-        .await
+        };
+        common::delete_in_background(ctx, (&what, reason), DELETE_LIMIT, delete, status).await
     }
 }
 
@@ -584,19 +577,23 @@ async fn wait_available(
     client: &Client,
     name: &str,
 ) -> ResourceResult<ServerlessCache> {
-    let since = tokio::time::Instant::now();
     let what = format!("serverless cache {name}");
     let what = &what;
-    wait::until(ctx, what, READY_LIMIT, || async move {
+    let describe = || async move {
         match describe(client, name).await? {
-            Some(cache) if cache.status() == Some("available") => Ok(Poll::Ready(cache)),
             Some(cache) if cache.status() == Some("create-failed") => Err(ResourceError::other(
                 format!("AWS could not create {what} (create-failed): delete it and apply again"),
             )),
-            Some(cache) => Ok(Poll::Pending(cache.status().unwrap_or("?").to_string())),
-            None => wait::not_visible_yet(since, || crate::errors::vanished(what)),
+            found => Ok(found),
         }
-    })
+    };
+    common::wait_for_status(
+        ctx,
+        what,
+        READY_LIMIT,
+        ("available", ServerlessCache::status),
+        describe,
+    )
     .await
 }
 

@@ -23,7 +23,7 @@ use tracing::debug;
 
 use crate::resources::elasticache_common::{self as common, known_str, SendExt};
 use crate::resources::tags;
-use crate::wait::{self, Poll};
+use crate::wait;
 use crate::Aws;
 
 const ENGINES: &[&str] = &["redis", "valkey"];
@@ -172,10 +172,8 @@ impl ResourceType for CacheUser {
         if user.status() == Some("deleting") {
             return Ok(None);
         }
-        let tags = match common::tags_of(&client, arn_of(&user)?).await {
-            Ok(tags) => tags,
-            Err(err) if err.kind == ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err),
+        let Some(tags) = common::tags_unless_gone(&client, arn_of(&user)?).await? else {
+            return Ok(None);
         };
         observe(&user, tags, prior).map(Some)
     }
@@ -266,11 +264,10 @@ impl ResourceType for CacheUser {
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
         let client = &self.aws.elasticache(&ctx.region);
         let what = format!("deleting cache user {id}");
+        let reason = "ElastiCache deletes the user in the background";
         // AWS takes a deleted user out of every user group itself.
-        wait::delete_when_free(ctx, &what, DELETE_LIMIT, || async move {
+        let delete = || async move {
             match client.delete_user().user_id(id).send().await.classified() {
-                Ok(_) => Ok(()),
-                Err(err) if err.kind == ErrorKind::NotFound => Ok(()),
                 // A group's default user goes once the group does (AWS keeps every group
                 // with one): asked again while the group is being deleted.
                 Err(err) if err.code.as_deref() == Some("DefaultUserAssociatedToUserGroup") => {
@@ -279,17 +276,15 @@ impl ResourceType for CacheUser {
                         ..err
                     })
                 }
-                Err(err) => Err(err),
+                other => other.map(|_| ()),
             }
-        })
-        .await?;
-        let reason = "ElastiCache deletes the user in the background";
-        wait::until_deleted(ctx, &what, reason, DELETE_LIMIT, || async move {
+        };
+        let status = || async move {
             Ok(describe(client, id)
                 .await?
                 .map(|u| u.status().unwrap_or("deleting").to_string()))
-        })
-        .await
+        };
+        common::delete_in_background(ctx, (&what, reason), DELETE_LIMIT, delete, status).await
     }
 }
 
@@ -412,15 +407,9 @@ async fn describe(client: &Client, id: &str) -> ResourceResult<Option<User>> {
 
 /// Waits until the user is `active` (it is `creating` or `modifying` before).
 async fn wait_active(ctx: &OpContext, client: &Client, id: &str) -> ResourceResult<User> {
-    let since = tokio::time::Instant::now();
     let what = format!("cache user {id}");
-    let what = &what;
-    wait::until(ctx, what, READY_LIMIT, || async move {
-        match describe(client, id).await? {
-            Some(user) if user.status() == Some("active") => Ok(Poll::Ready(user)),
-            Some(user) => Ok(Poll::Pending(user.status().unwrap_or("?").to_string())),
-            None => wait::not_visible_yet(since, || crate::errors::vanished(what)),
-        }
+    common::wait_for_status(ctx, &what, READY_LIMIT, ("active", User::status), || {
+        describe(client, id)
     })
     .await
 }

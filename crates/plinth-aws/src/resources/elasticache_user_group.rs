@@ -23,7 +23,7 @@ use tracing::debug;
 
 use crate::resources::elasticache_common::{self as common, known_str, SendExt};
 use crate::resources::tags;
-use crate::wait::{self, Poll};
+use crate::wait;
 use crate::Aws;
 
 const ENGINES: &[&str] = &["redis", "valkey"];
@@ -137,10 +137,8 @@ impl ResourceType for CacheUserGroup {
         if group.status() == Some("deleting") {
             return Ok(None);
         }
-        let tags = match common::tags_of(&client, arn_of(&group)?).await {
-            Ok(tags) => tags,
-            Err(err) if err.kind == ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err),
+        let Some(tags) = common::tags_unless_gone(&client, arn_of(&group)?).await? else {
+            return Ok(None);
         };
         observe(&group, tags).map(Some)
     }
@@ -221,36 +219,32 @@ impl ResourceType for CacheUserGroup {
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
         let client = &self.aws.elasticache(&ctx.region);
         let what = format!("deleting cache user group {id}");
-        let deleted = wait::delete_when_free(ctx, &what, DELETE_LIMIT, || async move {
-            match client
+        let reason = "ElastiCache deletes the user group in the background";
+        let delete = || async move {
+            client
                 .delete_user_group()
                 .user_group_id(id)
                 .send()
                 .await
                 .classified()
-            {
-                Ok(_) => Ok(()),
-                Err(err) if err.kind == ErrorKind::NotFound => Ok(()),
-                Err(err) => Err(err),
-            }
-        })
-        .await;
-        if let Err(mut err) = deleted {
-            if err.kind == ErrorKind::InUse {
-                err.message.push_str(
-                    "; a replication group or serverless cache still uses the user group: \
-                     delete it or remove its user_group first",
-                );
-            }
-            return Err(err);
-        }
-        let reason = "ElastiCache deletes the user group in the background";
-        wait::until_deleted(ctx, &what, reason, DELETE_LIMIT, || async move {
+                .map(|_| ())
+        };
+        let status = || async move {
             Ok(describe(client, id)
                 .await?
                 .map(|g| g.status().unwrap_or("deleting").to_string()))
-        })
-        .await
+        };
+        common::delete_in_background(ctx, (&what, reason), DELETE_LIMIT, delete, status)
+            .await
+            .map_err(|mut err| {
+                if err.kind == ErrorKind::InUse {
+                    err.message.push_str(
+                        "; a replication group or serverless cache still uses the user group: \
+                         delete it or remove its user_group first",
+                    );
+                }
+                err
+            })
     }
 }
 
@@ -351,16 +345,14 @@ async fn describe(client: &Client, id: &str) -> ResourceResult<Option<UserGroup>
 
 /// Waits until the group is `active` (`creating` or `modifying` before).
 async fn wait_active(ctx: &OpContext, client: &Client, id: &str) -> ResourceResult<UserGroup> {
-    let since = tokio::time::Instant::now();
     let what = format!("cache user group {id}");
-    let what = &what;
-    wait::until(ctx, what, READY_LIMIT, || async move {
-        match describe(client, id).await? {
-            Some(group) if group.status() == Some("active") => Ok(Poll::Ready(group)),
-            Some(group) => Ok(Poll::Pending(group.status().unwrap_or("?").to_string())),
-            None => wait::not_visible_yet(since, || crate::errors::vanished(what)),
-        }
-    })
+    common::wait_for_status(
+        ctx,
+        &what,
+        READY_LIMIT,
+        ("active", UserGroup::status),
+        || describe(client, id),
+    )
     .await
 }
 
