@@ -2,6 +2,7 @@
 //! loading every command does, and the mapping of errors to messages and exit codes.
 
 mod apply;
+mod completions;
 mod cost;
 mod graph;
 mod import;
@@ -143,6 +144,10 @@ pub enum Command {
     Cost(cost::CostArgs),
     /// Find expired environments and what no state knows (by their tags); --yes removes them.
     Sweep(sweep::SweepArgs),
+    /// Print a shell completion script: `source <(plinth completions bash)`.
+    Completions(completions::CompletionsArgs),
+    /// Print plinth's man page (or write one per command with --out DIR).
+    Man(completions::ManArgs),
 }
 
 /// Sets up `tracing`: warnings by default, more with -v, or `PLINTH_LOG`.
@@ -177,6 +182,8 @@ pub async fn run(cli: Cli, ui: Ui) -> u8 {
         Command::Import(a) => import::run(&cli.global, a, &ui).await,
         Command::Graph(a) => graph::run(&cli.global, a, &ui).await,
         Command::Schema => schema::run(&ui),
+        Command::Completions(a) => completions::completions(a, &ui),
+        Command::Man(a) => completions::man(a, &ui),
         Command::Cost(a) => cost::run(&cli.global, a, &ui).await,
         Command::Sweep(a) => sweep::run(&cli.global, a, &ui).await,
     };

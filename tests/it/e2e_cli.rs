@@ -796,3 +796,46 @@ async fn a_security_group_made_by_hand_is_imported_and_then_managed_in_place() {
         .await
         .is_empty());
 }
+
+/// Issue 14, item 6: completions and man pages come from the parser's own definitions, so
+/// every command and option is in them.
+#[test]
+fn completions_and_man_pages_name_every_command() {
+    let env = Env::new();
+    let bash = env.plinth(&["completions", "bash"]).ok();
+    assert!(bash.stdout.contains("_plinth()"), "{}", bash.stdout);
+    for command in ["plan", "apply", "destroy", "sweep", "cost", "completions"] {
+        assert!(bash.stdout.contains(command), "bash: {command}");
+    }
+    assert!(bash.stdout.contains("--detailed-exitcode"), "options too");
+    let zsh = env.plinth(&["completions", "zsh"]).ok();
+    assert!(zsh.stdout.starts_with("#compdef plinth"), "{}", zsh.stdout);
+    let fish = env.plinth(&["completions", "fish"]).ok();
+    assert!(
+        fish.stdout.contains("complete -c plinth"),
+        "{}",
+        fish.stdout
+    );
+    let refused = env.plinth(&["completions", "tcsh"]);
+    assert_eq!(
+        refused.code, 2,
+        "an unknown shell is a usage error: {}",
+        refused.stderr
+    );
+
+    let man = env.plinth(&["man"]).ok();
+    assert!(
+        man.stdout.contains(".TH plinth"),
+        "a roff page: {}",
+        man.stdout
+    );
+    assert!(man.stdout.contains(".SH NAME"), "{}", man.stdout);
+    assert!(
+        man.stdout.contains("destroy"),
+        "the page lists the commands"
+    );
+    env.plinth(&["man", "--out", "man"]).ok();
+    for page in ["plinth.1", "plinth-plan.1", "plinth-sweep.1"] {
+        assert!(env.path(&format!("man/{page}")).exists(), "{page} written");
+    }
+}
