@@ -176,8 +176,14 @@ pub async fn destroy_environment(
     run: &EnvRun,
     ui: &Ui,
 ) -> Result<EnvOutcome, CliError> {
+    // Read before the destroy empties the state: where its resources keep copies.
+    let other_regions = match session.env.read_state() {
+        Ok(state) => plinth_core::teardown::other_regions_of(&state, &session.env.registry),
+        Err(_) => Vec::new(),
+    };
     let outcome = destroy_unverified(session, run, ui).await?;
-    let code = super::verify::after_destroy(session, &run.targets, outcome.code, ui).await;
+    let code =
+        super::verify::after_destroy(session, &run.targets, &other_regions, outcome.code, ui).await;
     Ok(outcome.with_leftovers(code))
 }
 

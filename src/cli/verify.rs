@@ -13,7 +13,14 @@ pub const UNKNOWN_LEFTOVERS: u8 = 3;
 /// Checks the teardown after `plinth destroy` ended with `code`, and returns the exit code:
 /// `code`, or [`UNKNOWN_LEFTOVERS`] when something tagged with the environment is neither
 /// gone nor pending deletion. A targeted or unsuccessful destroy is not checked.
-pub async fn after_destroy(session: &Session, targets: &[String], code: u8, ui: &Ui) -> u8 {
+/// `other_regions`: where the destroyed resources kept copies (a global table's replicas).
+pub async fn after_destroy(
+    session: &Session,
+    targets: &[String],
+    other_regions: &[String],
+    code: u8,
+    ui: &Ui,
+) -> u8 {
     if code != 0 || !targets.is_empty() {
         return code;
     }
@@ -26,7 +33,7 @@ pub async fn after_destroy(session: &Session, targets: &[String], code: u8, ui: 
             return code;
         }
     };
-    let check = session.check_teardown(&state).await;
+    let check = session.check_teardown(&state, other_regions).await;
     for (region, err) in &check.failed {
         ui.err(&format!(
             "{}: could not check {region} for what the destroy left: {err}",

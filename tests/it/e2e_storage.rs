@@ -608,6 +608,12 @@ async fn a_global_table_gains_and_loses_replicas_in_place_and_destroys_them_all(
         "{}",
         destroy.stdout
     );
+    // The replica's region is searched too, not only the stack's.
+    assert!(
+        destroy.stdout.contains("is left in us-east-1, us-west-2"),
+        "{}",
+        destroy.stdout
+    );
     for region in ["us-east-1", "us-west-2", "eu-west-1"] {
         assert_eq!(replicas_of(&env, region, table).await, None, "{region}");
         let left = env.tagged(region, Some("example-global")).await;

@@ -156,15 +156,16 @@ pub struct TeardownCheck {
 
 impl Session {
     /// Searches every region and type the environment used (`state`: as the destroy left
-    /// it) for what is still tagged with it.
-    pub async fn check_teardown(&self, state: &State) -> TeardownCheck {
+    /// it; `other_regions`: where its resources kept copies before) for what is still
+    /// tagged with it.
+    pub async fn check_teardown(&self, state: &State, other_regions: &[String]) -> TeardownCheck {
         let env = &self.env;
         let stack = &env.stack;
         let filters = [
             TagFilter::equals(STACK_TAG, &stack.name),
             TagFilter::equals(WORKSPACE_TAG, &stack.workspace),
         ];
-        let regions = teardown::regions_used(stack, state);
+        let regions = teardown::regions_with(stack, state, other_regions);
         let types = teardown::types_used(stack, state, &env.registry);
         let search = tagging::find_tagged(&self.aws, &regions, &filters, &types).await;
         let found = still_there(&env.registry, search.found).await;

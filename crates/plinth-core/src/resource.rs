@@ -288,6 +288,12 @@ pub trait ResourceType: Send + Sync {
         None
     }
 
+    /// Regions besides its own where the resource keeps tagged copies (a global table's
+    /// replicas): the teardown check searches them too.
+    fn other_regions(&self, _props: &Props) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Brings resolved desired properties into canonical form: defaults AWS would apply
     /// filled in, lists that are sets sorted, shorthands expanded. `read` must return the
     /// same shape, so that an unchanged resource diffs as equal.

@@ -372,10 +372,28 @@ mod tests;
 /// declared (pinned regions included), where its state still has something, and the
 /// stack's own.
 pub fn regions_used(stack: &Stack, state: &State) -> Vec<String> {
+    regions_with(stack, state, &[])
+}
+
+/// [`regions_used`] and `others` (where resources kept copies: what [`other_regions_of`]
+/// found in the state before the destroy).
+pub fn regions_with(stack: &Stack, state: &State, others: &[String]) -> Vec<String> {
     let mut regions: BTreeSet<String> = stack.resources.iter().map(|r| r.region.clone()).collect();
     regions.extend(state.resources.values().map(|r| r.region.clone()));
+    regions.extend(others.iter().cloned());
     regions.insert(stack.region.clone());
     regions.retain(|r| !r.is_empty());
+    regions.into_iter().collect()
+}
+
+/// The regions besides their own where the resources in `state` keep tagged copies.
+pub fn other_regions_of(state: &State, registry: &Registry) -> Vec<String> {
+    let regions: BTreeSet<String> = state
+        .resources
+        .values()
+        .filter_map(|r| Some(registry.get(&r.type_name)?.other_regions(&r.props)))
+        .flatten()
+        .collect();
     regions.into_iter().collect()
 }
 

@@ -7,7 +7,8 @@
 //! table's stream with new and old images, and on provisioned billing its writes
 //! autoscaled: the checks say so before any call. Replicas get the table's tags (again at
 //! every change of the table, so a replica left untagged by an interrupted apply is mended),
-//! so `plinth sweep` finds them in their regions; destroy removes them before the table.
+//! so `plinth sweep` and the teardown check (which asks `other_regions`) find them in their
+//! regions; destroy removes them before the table.
 
 use aws_sdk_dynamodb::types::{
     CreateReplicationGroupMemberAction, DeleteReplicationGroupMemberAction, ReplicaStatus,

@@ -1842,6 +1842,10 @@ impl ResourceType for DynamodbTable {
         plinth_core::value::pick(props, &["name"])
     }
 
+    fn other_regions(&self, props: &Props) -> Vec<String> {
+        replicas::regions(props)
+    }
+
     async fn read(
         &self,
         ctx: &OpContext,
