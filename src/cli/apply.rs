@@ -315,7 +315,7 @@ async fn apply_saved(global: &GlobalArgs, path: &Path, args: &ApplyArgs, ui: &Ui
             changed.join(", ")
         ));
     }
-    ui.out_raw(&render::render(&plan, &registry, ui.color));
+    ui.out_raw(&render::render_at(&plan, &registry, ui.draw()));
     let cost =
         super::cost::print_for_plan(&plan, &state, &registry, &args.cost, PlanView::Full, ui)?;
     if !plan.has_changes() {

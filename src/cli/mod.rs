@@ -4,6 +4,7 @@
 mod apply;
 mod completions;
 mod cost;
+mod drift;
 mod graph;
 mod import;
 mod output;
@@ -127,6 +128,8 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Delete everything the stack created.
     Destroy(apply::DestroyArgs),
+    /// List what changed outside plinth since it last applied (exit 2 when something did).
+    Drift(drift::DriftArgs),
     /// Show the state: resources, their ids and attributes, and outputs.
     Show(show::ShowArgs),
     /// Print outputs (all, or one by name).
@@ -176,6 +179,7 @@ pub async fn run(cli: Cli, ui: Ui) -> u8 {
         Command::Plan(a) => plan::run(&cli.global, a, &ui).await,
         Command::Apply(a) => apply::run_apply(&cli.global, a, &ui).await,
         Command::Destroy(a) => apply::run_destroy(&cli.global, a, &ui).await,
+        Command::Drift(a) => drift::run(&cli.global, a, &ui).await,
         Command::Show(a) => show::run(&cli.global, a, &ui).await,
         Command::Output(a) => output::run(&cli.global, a, &ui).await,
         Command::State(c) => state::run(&cli.global, c, &ui).await,

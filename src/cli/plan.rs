@@ -57,7 +57,7 @@ pub enum PlanView {
 /// Prints a plan for a person.
 pub fn show(plan: &Plan, registry: &Registry, view: PlanView, ui: &Ui) {
     match view {
-        PlanView::Full => ui.out_raw(&render::render(plan, registry, ui.color)),
+        PlanView::Full => ui.out_raw(&render::render_at(plan, registry, ui.draw())),
         PlanView::SummaryLine => ui.out(&render::summary(plan)),
     }
 }

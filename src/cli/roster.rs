@@ -1,6 +1,6 @@
-//! `--roster FILE` for `plan`, `apply` and `destroy`: one environment per student. Each
-//! student's environment goes through the very functions a single workspace goes through
-//! (`plan_environment`, `apply_environment`, `destroy_environment`), in its own workspace
+//! `--roster FILE` for `plan`, `apply`, `destroy` and `drift`: one environment per student.
+//! Each student's environment goes through the very functions a single workspace goes through
+//! (`plan_environment`, `apply_environment`, `destroy_environment`, `drift_environment`), in its own workspace
 //! with its own variables, several at once; one student's failure never stops the others.
 
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use super::apply::{
     apply_environment, destroy_environment, watch_interrupts, ApplyArgs, DestroyArgs, EnvRun,
 };
+use super::drift::{drift_environment, DriftArgs};
 use super::plan::{plan_environment, show, PlanArgs, PlanView};
 use super::ui::short_duration;
 use super::{
@@ -27,7 +28,7 @@ use super::{
     CliResult, GlobalArgs, Ui,
 };
 
-/// The roster options `plan`, `apply` and `destroy` share.
+/// The roster options `plan`, `apply`, `destroy` and `drift` share.
 #[derive(Debug, Args, Clone)]
 pub struct RosterArgs {
     /// One environment per student listed in FILE (one per line: `NAME [VAR=VALUE…]`; see
@@ -69,6 +70,7 @@ enum RosterCommand {
     Plan(Arc<PlanArgs>),
     Apply(Arc<ApplyArgs>),
     Destroy(Arc<DestroyArgs>),
+    Drift(Arc<DriftArgs>),
 }
 
 impl RosterCommand {
@@ -77,6 +79,7 @@ impl RosterCommand {
             RosterCommand::Plan(_) => "plan",
             RosterCommand::Apply(_) => "apply",
             RosterCommand::Destroy(_) => "destroy",
+            RosterCommand::Drift(_) => "drift check",
         }
     }
 
@@ -85,6 +88,7 @@ impl RosterCommand {
             RosterCommand::Plan(_) => "planned",
             RosterCommand::Apply(_) => "applied",
             RosterCommand::Destroy(_) => "destroyed",
+            RosterCommand::Drift(_) => "checked for drift",
         }
     }
 
@@ -92,6 +96,7 @@ impl RosterCommand {
     fn count_headers(&self) -> [&'static str; 3] {
         match self {
             RosterCommand::Plan(_) => ["to add", "to change", "to destroy"],
+            RosterCommand::Drift(_) => ["drifted", "properties", "deleted"],
             _ => ["added", "changed", "destroyed"],
         }
     }
@@ -150,6 +155,25 @@ pub async fn destroy(global: &GlobalArgs, roster: &Path, args: &DestroyArgs, ui:
     )
     .await?;
     Ok(class::exit_code(&rows))
+}
+
+/// `plinth drift --roster`: each student's drift, then the class's table; exit 2 when
+/// someone's environment drifted and nobody's check failed.
+pub async fn drift(global: &GlobalArgs, roster: &Path, args: &DriftArgs, ui: &Ui) -> CliResult {
+    if args.json {
+        return fail("--roster prints each student's drift for people; --json is for one workspace at a time (--workspace NAME)");
+    }
+    let rows = run(
+        global,
+        roster,
+        &args.stack,
+        RosterCommand::Drift(Arc::new(args.clone())),
+        ui,
+    )
+    .await?;
+    let code = class::exit_code(&rows);
+    let drifted = rows.iter().any(|r| r.outcome.result == EnvResult::Drifted);
+    Ok(if code == 0 && drifted { 2 } else { code })
 }
 
 /// Nobody confirms N plans one by one: a roster acts only with `--yes`.
@@ -240,6 +264,7 @@ fn role_name(command: &RosterCommand) -> &str {
         RosterCommand::Plan(a) => &a.roster.role_name,
         RosterCommand::Apply(a) => &a.roster.role_name,
         RosterCommand::Destroy(a) => &a.roster.role_name,
+        RosterCommand::Drift(a) => &a.roster.role_name,
     }
 }
 
@@ -248,6 +273,7 @@ fn shard_of(command: &RosterCommand) -> Option<roster::Shard> {
         RosterCommand::Plan(a) => a.roster.shard,
         RosterCommand::Apply(a) => a.roster.shard,
         RosterCommand::Destroy(a) => a.roster.shard,
+        RosterCommand::Drift(a) => a.roster.shard,
     }
 }
 
@@ -256,6 +282,7 @@ fn max_environments(command: &RosterCommand) -> u16 {
         RosterCommand::Plan(a) => a.roster.max_environments,
         RosterCommand::Apply(a) => a.roster.max_environments,
         RosterCommand::Destroy(a) => a.roster.max_environments,
+        RosterCommand::Drift(a) => a.roster.max_environments,
     }
 }
 
@@ -328,6 +355,11 @@ async fn environment(
         RosterCommand::Destroy(args) => {
             let run = in_roster(context, EnvRun::of_destroy(args));
             destroy_environment(&session, &run, ui).await
+        }
+        RosterCommand::Drift(args) => {
+            let drifted = drift_environment(&session, args).await?;
+            super::drift::show(&session, &drifted, ui);
+            Ok(EnvOutcome::of_drift(&drifted))
         }
     }
 }

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use plinth_core::diag::{self, Diagnostic};
 use plinth_core::engine::{Outcome, Reporter, StepKind, StepResult};
-use plinth_core::plan::render::mask_values;
+use plinth_core::plan::render::{mask_values, Draw, DEFAULT_WIDTH};
 
 use super::{CliError, GlobalArgs};
 
 #[derive(Clone)]
 pub struct Ui {
     pub color: bool,
+    /// How wide plans are drawn: the terminal's width, else `COLUMNS`, else 100.
+    pub width: usize,
     secrets: Arc<Mutex<Vec<String>>>,
     /// Starts every line (`[ana] `) when several environments print at once.
     prefix: Option<Arc<str>>,
@@ -23,8 +25,17 @@ impl Ui {
         let color = !global.no_color && std::io::stdout().is_terminal();
         Ui {
             color,
+            width: output_width(),
             secrets: Arc::new(Mutex::new(Vec::new())),
             prefix: None,
+        }
+    }
+
+    /// How plans are drawn on this output.
+    pub fn draw(&self) -> Draw {
+        Draw {
+            color: self.color,
+            width: self.width,
         }
     }
 
@@ -257,4 +268,22 @@ impl Reporter for LineReporter {
     fn notice(&self, name: &str, message: &str) {
         self.ui.out(&format!("{}: {message}", self.ui.bold(name)));
     }
+}
+
+/// The terminal's width when stdout is one; else what `COLUMNS` says; else 100 (a pipe or
+/// CI log is read in a window of some width too).
+fn output_width() -> usize {
+    let terminal = std::io::stdout()
+        .is_terminal()
+        .then(|| terminal_size::terminal_size().map(|(w, _)| usize::from(w.0)))
+        .flatten();
+    let columns = || {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+    };
+    terminal
+        .or_else(columns)
+        .filter(|w| *w >= 40)
+        .unwrap_or(DEFAULT_WIDTH)
 }

@@ -1911,6 +1911,34 @@ def check_dynamodb_replicas(endpoint: str) -> None:
             _regional("kms", endpoint, "us-west-2"), wire)
 
 
+def tags_by_arn(ddb, tagging) -> None:
+    arns = []
+    for i in range(3):
+        name = f"fidelity-tags-{i}"
+        arn = ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                               AttributeDefinitions=[{"AttributeName": "Id", "AttributeType": "S"}],
+                               KeySchema=[{"AttributeName": "Id", "KeyType": "HASH"}],
+                               Tags=[{"Key": "n", "Value": str(i)}])["TableDescription"]["TableArn"]
+        arns.append(arn)
+    missing = arns[0].replace("fidelity-tags-0", "fidelity-tags-none")
+    out = tagging.get_resources(ResourceARNList=[arns[0], arns[2], missing])
+    got = {m["ResourceARN"]: m["Tags"] for m in out["ResourceTagMappingList"]}
+    check("GetResources answers exactly the ARNs asked for that exist",
+          got == {arns[0]: [{"Key": "n", "Value": "0"}], arns[2]: [{"Key": "n", "Value": "2"}]}, got)
+    check("on one page", not out.get("PaginationToken"), out.get("PaginationToken"))
+    code, _ = fails(tagging.get_resources, ResourceARNList=[arns[0]], ResourcesPerPage=10)
+    check("ResourceARNList with a pagination parameter is refused", code == "InvalidParameterException", code)
+    code, _ = fails(tagging.get_resources, ResourceARNList=[arns[0]] * 101)
+    check("more than 100 ARNs are refused", code == "InvalidParameterException", code)
+    for i in range(3):
+        ddb.delete_table(TableName=f"fidelity-tags-{i}")
+
+
+def check_tagging(endpoint: str) -> None:
+    section("Tagging API: GetResources by ARN", tags_by_arn, _client("dynamodb", endpoint),
+            _client("resourcegroupstaggingapi", endpoint))
+
+
 # --- fault injection ---------------------------------------------------------------------
 
 def _client(name: str, endpoint: str):
@@ -2012,6 +2040,7 @@ def main() -> int:
         check_dns(endpoint)
         check_encryption(endpoint)
         check_dynamodb_replicas(endpoint)
+        check_tagging(endpoint)
     finally:
         stop(server)
     check_faults()

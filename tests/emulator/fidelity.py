@@ -38,7 +38,8 @@ caller references in fidelity_dns.py, Lambda's one mapping per function and stre
 fidelity_lambda.py, IAM's instance profiles in fidelity_iam.py, ElastiCache's users, user
 groups and replication groups' user groups in fidelity_elasticache_users.py, ElastiCache
 Serverless caches in fidelity_elasticache_serverless.py, DynamoDB global tables (version
-2019.11.21 replicas) in fidelity_dynamodb_replicas.py; check_fidelity.py checks those
+2019.11.21 replicas) in fidelity_dynamodb_replicas.py, the Resource Groups Tagging API's
+GetResources by ResourceARNList in fidelity_tagging.py; check_fidelity.py checks those
 corrections.
 """
 
@@ -374,3 +375,4 @@ import fidelity_encryption  # noqa: E402,F401
 import fidelity_elasticache_users  # noqa: E402,F401
 import fidelity_elasticache_serverless  # noqa: E402,F401
 import fidelity_dynamodb_replicas  # noqa: E402,F401
+import fidelity_tagging  # noqa: E402,F401

@@ -327,6 +327,10 @@ async fn every_ready_stack_and_example_applies_replans_clean_and_destroys_to_not
             "{path} re-plans with changes:\n{}",
             replan.stdout
         );
+        // Nobody touched it: drift must find nothing (a false alarm would send an
+        // instructor after students who did nothing).
+        let drift = env.plinth(&args("drift"));
+        assert_eq!(drift.code, 0, "{path} drifts untouched:\n{}", drift.all());
         let mut destroy = args("destroy");
         destroy.push("--yes");
         let mut teardown = env.plinth(&destroy).ok();

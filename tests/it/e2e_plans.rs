@@ -491,3 +491,80 @@ resources:
     );
     env.plinth(&["destroy", "cost.yaml", "--yes"]).ok();
 }
+
+/// A line of a plan over `limit` columns is only acceptable as one long string nothing can
+/// break: `key = "…"` or a list element `"…",`.
+fn too_wide(line: &str, limit: usize) -> bool {
+    if line.chars().count() <= limit {
+        return false;
+    }
+    let value = line.trim_start().trim_start_matches(['+', '-', '~', ' ']);
+    let value = value.split_once(" = ").map_or(value, |(_, v)| v);
+    let value = value.trim_end_matches(',');
+    !(value.starts_with('"')
+        && value.ends_with('"')
+        && !value[1..value.len() - 1].contains("\", \""))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lab_plan_on_an_80_column_terminal_lays_long_values_out_one_attribute_per_line() {
+    let env = Env::new();
+    env.write("lab.yaml", include_str!("../../stacks/week2-data-lab.yaml"));
+    env.write(
+        "data/users.yaml",
+        include_str!("../../stacks/data/users.yaml"),
+    );
+    let mut command = env.command(&["plan", "lab.yaml", "--var", "student=ana"]);
+    command.env("COLUMNS", "80");
+    let plan = Run::from(command.output().expect("run plinth")).ok();
+    let wide: Vec<&str> = plan.stdout.lines().filter(|l| too_wide(l, 100)).collect();
+    assert!(
+        wide.is_empty(),
+        "lines over 100 columns: {wide:#?}\n{}",
+        plan.stdout
+    );
+    let lines: Vec<&str> = plan.stdout.lines().map(str::trim).collect();
+    // The indexes, one element per block and one attribute per line.
+    assert!(
+        lines.contains(&"+ global_secondary_indexes = ["),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.split_whitespace().eq(["name", "=", "\"by-status\""])),
+        "{}",
+        plan.stdout
+    );
+    // Thirty seed items being created: the count and the first three.
+    assert!(
+        lines.contains(&"# … and 27 more: 30 elements in all"),
+        "{}",
+        plan.stdout
+    );
+    // A plan in a pipe without COLUMNS is drawn 100 wide: the same lab, the same rule.
+    let piped = env
+        .plinth(&["plan", "lab.yaml", "--var", "student=ana"])
+        .ok();
+    assert!(
+        piped.stdout.lines().all(|l| !too_wide(l, 100)),
+        "{}",
+        piped.stdout
+    );
+    // `plan --json` is for machines: values stay whole.
+    let json = env
+        .plinth(&["plan", "lab.yaml", "--var", "student=ana", "--json"])
+        .ok();
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let seed = doc["resource_changes"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["name"] == "seed_users"))
+        .unwrap_or_else(|| {
+            panic!(
+                "seed_users planned: {}",
+                &json.stdout[..json.stdout.len().min(3000)]
+            )
+        });
+    assert_eq!(seed["after"]["items"].as_array().map(Vec::len), Some(30));
+}

@@ -577,3 +577,126 @@ resources:
         bad.stderr
     );
 }
+
+/// The lines of `stdout` that `student`'s drift table printed (prefixed with their name).
+fn drift_lines<'a>(stdout: &'a str, student: &str) -> Vec<&'a str> {
+    let prefix = format!("[{student}]   ");
+    stdout
+        .lines()
+        .filter(|l| l.starts_with(&prefix) && !l.contains("resource  "))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_across_a_roster_names_exactly_what_students_changed_by_hand() {
+    let moto = Moto::start(0);
+    let env = lab_env(&moto, LAB);
+    env.write("students.txt", "ana\nbruno\ncarla\n");
+    env.plinth(&["apply", "lab.yaml", "--roster", "students.txt", "--yes"])
+        .ok();
+
+    // Right after apply nothing has drifted: no false alarms for a class that did nothing.
+    let clean = env
+        .plinth(&["drift", "lab.yaml", "--roster", "students.txt"])
+        .ok();
+    for s in ["ana", "bruno", "carla"] {
+        assert!(
+            clean.stdout.contains(&format!(
+                "[{s}] No drift: everything in the state is as plinth left it."
+            )),
+            "{}",
+            clean.stdout
+        );
+        assert_eq!(
+            row_start(&clean.stdout, s),
+            words(&format!("{s} no changes 0 0 0"))
+        );
+    }
+
+    // Bruno raises his table's read capacity in the console; Carla opens SSH on her web tier.
+    env.dynamodb()
+        .update_table()
+        .table_name("bruno-orders")
+        .provisioned_throughput(
+            aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
+                .read_capacity_units(7)
+                .write_capacity_units(5)
+                .build()
+                .expect("throughput"),
+        )
+        .send()
+        .await
+        .expect("change bruno's capacity");
+    let carla_web = env
+        .ec2()
+        .describe_security_groups()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("group-name")
+                .values("carla-web")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("describe")
+        .security_groups()[0]
+        .group_id()
+        .expect("id")
+        .to_string();
+    env.ec2()
+        .authorize_security_group_ingress()
+        .group_id(&carla_web)
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .cidr_ip("0.0.0.0/0")
+        .send()
+        .await
+        .expect("open SSH on carla's web tier");
+
+    let drift = env
+        .plinth(&["drift", "lab.yaml", "--roster", "students.txt"])
+        .expect_code(2);
+    let out = &drift.stdout;
+    assert!(drift_lines(out, "ana").is_empty(), "{out}");
+    let bruno = drift_lines(out, "bruno");
+    assert_eq!(bruno.len(), 1, "{out}");
+    assert_eq!(
+        words(bruno[0]),
+        words("[bruno] orders (dynamodb.table) read_capacity 5 7"),
+        "{out}"
+    );
+    let carla = drift_lines(out, "carla");
+    assert_eq!(carla.len(), 1, "{out}");
+    assert!(
+        carla[0].contains("web_sg (ec2.security_group)  ingress")
+            && carla[0].contains("from_port = 22"),
+        "{out}"
+    );
+    assert_eq!(row_start(out, "ana"), words("ana no changes 0 0 0"));
+    assert_eq!(row_start(out, "bruno"), words("bruno drifted 1 1 0"));
+    assert_eq!(row_start(out, "carla"), words("carla drifted 1 1 0"));
+
+    // One workspace alone, as JSON: the same finding, for a machine.
+    let json = env
+        .plinth(&["drift", "lab.yaml", "--workspace", "bruno", "--json"])
+        .expect_code(2);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("JSON");
+    assert_eq!(
+        doc["drifted"],
+        serde_json::json!([{
+            "resource": "orders", "type_name": "dynamodb.table", "id": "bruno-orders",
+            "changes": [{"property": "read_capacity", "expected": 5, "actual": 7}]
+        }])
+    );
+
+    // Drift only reads: the state is untouched, and destroy still takes everything.
+    env.plinth(&["destroy", "lab.yaml", "--roster", "students.txt", "--yes"])
+        .ok();
+    assert!(tables_of_stack(&env.dynamodb(), "week2-data-lab")
+        .await
+        .is_empty());
+    assert!(groups_of_stack(&env.ec2(), "week2-data-lab")
+        .await
+        .is_empty());
+}

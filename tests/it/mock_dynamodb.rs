@@ -216,7 +216,7 @@ async fn create_sends_everything_and_waits_from_creating_to_active() {
 #[tokio::test]
 async fn create_sets_ttl_and_retries_pitr_while_backups_are_unavailable() {
     let create = mock!(Client::create_table)
-        .then_http_response(|| json_ok(json!({"TableDescription": users_table("ACTIVE", &[])})));
+        .then_http_response(|| json_ok(json!({"TableDescription": users_table("CREATING", &[])})));
     let active = describe_rule("ACTIVE", &[]);
     let ttl = mock!(Client::update_time_to_live)
         .match_requests(|r| {

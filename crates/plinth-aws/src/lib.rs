@@ -5,6 +5,7 @@
 //! region, error classification and waiting.
 
 pub mod arn;
+pub mod batch;
 pub mod clients;
 pub mod cost;
 pub mod errors;

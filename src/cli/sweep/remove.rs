@@ -324,7 +324,7 @@ async fn try_destroy_through_state(
         }
         Err(e) => return Err(format!("planning the destroy of {name}/{workspace}: {e}")),
     };
-    ui.out_raw(&render::render(&plan, registry, ui.color));
+    ui.out_raw(&render::render_at(&plan, registry, ui.draw()));
     ui.out("");
     // Nobody cancels a sweep half way: Ctrl-C ends the process, and the journal keeps
     // every operation that finished.

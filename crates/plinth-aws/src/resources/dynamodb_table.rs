@@ -24,6 +24,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::operation::BuildError;
+use futures::{stream, FutureExt, StreamExt, TryStreamExt};
 use plinth_core::resource::{
     ErrorKind, NormalizeContext, Observed, OpContext, PropIssue, ResourceError, ResourceResult,
     ResourceType,
@@ -38,6 +39,7 @@ use crate::errors::{self, SendExt};
 use crate::resources::dynamodb_autoscaling as autoscaling;
 use crate::resources::dynamodb_replicas as replicas;
 use crate::resources::tags;
+use crate::tagging;
 use crate::wait::{self, Poll};
 use crate::Aws;
 
@@ -45,6 +47,8 @@ use crate::Aws;
 const TABLE_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// CreateTable's answer when the name is in use: the table exists (or is being created).
 const TABLE_EXISTS: &str = "ResourceInUseException";
+/// How many tables of a batch are read at the same time (each is three calls).
+const BATCH_READS_AT_ONCE: usize = 8;
 
 const KEY_TYPES: &[&str] = ScalarAttributeType::values();
 // Plinth writes these in lower case (and billing modes by their console names); each maps
@@ -1205,17 +1209,61 @@ async fn read_tags(client: &Client, arn: &str) -> ResourceResult<BTreeMap<String
     }
 }
 
-async fn read_extras(client: &Client, name: &str, arn: &str) -> ResourceResult<TableExtras> {
-    let (ttl_attribute, point_in_time_recovery, tags) = futures::try_join!(
-        read_ttl(client, name),
-        read_pitr(client, name),
-        read_tags(client, arn)
-    )?;
-    Ok(TableExtras {
-        ttl_attribute,
-        point_in_time_recovery,
-        tags,
-    })
+/// A table as DynamoDB's own reads show it, tags apart.
+struct Untagged {
+    desc: TableDescription,
+    arn: String,
+    ttl_attribute: Option<String>,
+    point_in_time_recovery: bool,
+}
+
+/// The table, its TTL and its backups; `None` when it is gone or going.
+async fn read_untagged(client: &Client, name: &str) -> ResourceResult<Option<Untagged>> {
+    let Some(desc) = describe(client, name).await? else {
+        return Ok(None);
+    };
+    // A table being deleted will be gone in moments; planning around it would be wrong.
+    if desc.table_status() == Some(&TableStatus::Deleting) {
+        return Ok(None);
+    }
+    let arn = desc
+        .table_arn()
+        .ok_or_else(|| unexpected("TableArn"))?
+        .to_string();
+    match futures::try_join!(read_ttl(client, name), read_pitr(client, name)) {
+        Ok((ttl_attribute, point_in_time_recovery)) => Ok(Some(Untagged {
+            desc,
+            arn,
+            ttl_attribute,
+            point_in_time_recovery,
+        })),
+        // Deleted between DescribeTable and the other reads.
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn read_tags_unless_gone(
+    client: &Client,
+    arn: &str,
+) -> ResourceResult<Option<BTreeMap<String, String>>> {
+    match read_tags(client, arn).await {
+        Ok(tags) => Ok(Some(tags)),
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// AWS-reserved tags cannot be set or removed by anyone, so they are not ours to diff.
+fn without_reserved(tags: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    tags.into_iter()
+        .filter(|(key, _)| !key.starts_with("aws:"))
+        .collect()
+}
+
+/// The table says it is ACTIVE, and so are its indexes and replicas.
+fn is_active(desc: &TableDescription) -> bool {
+    desc.table_status() == Some(&TableStatus::Active) && busy_status(desc).is_none()
 }
 
 /// Why the table is not ready yet: its own status or an index's; `None` when all are ACTIVE.
@@ -1853,28 +1901,92 @@ impl ResourceType for DynamodbTable {
         prior: &Props,
     ) -> ResourceResult<Option<Observed>> {
         let client = self.aws.dynamodb(&ctx.region);
-        let Some(desc) = describe(&client, id).await? else {
+        let Some(found) = read_untagged(&client, id).await? else {
             return Ok(None);
         };
-        // A table being deleted will be gone in moments; planning around it would be wrong.
-        if desc.table_status() == Some(&TableStatus::Deleting) {
+        let Some(tags) = read_tags_unless_gone(&client, &found.arn).await? else {
             return Ok(None);
-        }
-        let arn = desc.table_arn().ok_or_else(|| unexpected("TableArn"))?;
-        let extras = match read_extras(&client, id, arn).await {
-            Ok(extras) => extras,
-            // Deleted between DescribeTable and the other reads.
-            Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
         };
-        let mut observed = observed_from_description(&desc, &extras)?;
-        // Only a table plinth autoscales has targets worth a call each plan.
-        if has_autoscaling(prior) {
-            let ids: Vec<String> = autoscaled(id, &observed.props).into_keys().collect();
-            let found = autoscaling::read(&self.aws.autoscaling(&ctx.region), &ids).await?;
-            set_autoscaling(id, &mut observed.props, &found);
+        self.observe(ctx, id, prior, found, tags).await.map(Some)
+    }
+
+    fn read_batch_size(&self) -> usize {
+        tagging::ARNS_PER_CALL
+    }
+
+    /// DynamoDB reads one table at a time (three calls: the table, its TTL, its backups);
+    /// the tags of the whole batch come from one tagging-API call instead of one
+    /// ListTagsOfResource each. That API is an index that lags behind DynamoDB, so its answer
+    /// is taken only where it agrees with the tags last applied; elsewhere (a change made
+    /// outside plinth, or one the index has not seen yet) the table's own tags are read.
+    async fn read_batch(
+        &self,
+        ctx: &OpContext,
+        items: &[(String, Props)],
+    ) -> ResourceResult<Vec<Option<Observed>>> {
+        let client = self.aws.dynamodb(&ctx.region);
+        // Made before they run: an iterator of borrowing closures held across the awaits
+        // is more than the compiler can prove Send.
+        let reads: Vec<_> = items
+            .iter()
+            .map(|(id, _)| {
+                let (client, id) = (client.clone(), id.clone());
+                async move { read_untagged(&client, &id).await }.boxed()
+            })
+            .collect();
+        let found: Vec<Option<Untagged>> = stream::iter(reads)
+            .buffered(BATCH_READS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let arns: Vec<String> = found.iter().flatten().map(|f| f.arn.clone()).collect();
+        let mut listed = match arns.is_empty() {
+            true => BTreeMap::new(),
+            // No permission for the tagging API, or no answer: each table reads its own.
+            false => tagging::tags_by_arn(&self.aws, &ctx.region, &arns)
+                .await
+                .unwrap_or_else(|err| {
+                    debug!(error = %err, "tags of many tables unavailable: reading each");
+                    BTreeMap::new()
+                }),
+        };
+        let tag_reads = items
+            .iter()
+            .zip(found)
+            .map(|((_, prior), found)| {
+                let client = client.clone();
+                let applied = prior.get("tags").cloned();
+                let listed = found
+                    .as_ref()
+                    .and_then(|f| listed.remove(&f.arn))
+                    .map(without_reserved);
+                async move {
+                    let Some(found) = found else {
+                        return Ok(None);
+                    };
+                    let tags = match listed {
+                        Some(tags) if applied == Some(tags::tags_value(tags.clone())) => tags,
+                        _ => match read_tags_unless_gone(&client, &found.arn).await? {
+                            Some(tags) => tags,
+                            None => return Ok(None),
+                        },
+                    };
+                    Ok::<_, ResourceError>(Some((found, tags)))
+                }
+                .boxed()
+            })
+            .collect::<Vec<_>>();
+        let tagged: Vec<Option<(Untagged, BTreeMap<String, String>)>> = stream::iter(tag_reads)
+            .buffered(BATCH_READS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let mut out = Vec::with_capacity(items.len());
+        for ((id, prior), table) in items.iter().zip(tagged) {
+            out.push(match table {
+                Some((found, tags)) => Some(self.observe(ctx, id, prior, found, tags).await?),
+                None => None,
+            });
         }
-        Ok(Some(observed))
+        Ok(out)
     }
 
     async fn find(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Option<Observed>> {
@@ -1904,24 +2016,31 @@ impl ResourceType for DynamodbTable {
         debug!(table = spec.name, "CreateTable");
         // Too many tables changing at once (LimitExceeded) is retried; "in use" on a create is
         // the table existing already, which is settled below.
-        let exists = wait::retry_while_busy(&ops.ctx, "creating the table", TABLE_LIMIT, || {
+        let created = wait::retry_while_busy(&ops.ctx, "creating the table", TABLE_LIMIT, || {
             let request = request.clone();
             async move {
                 match request.send().await.classified() {
-                    Ok(_) => Ok(None),
-                    Err(e) if errors::has_code(&e, &[TABLE_EXISTS]) => Ok(Some(e)),
+                    Ok(out) => Ok(Ok(out.table_description)),
+                    Err(e) if errors::has_code(&e, &[TABLE_EXISTS]) => Ok(Err(e)),
                     Err(e) => Err(e),
                 }
             }
         })
         .await?;
-        if let Some(exists) = exists {
-            // Another table being created under this name is only recognisable once it is.
-            ops.wait_ready().await?;
-            let what = format!("a table named {}", spec.name);
-            errors::adopt_if_ours(exists, &[TABLE_EXISTS], &what, || self.find(ctx, props)).await?;
-        }
-        let desc = ops.wait_ready().await?;
+        let desc = match created {
+            // AWS answers CREATING; an answer that the table and its indexes are ACTIVE
+            // already needs no wait to say so again.
+            Ok(Some(desc)) if is_active(&desc) => desc,
+            Ok(_) => ops.wait_ready().await?,
+            Err(exists) => {
+                // Another table being created under this name is only recognisable once it is.
+                let desc = ops.wait_ready().await?;
+                let what = format!("a table named {}", spec.name);
+                errors::adopt_if_ours(exists, &[TABLE_EXISTS], &what, || self.find(ctx, props))
+                    .await?;
+                desc
+            }
+        };
         ops.set_ttl(None, spec.ttl_attribute.as_deref()).await?;
         if spec.point_in_time_recovery {
             ops.set_pitr(true).await?;
@@ -2062,6 +2181,30 @@ impl ResourceType for DynamodbTable {
 }
 
 impl DynamodbTable {
+    /// The observation of a table read as `found` with `tags`, with its autoscaling when
+    /// plinth set some up (only those tables have targets worth a call each plan).
+    async fn observe(
+        &self,
+        ctx: &OpContext,
+        id: &str,
+        prior: &Props,
+        found: Untagged,
+        tags: BTreeMap<String, String>,
+    ) -> ResourceResult<Observed> {
+        let extras = TableExtras {
+            ttl_attribute: found.ttl_attribute,
+            point_in_time_recovery: found.point_in_time_recovery,
+            tags,
+        };
+        let mut observed = observed_from_description(&found.desc, &extras)?;
+        if has_autoscaling(prior) {
+            let ids: Vec<String> = autoscaled(id, &observed.props).into_keys().collect();
+            let found = autoscaling::read(&self.aws.autoscaling(&ctx.region), &ids).await?;
+            set_autoscaling(id, &mut observed.props, &found);
+        }
+        Ok(observed)
+    }
+
     /// Registers, changes and deregisters the table's and its indexes' autoscaling from
     /// `before` to `after` (an index gone takes its targets with it).
     async fn change_autoscaling(

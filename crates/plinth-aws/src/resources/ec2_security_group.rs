@@ -6,6 +6,7 @@
 //! neither shows as a change. Updates touch only the rules that differ, because revoking
 //! everything and adding it back would cut live connections.
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeS
 use plinth_core::value::{contains_unknown, is_unknown, str_of, unknown, PathSeg, Props};
 use serde_json::{json, Map, Value};
 
+use crate::batch::{Coalescer, Fetch, PerRegion};
 use crate::errors::SendExt;
 use crate::resources::ec2_common as common;
 use crate::resources::{ec2_default_vpc, tags};
@@ -47,9 +49,12 @@ const SOURCE_KEYS: &[&str] = &[
     "self",
     "prefix_list_id",
 ];
-/// An ENI of a deleting cache cluster or load balancer keeps a group busy for minutes.
-/// Groups read by one DescribeSecurityGroups while planning.
+/// Groups read by one DescribeSecurityGroups: AWS takes up to 200 values in one filter.
 const BATCH_READ: usize = 200;
+/// How long a group's read waits for others to share its call: a fraction of one AWS
+/// round trip.
+const BATCH_LINGER: Duration = Duration::from_millis(15);
+/// An ENI of a deleting cache cluster or load balancer keeps a group busy for minutes.
 const DELETE_LIMIT: Duration = Duration::from_secs(15 * 60);
 /// AWS's limit for names and descriptions of groups and rules.
 const MAX_TEXT: usize = 255;
@@ -60,14 +65,32 @@ const TEXT_SYMBOLS: &str = " ._-:/()#,@[]+=&;{}!$*";
 pub struct SecurityGroup {
     aws: Arc<Aws>,
     schema: TypeSchema,
+    /// Reads of single groups asked for at about the same time (the visibility waits of
+    /// many groups being created) go out as one DescribeSecurityGroups.
+    groups: PerRegion<Group>,
 }
 
 impl SecurityGroup {
     pub fn new(aws: Arc<Aws>) -> SecurityGroup {
+        let clients = aws.clone();
+        let groups = PerRegion::new(move |region| {
+            let ec2 = clients.ec2(region);
+            let fetch: Fetch<Group> = Arc::new(move |ids| {
+                let ec2 = ec2.clone();
+                Box::pin(async move { describe_groups(&ec2, ids).await })
+            });
+            Coalescer::new(fetch, BATCH_READ, BATCH_LINGER)
+        });
         SecurityGroup {
             aws,
             schema: schema(),
+            groups,
         }
+    }
+
+    /// One group, read together with whatever other reads are asked for at the same time.
+    async fn read_group(&self, region: &str, id: &str) -> ResourceResult<Option<Group>> {
+        self.groups.region(region).get(id).await
     }
 }
 
@@ -211,8 +234,7 @@ impl ResourceType for SecurityGroup {
         id: &str,
         _prior: &Props,
     ) -> ResourceResult<Option<Observed>> {
-        let ec2 = self.aws.ec2(&ctx.region);
-        match describe_group(&ec2, id).await? {
+        match self.read_group(&ctx.region, id).await? {
             Some(group) => observe(&group, &ctx.region).map(Some),
             None => Ok(None),
         }
@@ -222,8 +244,7 @@ impl ResourceType for SecurityGroup {
         BATCH_READ
     }
 
-    /// One DescribeSecurityGroups for many groups. AWS fails the whole call when any one
-    /// group is gone, so a batch that hits that falls back to one read each.
+    /// One DescribeSecurityGroups for many groups.
     async fn read_batch(
         &self,
         ctx: &OpContext,
@@ -231,31 +252,13 @@ impl ResourceType for SecurityGroup {
     ) -> ResourceResult<Vec<Option<Observed>>> {
         let ec2 = self.aws.ec2(&ctx.region);
         let ids: Vec<String> = items.iter().map(|(id, _)| id.clone()).collect();
-        let described = ec2
-            .describe_security_groups()
-            .set_group_ids(Some(ids))
-            .send()
-            .await
-            .classified();
-        let groups = match described {
-            Ok(out) => out.security_groups().to_vec(),
-            Err(err) if err.kind == ErrorKind::NotFound => {
-                let mut out = Vec::with_capacity(items.len());
-                for (id, prior) in items {
-                    out.push(self.read(ctx, id, prior).await?);
-                }
-                return Ok(out);
-            }
-            Err(err) => return Err(err),
-        };
+        let groups = describe_groups(&ec2, ids).await?;
         items
             .iter()
-            .map(
-                |(id, _)| match groups.iter().find(|g| g.group_id() == Some(id.as_str())) {
-                    Some(group) => observe(group, &ctx.region).map(Some),
-                    None => Ok(None),
-                },
-            )
+            .map(|(id, _)| match groups.get(id) {
+                Some(group) => observe(group, &ctx.region).map(Some),
+                None => Ok(None),
+            })
             .collect()
     }
 
@@ -296,9 +299,9 @@ impl ResourceType for SecurityGroup {
 
     async fn create(&self, ctx: &OpContext, props: &Props) -> ResourceResult<Observed> {
         let ec2 = self.aws.ec2(&ctx.region);
-        let before = match create_group(&ec2, props).await {
+        let mut observed = match create_group(&ec2, props).await {
             Ok(id) => {
-                let group = wait_visible(ctx, &ec2, &id).await?;
+                let group = self.wait_visible(ctx, &id).await?;
                 // A new group has no ingress and AWS's allow-all egress (whatever a read this
                 // early shows); reach `props` from there.
                 let mut fresh = observe(&group, &ctx.region)?;
@@ -315,14 +318,16 @@ impl ResourceType for SecurityGroup {
                     .await?
             }
         };
-        let id = before.id.as_str();
-        if apply_rules(&ec2, &ctx.region, id, &before.props, props).await? {
-            self.read(ctx, id, props)
-                .await?
-                .ok_or_else(|| crate::errors::vanished(&format!("security group {id}")))
-        } else {
-            Ok(before)
+        let id = observed.id.clone();
+        apply_rules(&ec2, &ctx.region, &id, &observed.props, props).await?;
+        // The rules are now the desired ones, in the canonical form a read gives: reading
+        // them back would be a call that tells nothing new.
+        for key in ["ingress", "egress"] {
+            if let Some(rules) = props.get(key) {
+                observed.props.insert(key.into(), rules.clone());
+            }
         }
+        Ok(observed)
     }
 
     async fn update(
@@ -342,17 +347,36 @@ impl ResourceType for SecurityGroup {
 
     async fn delete(&self, ctx: &OpContext, id: &str, _props: &Props) -> ResourceResult<()> {
         let ec2 = self.aws.ec2(&ctx.region);
-        let Some(group) = describe_group(&ec2, id).await? else {
-            return Ok(());
+        let err = match delete_group(&ec2, id).await {
+            Err(err) if err.kind == ErrorKind::InUse => err,
+            other => return other,
         };
+        tracing::debug!(group = id, error = %err, "the group is in use");
         // Two groups whose rules name each other can only go once those rules are gone; the
-        // core does not order such a pair, so each group drops its own references first.
-        revoke_cross_group_rules(&ec2, &group).await?;
+        // core does not order such a pair, so a group still referenced drops its own
+        // references to others, then is deleted once nothing holds it.
+        if let Some(group) = describe_group(&ec2, id).await? {
+            revoke_cross_group_rules(&ec2, &group).await?;
+        }
         let what = format!("deleting security group {id}");
         let ec2 = &ec2;
         wait::delete_when_free(ctx, &what, DELETE_LIMIT, move || delete_group(ec2, id))
             .await
             .map_err(explain_in_use)
+    }
+}
+
+impl SecurityGroup {
+    /// A new group may not be visible to reads at once; rules need it to be.
+    async fn wait_visible(&self, ctx: &OpContext, id: &str) -> ResourceResult<Group> {
+        let what = format!("security group {id} to exist");
+        wait::until(ctx, &what, wait::VISIBLE_LIMIT, || async {
+            Ok(match self.read_group(&ctx.region, id).await? {
+                Some(group) => Poll::Ready(group),
+                None => Poll::Pending("not visible yet".into()),
+            })
+        })
+        .await
     }
 }
 
@@ -1338,16 +1362,33 @@ async fn create_group(ec2: &Client, props: &Props) -> ResourceResult<String> {
     Ok(id.to_string())
 }
 
-/// A new group may not be visible to reads at once; rules need it to be.
-async fn wait_visible(ctx: &OpContext, ec2: &Client, id: &str) -> ResourceResult<Group> {
-    let what = format!("security group {id} to exist");
-    wait::until(ctx, &what, wait::VISIBLE_LIMIT, move || async move {
-        Ok(match describe_group(ec2, id).await? {
-            Some(group) => Poll::Ready(group),
-            None => Poll::Pending("not visible yet".into()),
-        })
-    })
-    .await
+/// The groups with these ids that AWS shows (a filter, unlike GroupIds, answers for the
+/// others too when one is missing or not visible yet), by id.
+async fn describe_groups(ec2: &Client, ids: Vec<String>) -> ResourceResult<HashMap<String, Group>> {
+    let filter = Filter::builder()
+        .name("group-id")
+        .set_values(Some(ids))
+        .build();
+    let mut groups = HashMap::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = ec2
+            .describe_security_groups()
+            .filters(filter.clone())
+            .set_next_token(token.take())
+            .send()
+            .await
+            .classified()?;
+        for group in out.security_groups() {
+            if let Some(id) = group.group_id() {
+                groups.insert(id.to_string(), group.clone());
+            }
+        }
+        match out.next_token() {
+            Some(next) if !next.is_empty() => token = Some(next.to_string()),
+            _ => return Ok(groups),
+        }
+    }
 }
 
 async fn describe_group(ec2: &Client, id: &str) -> ResourceResult<Option<Group>> {

@@ -2,6 +2,7 @@
 //! plan files all read this one model.
 
 pub mod diff;
+pub mod drift;
 pub mod inputs;
 pub mod name_prefix;
 pub mod planner;

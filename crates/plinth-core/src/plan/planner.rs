@@ -82,8 +82,8 @@ fn prevent_destroy_message(items: &[(String, Action)]) -> String {
 }
 
 /// What the refresh found for one state entry.
-struct Refreshed {
-    observed: Option<Observed>,
+pub(crate) struct Refreshed {
+    pub(crate) observed: Option<Observed>,
     adopted: Option<bool>,
 }
 
@@ -93,13 +93,7 @@ pub const REGION_REASON: &str = "region ";
 /// Reads everything in state (in parallel), diffs it against the stack, and returns the plan.
 pub async fn make_plan(req: PlanRequest<'_>) -> Result<Plan, PlanError> {
     check_targets(&req)?;
-    let (account, caller) = (
-        req.stack.account.as_deref(),
-        req.stack.caller_account.as_deref(),
-    );
-    if let Some(problem) = req.state.account_problem(account, caller) {
-        return Err(PlanError::Account(problem));
-    }
+    check_account(&req)?;
     let refreshed = refresh(&req).await?;
     let (expires_at, expires_after) = expiry(&req);
     let created_at = created_at(&req);
@@ -143,6 +137,18 @@ pub async fn make_plan(req: PlanRequest<'_>) -> Result<Plan, PlanError> {
     })
 }
 
+/// The state's resources are in the account the run's credentials are for.
+pub(crate) fn check_account(req: &PlanRequest) -> Result<(), PlanError> {
+    let (account, caller) = (
+        req.stack.account.as_deref(),
+        req.stack.caller_account.as_deref(),
+    );
+    match req.state.account_problem(account, caller) {
+        Some(problem) => Err(PlanError::Account(problem)),
+        None => Ok(()),
+    }
+}
+
 fn check_targets(req: &PlanRequest) -> Result<(), PlanError> {
     for t in &req.targets {
         if req.stack.resource(t).is_none() && !req.state.resources.contains_key(t) {
@@ -176,7 +182,11 @@ fn created_at(req: &PlanRequest) -> Option<String> {
     }
 }
 
-async fn refresh(req: &PlanRequest<'_>) -> Result<BTreeMap<String, Refreshed>, PlanError> {
+/// Reads what AWS has of every state entry the plan needs (everything, except when
+/// destroying), `parallelism` reads at once, batched where the type can.
+pub(crate) async fn refresh(
+    req: &PlanRequest<'_>,
+) -> Result<BTreeMap<String, Refreshed>, PlanError> {
     let mut jobs: Vec<RefreshJob> = Vec::new();
     let mut batches: BTreeMap<(String, String), Vec<(String, ResourceState)>> = BTreeMap::new();
     for (name, rs) in &req.state.resources {
@@ -190,6 +200,12 @@ async fn refresh(req: &PlanRequest<'_>) -> Result<BTreeMap<String, Refreshed>, P
                 })?;
         if rt.schema().kind == TypeKind::Lookup {
             continue; // lookups are re-read from the stack, not from state
+        }
+        // A delete needs the id, which the state has (and every delete takes "not found" for
+        // done): a destroy reads only what an interrupted create left without an id, and
+        // what an earlier destroy left deleting (gone by now, it is only forgotten).
+        if req.mode == Mode::Destroy && rs.status == Status::Ready {
+            continue;
         }
         if rt.read_batch_size() > 1 && rs.status != Status::Creating {
             let key = (rs.type_name.clone(), rs.region.clone());

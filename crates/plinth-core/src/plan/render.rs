@@ -58,8 +58,40 @@ fn hash_text(value: &Value) -> Value {
     Value::String(format!("sha256:{hex}… ({} bytes)", text.len()))
 }
 
-/// The whole plan for a terminal.
+/// How wide a plan is drawn where nothing says otherwise (a pipe, CI).
+pub const DEFAULT_WIDTH: usize = 100;
+
+/// Plans longer than this many resources are grouped by resource type.
+const GROUP_AFTER: usize = 10;
+
+/// A list being created with more elements than this shows its count and its first few.
+const LONG_LIST: usize = 10;
+const LIST_HEAD: usize = 3;
+
+/// How a plan is drawn: coloured or not, and how wide a line may be before a value is laid
+/// out one element and one attribute per line.
+#[derive(Clone, Copy, Debug)]
+pub struct Draw {
+    pub color: bool,
+    pub width: usize,
+}
+
+/// The whole plan for a terminal, [`DEFAULT_WIDTH`] columns wide.
 pub fn render(plan: &Plan, registry: &Registry, color: bool) -> String {
+    render_at(
+        plan,
+        registry,
+        Draw {
+            color,
+            width: DEFAULT_WIDTH,
+        },
+    )
+}
+
+/// The whole plan, drawn `draw.width` columns wide. Long plans are grouped by resource
+/// type, the types in the order apply reaches them.
+pub fn render_at(plan: &Plan, registry: &Registry, draw: Draw) -> String {
+    let color = draw.color;
     let mut out = String::new();
     let changed: Vec<&ResourceChange> = plan
         .resources
@@ -73,8 +105,18 @@ pub fn render(plan: &Plan, registry: &Registry, color: bool) -> String {
             plan.stack, plan.workspace
         );
     }
-    for r in changed {
-        render_resource(&mut out, r, registry, color, plan.mode);
+    if changed.len() > GROUP_AFTER {
+        for (type_name, group) in by_type(&changed) {
+            let heading = format!("# {type_name} ({})", group.len());
+            let _ = writeln!(out, "  {}\n", paint(color, Style::new().bold(), &heading));
+            for r in group {
+                render_resource(&mut out, r, registry, draw, plan.mode);
+            }
+        }
+    } else {
+        for r in changed {
+            render_resource(&mut out, r, registry, draw, plan.mode);
+        }
     }
     render_outputs(&mut out, plan, color);
     if let Some(at) = &plan.expires_at {
@@ -84,6 +126,19 @@ pub fn render(plan: &Plan, registry: &Registry, color: bool) -> String {
     }
     let _ = writeln!(out, "{}", summary(plan));
     mask_values(&out, &plan.sensitive_values)
+}
+
+/// The changes grouped by type, each type where its first resource comes in the plan's
+/// order (the order apply works in), each group in that order too.
+fn by_type<'a>(changes: &[&'a ResourceChange]) -> Vec<(&'a str, Vec<&'a ResourceChange>)> {
+    let mut groups: Vec<(&str, Vec<&ResourceChange>)> = Vec::new();
+    for r in changes {
+        match groups.iter_mut().find(|(t, _)| *t == r.type_name) {
+            Some((_, group)) => group.push(r),
+            None => groups.push((r.type_name.as_str(), vec![r])),
+        }
+    }
+    groups
 }
 
 /// "Plan: 1 to add, 2 to change, 0 to destroy." or the no-changes sentence.
@@ -134,9 +189,10 @@ fn render_resource(
     out: &mut String,
     r: &ResourceChange,
     registry: &Registry,
-    color: bool,
+    draw: Draw,
     mode: Mode,
 ) {
+    let color = draw.color;
     let style = action_style(r.action);
     let symbol = r.action.symbol(r.creates_first());
     let _ = writeln!(
@@ -176,13 +232,15 @@ fn render_resource(
         let shown = |v: Option<&Value>| v.map(|v| if hashed { hash_text(v) } else { v.clone() });
         render_prop(
             out,
-            &key,
-            width,
+            (&key, width),
             shown(before.get(&key)).as_ref(),
             shown(after.get(&key)).as_ref(),
-            sensitive,
-            forces,
-            color,
+            Shown {
+                sensitive,
+                forces,
+                creating: r.action != Action::Update,
+            },
+            draw,
         );
     }
     let create_first = r.create_first_because.as_ref().map(|holders| {
@@ -202,18 +260,31 @@ fn render_resource(
     out.push('\n');
 }
 
-#[allow(clippy::too_many_arguments)]
+/// How one property is shown.
+#[derive(Clone, Copy)]
+struct Shown {
+    sensitive: bool,
+    /// Its change is why the resource is replaced.
+    forces: bool,
+    /// The value is all new (a create, a replacement): a long list shows only its start.
+    creating: bool,
+}
+
+/// Where a property's lines start: six spaces, the sign and a space.
+const PROP_INDENT: usize = 8;
+/// Where a changed list's elements start.
+const ELEMENT_INDENT: usize = 12;
+
 fn render_prop(
     out: &mut String,
-    key: &str,
-    width: usize,
+    (key, width): (&str, usize),
     before: Option<&Value>,
     after: Option<&Value>,
-    sensitive: bool,
-    forces: bool,
-    color: bool,
+    how: Shown,
+    draw: Draw,
 ) {
-    let note = if forces {
+    let color = draw.color;
+    let note = if how.forces {
         paint(
             color,
             Style::new().fg_color(Some(AnsiColor::Magenta.into())),
@@ -222,11 +293,19 @@ fn render_prop(
     } else {
         String::new()
     };
-    let show = |v: &Value| {
-        if sensitive {
+    // A value after `key = `, laid out on several lines if one would be too wide.
+    let show = |v: &Value, collapse: bool| {
+        if how.sensitive {
             SENSITIVE_DISPLAY.to_string()
         } else {
-            inline(v)
+            layout(
+                v,
+                PROP_INDENT,
+                PROP_INDENT + width + 3,
+                draw.width,
+                collapse,
+            )
+            .join("\n")
         }
     };
     match (before, after) {
@@ -235,7 +314,7 @@ fn render_prop(
                 out,
                 "      {} {key:<width$} = {}{note}",
                 sign(color, '+'),
-                show(a)
+                show(a, how.creating)
             );
         }
         (Some(b), None) => {
@@ -243,19 +322,21 @@ fn render_prop(
                 out,
                 "      {} {key:<width$} = {}{note}",
                 sign(color, '-'),
-                show(b)
+                show(b, false)
             );
         }
         (Some(Value::Array(b)), Some(Value::Array(a)))
-            if !sensitive && !value::contains_unknown(&Value::Array(a.clone())) =>
+            if !how.sensitive && !value::contains_unknown(&Value::Array(a.clone())) =>
         {
             let _ = writeln!(out, "      {} {key}{note}", sign(color, '~'));
             let change = diff::list_change(b, a);
+            let element =
+                |v: &Value| layout(v, ELEMENT_INDENT, ELEMENT_INDENT, draw.width, false).join("\n");
             for v in change.removed {
-                let _ = writeln!(out, "          {} {}", sign(color, '-'), inline(v));
+                let _ = writeln!(out, "          {} {}", sign(color, '-'), element(v));
             }
             for v in change.added {
-                let _ = writeln!(out, "          {} {}", sign(color, '+'), inline(v));
+                let _ = writeln!(out, "          {} {}", sign(color, '+'), element(v));
             }
             if change.kept > 0 {
                 let _ = writeln!(
@@ -270,13 +351,15 @@ fn render_prop(
                 );
             }
         }
-        (Some(Value::Object(b)), Some(Value::Object(a))) if !sensitive => {
+        (Some(Value::Object(b)), Some(Value::Object(a))) if !how.sensitive => {
             let _ = writeln!(out, "      {} {key}{note}", sign(color, '~'));
             let inner_width = diff::changed_keys(b, a)
                 .iter()
                 .map(String::len)
                 .max()
                 .unwrap_or(0);
+            let at = ELEMENT_INDENT + inner_width + 3;
+            let shown = |v: &Value| layout(v, ELEMENT_INDENT, at, draw.width, false).join("\n");
             for k in diff::changed_keys(b, a) {
                 match (b.get(&k), a.get(&k)) {
                     (None, Some(v)) => {
@@ -284,7 +367,7 @@ fn render_prop(
                             out,
                             "          {} {k:<inner_width$} = {}",
                             sign(color, '+'),
-                            inline(v)
+                            shown(v)
                         );
                     }
                     (Some(v), None) => {
@@ -292,7 +375,7 @@ fn render_prop(
                             out,
                             "          {} {k:<inner_width$} = {}",
                             sign(color, '-'),
-                            inline(v)
+                            shown(v)
                         );
                     }
                     (Some(x), Some(y)) => {
@@ -313,11 +396,65 @@ fn render_prop(
                 out,
                 "      {} {key:<width$} = {} → {}{note}",
                 sign(color, '~'),
-                show(b),
-                show(a)
+                show(b, false),
+                show(a, false)
             );
         }
         (None, None) => {}
+    }
+}
+
+/// A value as lines: on one line (`inline`) when it fits from column `at` within `width`,
+/// else one element of a list and one attribute of a map per line, Terraform's way, each
+/// nested value laid out the same way. The first line continues a line already begun;
+/// the others carry their own indentation, `indent` being that of the line the value
+/// belongs to. `collapse`: a list of more than ten elements shows its first three and how
+/// many there are (the value is being created, so nothing is hidden that was there).
+fn layout(v: &Value, indent: usize, at: usize, width: usize, collapse: bool) -> Vec<String> {
+    let one = inline(v);
+    let fits = at + one.chars().count() <= width;
+    let inner = indent + 4;
+    let pad = |n: usize| " ".repeat(n);
+    match v {
+        Value::Array(items)
+            if !items.is_empty() && (!fits || (collapse && items.len() > LONG_LIST)) =>
+        {
+            let shown = match collapse && items.len() > LONG_LIST {
+                true => &items[..LIST_HEAD],
+                false => &items[..],
+            };
+            let mut lines = vec!["[".to_string()];
+            for item in shown {
+                let mut element = layout(item, inner, inner, width, false);
+                element[0] = format!("{}{}", pad(inner), element[0]);
+                if let Some(last) = element.last_mut() {
+                    last.push(',');
+                }
+                lines.extend(element);
+            }
+            if shown.len() < items.len() {
+                lines.push(format!(
+                    "{}# … and {} more: {} elements in all",
+                    pad(inner),
+                    items.len() - shown.len(),
+                    items.len()
+                ));
+            }
+            lines.push(format!("{}]", pad(indent)));
+            lines
+        }
+        Value::Object(map) if !map.is_empty() && !fits => {
+            let key_width = map.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+            let mut lines = vec!["{".to_string()];
+            for (k, item) in map {
+                let mut attr = layout(item, inner, inner + key_width + 3, width, false);
+                attr[0] = format!("{}{k:<key_width$} = {}", pad(inner), attr[0]);
+                lines.extend(attr);
+            }
+            lines.push(format!("{}}}", pad(indent)));
+            lines
+        }
+        _ => vec![one],
     }
 }
 

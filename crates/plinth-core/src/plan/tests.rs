@@ -1328,3 +1328,114 @@ async fn a_long_text_is_shown_as_its_hash_and_size_and_json_keeps_it() {
     let json = to_display_json(&p, &h.registry).to_string();
     assert!(json.contains("echo hi"), "plan --json is unchanged: {json}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Layout: long values, long lists, long plans
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_list_of_more_than_ten_being_created_shows_its_count_and_its_first_three() {
+    let h = Harness::new();
+    let subnets: Vec<String> = (0..12).map(|i| format!("s-{i}")).collect();
+    let body = format!(
+        "resources:\n  a:\n    type: test.thing\n    name: a\n    subnets: [{}]\n",
+        subnets.join(", ")
+    );
+    let p = plan(&h, &body, &empty_state()).await;
+    let shown = render(&p, &h.registry, false);
+    let lines: Vec<&str> = shown.lines().map(str::trim).collect();
+    for first in ["\"s-0\",", "\"s-1\",", "\"s-2\","] {
+        assert!(lines.contains(&first), "{shown}");
+    }
+    assert!(!shown.contains("\"s-3\""), "{shown}");
+    assert!(
+        lines.contains(&"# … and 9 more: 12 elements in all"),
+        "{shown}"
+    );
+    // The saved plan keeps every element.
+    assert_eq!(after(&p, "a")["subnets"].as_array().map(Vec::len), Some(12));
+}
+
+#[tokio::test]
+async fn a_value_wider_than_the_line_is_laid_out_one_attribute_per_line() {
+    let h = Harness::new();
+    let p = plan(&h, ONE, &empty_state()).await;
+    let at = |width| {
+        crate::plan::render::render_at(
+            &p,
+            &h.registry,
+            crate::plan::render::Draw {
+                color: false,
+                width,
+            },
+        )
+    };
+    let narrow = at(60);
+    let props = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("      "))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(
+        props(&narrow).iter().all(|l| l.chars().count() <= 60),
+        "{narrow}"
+    );
+    assert!(narrow.lines().any(|l| l.trim() == "+ tags = {"), "{narrow}");
+    assert!(
+        narrow
+            .lines()
+            .any(|l| l.trim().starts_with("plinth:resource") && l.trim().ends_with("= \"a\"")),
+        "{narrow}"
+    );
+    // Wide enough, the same value stays on one line.
+    let wide = at(200);
+    assert!(
+        wide.lines().any(|l| l.trim().starts_with("+ tags = { ")),
+        "{wide}"
+    );
+}
+
+#[tokio::test]
+async fn a_long_plan_is_grouped_by_resource_type_in_the_order_apply_reaches_them() {
+    let h = Harness::new();
+    let mut body = String::from("resources:\n");
+    for i in 0..6 {
+        body.push_str(&format!(
+            "  net{i}:\n    type: test.network\n    name: net{i}\n"
+        ));
+        body.push_str(&format!(
+            "  thing{i}:\n    type: test.thing\n    name: thing{i}\n"
+        ));
+    }
+    let p = plan(&h, &body, &empty_state()).await;
+    let shown = render(&p, &h.registry, false);
+    let headings: Vec<&str> = shown
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("# test."))
+        .collect();
+    let first_type = &p.resources[0].type_name;
+    let other = if first_type == "test.thing" {
+        "test.network"
+    } else {
+        "test.thing"
+    };
+    assert_eq!(
+        headings,
+        vec![format!("# {first_type} (6)"), format!("# {other} (6)")]
+    );
+    // Each group holds exactly its type's resources.
+    let (first, second) = shown
+        .split_once(&format!("# {other} (6)"))
+        .expect("second group");
+    assert_eq!(
+        first.matches(&format!("({first_type}, ")).count(),
+        6,
+        "{shown}"
+    );
+    assert_eq!(second.matches(&format!("({other}, ")).count(), 6, "{shown}");
+    // A short plan is not grouped.
+    let short = render(&plan(&h, ONE, &empty_state()).await, &h.registry, false);
+    assert!(!short.contains("# test."), "{short}");
+}

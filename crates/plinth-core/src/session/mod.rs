@@ -161,6 +161,24 @@ impl Environment {
         Ok(Planned { lock, state, plan })
     }
 
+    /// What changed outside plinth since it last applied: every resource in the state read
+    /// again and compared with the state. Read-only: the lock is not taken.
+    pub async fn drift(&self, parallelism: usize) -> Result<Vec<plan::drift::Drift>, SessionError> {
+        let state = self.read_state()?;
+        let drifted = plan::drift::detect(&PlanRequest {
+            stack: &self.stack,
+            graph: &self.graph,
+            state: &state,
+            registry: &self.registry,
+            mode: Mode::Apply,
+            targets: Vec::new(),
+            parallelism,
+            now: SystemTime::now(),
+        })
+        .await?;
+        Ok(drifted)
+    }
+
     /// Carries out a plan made by [`Environment::plan`].
     pub async fn execute(
         &self,

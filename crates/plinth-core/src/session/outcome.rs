@@ -13,6 +13,8 @@ pub enum EnvResult {
     NoChanges,
     /// A plan with changes to make.
     Changes,
+    /// Resources changed outside plinth (`plinth drift`).
+    Drifted,
     /// The root cause, one line.
     Failed(String),
     Interrupted,
@@ -27,6 +29,7 @@ impl EnvResult {
             EnvResult::Ok => "ok",
             EnvResult::NoChanges => "no changes",
             EnvResult::Changes => "changes",
+            EnvResult::Drifted => "drifted",
             EnvResult::Failed(_) => "failed",
             EnvResult::Interrupted => "interrupted",
             EnvResult::NotStarted => "not started",
@@ -64,6 +67,22 @@ impl EnvOutcome {
             added: 0,
             changed: 0,
             destroyed: 0,
+        }
+    }
+
+    /// What `plinth drift` found, counted in the roster's columns: resources changed,
+    /// properties changed, resources deleted outside plinth. Exit code 2 when anything drifted.
+    pub fn of_drift(drifted: &[crate::plan::drift::Drift]) -> EnvOutcome {
+        if drifted.is_empty() {
+            return EnvOutcome::no_changes();
+        }
+        let changed: Vec<_> = drifted.iter().filter_map(|d| d.changes.as_ref()).collect();
+        EnvOutcome {
+            code: 2,
+            result: EnvResult::Drifted,
+            added: changed.len(),
+            changed: changed.iter().map(|c| c.len()).sum(),
+            destroyed: drifted.len() - changed.len(),
         }
     }
 
