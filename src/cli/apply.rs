@@ -1,7 +1,6 @@
 //! `plinth apply` and `plinth destroy`: plan, confirm, execute, report.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anstyle::AnsiColor;
 use clap::Args;
@@ -16,7 +15,6 @@ use tokio::sync::watch;
 
 use super::plan::{show, PlanView};
 use super::roster::RosterArgs;
-use super::ui::LineReporter;
 use super::{aws_options, connect, fail, print_stats, CliError, CliResult, GlobalArgs, Ui};
 
 #[derive(Debug, Args, Clone)]
@@ -375,10 +373,11 @@ async fn run_engine(
         parallelism: run.parallelism,
         wait_for_deletion: run.wait_for_deletion,
         cancel,
-        reporter: Arc::new(LineReporter { ui: ui.clone() }),
+        reporter: super::ui::reporter(ui),
     };
     let mode = planned.plan.mode;
     let report = session::execute(registry, base_dir, planned, &how).await;
+    ui.end_status();
     if let Some(task) = interrupts {
         task.abort();
     }

@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use plinth_core::diag::{self, Diagnostic};
 use plinth_core::engine::{Outcome, Reporter, StepKind, StepResult};
@@ -18,13 +18,30 @@ pub struct Ui {
     secrets: Arc<Mutex<Vec<String>>>,
     /// Starts every line (`[ana] `) when several environments print at once.
     prefix: Option<Arc<str>>,
+    /// The live status line at the bottom of a terminal, redrawn under whatever is printed.
+    status: Arc<Mutex<StatusLine>>,
+    /// Stdout is a terminal: a run may show a live status line there.
+    terminal: bool,
 }
+
+/// The status line drawn last, if any; `closed` once the run it showed has ended.
+#[derive(Default)]
+struct StatusLine {
+    text: Option<String>,
+    closed: bool,
+}
+
+/// Erases the terminal line the cursor is on.
+const ERASE_LINE: &str = "\r\x1b[2K";
 
 impl Ui {
     pub fn new(global: &GlobalArgs) -> Ui {
-        let color = !global.no_color && std::io::stdout().is_terminal();
+        let terminal = std::io::stdout().is_terminal();
+        let color = !global.no_color && terminal;
         Ui {
             color,
+            terminal,
+            status: Arc::default(),
             width: output_width(),
             secrets: Arc::new(Mutex::new(Vec::new())),
             prefix: None,
@@ -89,20 +106,72 @@ impl Ui {
 
     /// A line to stdout.
     pub fn out(&self, text: &str) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = write!(stdout, "{}", self.decorate(&format!("{text}\n")));
+        self.out_raw(&format!("{text}\n"));
     }
 
-    /// Text to stdout as is (already ends with a newline).
+    /// Text to stdout as is (already ends with a newline), under which a live status line
+    /// is drawn again.
     pub fn out_raw(&self, text: &str) {
+        let status = lock(&self.status);
         let mut stdout = std::io::stdout().lock();
+        if status.text.is_some() {
+            let _ = write!(stdout, "{ERASE_LINE}");
+        }
         let _ = write!(stdout, "{}", self.decorate(text));
+        if let Some(line) = &status.text {
+            let _ = write!(stdout, "{line}");
+        }
         let _ = stdout.flush();
     }
 
-    /// A line to stderr.
+    /// Whether a run may draw a live status line: on a terminal, for one environment (a
+    /// roster's interleaved environments print their plain lines).
+    pub fn live(&self) -> bool {
+        self.terminal && self.prefix.is_none()
+    }
+
+    /// Draws `text` as the live status line, cut to the width (nothing once it is closed).
+    fn set_status(&self, text: &str) {
+        let mut status = lock(&self.status);
+        if status.closed {
+            return;
+        }
+        let line: String = self
+            .mask(text)
+            .chars()
+            .take(self.width.saturating_sub(1))
+            .collect();
+        let mut stdout = std::io::stdout().lock();
+        let _ = write!(stdout, "{ERASE_LINE}{line}");
+        let _ = stdout.flush();
+        status.text = Some(line);
+    }
+
+    /// Erases the live status line for good: the run it showed is over.
+    pub fn end_status(&self) {
+        let mut status = lock(&self.status);
+        status.closed = true;
+        if status.text.take().is_some() {
+            let mut stdout = std::io::stdout().lock();
+            let _ = write!(stdout, "{ERASE_LINE}");
+            let _ = stdout.flush();
+        }
+    }
+
+    /// A line to stderr (on a terminal, above the live status line).
     pub fn err(&self, text: &str) {
+        let status = lock(&self.status);
+        if status.text.is_some() {
+            let mut stdout = std::io::stdout().lock();
+            let _ = write!(stdout, "{ERASE_LINE}");
+            let _ = stdout.flush();
+        }
         eprint!("{}", self.decorate(&format!("{text}\n")));
+        if let Some(line) = &status.text {
+            let mut stdout = std::io::stdout().lock();
+            let _ = write!(stdout, "{line}");
+            let _ = stdout.flush();
+        }
     }
 
     pub fn bold(&self, text: &str) -> String {
@@ -268,6 +337,124 @@ impl Reporter for LineReporter {
     fn notice(&self, name: &str, message: &str) {
         self.ui.out(&format!("{}: {message}", self.ui.bold(name)));
     }
+}
+
+/// The reporter for a run: a live status line on a terminal, plain lines elsewhere (a pipe,
+/// CI, a roster's interleaved environments).
+pub fn reporter(ui: &Ui) -> Arc<dyn Reporter> {
+    let lines = LineReporter { ui: ui.clone() };
+    if !ui.live() {
+        return Arc::new(lines);
+    }
+    lock(&ui.status).closed = false;
+    let live = Arc::new(LiveReporter {
+        lines,
+        started: Instant::now(),
+        steps: Mutex::default(),
+    });
+    // The elapsed times move on between the engine's reports.
+    let ticking = Arc::downgrade(&live);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            match ticking.upgrade() {
+                Some(live) => live.redraw(),
+                None => return,
+            }
+        }
+    });
+    live
+}
+
+/// Engine progress on a terminal: what finished as lines (as [`LineReporter`] prints them),
+/// and one status line under them, redrawn as steps start, wait and end: how many are done,
+/// in flight and waiting, the time since the run began, and the step waiting longest with
+/// what it waits for.
+struct LiveReporter {
+    lines: LineReporter,
+    started: Instant,
+    steps: Mutex<Steps>,
+}
+
+#[derive(Default)]
+struct Steps {
+    done: usize,
+    failed: usize,
+    /// Steps under way: when each started, and what it last said it waits for.
+    running: std::collections::BTreeMap<String, (Instant, Option<String>)>,
+}
+
+impl LiveReporter {
+    fn redraw(&self) {
+        let line = status_line(&lock(&self.steps), self.started.elapsed());
+        self.lines.ui.set_status(&line);
+    }
+
+    fn end_step(&self, name: &str, failed: bool) {
+        let mut steps = lock(&self.steps);
+        steps.running.remove(name);
+        match failed {
+            true => steps.failed += 1,
+            false => steps.done += 1,
+        }
+    }
+}
+
+/// `12 done · 3 in flight · 2 waiting · 1m4s — slowest: cache, 58s, waiting for …`
+fn status_line(steps: &Steps, elapsed: Duration) -> String {
+    let waiting = steps.running.values().filter(|(_, s)| s.is_some()).count();
+    let mut line = format!(
+        "{} done · {} in flight · {waiting} waiting",
+        steps.done,
+        steps.running.len() - waiting
+    );
+    if steps.failed > 0 {
+        line.push_str(&format!(" · {} failed", steps.failed));
+    }
+    line.push_str(&format!(" · {}", short_duration(elapsed)));
+    let slowest = steps.running.iter().min_by_key(|(_, (at, _))| *at);
+    if let Some((name, (at, status))) = slowest {
+        line.push_str(&format!(
+            " — slowest: {name}, {}",
+            short_duration(at.elapsed())
+        ));
+        if let Some(status) = status {
+            line.push_str(&format!(", {status}"));
+        }
+    }
+    line
+}
+
+impl Reporter for LiveReporter {
+    fn started(&self, name: &str, _kind: StepKind) {
+        lock(&self.steps)
+            .running
+            .insert(name.to_string(), (Instant::now(), None));
+        self.redraw();
+    }
+    fn still_running(&self, name: &str, _kind: StepKind, _elapsed: Duration, status: Option<&str>) {
+        if let Some((_, waits_for)) = lock(&self.steps).running.get_mut(name) {
+            *waits_for = status.map(str::to_string);
+        }
+        self.redraw();
+    }
+    fn finished(&self, result: &StepResult, id: Option<&str>) {
+        self.end_step(&result.name, matches!(result.outcome, Outcome::Failed(_)));
+        self.lines.finished(result, id);
+        self.redraw();
+    }
+    fn deletion_pending(&self, result: &StepResult, reason: &str) {
+        self.end_step(&result.name, false);
+        self.lines.deletion_pending(result, reason);
+        self.redraw();
+    }
+    fn notice(&self, name: &str, message: &str) {
+        self.lines.notice(name, message);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The terminal's width when stdout is one; else what `COLUMNS` says; else 100 (a pipe or

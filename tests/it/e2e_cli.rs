@@ -839,3 +839,62 @@ fn completions_and_man_pages_name_every_command() {
         assert!(env.path(&format!("man/{page}")).exists(), "{page} written");
     }
 }
+
+/// Runs plinth with a terminal for stdin and stdout (util-linux `script`), as a person
+/// would; the output as the terminal received it.
+fn in_a_terminal(env: &Env, args: &[&str]) -> crate::harness::Run {
+    let plinth = env.command(args);
+    let quote = |a: &std::ffi::OsStr| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''"));
+    let line: Vec<String> = std::iter::once(plinth.get_program())
+        .chain(plinth.get_args())
+        .map(quote)
+        .collect();
+    let mut script = std::process::Command::new("script");
+    script.args(["-qfec", &line.join(" "), "/dev/null"]);
+    if let Some(dir) = plinth.get_current_dir() {
+        script.current_dir(dir);
+    }
+    for (key, value) in plinth.get_envs() {
+        match value {
+            Some(value) => script.env(key, value),
+            None => script.env_remove(key),
+        };
+    }
+    script.env("COLUMNS", "120");
+    crate::harness::Run::from(
+        script
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("util-linux script runs plinth in a terminal"),
+    )
+}
+
+#[test]
+fn on_a_terminal_progress_is_one_live_status_line_and_in_a_pipe_plain_lines() {
+    let env = Env::new();
+    let stack = small(&env, "live");
+    let live = in_a_terminal(&env, &["apply", stack, "--yes"]).ok();
+    let out = &live.stdout;
+    // The status line is drawn in place (erase the line, write it) and says what is done,
+    // in flight and waiting.
+    assert!(out.contains("\r\u{1b}[2K"), "{out:?}");
+    assert!(
+        out.contains(" done · ") && out.contains(" in flight · "),
+        "{out:?}"
+    );
+    // What finished stays on the screen as lines; "Creating…" lines are the status line's.
+    assert!(out.contains("Creation complete after"), "{out}");
+    assert!(!out.contains("Creating…"), "{out}");
+    // The run ends with the status line erased, before the summary.
+    let after_last_erase = out.rsplit("\u{1b}[2K").next().unwrap_or_default();
+    assert!(!after_last_erase.contains(" done · "), "{out:?}");
+    assert!(
+        out.contains("Destroy complete") || out.contains("Apply complete!"),
+        "{out}"
+    );
+
+    // In a pipe: the plain lines of before, no control characters.
+    let piped = env.plinth(&["destroy", stack, "--yes"]).ok();
+    assert!(piped.stdout.contains(": Destroying…"), "{}", piped.stdout);
+    assert!(!piped.stdout.contains('\u{1b}'), "{:?}", piped.stdout);
+}

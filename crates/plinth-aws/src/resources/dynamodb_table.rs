@@ -48,7 +48,7 @@ const TABLE_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// CreateTable's answer when the name is in use: the table exists (or is being created).
 const TABLE_EXISTS: &str = "ResourceInUseException";
 /// How many tables of a batch are read at the same time (each is three calls).
-const BATCH_READS_AT_ONCE: usize = 8;
+const BATCH_READS_AT_ONCE: usize = 16;
 
 const KEY_TYPES: &[&str] = ScalarAttributeType::values();
 // Plinth writes these in lower case (and billing modes by their console names); each maps
