@@ -91,9 +91,10 @@ impl Ui {
 
     /// Where `tracing` writes: stderr, with sensitive values masked like everything else.
     pub fn log_writer(&self) -> impl Fn() -> MaskedStderr + Send + Sync + 'static {
-        let secrets = self.secrets.clone();
+        let (secrets, status) = (self.secrets.clone(), self.status.clone());
         move || MaskedStderr {
             secrets: secrets.clone(),
+            status: status.clone(),
         }
     }
 
@@ -238,6 +239,8 @@ impl Ui {
 /// Stderr for log lines, masking sensitive values (each event is written whole).
 pub struct MaskedStderr {
     secrets: Arc<Mutex<Vec<String>>>,
+    /// A live status line on stdout is erased above the log line and drawn again under it.
+    status: Arc<Mutex<StatusLine>>,
 }
 
 impl Write for MaskedStderr {
@@ -247,7 +250,17 @@ impl Write for MaskedStderr {
             Ok(s) if !s.is_empty() => mask_values(&text, &s),
             _ => text.into_owned(),
         };
+        let status = lock(&self.status);
+        let mut stdout = std::io::stdout().lock();
+        if status.text.is_some() {
+            let _ = write!(stdout, "{ERASE_LINE}");
+            let _ = stdout.flush();
+        }
         std::io::stderr().write_all(masked.as_bytes())?;
+        if let Some(line) = &status.text {
+            let _ = write!(stdout, "{line}");
+            let _ = stdout.flush();
+        }
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -620,3 +620,51 @@ async fn a_global_table_gains_and_loses_replicas_in_place_and_destroys_them_all(
         assert!(left.is_empty(), "{region}: {left:?}");
     }
 }
+
+/// A destroy reads nothing before it deletes, yet a replica someone added in the console
+/// (the state knows none) is not left behind billing: DeleteTable's answer names it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_added_outside_plinth_is_destroyed_with_its_table() {
+    let moto = Moto::start(0);
+    let env = Env::with_emulator(&moto);
+    env.copy_from_examples("dynamodb-global-table.yaml", "global.yaml");
+    let stack = env.read("global.yaml");
+    env.write(
+        "global.yaml",
+        &stack.replace("replicas: [eu-west-1]", "replicas: []"),
+    );
+    let args = |cmd: &'static str| vec![cmd, "global.yaml", "--var", "student=e2e", "--yes"];
+    env.plinth(&args("apply")).ok();
+    let table = "e2e-global-scores";
+    assert_eq!(replicas_of(&env, "us-east-1", table).await, Some(vec![]));
+    env.dynamodb()
+        .update_table()
+        .table_name(table)
+        .replica_updates(
+            aws_sdk_dynamodb::types::ReplicationGroupUpdate::builder()
+                .create(
+                    aws_sdk_dynamodb::types::CreateReplicationGroupMemberAction::builder()
+                        .region_name("us-west-2")
+                        .build()
+                        .expect("replica action"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("a replica added by hand");
+    // Until it is ACTIVE (the emulator settles it as AWS does).
+    for _ in 0..50 {
+        let replicas = replicas_of(&env, "us-east-1", table).await;
+        if replicas == Some(vec![("us-west-2".to_string(), "ACTIVE".to_string())]) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(replicas_of(&env, "us-west-2", table).await.is_some());
+
+    env.plinth(&args("destroy")).ok();
+    for region in ["us-east-1", "us-west-2"] {
+        assert_eq!(replicas_of(&env, region, table).await, None, "{region}");
+    }
+}

@@ -140,6 +140,14 @@ fn describe_rule(status: &str, indexes: &[(&str, &str, &str)]) -> Rule {
         .then_http_response(move || json_ok(body.clone()))
 }
 
+/// DescribeTable answering `table`, as changed by `edit`.
+fn describe_edited(edit: impl Fn(&mut Value)) -> Rule {
+    let mut table = users_table("ACTIVE", &[]);
+    edit(&mut table);
+    let body = json!({ "Table": table });
+    mock!(Client::describe_table).then_http_response(move || json_ok(body.clone()))
+}
+
 fn not_found_rule() -> Rule {
     mock!(Client::describe_table).then_http_response(|| {
         json_error(
@@ -598,26 +606,27 @@ async fn read_returns_what_normalize_gives_for_the_same_table() {
 async fn delete_waits_until_the_table_is_gone() {
     let delete = mock!(Client::delete_table)
         .then_http_response(|| json_ok(json!({"TableDescription": users_table("DELETING", &[])})));
+    // The table as AWS has it first (a destroy reads nothing else before deleting).
+    let present = describe_rule("ACTIVE", &[]);
     let deleting = describe_rule("DELETING", &[]);
     let gone = not_found_rule();
-    let table = table_type(client(&[&delete, &deleting, &gone]));
+    let table = table_type(client(&[&present, &delete, &deleting, &gone]));
     table
         .delete(&ctx(), "users", &desired(json!({})))
         .await
         .expect("deleted");
     assert_eq!(
-        (delete.num_calls(), deleting.num_calls(), gone.num_calls()),
-        (1, 1, 1)
+        (
+            present.num_calls(),
+            delete.num_calls(),
+            deleting.num_calls(),
+            gone.num_calls()
+        ),
+        (1, 1, 1, 1)
     );
 
-    // Already gone: success, without waiting.
-    let missing = mock!(Client::delete_table).then_http_response(|| {
-        json_error(
-            400,
-            "ResourceNotFoundException",
-            "Requested resource not found: Table: users not found",
-        )
-    });
+    // Already gone: success, without a delete or a wait.
+    let missing = not_found_rule();
     let table = table_type(client(&[&missing]));
     table
         .delete(&ctx(), "users", &desired(json!({})))
@@ -628,20 +637,24 @@ async fn delete_waits_until_the_table_is_gone() {
 
 #[tokio::test]
 async fn deletion_protection_refuses_delete_without_disabling_it() {
-    // No rules: any call at all would panic.
-    let table = table_type(client(&[]));
-    let props = desired(json!({"deletion_protection": true}));
+    // AWS says protected: refused before any change is asked for (one rule: a DeleteTable
+    // would fail the test).
+    let protected = describe_edited(|t| t["DeletionProtectionEnabled"] = json!(true));
+    let table = table_type(client(&[&protected]));
+    let props = desired(json!({}));
     let err = table
         .delete(&ctx(), "users", &props)
         .await
         .expect_err("protected");
+    assert_eq!(protected.num_calls(), 1);
     assert_eq!(err.kind, ErrorKind::Invalid);
     assert!(
         err.message.contains("set deletion_protection: false"),
         "{err}"
     );
 
-    // State said unprotected, AWS says otherwise: the same clear error, no retries.
+    // Protected between the read and the delete: the same clear error, no retries.
+    let present = describe_rule("ACTIVE", &[]);
     let refused = mock!(Client::delete_table).then_http_response(|| {
         json_error(
             400,
@@ -649,7 +662,7 @@ async fn deletion_protection_refuses_delete_without_disabling_it() {
             "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
         )
     });
-    let table = table_type(client(&[&refused]));
+    let table = table_type(client(&[&present, &refused]));
     let err = table
         .delete(&ctx(), "users", &desired(json!({})))
         .await
@@ -1639,8 +1652,12 @@ async fn a_deleted_table_deregisters_its_scalable_targets_first() {
     let delete = mock!(Client::delete_table)
         .then_http_response(|| json_ok(json!({"TableDescription": users_table("DELETING", &[])})));
     let gone = not_found_rule();
+    // Provisioned, as AWS describes a table that always was (no BillingModeSummary).
+    let provisioned = describe_edited(|t| {
+        t.as_object_mut().map(|t| t.remove("BillingModeSummary"));
+    });
     let aws = mocked_aws();
-    aws.insert_dynamodb(REGION, client(&[&delete, &gone]));
+    aws.insert_dynamodb(REGION, client(&[&provisioned, &delete, &gone]));
     aws.insert_autoscaling(REGION, autoscaling_client(&[&registered, &read, &write]));
     let swept =
         desired(json!({"billing_mode": "provisioned", "read_capacity": 5, "write_capacity": 5}));

@@ -72,12 +72,19 @@ impl<T: Clone + Send + 'static> Coalescer<T> {
 
     /// Sends calls until nobody is waiting: what arrives during a call goes in the next.
     async fn drain(self: Arc<Self>) {
+        // However this task ends (a panic in a call, the runtime shutting down), the next
+        // read starts a task of its own instead of waiting for this one.
+        let mut restart = Restart {
+            queue: &self.queue,
+            armed: true,
+        };
         tokio::time::sleep(self.linger).await;
         loop {
             let batch: Vec<(String, oneshot::Sender<Answer<T>>)> = {
                 let mut queue = lock(&self.queue);
                 if queue.waiting.is_empty() {
                     queue.running = false;
+                    restart.armed = false;
                     return;
                 }
                 let take = queue.waiting.len().min(self.max);
@@ -95,6 +102,24 @@ impl<T: Clone + Send + 'static> Coalescer<T> {
                 // The asker may have stopped waiting; nothing to do then.
                 let _ = send.send(own);
             }
+        }
+    }
+}
+
+/// Marks the queue as having no task when the task ends other than by running out of
+/// work (a panic in a call, the runtime shutting down). The readers still queued then get
+/// an error instead of waiting forever: their senders are dropped.
+struct Restart<'a, T> {
+    queue: &'a Mutex<Queue<T>>,
+    armed: bool,
+}
+
+impl<T> Drop for Restart<'_, T> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut queue = lock(self.queue);
+            queue.running = false;
+            queue.waiting.clear();
         }
     }
 }
@@ -213,6 +238,24 @@ mod tests {
         assert!(first.is_err() && second.is_err());
         assert_eq!(c.get("a").await.unwrap(), Some("A".to_string()));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_that_panics_fails_its_readers_and_the_next_read_calls_again() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let fetch: Fetch<String> = Arc::new(move |_ids| {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                if n == 0 {
+                    panic!("a bug in a batched call");
+                }
+                Ok(HashMap::from([("a".to_string(), "A".to_string())]))
+            })
+        });
+        let c = Coalescer::new(fetch, 10, Duration::from_millis(1));
+        assert!(c.get("a").await.is_err());
+        assert_eq!(c.get("a").await.unwrap(), Some("A".to_string()));
     }
 
     #[tokio::test(start_paused = true)]

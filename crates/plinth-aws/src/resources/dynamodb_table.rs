@@ -30,7 +30,7 @@ use plinth_core::resource::{
     ResourceType,
 };
 use plinth_core::schema::{with_name_prefixes, Attr, Prop, Shape, TypeKind, TypeSchema};
-use plinth_core::value::{bool_of, reorder, str_of, PathSeg, Props, UNKNOWN};
+use plinth_core::value::{reorder, str_of, PathSeg, Props, UNKNOWN};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::debug;
@@ -2135,22 +2135,28 @@ impl ResourceType for DynamodbTable {
     }
 
     async fn delete(&self, ctx: &OpContext, id: &str, props: &Props) -> ResourceResult<()> {
+        let client = self.aws.dynamodb(&ctx.region);
+        let ctx = with_deadline(ctx, TABLE_LIMIT);
+        // What AWS has, not what the state says: a destroy reads nothing else before it
+        // deletes, and protection, capacity mode or replicas may have changed in the console.
+        let Some(desc) = describe(&client, id).await? else {
+            return Ok(());
+        };
         // Never switch protection off on the user's behalf: that is what it protects against.
-        if bool_of(props, "deletion_protection") == Some(true) {
+        if desc.deletion_protection_enabled() == Some(true) {
             return Err(protected(id));
         }
         // DeleteTable leaves scalable targets (and their billed alarms) behind. Only a
         // provisioned table can have them; whoever registered them (a swept table has no
         // stack to say), they are asked for and deregistered.
-        if str_of(props, "billing_mode") == Some("provisioned") {
-            let client = self.aws.autoscaling(&ctx.region);
+        if is_provisioned(&desc) && desc.table_status() != Some(&TableStatus::Deleting) {
+            let autoscaling_client = self.aws.autoscaling(&ctx.region);
             let ids: Vec<String> = autoscaled(id, props).into_keys().collect();
-            autoscaling::deregister_registered(ctx, &client, &ids).await?;
+            autoscaling::deregister_registered(&ctx, &autoscaling_client, &ids).await?;
         }
-        let client = self.aws.dynamodb(&ctx.region);
-        let ctx = with_deadline(ctx, TABLE_LIMIT);
-        // DeleteTable would take this region's copy only: the replicas go first.
-        let regions = replicas::regions(props);
+        // DeleteTable would take this region's copy only: the replicas go first, those the
+        // stack made and any added by hand.
+        let regions = replicas::described(&desc);
         if !regions.is_empty() {
             let mut ops = TableOps {
                 client: client.clone(),

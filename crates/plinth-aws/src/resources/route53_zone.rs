@@ -293,7 +293,11 @@ impl ResourceType for ZoneType {
         }
         let client = self.aws.route53(&ctx.region);
         if bool_of(props, "force_destroy") == Some(true) {
-            remove_records(&client, id).await?;
+            match remove_records(&client, id).await {
+                // Gone already (deleted by hand, or a delete whose answer was lost).
+                Err(err) if err.kind == ErrorKind::NotFound => return Ok(()),
+                other => other?,
+            }
         }
         debug!(zone = id, "DeleteHostedZone");
         match client.delete_hosted_zone().id(id).send().await.classified() {

@@ -91,7 +91,12 @@ fn compare(registry: &Registry, rs: &ResourceState, actual: &Props) -> Vec<Prope
     let mut out = Vec::new();
     // In the order the type declares its properties, as plans show them.
     let mut keys: Vec<&String> = expected.keys().chain(actual.keys()).collect();
-    keys.sort_by_key(|k| schema.properties.iter().position(|p| p.name == k.as_str()));
+    keys.sort_by_key(|k| {
+        (
+            schema.properties.iter().position(|p| p.name == k.as_str()),
+            *k,
+        )
+    });
     keys.dedup();
     for key in keys {
         let sensitive = schema.prop(key).is_some_and(|p| p.sensitive);
