@@ -99,13 +99,10 @@ fn compare(registry: &Registry, rs: &ResourceState, actual: &Props) -> Vec<Prope
     });
     keys.dedup();
     for key in keys {
-        let sensitive = schema.prop(key).is_some_and(|p| p.sensitive);
+        let first = out.len();
         differences(key, expected.get(key), actual.get(key), &mut out);
-        if sensitive {
-            for change in out
-                .iter_mut()
-                .filter(|c| c.property.starts_with(key.as_str()))
-            {
+        if schema.prop(key).is_some_and(|p| p.sensitive) {
+            for change in &mut out[first..] {
                 change.expected = change.expected.as_ref().map(|_| masked());
                 change.actual = change.actual.as_ref().map(|_| masked());
             }
@@ -195,4 +192,52 @@ pub fn render(drifted: &[Drift], secrets: &[String]) -> String {
         out.push('\n');
     }
     crate::plan::render::mask_values(&out, secrets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{canonical, ready, Harness};
+    use serde_json::json;
+
+    #[test]
+    fn drift_names_each_changed_leaf_masks_secrets_and_skips_what_is_ignored() {
+        let h = Harness::new();
+        let applied = json!({"name": "a", "size": 1, "secret": "hunter22", "mode": "fast"});
+        let mut rs = ready(&h.cloud, "a", canonical("a", applied));
+        rs.lifecycle.ignore_changes = vec!["mode".into()];
+        let mut actual = rs.props.clone();
+        actual.insert("size".into(), json!(2));
+        actual.insert("secret".into(), json!("changed-by-hand"));
+        actual.insert("mode".into(), json!("slow"));
+        if let Some(Value::Object(tags)) = actual.get_mut("tags") {
+            tags.insert("owner".into(), json!("bruno"));
+        }
+        let found = compare(&h.registry, &rs, &actual);
+        let paths: Vec<&str> = found.iter().map(|c| c.property.as_str()).collect();
+        assert_eq!(paths, ["size", "secret", "tags.owner"]);
+        assert_eq!(found[0].expected, Some(json!(1)));
+        assert_eq!(found[0].actual, Some(json!(2)));
+        assert_eq!(found[1].expected, Some(masked()));
+        assert_eq!(found[1].actual, Some(masked()));
+        assert_eq!(
+            (found[2].expected.clone(), found[2].actual.clone()),
+            (None, Some(json!("bruno")))
+        );
+        let text = render(
+            &[Drift {
+                resource: "a".into(),
+                type_name: "test.thing".into(),
+                id: rs.id.clone(),
+                changes: Some(found),
+            }],
+            &[],
+        );
+        assert!(
+            !text.contains("hunter22") && !text.contains("changed-by-hand"),
+            "{text}"
+        );
+        // Unchanged, nothing is reported.
+        assert!(compare(&h.registry, &rs, &rs.props.clone()).is_empty());
+    }
 }
