@@ -34,6 +34,24 @@ struct StatusLine {
 /// Erases the terminal line the cursor is on.
 const ERASE_LINE: &str = "\r\x1b[2K";
 
+/// Runs `print` with the live status line, if one is drawn, erased before and drawn again
+/// after, so what is printed stays on the screen above it. (Stdout's lock is reentrant:
+/// `print` may take it again.)
+fn above_status<R>(status: &Mutex<StatusLine>, print: impl FnOnce() -> R) -> R {
+    let status = lock(status);
+    let mut stdout = std::io::stdout().lock();
+    if status.text.is_some() {
+        let _ = write!(stdout, "{ERASE_LINE}");
+        let _ = stdout.flush();
+    }
+    let printed = print();
+    if let Some(line) = &status.text {
+        let _ = write!(stdout, "{line}");
+    }
+    let _ = stdout.flush();
+    printed
+}
+
 impl Ui {
     pub fn new(global: &GlobalArgs) -> Ui {
         let terminal = std::io::stdout().is_terminal();
@@ -113,16 +131,9 @@ impl Ui {
     /// Text to stdout as is (already ends with a newline), under which a live status line
     /// is drawn again.
     pub fn out_raw(&self, text: &str) {
-        let status = lock(&self.status);
-        let mut stdout = std::io::stdout().lock();
-        if status.text.is_some() {
-            let _ = write!(stdout, "{ERASE_LINE}");
-        }
-        let _ = write!(stdout, "{}", self.decorate(text));
-        if let Some(line) = &status.text {
-            let _ = write!(stdout, "{line}");
-        }
-        let _ = stdout.flush();
+        above_status(&self.status, || {
+            let _ = write!(std::io::stdout().lock(), "{}", self.decorate(text));
+        });
     }
 
     /// Whether a run may draw a live status line: on a terminal, for one environment (a
@@ -161,18 +172,9 @@ impl Ui {
 
     /// A line to stderr (on a terminal, above the live status line).
     pub fn err(&self, text: &str) {
-        let status = lock(&self.status);
-        if status.text.is_some() {
-            let mut stdout = std::io::stdout().lock();
-            let _ = write!(stdout, "{ERASE_LINE}");
-            let _ = stdout.flush();
-        }
-        eprint!("{}", self.decorate(&format!("{text}\n")));
-        if let Some(line) = &status.text {
-            let mut stdout = std::io::stdout().lock();
-            let _ = write!(stdout, "{line}");
-            let _ = stdout.flush();
-        }
+        above_status(&self.status, || {
+            eprint!("{}", self.decorate(&format!("{text}\n")));
+        });
     }
 
     pub fn bold(&self, text: &str) -> String {
@@ -250,17 +252,9 @@ impl Write for MaskedStderr {
             Ok(s) if !s.is_empty() => mask_values(&text, &s),
             _ => text.into_owned(),
         };
-        let status = lock(&self.status);
-        let mut stdout = std::io::stdout().lock();
-        if status.text.is_some() {
-            let _ = write!(stdout, "{ERASE_LINE}");
-            let _ = stdout.flush();
-        }
-        std::io::stderr().write_all(masked.as_bytes())?;
-        if let Some(line) = &status.text {
-            let _ = write!(stdout, "{line}");
-            let _ = stdout.flush();
-        }
+        above_status(&self.status, || {
+            std::io::stderr().write_all(masked.as_bytes())
+        })?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

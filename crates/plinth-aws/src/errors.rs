@@ -5,7 +5,7 @@ use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use std::future::Future;
 
-use plinth_core::resource::{ErrorKind, Observed, ResourceError};
+use plinth_core::resource::{ErrorKind, Observed, ResourceError, ResourceResult};
 
 /// Error codes by what they mean for the caller. Codes are the service's own strings.
 const NOT_FOUND: &[&str] = &[
@@ -244,6 +244,15 @@ where
             Ok(found)
         }
         None => Err(taken(err, what)),
+    }
+}
+
+/// A read's answer: `None` when AWS says the thing is not there.
+pub fn unless_gone<T>(answer: ResourceResult<T>) -> ResourceResult<Option<T>> {
+    match answer {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err),
     }
 }
 

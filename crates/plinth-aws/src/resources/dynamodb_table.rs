@@ -1197,14 +1197,11 @@ async fn read_tags(client: &Client, arn: &str) -> ResourceResult<BTreeMap<String
             .await
             .classified()?;
         for tag in out.tags() {
-            // AWS-reserved tags cannot be set or removed by anyone, so they are not ours to diff.
-            if !tag.key().starts_with("aws:") {
-                tags.insert(tag.key().to_string(), tag.value().to_string());
-            }
+            tags.insert(tag.key().to_string(), tag.value().to_string());
         }
         match out.next_token() {
             Some(next) if !next.is_empty() => token = Some(next.to_string()),
-            _ => return Ok(tags),
+            _ => return Ok(tags::without_reserved(tags)),
         }
     }
 }
@@ -1230,35 +1227,16 @@ async fn read_untagged(client: &Client, name: &str) -> ResourceResult<Option<Unt
         .table_arn()
         .ok_or_else(|| unexpected("TableArn"))?
         .to_string();
-    match futures::try_join!(read_ttl(client, name), read_pitr(client, name)) {
-        Ok((ttl_attribute, point_in_time_recovery)) => Ok(Some(Untagged {
+    // Not found now: deleted between DescribeTable and the other reads.
+    let settings = futures::try_join!(read_ttl(client, name), read_pitr(client, name));
+    Ok(
+        errors::unless_gone(settings)?.map(|(ttl_attribute, point_in_time_recovery)| Untagged {
             desc,
             arn,
             ttl_attribute,
             point_in_time_recovery,
-        })),
-        // Deleted between DescribeTable and the other reads.
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-async fn read_tags_unless_gone(
-    client: &Client,
-    arn: &str,
-) -> ResourceResult<Option<BTreeMap<String, String>>> {
-    match read_tags(client, arn).await {
-        Ok(tags) => Ok(Some(tags)),
-        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// AWS-reserved tags cannot be set or removed by anyone, so they are not ours to diff.
-fn without_reserved(tags: BTreeMap<String, String>) -> BTreeMap<String, String> {
-    tags.into_iter()
-        .filter(|(key, _)| !key.starts_with("aws:"))
-        .collect()
+        }),
+    )
 }
 
 /// The table says it is ACTIVE, and so are its indexes and replicas.
@@ -1904,7 +1882,7 @@ impl ResourceType for DynamodbTable {
         let Some(found) = read_untagged(&client, id).await? else {
             return Ok(None);
         };
-        let Some(tags) = read_tags_unless_gone(&client, &found.arn).await? else {
+        let Some(tags) = errors::unless_gone(read_tags(&client, &found.arn).await)? else {
             return Ok(None);
         };
         self.observe(ctx, id, prior, found, tags).await.map(Some)
@@ -1958,14 +1936,14 @@ impl ResourceType for DynamodbTable {
                 let listed = found
                     .as_ref()
                     .and_then(|f| listed.remove(&f.arn))
-                    .map(without_reserved);
+                    .map(tags::without_reserved);
                 async move {
                     let Some(found) = found else {
                         return Ok(None);
                     };
                     let tags = match listed {
                         Some(tags) if applied == Some(tags::tags_value(tags.clone())) => tags,
-                        _ => match read_tags_unless_gone(&client, &found.arn).await? {
+                        _ => match errors::unless_gone(read_tags(&client, &found.arn).await)? {
                             Some(tags) => tags,
                             None => return Ok(None),
                         },

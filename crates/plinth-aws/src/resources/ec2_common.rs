@@ -172,14 +172,7 @@ where
     .await
 }
 
-/// A read's answer: `None` when AWS says the thing is not there.
-pub fn unless_gone<T>(answer: ResourceResult<T>) -> ResourceResult<Option<T>> {
-    match answer {
-        Ok(value) => Ok(Some(value)),
-        Err(err) if err.kind == plinth_core::resource::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err),
-    }
-}
+pub use crate::errors::unless_gone;
 
 /// A delete's answer: done, also when AWS says the thing is already gone.
 pub fn gone_is_done<T>(answer: ResourceResult<T>) -> ResourceResult<()> {

@@ -147,11 +147,7 @@ pub async fn tags_unless_gone(
     client: &Client,
     arn: &str,
 ) -> ResourceResult<Option<BTreeMap<String, String>>> {
-    match tags_of(client, arn).await {
-        Ok(tags) => Ok(Some(tags)),
-        Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err),
-    }
+    crate::errors::unless_gone(tags_of(client, arn).await)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -28,7 +28,12 @@ pub fn tags_of(props: &Props) -> BTreeMap<String, String> {
 
 /// The `tags` property without AWS's own `aws:` tags, which nobody may set or remove.
 pub fn user_tags(props: &Props) -> BTreeMap<String, String> {
-    let mut tags = tags_of(props);
+    without_reserved(tags_of(props))
+}
+
+/// Tags without AWS's own (`aws:…`): nobody may set or remove them, so they are not ours to
+/// diff.
+pub fn without_reserved(mut tags: BTreeMap<String, String>) -> BTreeMap<String, String> {
     tags.retain(|key, _| !key.starts_with("aws:"));
     tags
 }
