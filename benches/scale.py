@@ -111,6 +111,10 @@ def run(binary, args, env, cwd):
     return elapsed, peak_kib / 1024, stats
 
 
+# The Python client's threads for the floor, unless --parallelism is given.
+FLOOR_THREADS = 16
+
+
 def floor(endpoint: str, n: int, parallelism: int) -> tuple:
     """The emulator's own time for the minimal create and delete calls."""
     ddb, ec2 = clients(endpoint)
@@ -152,12 +156,12 @@ def measure(binary, args, faults: str = "", floor_too: bool = False):
             env = dict(os.environ, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench",
                        AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1", NO_COLOR="1")
             env.pop("PLINTH_MAX_ATTEMPTS", None)
-            par = ["--parallelism", str(args.parallelism)]
+            par = ["--parallelism", str(args.parallelism)] if args.parallelism else []
             rows = [("validate", run(binary, ["validate"], env, work))]
             rows.append(("apply", run(binary, ["apply", "--yes", "--stats", *par], env, work)))
             rows.append(("plan (no-op)", run(binary, ["plan", "--detailed-exitcode", "--stats", *par], env, work)))
             rows.append(("destroy", run(binary, ["destroy", "--yes", "--stats", *par], env, work)))
-            floors = floor(endpoint, args.n, args.parallelism) if floor_too else None
+            floors = floor(endpoint, args.n, args.parallelism or FLOOR_THREADS) if floor_too else None
     finally:
         emulator.kill()
     return rows, floors
@@ -225,7 +229,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=200, help="tables and security groups each (default 200)")
     parser.add_argument("--bin", help="the plinth binary (default: target/release/plinth, built if missing)")
-    parser.add_argument("--parallelism", type=int, default=16)
+    parser.add_argument("--parallelism", type=int, default=0,
+                        help="plinth's --parallelism (default: plinth's own default)")
     parser.add_argument("--latency-ms", type=int, default=0, help="delay every emulator request")
     parser.add_argument("--faults", nargs="?", const=DEFAULT_FAULTS, default="",
                         help=f"also measure through injected faults (default rates: {DEFAULT_FAULTS})")
@@ -247,12 +252,12 @@ def main():
     faulty = measure(binary, args, faults=args.faults)[0] if args.faults else None
 
     print(f"\nplinth scale benchmark: {args.n} tables + {args.n} security groups = {resources} resources, "
-          f"parallelism {args.parallelism}, emulator latency {args.latency_ms} ms\n")
+          f"parallelism {args.parallelism or 'default'}, emulator latency {args.latency_ms} ms\n")
     print(f"{'command':<14}{'wall':>10}{'peak RSS':>12}{'AWS calls':>11}{'per resource':>14}")
     for name, (secs, rss, stats) in rows:
         calls = stats["aws_calls"] if stats else 0
         print(f"{name:<14}{secs:>9.2f}s{rss:>9.1f} MiB{calls:>11}{calls / resources:>14.2f}")
-    print(f"\nemulator floor (the minimal calls from a {args.parallelism}-thread Python client): "
+    print(f"\nemulator floor (the minimal calls from a {args.parallelism or FLOOR_THREADS}-thread Python client): "
           f"create {floor_create:.2f}s, delete {floor_delete:.2f}s")
     for name, (_, _, stats) in rows:
         if stats:

@@ -27,8 +27,9 @@ pub struct ApplyArgs {
     /// Limit to this resource and what it depends on (repeatable).
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
-    /// How many operations run at once.
-    #[arg(long, default_value_t = 16)]
+    /// How many operations run at once. Each AWS service's requests in flight are bounded apart, by
+    /// what it allows and how much it throttles.
+    #[arg(long, default_value_t = plinth_core::engine::DEFAULT_PARALLELISM)]
     pub parallelism: usize,
     /// Refuse (before any change) a plan whose estimated cost after apply is above this many
     /// USD a month, or whose estimate has a price the table lacks (`plinth cost` explains it).
@@ -54,8 +55,9 @@ pub struct DestroyArgs {
     /// Destroy only this resource and what depends on it (repeatable).
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
-    /// How many operations run at once.
-    #[arg(long, default_value_t = 16)]
+    /// How many operations run at once. Each AWS service's requests in flight are bounded apart, by
+    /// what it allows and how much it throttles.
+    #[arg(long, default_value_t = plinth_core::engine::DEFAULT_PARALLELISM)]
     pub parallelism: usize,
     #[command(flatten)]
     pub cost: super::cost::CostOptions,

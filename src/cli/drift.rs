@@ -17,8 +17,9 @@ pub struct DriftArgs {
     /// Print what drifted as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// How many AWS reads run at once.
-    #[arg(long, default_value_t = 16)]
+    /// How many AWS reads run at once. Each AWS service's requests in flight are bounded apart, by
+    /// what it allows and how much it throttles.
+    #[arg(long, default_value_t = plinth_core::engine::DEFAULT_PARALLELISM)]
     pub parallelism: usize,
     #[command(flatten)]
     pub roster: RosterArgs,

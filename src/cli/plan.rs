@@ -33,8 +33,9 @@ pub struct PlanArgs {
     /// Limit the plan to this resource and what it depends on (repeatable).
     #[arg(long = "target", value_name = "NAME")]
     pub targets: Vec<String>,
-    /// How many AWS reads run at once.
-    #[arg(long, default_value_t = 16)]
+    /// How many AWS reads run at once. Each AWS service's requests in flight are bounded apart, by
+    /// what it allows and how much it throttles.
+    #[arg(long, default_value_t = plinth_core::engine::DEFAULT_PARALLELISM)]
     pub parallelism: usize,
     #[command(flatten)]
     pub cost: super::cost::CostOptions,

@@ -36,15 +36,15 @@ pub struct RosterArgs {
     #[arg(long, value_name = "FILE")]
     pub roster: Option<PathBuf>,
     /// With --roster: how many environments are worked on at once (--parallelism still
-    /// bounds the operations within each).
+    /// bounds the operations within each). Default: 4 per AWS account the roster names
+    /// (the environments of one account share its rate limits), at most 16.
     #[arg(
         long,
         value_name = "N",
-        default_value_t = 4,
         value_parser = clap::value_parser!(u16).range(1..),
         requires = "roster"
     )]
-    pub max_environments: u16,
+    pub max_environments: Option<u16>,
     /// With --roster: this machine's share of the class (`--shard 2/3`), for a class split
     /// across machines (CI runners, say). Each student always falls in the same share; with
     /// state on S3, the per-environment locks keep two machines off the same student.
@@ -197,6 +197,8 @@ struct RosterRun {
     /// The stack's name, for the names of role sessions in students' accounts.
     stack_name: String,
     command: RosterCommand,
+    /// Environments worked on at once.
+    at_once: usize,
     cancel: watch::Receiver<bool>,
     ui: Ui,
 }
@@ -233,6 +235,9 @@ async fn run(
     warn_of_shadowed_vars(&declared);
     let aws = connect_in(global, declared.region.clone()).await;
     let (cancel, interrupts) = watch_interrupts(ui);
+    let at_once = max_environments(&command)
+        .map(usize::from)
+        .unwrap_or_else(|| class::environments_at_once(&roster.students));
     let context = Arc::new(RosterRun {
         options: session_options(global),
         roster: roster.clone(),
@@ -243,10 +248,10 @@ async fn run(
         stack_name: declared.name.unwrap_or_default(),
         cancel: cancel.clone(),
         command,
+        at_once,
         ui: ui.clone(),
     });
     let started = Instant::now();
-    let at_once = max_environments(&context.command).into();
     let work = context.clone();
     let rows = class::run(roster.students, at_once, cancel, move |student| {
         let context = work.clone();
@@ -277,7 +282,7 @@ fn shard_of(command: &RosterCommand) -> Option<roster::Shard> {
     }
 }
 
-fn max_environments(command: &RosterCommand) -> u16 {
+fn max_environments(command: &RosterCommand) -> Option<u16> {
     match command {
         RosterCommand::Plan(a) => a.roster.max_environments,
         RosterCommand::Apply(a) => a.roster.max_environments,
@@ -426,7 +431,7 @@ fn print_summary(context: &RosterRun, rows: &[StudentRow], elapsed: Duration) {
         display_path(&context.stack_path),
         rows.len(),
         if rows.len() == 1 { "" } else { "s" },
-        max_environments(&context.command),
+        context.at_once,
         short_duration(elapsed)
     ));
     ui.out(&render_table(&table));

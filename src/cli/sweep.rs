@@ -52,8 +52,9 @@ pub struct SweepArgs {
     /// Only expired environments, not those merely unknown to the states in view.
     #[arg(long)]
     pub expired: bool,
-    /// How many reads and deletions run at once.
-    #[arg(long, default_value_t = 16)]
+    /// How many reads and deletions run at once. Each AWS service's requests in flight are bounded apart, by
+    /// what it allows and how much it throttles.
+    #[arg(long, default_value_t = plinth_core::engine::DEFAULT_PARALLELISM)]
     pub parallelism: usize,
     /// Also search the students' own accounts this roster names (`account=`, `role_arn=`).
     #[arg(long, value_name = "FILE")]

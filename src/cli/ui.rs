@@ -18,36 +18,66 @@ pub struct Ui {
     secrets: Arc<Mutex<Vec<String>>>,
     /// Starts every line (`[ana] `) when several environments print at once.
     prefix: Option<Arc<str>>,
-    /// The live status line at the bottom of a terminal, redrawn under whatever is printed.
-    status: Arc<Mutex<StatusLine>>,
+    /// The live status lines at the bottom of a terminal, redrawn under whatever is printed.
+    status: Arc<Mutex<StatusLines>>,
     /// Stdout is a terminal: a run may show a live status line there.
     terminal: bool,
 }
 
-/// The status line drawn last, if any; `closed` once the run it showed has ended.
+/// The live status lines at the bottom of a terminal: one per environment under way (one in
+/// all for a single environment, one per student of a roster), each keyed by its
+/// environment's prefix (`""` alone), in the order they began.
 #[derive(Default)]
-struct StatusLine {
-    text: Option<String>,
-    closed: bool,
+struct StatusLines {
+    rows: Vec<(String, String)>,
+    /// Environments whose runs ended: their line is not drawn again (a late tick).
+    ended: std::collections::BTreeSet<String>,
+    /// How many lines are on the screen now.
+    drawn: usize,
 }
 
 /// Erases the terminal line the cursor is on.
 const ERASE_LINE: &str = "\r\x1b[2K";
+/// Moves the cursor one line up and erases that line.
+const ERASE_LINE_ABOVE: &str = "\x1b[1A\x1b[2K";
 
-/// Runs `print` with the live status line, if one is drawn, erased before and drawn again
-/// after, so what is printed stays on the screen above it. (Stdout's lock is reentrant:
+impl StatusLines {
+    /// Erases the lines drawn; the cursor ends where the first of them began.
+    fn erase(&mut self, out: &mut impl Write) {
+        if self.drawn > 0 {
+            let _ = write!(
+                out,
+                "{ERASE_LINE}{}",
+                ERASE_LINE_ABOVE.repeat(self.drawn - 1)
+            );
+        }
+        self.drawn = 0;
+    }
+
+    /// Draws the lines, the cursor staying at the end of the last one.
+    fn draw(&mut self, out: &mut impl Write) {
+        let lines: Vec<&str> = self.rows.iter().map(|(_, line)| line.as_str()).collect();
+        let _ = write!(out, "{}", lines.join("\n"));
+        self.drawn = lines.len();
+    }
+
+    fn redraw(&mut self, out: &mut impl Write) {
+        self.erase(out);
+        self.draw(out);
+        let _ = out.flush();
+    }
+}
+
+/// Runs `print` with the live status lines, if any are drawn, erased before and drawn again
+/// after, so what is printed stays on the screen above them. (Stdout's lock is reentrant:
 /// `print` may take it again.)
-fn above_status<R>(status: &Mutex<StatusLine>, print: impl FnOnce() -> R) -> R {
-    let status = lock(status);
+fn above_status<R>(status: &Mutex<StatusLines>, print: impl FnOnce() -> R) -> R {
+    let mut status = lock(status);
     let mut stdout = std::io::stdout().lock();
-    if status.text.is_some() {
-        let _ = write!(stdout, "{ERASE_LINE}");
-        let _ = stdout.flush();
-    }
+    status.erase(&mut stdout);
+    let _ = stdout.flush();
     let printed = print();
-    if let Some(line) = &status.text {
-        let _ = write!(stdout, "{line}");
-    }
+    status.draw(&mut stdout);
     let _ = stdout.flush();
     printed
 }
@@ -136,38 +166,56 @@ impl Ui {
         });
     }
 
-    /// Whether a run may draw a live status line: on a terminal, for one environment (a
-    /// roster's interleaved environments print their plain lines).
+    /// Whether a run may draw a live status line: on a terminal.
     pub fn live(&self) -> bool {
-        self.terminal && self.prefix.is_none()
+        self.terminal
     }
 
-    /// Draws `text` as the live status line, cut to the width (nothing once it is closed).
+    /// This environment's key among the status lines.
+    fn status_key(&self) -> String {
+        self.prefix.as_deref().unwrap_or_default().to_string()
+    }
+
+    /// Draws `text` as this environment's live status line (after its prefix), cut to the
+    /// width; nothing once its run has ended.
     fn set_status(&self, text: &str) {
+        let key = self.status_key();
         let mut status = lock(&self.status);
-        if status.closed {
+        if status.ended.contains(&key) {
             return;
         }
-        let line: String = self
-            .mask(text)
-            .chars()
-            .take(self.width.saturating_sub(1))
-            .collect();
-        let mut stdout = std::io::stdout().lock();
-        let _ = write!(stdout, "{ERASE_LINE}{line}");
-        let _ = stdout.flush();
-        status.text = Some(line);
+        let room = self.width.saturating_sub(1 + self.prefix_width());
+        let line: String = self.mask(text).chars().take(room).collect();
+        let line = match &self.prefix {
+            Some(prefix) => format!("{prefix} {line}"),
+            None => line,
+        };
+        match status.rows.iter_mut().find(|(k, _)| *k == key) {
+            Some(row) => row.1 = line,
+            None => status.rows.push((key, line)),
+        }
+        status.redraw(&mut std::io::stdout().lock());
     }
 
-    /// Erases the live status line for good: the run it showed is over.
+    /// The prefix's width on the screen, its space included (colour codes take none).
+    fn prefix_width(&self) -> usize {
+        self.prefix
+            .as_ref()
+            .map_or(0, |p| strip_ansi(p).chars().count() + 1)
+    }
+
+    /// A run starts: its status line may be drawn (again).
+    fn begin_status(&self) {
+        lock(&self.status).ended.remove(&self.status_key());
+    }
+
+    /// Erases this environment's live status line for good: the run it showed is over.
     pub fn end_status(&self) {
+        let key = self.status_key();
         let mut status = lock(&self.status);
-        status.closed = true;
-        if status.text.take().is_some() {
-            let mut stdout = std::io::stdout().lock();
-            let _ = write!(stdout, "{ERASE_LINE}");
-            let _ = stdout.flush();
-        }
+        status.rows.retain(|(k, _)| *k != key);
+        status.ended.insert(key);
+        status.redraw(&mut std::io::stdout().lock());
     }
 
     /// A line to stderr (on a terminal, above the live status line).
@@ -241,8 +289,8 @@ impl Ui {
 /// Stderr for log lines, masking sensitive values (each event is written whole).
 pub struct MaskedStderr {
     secrets: Arc<Mutex<Vec<String>>>,
-    /// A live status line on stdout is erased above the log line and drawn again under it.
-    status: Arc<Mutex<StatusLine>>,
+    /// Live status lines on stdout are erased above the log line and drawn again under it.
+    status: Arc<Mutex<StatusLines>>,
 }
 
 impl Write for MaskedStderr {
@@ -346,14 +394,14 @@ impl Reporter for LineReporter {
     }
 }
 
-/// The reporter for a run: a live status line on a terminal, plain lines elsewhere (a pipe,
-/// CI, a roster's interleaved environments).
+/// The reporter for a run: a live status line on a terminal (one per student of a roster),
+/// plain lines elsewhere (a pipe, CI).
 pub fn reporter(ui: &Ui) -> Arc<dyn Reporter> {
     let lines = LineReporter { ui: ui.clone() };
     if !ui.live() {
         return Arc::new(lines);
     }
-    lock(&ui.status).closed = false;
+    ui.begin_status();
     let live = Arc::new(LiveReporter {
         lines,
         started: Instant::now(),
@@ -458,6 +506,24 @@ impl Reporter for LiveReporter {
     fn notice(&self, name: &str, message: &str) {
         self.lines.notice(name, message);
     }
+}
+
+/// `text` without its colour codes (`ESC [ … m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

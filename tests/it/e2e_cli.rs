@@ -898,3 +898,49 @@ fn on_a_terminal_progress_is_one_live_status_line_and_in_a_pipe_plain_lines() {
     assert!(piped.stdout.contains(": Destroying…"), "{}", piped.stdout);
     assert!(!piped.stdout.contains('\u{1b}'), "{:?}", piped.stdout);
 }
+
+#[tokio::test]
+async fn on_a_terminal_a_roster_shows_one_live_line_per_student() {
+    let env = Env::new();
+    let stack = small(&env, "live-class");
+    env.write(
+        "class.txt",
+        "ana prefix=live-class-ana\nbo prefix=live-class-bo\n",
+    );
+    let live = in_a_terminal(&env, &["apply", stack, "--roster", "class.txt", "--yes"]).ok();
+    let out = &live.stdout;
+    // Each student's progress is a status line of its own, starting with the student's name.
+    let drawn: Vec<&str> = out.split("\u{1b}[2K").collect();
+    for student in ["[ana]", "[bo]"] {
+        assert!(
+            drawn
+                .iter()
+                .any(|d| d.contains(student) && d.contains(" in flight · ")),
+            "{student}: {out:?}"
+        );
+    }
+    // What finished stays on the screen as lines; "Creating…" lines are the status lines'.
+    assert!(out.contains("Creation complete after"), "{out}");
+    assert!(!out.contains("Creating…"), "{out}");
+    // The status lines are gone before the class summary.
+    let after_last_erase = drawn.last().copied().unwrap_or_default();
+    assert!(!after_last_erase.contains(" done · "), "{out:?}");
+    assert!(after_last_erase.contains("Roster class.txt"), "{out:?}");
+    let ddb = env.dynamodb();
+    assert_eq!(
+        tables_of_stack(&ddb, "live-class").await,
+        ["live-class-ana-table", "live-class-bo-table"]
+    );
+
+    // In a pipe: the plain lines of before, each with its student's name.
+    let piped = env
+        .plinth(&["destroy", stack, "--roster", "class.txt", "--yes"])
+        .ok();
+    assert!(
+        piped.stdout.contains("[ana] table: Destroying…"),
+        "{}",
+        piped.stdout
+    );
+    assert!(!piped.stdout.contains('\u{1b}'), "{:?}", piped.stdout);
+    assert!(tables_of_stack(&ddb, "live-class").await.is_empty());
+}

@@ -354,7 +354,7 @@ async fn nothing_getting_through_paces_at_the_floor_and_a_waiter_that_gives_up_c
     let waiters = (0..10).map(|_| {
         let waiting = limiter.clone();
         tokio::time::timeout(Duration::from_millis(100), async move {
-            waiting.wait_turn().await
+            waiting.wait_turn().await;
         })
     });
     let gave_up = futures::future::join_all(waiters).await;
@@ -366,6 +366,40 @@ async fn nothing_getting_through_paces_at_the_floor_and_a_waiter_that_gives_up_c
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_service_has_so_many_requests_in_flight_fewer_in_a_storm_and_more_again_when_calm() {
+    let limiter = RateLimiter::new(4);
+    let turns = futures::future::join_all((0..4).map(|_| limiter.wait_turn())).await;
+    // A fifth waits for one of the four to end, and goes as soon as it does.
+    let fifth = tokio::time::timeout(Duration::from_secs(60), limiter.wait_turn()).await;
+    assert!(fifth.is_err(), "four were in flight");
+    let mut turns = turns.into_iter();
+    let (waited, _) = tokio::join!(limiter.wait_turn(), async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        drop(turns.next());
+    });
+    drop(waited);
+    drop(turns);
+
+    // A storm halves what may be in flight, down to one; calm windows double it back, never
+    // past the service's own number.
+    answers(&limiter, 40, Duration::from_millis(30), |_| true).await;
+    assert_eq!(limiter.allowed_in_flight(), 2);
+    answers(&limiter, 40, Duration::from_millis(30), |_| true).await;
+    answers(&limiter, 40, Duration::from_millis(30), |_| true).await;
+    assert_eq!(limiter.allowed_in_flight(), 1);
+    let one = limiter.wait_turn().await;
+    let second = tokio::time::timeout(Duration::from_secs(60), limiter.wait_turn()).await;
+    assert!(second.is_err(), "one at a time in a storm");
+    drop(one);
+    for _ in 0..4 {
+        answers(&limiter, 40, Duration::from_millis(30), |_| false).await;
+    }
+    assert_eq!(limiter.allowed_in_flight(), 4);
+    assert_eq!(plinth_aws::rate_limit::requests_at_once("route53"), 2);
+    assert!(plinth_aws::rate_limit::requests_at_once("dynamodb") > 16);
 }
 
 // ---------------------------------------------------------------------------------------

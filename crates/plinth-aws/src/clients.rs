@@ -26,7 +26,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use plinth_core::resource::{ErrorKind, ResourceError, ResourceResult};
 
-use crate::rate_limit::{PacedHttpClient, RateLimiter, WatchAnswers};
+use crate::rate_limit::{requests_at_once, PacedHttpClient, RateLimiter, WatchAnswers};
 
 /// Counts every SDK call plinth makes, by `Service.Operation`, for `--stats` and benchmarks,
 /// and the attempts they took (a retried call is one call of several attempts).
@@ -423,7 +423,7 @@ impl Aws {
         let mut limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
         limiters
             .entry((service.to_string(), region.to_string()))
-            .or_default()
+            .or_insert_with(|| Arc::new(RateLimiter::new(requests_at_once(service))))
             .clone()
     }
 

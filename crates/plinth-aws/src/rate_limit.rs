@@ -12,6 +12,12 @@
 //!
 //! Requests wait for a token, not for a reserved slot: one that gives up waiting (its call
 //! timed out) leaves nothing behind to delay the others.
+//!
+//! Each service also has a number of requests it may have in flight at once, from what AWS
+//! documents for it ([`requests_at_once`]): many for DynamoDB and S3, few for Route 53. A
+//! storm halves it (down to one), calm windows double it back. This, not the command's
+//! `--parallelism`, is what bounds the load on each API: steps of a throttled service wait
+//! for their turn without keeping the others from AWS.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +34,7 @@ use aws_smithy_runtime_api::client::runtime_components::{
     RuntimeComponents, RuntimeComponentsBuilder,
 };
 use aws_smithy_types::config_bag::ConfigBag;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Answers are judged over windows at least this long and this many answers large: at a
@@ -62,14 +69,57 @@ pub const THROTTLING_CODES: &[&str] = &[
     "BandwidthLimitExceeded",
 ];
 
+/// How many requests a service may have in flight at once in one account and region, when
+/// nothing is throttled. From AWS's published limits: EC2 refills its bucket of mutating
+/// calls at 5 a second (non-mutating at 20), Route 53 answers five requests a second per
+/// account, ACM and KMS a handful of creates a second; DynamoDB's control plane takes 500
+/// table operations at once and S3 thousands of requests a second per prefix.
+pub fn requests_at_once(service: &str) -> u32 {
+    match service {
+        "dynamodb" | "s3" => 64,
+        "route53" => 2,
+        "acm" | "kms" | "iam" | "tagging" => 4,
+        "cloudfront" | "lambda" | "logs" | "autoscaling" | "elasticache" => 8,
+        _ => 16,
+    }
+}
+
 /// How one service in one region is being paced.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RateLimiter {
     state: Mutex<State>,
+    /// Woken when a request in flight ends or more may be in flight.
+    freed: Notify,
+}
+
+impl Default for RateLimiter {
+    fn default() -> RateLimiter {
+        RateLimiter::new(requests_at_once(""))
+    }
+}
+
+/// A request's place among those in flight, given back when it is dropped.
+#[derive(Debug)]
+pub struct Turn<'a> {
+    limiter: &'a RateLimiter,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut state = self.limiter.state();
+        state.in_flight = state.in_flight.saturating_sub(1);
+        drop(state);
+        self.limiter.freed.notify_waiters();
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
+    /// Requests in flight now, how many may be, and how many at most (the service's
+    /// [`requests_at_once`]).
+    in_flight: u32,
+    allowed_in_flight: u32,
+    most_in_flight: u32,
     /// Requests per second allowed; `None` while nothing says to slow down.
     rate: Option<f64>,
     /// Tokens in the bucket (at most a second's worth), and when it was last filled.
@@ -102,6 +152,19 @@ impl State {
 }
 
 impl RateLimiter {
+    /// A limiter that lets `most_in_flight` requests be in flight at once while AWS is calm.
+    pub fn new(most_in_flight: u32) -> RateLimiter {
+        let most_in_flight = most_in_flight.max(1);
+        RateLimiter {
+            state: Mutex::new(State {
+                allowed_in_flight: most_in_flight,
+                most_in_flight,
+                ..State::default()
+            }),
+            freed: Notify::new(),
+        }
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -117,8 +180,38 @@ impl RateLimiter {
         (state.throttled_total, state.waited)
     }
 
-    /// Waits until this request may go.
-    pub async fn wait_turn(&self) {
+    /// How many requests may be in flight now.
+    pub fn allowed_in_flight(&self) -> u32 {
+        self.state().allowed_in_flight
+    }
+
+    /// Waits until this request may go: until fewer than the allowed number are in flight,
+    /// then for a token. The request is in flight until the [`Turn`] is dropped.
+    pub async fn wait_turn(&self) -> Turn<'_> {
+        self.wait_in_flight().await;
+        let turn = Turn { limiter: self };
+        self.wait_token().await;
+        turn
+    }
+
+    async fn wait_in_flight(&self) {
+        loop {
+            // Listening before looking: a request ending in between still wakes this one.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            {
+                let mut state = self.state();
+                if state.in_flight < state.allowed_in_flight {
+                    state.in_flight += 1;
+                    return;
+                }
+            }
+            freed.await;
+        }
+    }
+
+    async fn wait_token(&self) {
         loop {
             let wait = {
                 let mut state = self.state();
@@ -150,6 +243,7 @@ impl RateLimiter {
             return;
         }
         let share = f64::from(state.throttled) / f64::from(state.answered);
+        let mut more_in_flight = false;
         let got_through = f64::from(state.answered - state.throttled) / elapsed.as_secs_f64();
         if share >= STORM {
             let limit = (got_through * MARGIN).max(FLOOR);
@@ -165,12 +259,20 @@ impl RateLimiter {
                 state.filled = Some(now);
             }
             state.rate = Some(rate);
+            state.allowed_in_flight = (state.allowed_in_flight / 2).max(1);
         } else if share < CALM {
             state.rate = state.rate.map(|r| r * GROWTH).filter(|r| *r < CEILING);
+            let grown = (state.allowed_in_flight * 2).min(state.most_in_flight);
+            more_in_flight = grown > state.allowed_in_flight;
+            state.allowed_in_flight = grown;
         }
         state.window_started = None;
         state.answered = 0;
         state.throttled = 0;
+        drop(state);
+        if more_in_flight {
+            self.freed.notify_waiters();
+        }
     }
 }
 
@@ -273,7 +375,7 @@ impl HttpConnector for PacedConnector {
         let inner = self.inner.clone();
         let limiter = self.limiter.clone();
         HttpConnectorFuture::new(async move {
-            limiter.wait_turn().await;
+            let _in_flight = limiter.wait_turn().await;
             inner.call(request).await
         })
     }

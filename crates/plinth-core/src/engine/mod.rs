@@ -71,6 +71,11 @@ pub trait Reporter: Send + Sync {
     }
 }
 
+/// Steps at once unless `--parallelism` says otherwise. High, because it is not what
+/// bounds the load on AWS: the provider paces each service's requests by itself, so steps
+/// of a throttled service wait their turn while the others go on.
+pub const DEFAULT_PARALLELISM: usize = 64;
+
 /// Everything apply needs.
 pub struct ApplyRequest<'a> {
     pub plan: &'a Plan,

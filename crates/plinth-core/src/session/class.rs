@@ -24,6 +24,28 @@ pub struct StudentRow {
     pub elapsed: Duration,
 }
 
+/// The environments of one account share its AWS rate limits (AWS throttles per account
+/// and region): past this many at once they only wait on each other.
+pub const ENVIRONMENTS_PER_ACCOUNT: usize = 4;
+/// Environments in many accounts do not slow each other down at AWS; this bounds the memory
+/// and connections of this machine.
+pub const MOST_ENVIRONMENTS_AT_ONCE: usize = 16;
+
+/// How many environments to work on at once when `--max-environments` is not given:
+/// [`ENVIRONMENTS_PER_ACCOUNT`] for each account the students are in (those without an
+/// `account=` share the instructor's), at most [`MOST_ENVIRONMENTS_AT_ONCE`] and never more
+/// than there are students.
+pub fn environments_at_once(students: &[Student]) -> usize {
+    let accounts: std::collections::BTreeSet<Option<&str>> = students
+        .iter()
+        .map(|s| s.account.as_ref().map(|a| a.account_id()))
+        .collect();
+    (accounts.len() * ENVIRONMENTS_PER_ACCOUNT)
+        .min(MOST_ENVIRONMENTS_AT_ONCE)
+        .min(students.len())
+        .max(1)
+}
+
 /// Runs `work` for every student, at most `at_once` at a time and in roster order. A
 /// student not yet begun when Ctrl-C comes (`cancel`) is not started; one whose work
 /// panics fails alone.

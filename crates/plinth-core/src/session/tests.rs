@@ -267,6 +267,26 @@ async fn a_class_runs_at_most_so_many_at_once_in_roster_order() {
     assert_eq!(Verdict::of(&rows).failed, ["cy"]);
 }
 
+#[test]
+fn by_default_a_class_runs_four_environments_per_account_at_once_and_sixteen_at_most() {
+    let in_one_account = students(&["ana", "bo", "cy", "di", "ed", "flo"]);
+    assert_eq!(class::environments_at_once(&in_one_account), 4);
+    let lines: Vec<String> = (0..10)
+        .map(|i| match i % 2 {
+            0 => format!("s{i} account=111111111111"),
+            _ => format!("s{i} role_arn=arn:aws:iam::222222222222:role/Lab"),
+        })
+        .collect();
+    let two_accounts: Vec<&str> = lines.iter().map(String::as_str).collect();
+    assert_eq!(class::environments_at_once(&students(&two_accounts)), 8);
+    assert_eq!(class::environments_at_once(&students(&["ana", "bo"])), 2);
+    let lines: Vec<String> = (0..30)
+        .map(|i| format!("s{i} account={:012}", 100_000_000_000u64 + i))
+        .collect();
+    let many: Vec<&str> = lines.iter().map(String::as_str).collect();
+    assert_eq!(class::environments_at_once(&students(&many)), 16);
+}
+
 #[tokio::test]
 async fn a_student_whose_run_panics_fails_alone() {
     let (_tx, cancel) = watch::channel(false);
