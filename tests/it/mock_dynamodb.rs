@@ -158,6 +158,20 @@ fn not_found_rule() -> Rule {
     })
 }
 
+/// DescribeTimeToLive and DescribeContinuousBackups of a table that does not exist.
+fn settings_of_a_missing_table() -> (Rule, Rule) {
+    let ttl = mock!(Client::describe_time_to_live).then_http_response(|| {
+        json_error(
+            400,
+            "ResourceNotFoundException",
+            "Requested resource not found: Table: users not found",
+        )
+    });
+    let pitr = mock!(Client::describe_continuous_backups)
+        .then_http_response(|| json_error(400, "TableNotFoundException", "Table not found: users"));
+    (ttl, pitr)
+}
+
 /// The index names an UpdateTable creates, and the attributes it defines.
 fn creates(input: &UpdateTableInput) -> (Vec<String>, Vec<String>) {
     let created = input
@@ -506,8 +520,11 @@ async fn changed_gsi_is_deleted_then_created_and_capacity_changes_in_place() {
 
 #[tokio::test]
 async fn read_of_a_missing_table_is_none_and_throttling_is_retryable() {
+    // The table, its TTL and its backups are read at once; for a missing table each says so
+    // in its own words.
     let missing = not_found_rule();
-    let table = table_type(client(&[&missing]));
+    let (ttl, pitr) = settings_of_a_missing_table();
+    let table = table_type(client(&[&missing, &ttl, &pitr]));
     assert_eq!(
         table
             .read(&ctx(), "users", &Props::new())
@@ -524,7 +541,8 @@ async fn read_of_a_missing_table_is_none_and_throttling_is_retryable() {
             "Rate of requests exceeds the allowed throughput.",
         )
     });
-    let table = table_type(client(&[&throttled]));
+    let (ttl, pitr) = settings_of_a_missing_table();
+    let table = table_type(client(&[&throttled, &ttl, &pitr]));
     let err = table
         .read(&ctx(), "users", &Props::new())
         .await

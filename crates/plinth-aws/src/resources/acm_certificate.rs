@@ -913,7 +913,7 @@ async fn tags_of(client: &Client, arn: &str) -> ResourceResult<BTreeMap<String, 
     Ok(out
         .tags()
         .iter()
-        .filter(|t| !t.key().starts_with("aws:"))
+        .filter(|t| !tags::is_reserved(t.key()))
         .map(|t| {
             (
                 t.key().to_string(),

@@ -1214,9 +1214,14 @@ struct Untagged {
     point_in_time_recovery: bool,
 }
 
-/// The table, its TTL and its backups; `None` when it is gone or going.
+/// The table, its TTL and its backups, read at once (one round trip, not two); `None` when
+/// it is gone or going.
 async fn read_untagged(client: &Client, name: &str) -> ResourceResult<Option<Untagged>> {
-    let Some(desc) = describe(client, name).await? else {
+    let (desc, settings) = futures::join!(
+        describe(client, name),
+        futures::future::try_join(read_ttl(client, name), read_pitr(client, name))
+    );
+    let Some(desc) = desc? else {
         return Ok(None);
     };
     // A table being deleted will be gone in moments; planning around it would be wrong.
@@ -1227,8 +1232,7 @@ async fn read_untagged(client: &Client, name: &str) -> ResourceResult<Option<Unt
         .table_arn()
         .ok_or_else(|| unexpected("TableArn"))?
         .to_string();
-    // Not found now: deleted between DescribeTable and the other reads.
-    let settings = futures::try_join!(read_ttl(client, name), read_pitr(client, name));
+    // Described, then not found by the other reads: deleted meanwhile.
     Ok(
         errors::unless_gone(settings)?.map(|(ttl_attribute, point_in_time_recovery)| Untagged {
             desc,

@@ -60,7 +60,7 @@ pub fn tags_from(tags: &[Tag]) -> BTreeMap<String, String> {
                 t.value().unwrap_or_default().to_string(),
             ))
         })
-        .filter(|(key, _)| !key.starts_with("aws:") && key != CREATE_TOKEN_TAG)
+        .filter(|(key, _)| !tags::is_reserved(key) && key != CREATE_TOKEN_TAG)
         .collect()
 }
 

@@ -1481,7 +1481,7 @@ fn observe(group: &Group, region: &str) -> ResourceResult<Observed> {
                 t.value().unwrap_or_default().to_string(),
             ))
         })
-        .filter(|(key, _)| !key.starts_with("aws:"));
+        .filter(|(key, _)| !tags::is_reserved(key));
     props.insert("tags".into(), tags::tags_value(tags));
     let mut attrs = Props::new();
     attrs.insert("id".into(), json!(id));

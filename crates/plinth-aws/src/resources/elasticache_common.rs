@@ -119,11 +119,6 @@ where
 // ---------------------------------------------------------------------------------------------
 // Tags
 
-/// Whether a tag is AWS's own (`aws:…`): never managed, never compared.
-fn is_aws_tag(key: &str) -> bool {
-    key.starts_with("aws:")
-}
-
 /// The tags of the resource with this ARN, without AWS's own `aws:` tags.
 pub async fn tags_of(client: &Client, arn: &str) -> ResourceResult<BTreeMap<String, String>> {
     let out = client
@@ -137,7 +132,8 @@ pub async fn tags_of(client: &Client, arn: &str) -> ResourceResult<BTreeMap<Stri
         .iter()
         .filter_map(|t| {
             let key = t.key()?;
-            (!is_aws_tag(key)).then(|| (key.to_string(), t.value().unwrap_or_default().to_string()))
+            (!tags::is_reserved(key))
+                .then(|| (key.to_string(), t.value().unwrap_or_default().to_string()))
         })
         .collect())
 }
@@ -212,7 +208,7 @@ where
 pub fn tag_list(props: &Props) -> Vec<Tag> {
     tags::tags_of(props)
         .into_iter()
-        .filter(|(k, _)| !is_aws_tag(k))
+        .filter(|(k, _)| !tags::is_reserved(k))
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
 }
@@ -228,7 +224,7 @@ pub async fn update_tags(
     let strip = |props: &Props| -> BTreeMap<String, String> {
         tags::tags_of(props)
             .into_iter()
-            .filter(|(k, _)| !is_aws_tag(k))
+            .filter(|(k, _)| !tags::is_reserved(k))
             .collect()
     };
     let (set, remove) = tags::tag_changes(&strip(before), &strip(after));

@@ -294,7 +294,7 @@ fn tags_of(profile: &InstanceProfile) -> BTreeMap<String, String> {
         .tags()
         .iter()
         .map(|t| (t.key().to_string(), t.value().to_string()))
-        .filter(|(key, _)| !key.starts_with("aws:"))
+        .filter(|(key, _)| !tags::is_reserved(key))
         .collect()
 }
 

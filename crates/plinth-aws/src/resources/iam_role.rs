@@ -787,7 +787,7 @@ fn observe(
         .tags()
         .iter()
         .map(|t| (t.key().to_string(), t.value().to_string()))
-        .filter(|(key, _)| !key.starts_with("aws:"));
+        .filter(|(key, _)| !tags::is_reserved(key));
     let mut props = Props::new();
     props.insert("name".into(), json!(role.role_name()));
     props.insert("path".into(), json!(role.path()));

@@ -606,7 +606,7 @@ async fn observe(client: &Client, key: &KeyMetadata, prior: &Props) -> ResourceR
     let all_tags = key_tags(client, id).await?;
     let user_tags = all_tags
         .into_iter()
-        .filter(|(k, _)| !k.starts_with("aws:") && k != CREATE_TOKEN_TAG);
+        .filter(|(k, _)| !tags::is_reserved(k) && k != CREATE_TOKEN_TAG);
     let mut props = Props::new();
     props.insert("description".into(), json!(key.description().unwrap_or("")));
     props.insert(

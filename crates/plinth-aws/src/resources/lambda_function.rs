@@ -879,7 +879,7 @@ fn function_tags(function: &GetFunctionOutput) -> BTreeMap<String, String> {
         .tags()
         .map(|tags| {
             tags.iter()
-                .filter(|(key, _)| !key.starts_with("aws:"))
+                .filter(|(key, _)| !tags::is_reserved(key))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })

@@ -357,7 +357,7 @@ async fn group_tags(client: &Client, group: &LogGroup) -> ResourceResult<BTreeMa
         .tags()
         .map(|t| {
             t.iter()
-                .filter(|(k, _)| !k.starts_with("aws:"))
+                .filter(|(k, _)| !tags::is_reserved(k))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         })

@@ -438,7 +438,7 @@ async fn zone_tags(client: &Client, id: &str) -> ResourceResult<BTreeMap<String,
             set.tags()
                 .iter()
                 .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-                .filter(|(k, _)| !k.starts_with("aws:"))
+                .filter(|(k, _)| !tags::is_reserved(k))
                 .collect()
         })
         .unwrap_or_default())

@@ -817,7 +817,7 @@ async fn read_tags(client: &Client, name: &str) -> ResourceResult<BTreeMap<Strin
             .tag_set()
             .iter()
             // AWS's own tags cannot be set or removed by a stack.
-            .filter(|t| !t.key().starts_with("aws:"))
+            .filter(|t| !tags::is_reserved(t.key()))
             .map(|t| (t.key().to_string(), t.value().to_string()))
             .collect(),
         Err(err) if is_code(&err, "NoSuchTagSet") => BTreeMap::new(),

@@ -31,10 +31,15 @@ pub fn user_tags(props: &Props) -> BTreeMap<String, String> {
     without_reserved(tags_of(props))
 }
 
-/// Tags without AWS's own (`aws:…`): nobody may set or remove them, so they are not ours to
+/// Whether a tag is AWS's own (`aws:…`): nobody may set or remove it, so it is not ours to
 /// diff.
+pub fn is_reserved(key: &str) -> bool {
+    key.starts_with("aws:")
+}
+
+/// Tags without AWS's own (see [`is_reserved`]).
 pub fn without_reserved(mut tags: BTreeMap<String, String>) -> BTreeMap<String, String> {
-    tags.retain(|key, _| !key.starts_with("aws:"));
+    tags.retain(|key, _| !is_reserved(key));
     tags
 }
 
