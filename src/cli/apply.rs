@@ -347,6 +347,7 @@ pub fn watch_interrupts(ui: &Ui) -> (watch::Receiver<bool>, tokio::task::JoinHan
             interrupt_ui.err(&format!("\nInterrupt received: no new operations will start; waiting up to {}s for those in flight to finish and recording them. Press Ctrl-C again to quit at once (finished operations are already in the journal).", CANCEL_GRACE.as_secs()));
             let _ = cancel_tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
+                interrupt_ui.clear_status();
                 std::process::exit(130);
             }
         }

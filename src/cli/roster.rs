@@ -235,9 +235,18 @@ async fn run(
     warn_of_shadowed_vars(&declared);
     let aws = connect_in(global, declared.region.clone()).await;
     let (cancel, interrupts) = watch_interrupts(ui);
-    let at_once = max_environments(&command)
-        .map(usize::from)
-        .unwrap_or_else(|| class::environments_at_once(&roster.students));
+    let at_once = match max_environments(&command) {
+        Some(n) => n.into(),
+        None => {
+            // Asked only when a line names an account (and then asked anyway, once).
+            let names_accounts = roster.students.iter().any(|s| s.account.is_some());
+            let caller = match names_accounts {
+                true => aws.account_id(&aws.home_region()).await.ok(),
+                false => None,
+            };
+            class::environments_at_once(&roster.students, caller.as_deref())
+        }
+    };
     let context = Arc::new(RosterRun {
         options: session_options(global),
         roster: roster.clone(),

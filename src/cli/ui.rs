@@ -54,11 +54,30 @@ impl StatusLines {
         self.drawn = 0;
     }
 
-    /// Draws the lines, the cursor staying at the end of the last one.
+    /// Draws the lines, the cursor staying at the end of the last one. Each is cut to the
+    /// terminal's width and there are fewer than its height (a line that wrapped, or one
+    /// scrolled off the top, could not be erased).
     fn draw(&mut self, out: &mut impl Write) {
-        let lines: Vec<&str> = self.rows.iter().map(|(_, line)| line.as_str()).collect();
+        let (width, height) = screen_size();
+        let room = height.saturating_sub(1).max(1);
+        let mut lines: Vec<String> = self
+            .rows
+            .iter()
+            .map(|(_, line)| cut_visible(line, width.saturating_sub(1)))
+            .collect();
+        if lines.len() > room {
+            let hidden = lines.len() - (room - 1);
+            lines.truncate(room - 1);
+            lines.push(format!("… and {hidden} more"));
+        }
         let _ = write!(out, "{}", lines.join("\n"));
         self.drawn = lines.len();
+    }
+
+    /// Erases every line for good (quitting at once).
+    fn clear(&mut self, out: &mut impl Write) {
+        self.rows.clear();
+        self.redraw(out);
     }
 
     fn redraw(&mut self, out: &mut impl Write) {
@@ -176,19 +195,17 @@ impl Ui {
         self.prefix.as_deref().unwrap_or_default().to_string()
     }
 
-    /// Draws `text` as this environment's live status line (after its prefix), cut to the
-    /// width; nothing once its run has ended.
+    /// Draws `text` as this environment's live status line (after its prefix); nothing once
+    /// its run has ended.
     fn set_status(&self, text: &str) {
         let key = self.status_key();
         let mut status = lock(&self.status);
         if status.ended.contains(&key) {
             return;
         }
-        let room = self.width.saturating_sub(1 + self.prefix_width());
-        let line: String = self.mask(text).chars().take(room).collect();
         let line = match &self.prefix {
-            Some(prefix) => format!("{prefix} {line}"),
-            None => line,
+            Some(prefix) => format!("{prefix} {}", self.mask(text)),
+            None => self.mask(text),
         };
         match status.rows.iter_mut().find(|(k, _)| *k == key) {
             Some(row) => row.1 = line,
@@ -197,16 +214,14 @@ impl Ui {
         status.redraw(&mut std::io::stdout().lock());
     }
 
-    /// The prefix's width on the screen, its space included (colour codes take none).
-    fn prefix_width(&self) -> usize {
-        self.prefix
-            .as_ref()
-            .map_or(0, |p| strip_ansi(p).chars().count() + 1)
-    }
-
     /// A run starts: its status line may be drawn (again).
     fn begin_status(&self) {
         lock(&self.status).ended.remove(&self.status_key());
+    }
+
+    /// Erases every live status line (plinth is quitting at once).
+    pub fn clear_status(&self) {
+        lock(&self.status).clear(&mut std::io::stdout().lock());
     }
 
     /// Erases this environment's live status line for good: the run it showed is over.
@@ -480,6 +495,13 @@ fn status_line(steps: &Steps, elapsed: Duration) -> String {
     line
 }
 
+/// A run that ends early (a panic in a student's run) takes its status line with it.
+impl Drop for LiveReporter {
+    fn drop(&mut self) {
+        self.lines.ui.end_status();
+    }
+}
+
 impl Reporter for LiveReporter {
     fn started(&self, name: &str, _kind: StepKind) {
         lock(&self.steps)
@@ -508,22 +530,49 @@ impl Reporter for LiveReporter {
     }
 }
 
-/// `text` without its colour codes (`ESC [ … m`).
-fn strip_ansi(text: &str) -> String {
+/// `text` cut to `width` characters on the screen; colour codes (`ESC [ … m`) take none,
+/// and the colour is reset after a cut.
+fn cut_visible(text: &str, width: usize) -> String {
     let mut out = String::with_capacity(text.len());
+    let (mut shown, mut styled) = (0, false);
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
         if c == '\x1b' {
+            out.push(c);
+            styled = true;
             for c in chars.by_ref() {
+                out.push(c);
                 if c.is_ascii_alphabetic() {
                     break;
                 }
             }
+        } else if shown == width {
+            if styled {
+                out.push_str("\x1b[0m");
+            }
+            return out;
         } else {
             out.push(c);
+            shown += 1;
         }
     }
     out
+}
+
+/// The terminal's columns and rows, read at each redraw (it may have been resized); where
+/// it does not say (a terminal of no size), `COLUMNS` and `LINES`, else 100 by 24.
+fn screen_size() -> (usize, usize) {
+    let known = terminal_size::terminal_size()
+        .map(|(w, h)| (usize::from(w.0), usize::from(h.0)))
+        .filter(|(w, h)| *w > 0 && *h > 0);
+    let from_env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(default)
+    };
+    known.unwrap_or_else(|| (from_env("COLUMNS", DEFAULT_WIDTH), from_env("LINES", 24)))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -546,4 +595,34 @@ fn output_width() -> usize {
         .or_else(columns)
         .filter(|w| *w >= 40)
         .unwrap_or(DEFAULT_WIDTH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_line_is_cut_to_the_screen_not_counting_colour_codes() {
+        let bold = "\x1b[1m[ana]\x1b[0m 3 done · 1 in flight";
+        assert_eq!(cut_visible(bold, 9), "\x1b[1m[ana]\x1b[0m 3 d\x1b[0m");
+        assert_eq!(cut_visible("plain", 10), "plain");
+        assert_eq!(cut_visible("plain", 3), "pla");
+    }
+
+    #[test]
+    fn status_lines_are_erased_line_by_line_and_an_empty_set_writes_nothing() {
+        let mut lines = StatusLines::default();
+        let mut out = Vec::new();
+        lines.redraw(&mut out);
+        assert!(out.is_empty());
+        lines.rows = vec![("a".into(), "one".into()), ("b".into(), "two".into())];
+        lines.redraw(&mut out);
+        assert_eq!(String::from_utf8_lossy(&out), "one\ntwo");
+        out.clear();
+        lines.erase(&mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!("{ERASE_LINE}{ERASE_LINE_ABOVE}")
+        );
+    }
 }

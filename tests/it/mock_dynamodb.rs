@@ -524,7 +524,7 @@ async fn read_of_a_missing_table_is_none_and_throttling_is_retryable() {
     // in its own words.
     let missing = not_found_rule();
     let (ttl, pitr) = settings_of_a_missing_table();
-    let table = table_type(client(&[&missing, &ttl, &pitr]));
+    let table = table_type(any_order_client(&[&missing, &ttl, &pitr]));
     assert_eq!(
         table
             .read(&ctx(), "users", &Props::new())
@@ -542,7 +542,7 @@ async fn read_of_a_missing_table_is_none_and_throttling_is_retryable() {
         )
     });
     let (ttl, pitr) = settings_of_a_missing_table();
-    let table = table_type(client(&[&throttled, &ttl, &pitr]));
+    let table = table_type(any_order_client(&[&throttled, &ttl, &pitr]));
     let err = table
         .read(&ctx(), "users", &Props::new())
         .await

@@ -309,7 +309,7 @@ async fn sporadic_throttling_slows_nothing_and_a_storm_limits_the_rate_to_what_g
     answers(&limiter, 200, Duration::from_millis(25), |i| i % 10 == 0).await;
     assert_eq!(limiter.rate(), None);
     let started = tokio::time::Instant::now();
-    limiter.wait_turn().await;
+    drop(limiter.wait_turn().await);
     assert_eq!(started.elapsed(), Duration::ZERO);
 
     // Then half of 40 a second are throttled: 20 a second get through; the limit is a
@@ -320,7 +320,7 @@ async fn sporadic_throttling_slows_nothing_and_a_storm_limits_the_rate_to_what_g
     // A second's worth of tokens at once, then one every sixteenth of a second.
     let started = tokio::time::Instant::now();
     for _ in 0..20 {
-        limiter.wait_turn().await;
+        drop(limiter.wait_turn().await);
     }
     let took = started.elapsed();
     assert!(
@@ -345,7 +345,7 @@ async fn nothing_getting_through_paces_at_the_floor_and_a_waiter_that_gives_up_c
     assert_eq!(limiter.rate(), Some(2.0), "the floor");
     let started = tokio::time::Instant::now();
     for _ in 0..3 {
-        limiter.wait_turn().await;
+        drop(limiter.wait_turn().await);
     }
     assert_eq!(started.elapsed(), Duration::from_secs(1), "two a second");
 
@@ -354,13 +354,13 @@ async fn nothing_getting_through_paces_at_the_floor_and_a_waiter_that_gives_up_c
     let waiters = (0..10).map(|_| {
         let waiting = limiter.clone();
         tokio::time::timeout(Duration::from_millis(100), async move {
-            waiting.wait_turn().await;
+            drop(waiting.wait_turn().await);
         })
     });
     let gave_up = futures::future::join_all(waiters).await;
     assert!(gave_up.iter().all(Result::is_err), "{gave_up:?}");
     let started = tokio::time::Instant::now();
-    limiter.wait_turn().await;
+    drop(limiter.wait_turn().await);
     assert!(
         started.elapsed() <= Duration::from_millis(500),
         "{:?}",
@@ -376,15 +376,20 @@ async fn a_service_has_so_many_requests_in_flight_fewer_in_a_storm_and_more_agai
     let fifth = tokio::time::timeout(Duration::from_secs(60), limiter.wait_turn()).await;
     assert!(fifth.is_err(), "four were in flight");
     let mut turns = turns.into_iter();
-    let (waited, _) = tokio::join!(limiter.wait_turn(), async {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        drop(turns.next());
-    });
-    drop(waited);
+    let started = tokio::time::Instant::now();
+    let (fifth, _) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(60), limiter.wait_turn()),
+        async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(turns.next());
+        }
+    );
+    assert!(fifth.is_ok(), "went when one ended");
+    assert_eq!(started.elapsed(), Duration::from_millis(10));
+    drop(fifth);
     drop(turns);
 
-    // A storm halves what may be in flight, down to one; calm windows double it back, never
-    // past the service's own number.
+    // A storm halves what may be in flight, down to one.
     answers(&limiter, 40, Duration::from_millis(30), |_| true).await;
     assert_eq!(limiter.allowed_in_flight(), 2);
     answers(&limiter, 40, Duration::from_millis(30), |_| true).await;
@@ -393,13 +398,46 @@ async fn a_service_has_so_many_requests_in_flight_fewer_in_a_storm_and_more_agai
     let one = limiter.wait_turn().await;
     let second = tokio::time::timeout(Duration::from_secs(60), limiter.wait_turn()).await;
     assert!(second.is_err(), "one at a time in a storm");
-    drop(one);
-    for _ in 0..4 {
+
+    // A calm window lets a waiting request go while the first is still in flight.
+    let (second, _) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(60), limiter.wait_turn()),
+        answers(&limiter, 40, Duration::from_millis(30), |_| false)
+    );
+    assert!(second.is_ok(), "two may be in flight again");
+    assert_eq!(limiter.allowed_in_flight(), 2);
+    drop((one, second));
+    // Calm windows double it back, never past the service's own number.
+    for _ in 0..3 {
         answers(&limiter, 40, Duration::from_millis(30), |_| false).await;
     }
     assert_eq!(limiter.allowed_in_flight(), 4);
+    let four = futures::future::join_all((0..4).map(|_| limiter.wait_turn())).await;
+    let fifth = tokio::time::timeout(Duration::from_secs(60), limiter.wait_turn()).await;
+    assert!(fifth.is_err(), "four again, not more");
+    drop(four);
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_in_flight_when_a_storm_comes_give_their_places_up_as_they_end() {
+    let limiter = RateLimiter::new(4);
+    let four = futures::future::join_all((0..4).map(|_| limiter.wait_turn())).await;
+    answers(&limiter, 40, Duration::from_millis(30), |_| true).await;
+    assert_eq!(limiter.allowed_in_flight(), 2);
+    // Three of the four end: only one place is free for what comes next.
+    let mut four = four.into_iter();
+    for _ in 0..3 {
+        drop(four.next());
+    }
+    let next = limiter.wait_turn().await;
+    let another = tokio::time::timeout(Duration::from_secs(60), limiter.wait_turn()).await;
+    assert!(
+        another.is_err(),
+        "two in flight: the last of the four and the next"
+    );
+    drop((next, four));
     assert_eq!(plinth_aws::rate_limit::requests_at_once("route53"), 2);
-    assert!(plinth_aws::rate_limit::requests_at_once("dynamodb") > 16);
+    assert_eq!(plinth_aws::rate_limit::requests_at_once("dynamodb"), 64);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 //! Every client is made for AWS at scale: calls are retried far past the SDK's default of
 //! three attempts, with exponential backoff and full jitter, within a time budget; a storm of
 //! throttling slows every caller of that service and region down (one [`RateLimiter`] per
-//! service and region, shared by every step and every environment of a roster); and no call
+//! account, service and region, shared by every step and every environment of a roster in
+//! that account); and no call
 //! can hang, because connecting and waiting for an answer have limits.
 
 use std::collections::{BTreeMap, HashMap};
@@ -289,12 +290,20 @@ macro_rules! service_clients {
     };
 }
 
+/// One account's rate limiters, by service and region.
+type Limiters = Mutex<HashMap<(String, String), Arc<RateLimiter>>>;
+
 /// The SDK configuration plinth runs with and the clients made from it.
 pub struct Aws {
     base: SdkConfig,
     persistence: Persistence,
     clients: ClientCache,
-    limiters: Mutex<HashMap<(String, String), Arc<RateLimiter>>>,
+    /// This connection's account's limiters.
+    limiters: Arc<Limiters>,
+    /// The limiters of the other accounts a roster reaches, by account id, shared by every
+    /// connection to the same account: AWS throttles an account as a whole, however many
+    /// students work in it.
+    accounts_limiters: Arc<Mutex<HashMap<String, Arc<Limiters>>>>,
     pub stats: Arc<CallStats>,
     /// Checks done once per connection (see [`Aws::first_time`]).
     done_once: Mutex<std::collections::HashSet<String>>,
@@ -403,7 +412,8 @@ impl Aws {
             base,
             persistence: Persistence::default(),
             clients: ClientCache::default(),
-            limiters: Mutex::default(),
+            limiters: Arc::default(),
+            accounts_limiters: Arc::default(),
             stats: Arc::new(CallStats::default()),
             done_once: Mutex::default(),
             account: Mutex::default(),
@@ -420,28 +430,36 @@ impl Aws {
 
     /// The rate limiter of `service` (`dynamodb`, `ec2`, …) in `region`, shared by its client.
     pub fn limiter(&self, service: &str, region: &str) -> Arc<RateLimiter> {
-        let mut limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
-        limiters
+        lock(&self.limiters)
             .entry((service.to_string(), region.to_string()))
             .or_insert_with(|| Arc::new(RateLimiter::new(requests_at_once(service))))
             .clone()
     }
 
-    /// Throttled answers and the time calls waited for the rate limiters, over all of them.
+    /// Throttled answers and the time calls waited for the rate limiters, over all of them:
+    /// this account's and those of the accounts reached from it.
     pub fn throttling(&self) -> (u64, Duration) {
-        let limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
-        limiters
+        let mut accounts: Vec<Arc<Limiters>> = lock(&self.accounts_limiters)
             .values()
-            .fold((0, Duration::ZERO), |(n, waited), l| {
-                let (t, w) = l.totals();
-                (n + t, waited + w)
-            })
+            .filter(|l| !Arc::ptr_eq(l, &self.limiters))
+            .cloned()
+            .collect();
+        accounts.push(self.limiters.clone());
+        let mut totals = (0, Duration::ZERO);
+        for limiters in accounts {
+            for limiter in lock(&limiters).values() {
+                let (throttled, waited) = limiter.totals();
+                totals = (totals.0 + throttled, totals.1 + waited);
+            }
+        }
+        totals
     }
 
     /// The same configuration working as `role` (a student's own account): every call made
     /// through the result is signed with the role's credentials, which the SDK's identity
     /// cache renews before they expire, so an apply longer than the role's session goes on.
-    /// Its rate limiters are its own (AWS throttles each account apart); its calls are
+    /// Its rate limiters are those of the role's account, shared with every other
+    /// connection to it (AWS throttles each account apart, and as a whole); its calls are
     /// counted with this one's.
     pub async fn assuming(&self, role: &RoleToAssume) -> Aws {
         let provider = aws_config::sts::AssumeRoleProvider::builder(&role.role_arn)
@@ -458,11 +476,17 @@ impl Aws {
             .to_builder()
             .credentials_provider(credentials)
             .build();
+        let account = role.role_arn.split(':').nth(4).unwrap_or_default();
+        let limiters = lock(&self.accounts_limiters)
+            .entry(account.to_string())
+            .or_default()
+            .clone();
         Aws {
             base,
             persistence: self.persistence,
             clients: ClientCache::default(),
-            limiters: Mutex::default(),
+            limiters,
+            accounts_limiters: self.accounts_limiters.clone(),
             stats: self.stats.clone(),
             done_once: Mutex::default(),
             account: Mutex::default(),
@@ -504,4 +528,8 @@ impl Aws {
         *self.account.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
         Ok(id)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

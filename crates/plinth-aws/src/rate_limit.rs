@@ -10,14 +10,16 @@
 //! forty answers or more) limits the rate to what got through, and the rate grows back
 //! while answers come through unthrottled.
 //!
-//! Requests wait for a token, not for a reserved slot: one that gives up waiting (its call
-//! timed out) leaves nothing behind to delay the others.
-//!
 //! Each service also has a number of requests it may have in flight at once, from what AWS
 //! documents for it ([`requests_at_once`]): many for DynamoDB and S3, few for Route 53. A
 //! storm halves it (down to one), calm windows double it back. This, not the command's
 //! `--parallelism`, is what bounds the load on each API: steps of a throttled service wait
 //! for their turn without keeping the others from AWS.
+//!
+//! A request takes its place among those in flight first, in the order requests came
+//! (first come, first served: none is passed over until its call times out), then waits
+//! for a token with it. One that gives up waiting leaves nothing behind to delay the
+//! others.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,7 +36,7 @@ use aws_smithy_runtime_api::client::runtime_components::{
     RuntimeComponents, RuntimeComponentsBuilder,
 };
 use aws_smithy_types::config_bag::ConfigBag;
-use tokio::sync::Notify;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 /// Answers are judged over windows at least this long and this many answers large: at a
@@ -88,8 +90,8 @@ pub fn requests_at_once(service: &str) -> u32 {
 #[derive(Debug)]
 pub struct RateLimiter {
     state: Mutex<State>,
-    /// Woken when a request in flight ends or more may be in flight.
-    freed: Notify,
+    /// One permit per request that may be in flight now.
+    places: Semaphore,
 }
 
 impl Default for RateLimiter {
@@ -98,28 +100,37 @@ impl Default for RateLimiter {
     }
 }
 
-/// A request's place among those in flight, given back when it is dropped.
+/// A request's place among those in flight, given back when it is dropped (or given up,
+/// when fewer may be in flight than when it was taken).
 #[derive(Debug)]
+#[must_use = "the request is in flight only while its turn is held"]
 pub struct Turn<'a> {
     limiter: &'a RateLimiter,
+    place: Option<SemaphorePermit<'a>>,
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
+        let Some(place) = self.place.take() else {
+            return;
+        };
         let mut state = self.limiter.state();
-        state.in_flight = state.in_flight.saturating_sub(1);
-        drop(state);
-        self.limiter.freed.notify_waiters();
+        if state.places_owed > 0 {
+            state.places_owed -= 1;
+            place.forget();
+        }
     }
 }
 
 #[derive(Debug, Default)]
 struct State {
-    /// Requests in flight now, how many may be, and how many at most (the service's
+    /// How many requests may be in flight, and how many at most (the service's
     /// [`requests_at_once`]).
-    in_flight: u32,
     allowed_in_flight: u32,
     most_in_flight: u32,
+    /// Places to give up as requests in flight end, because a storm left fewer allowed
+    /// than were taken.
+    places_owed: u32,
     /// Requests per second allowed; `None` while nothing says to slow down.
     rate: Option<f64>,
     /// Tokens in the bucket (at most a second's worth), and when it was last filled.
@@ -161,7 +172,7 @@ impl RateLimiter {
                 most_in_flight,
                 ..State::default()
             }),
-            freed: Notify::new(),
+            places: Semaphore::new(most_in_flight as usize),
         }
     }
 
@@ -188,27 +199,30 @@ impl RateLimiter {
     /// Waits until this request may go: until fewer than the allowed number are in flight,
     /// then for a token. The request is in flight until the [`Turn`] is dropped.
     pub async fn wait_turn(&self) -> Turn<'_> {
-        self.wait_in_flight().await;
-        let turn = Turn { limiter: self };
+        // The semaphore is never closed: `acquire` does not fail.
+        let place = self.places.acquire().await.ok();
+        let turn = Turn {
+            limiter: self,
+            place,
+        };
         self.wait_token().await;
         turn
     }
 
-    async fn wait_in_flight(&self) {
-        loop {
-            // Listening before looking: a request ending in between still wakes this one.
-            let freed = self.freed.notified();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
-            {
-                let mut state = self.state();
-                if state.in_flight < state.allowed_in_flight {
-                    state.in_flight += 1;
-                    return;
-                }
-            }
-            freed.await;
+    /// Lets `allowed` requests be in flight: places are added, or taken away now where
+    /// they are free and as requests end where they are not.
+    fn allow_in_flight(&self, state: &mut State, allowed: u32) {
+        if allowed > state.allowed_in_flight {
+            let more = allowed - state.allowed_in_flight;
+            let repaid = more.min(state.places_owed);
+            state.places_owed -= repaid;
+            self.places.add_permits((more - repaid) as usize);
+        } else {
+            let fewer = state.allowed_in_flight - allowed;
+            let forgotten = self.places.forget_permits(fewer as usize) as u32;
+            state.places_owed += fewer - forgotten;
         }
+        state.allowed_in_flight = allowed;
     }
 
     async fn wait_token(&self) {
@@ -243,7 +257,6 @@ impl RateLimiter {
             return;
         }
         let share = f64::from(state.throttled) / f64::from(state.answered);
-        let mut more_in_flight = false;
         let got_through = f64::from(state.answered - state.throttled) / elapsed.as_secs_f64();
         if share >= STORM {
             let limit = (got_through * MARGIN).max(FLOOR);
@@ -259,20 +272,16 @@ impl RateLimiter {
                 state.filled = Some(now);
             }
             state.rate = Some(rate);
-            state.allowed_in_flight = (state.allowed_in_flight / 2).max(1);
+            let halved = (state.allowed_in_flight / 2).max(1);
+            self.allow_in_flight(&mut state, halved);
         } else if share < CALM {
             state.rate = state.rate.map(|r| r * GROWTH).filter(|r| *r < CEILING);
-            let grown = (state.allowed_in_flight * 2).min(state.most_in_flight);
-            more_in_flight = grown > state.allowed_in_flight;
-            state.allowed_in_flight = grown;
+            let doubled = (state.allowed_in_flight * 2).min(state.most_in_flight);
+            self.allow_in_flight(&mut state, doubled);
         }
         state.window_started = None;
         state.answered = 0;
         state.throttled = 0;
-        drop(state);
-        if more_in_flight {
-            self.freed.notify_waiters();
-        }
     }
 }
 

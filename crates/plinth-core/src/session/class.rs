@@ -33,12 +33,13 @@ pub const MOST_ENVIRONMENTS_AT_ONCE: usize = 16;
 
 /// How many environments to work on at once when `--max-environments` is not given:
 /// [`ENVIRONMENTS_PER_ACCOUNT`] for each account the students are in (those without an
-/// `account=` share the instructor's), at most [`MOST_ENVIRONMENTS_AT_ONCE`] and never more
-/// than there are students.
-pub fn environments_at_once(students: &[Student]) -> usize {
+/// `account=` share the instructor's, `caller`), at most [`MOST_ENVIRONMENTS_AT_ONCE`] and
+/// never more than there are students.
+pub fn environments_at_once(students: &[Student], caller: Option<&str>) -> usize {
     let accounts: std::collections::BTreeSet<Option<&str>> = students
         .iter()
         .map(|s| s.account.as_ref().map(|a| a.account_id()))
+        .map(|account| account.filter(|id| Some(*id) != caller))
         .collect();
     (accounts.len() * ENVIRONMENTS_PER_ACCOUNT)
         .min(MOST_ENVIRONMENTS_AT_ONCE)

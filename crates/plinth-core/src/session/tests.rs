@@ -270,7 +270,7 @@ async fn a_class_runs_at_most_so_many_at_once_in_roster_order() {
 #[test]
 fn by_default_a_class_runs_four_environments_per_account_at_once_and_sixteen_at_most() {
     let in_one_account = students(&["ana", "bo", "cy", "di", "ed", "flo"]);
-    assert_eq!(class::environments_at_once(&in_one_account), 4);
+    assert_eq!(class::environments_at_once(&in_one_account, None), 4);
     let lines: Vec<String> = (0..10)
         .map(|i| match i % 2 {
             0 => format!("s{i} account=111111111111"),
@@ -278,13 +278,30 @@ fn by_default_a_class_runs_four_environments_per_account_at_once_and_sixteen_at_
         })
         .collect();
     let two_accounts: Vec<&str> = lines.iter().map(String::as_str).collect();
-    assert_eq!(class::environments_at_once(&students(&two_accounts)), 8);
-    assert_eq!(class::environments_at_once(&students(&["ana", "bo"])), 2);
+    assert_eq!(
+        class::environments_at_once(&students(&two_accounts), None),
+        8
+    );
+    assert_eq!(
+        class::environments_at_once(&students(&two_accounts), Some("111111111111")),
+        8,
+        "the caller's own account and the other"
+    );
+    let with_the_callers = students(&["ana", "bo account=111111111111", "cy", "di", "ed"]);
+    assert_eq!(
+        class::environments_at_once(&with_the_callers, Some("111111111111")),
+        4,
+        "one account: the caller's"
+    );
+    assert_eq!(
+        class::environments_at_once(&students(&["ana", "bo"]), None),
+        2
+    );
     let lines: Vec<String> = (0..30)
         .map(|i| format!("s{i} account={:012}", 100_000_000_000u64 + i))
         .collect();
     let many: Vec<&str> = lines.iter().map(String::as_str).collect();
-    assert_eq!(class::environments_at_once(&students(&many)), 16);
+    assert_eq!(class::environments_at_once(&students(&many), None), 16);
 }
 
 #[tokio::test]
