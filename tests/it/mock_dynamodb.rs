@@ -1852,3 +1852,99 @@ fn replicas_need_the_new_and_old_images_stream_and_autoscaled_provisioned_writes
     assert_eq!(props["replicas"], json!(["eu-west-1", "us-west-2"]));
     assert!(!desired(json!({"replicas": []})).contains_key("replicas"));
 }
+
+#[tokio::test]
+async fn a_batch_of_tables_asks_for_its_tags_in_one_call_by_the_arns_of_the_account() {
+    use aws_sdk_resourcegroupstagging::operation::get_resources::GetResourcesOutput;
+    use aws_sdk_resourcegroupstagging::types::{ResourceTagMapping, Tag};
+    const ORDERS_ARN: &str = "arn:aws:dynamodb:us-east-1:123456789012:table/orders";
+    let mut orders = users_table("ACTIVE", &[]);
+    orders["TableName"] = json!("orders");
+    orders["TableArn"] = json!(ORDERS_ARN);
+    let describe_users = describe_rule("ACTIVE", &[]);
+    let describe_orders = mock!(Client::describe_table)
+        .match_requests(|r| r.table_name() == Some("orders"))
+        .then_http_response(move || json_ok(json!({ "Table": orders.clone() })));
+    let ttl = mock!(Client::describe_time_to_live).then_http_response(|| {
+        json_ok(json!({"TimeToLiveDescription": {"TimeToLiveStatus": "DISABLED"}}))
+    });
+    let pitr = mock!(Client::describe_continuous_backups).then_http_response(|| {
+        json_ok(json!({"ContinuousBackupsDescription": {
+            "ContinuousBackupsStatus": "ENABLED",
+            "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "DISABLED"}
+        }}))
+    });
+    // The index says someone changed the orders table's tags by hand: being an index that
+    // lags, it is not taken at its word, the table's own tags are read.
+    let own_tags = mock!(Client::list_tags_of_resource)
+        .match_requests(|r| r.resource_arn() == Some(ORDERS_ARN))
+        .then_http_response(|| json_ok(json!({"Tags": [{"Key": "course", "Value": "db102"}]})));
+    let identity = mock!(aws_sdk_sts::Client::get_caller_identity).then_output(|| {
+        aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput::builder()
+            .account("123456789012")
+            .build()
+    });
+    let mapping = |arn: &str, course: &str| {
+        ResourceTagMapping::builder()
+            .resource_arn(arn)
+            .tags(
+                Tag::builder()
+                    .key("course")
+                    .value(course)
+                    .build()
+                    .expect("tag"),
+            )
+            .build()
+    };
+    let index = mock!(aws_sdk_resourcegroupstagging::Client::get_resources)
+        .match_requests(|r| r.resource_arn_list() == [ARN, ORDERS_ARN])
+        .then_output(move || {
+            GetResourcesOutput::builder()
+                .resource_tag_mapping_list(mapping(ARN, "db101"))
+                .resource_tag_mapping_list(mapping(ORDERS_ARN, "db102"))
+                .build()
+        });
+    let aws = mocked_aws();
+    aws.insert_dynamodb(
+        REGION,
+        any_order_client(&[&describe_users, &describe_orders, &ttl, &pitr, &own_tags]),
+    );
+    aws.insert_sts(
+        REGION,
+        mock_client!(aws_sdk_sts, RuleMode::MatchAny, &[&identity]),
+    );
+    aws.insert_tagging(
+        REGION,
+        mock_client!(aws_sdk_resourcegroupstagging, RuleMode::MatchAny, &[&index]),
+    );
+    let table = DynamodbTable::new(aws);
+    let tagged = |name: &str| {
+        let mut props = desired(json!({"tags": {"course": "db101"}}));
+        props.insert("name".into(), json!(name));
+        props
+    };
+    let items = [
+        ("users".to_string(), tagged("users")),
+        ("orders".to_string(), tagged("orders")),
+    ];
+
+    let read = table.read_batch(&ctx(), &items).await.expect("read");
+
+    let tags_of = |i: usize| read[i].as_ref().expect("exists").props.get("tags").cloned();
+    assert_eq!(tags_of(0), Some(json!({"course": "db101"})));
+    assert_eq!(
+        tags_of(1),
+        Some(json!({"course": "db102"})),
+        "read from the table"
+    );
+    assert_eq!(index.num_calls(), 1, "one call for the tags of both");
+    assert_eq!(
+        own_tags.num_calls(),
+        1,
+        "and one for the table it disagreed on"
+    );
+    assert_eq!(
+        (describe_users.num_calls(), describe_orders.num_calls()),
+        (1, 1)
+    );
+}

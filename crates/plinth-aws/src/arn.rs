@@ -1,5 +1,6 @@
 //! Reading ARNs (`arn:partition:service:region:account:resource`), for the types'
-//! [`id_from_arn`](plinth_core::resource::ResourceType::id_from_arn).
+//! [`id_from_arn`](plinth_core::resource::ResourceType::id_from_arn), and the partition
+//! that writing one needs.
 
 /// The parts of an ARN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -9,6 +10,17 @@ pub struct Arn<'a> {
     pub region: &'a str,
     /// Everything after the account: `table/users`, `function:rewrite:3`.
     pub resource: &'a str,
+}
+
+/// The partition of a region, for ARNs.
+pub fn partition(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
 }
 
 /// Splits an ARN; `None` when the text is not one.

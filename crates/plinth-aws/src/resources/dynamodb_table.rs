@@ -1916,21 +1916,27 @@ impl ResourceType for DynamodbTable {
                 async move { read_untagged(&client, &id).await }.boxed()
             })
             .collect();
-        let found: Vec<Option<Untagged>> = stream::iter(reads)
-            .buffered(BATCH_READS_AT_ONCE)
-            .try_collect()
-            .await?;
-        let arns: Vec<String> = found.iter().flatten().map(|f| f.arn.clone()).collect();
-        let mut listed = match arns.is_empty() {
-            true => BTreeMap::new(),
-            // No permission for the tagging API, or no answer: each table reads its own.
-            false => tagging::tags_by_arn(&self.aws, &ctx.region, &arns)
-                .await
-                .unwrap_or_else(|err| {
-                    debug!(error = %err, "tags of many tables unavailable: reading each");
-                    BTreeMap::new()
-                }),
+        // The tags are asked for while the tables are read, by the ARNs the tables have in
+        // this account (known since the account check); a table whose ARN is not that reads
+        // its own tags below.
+        let arns = self.arns_of(&ctx.region, items).await;
+        let listed = async {
+            match arns.is_empty() {
+                true => BTreeMap::new(),
+                // No permission for the tagging API, or no answer: each table reads its own.
+                false => tagging::tags_by_arn(&self.aws, &ctx.region, &arns)
+                    .await
+                    .unwrap_or_else(|err| {
+                        debug!(error = %err, "tags of many tables unavailable: reading each");
+                        BTreeMap::new()
+                    }),
+            }
         };
+        let reads = stream::iter(reads)
+            .buffered(BATCH_READS_AT_ONCE)
+            .try_collect::<Vec<Option<Untagged>>>();
+        let (found, mut listed) = futures::join!(reads, listed);
+        let found = found?;
         let tag_reads = items
             .iter()
             .zip(found)
@@ -2169,6 +2175,19 @@ impl ResourceType for DynamodbTable {
 }
 
 impl DynamodbTable {
+    /// The ARNs the tables named `items` have in this connection's account; none when the
+    /// account is not known (then each table's own answer names it).
+    async fn arns_of(&self, region: &str, items: &[(String, Props)]) -> Vec<String> {
+        let Ok(account) = self.aws.account_id(region).await else {
+            return Vec::new();
+        };
+        let partition = crate::arn::partition(region);
+        items
+            .iter()
+            .map(|(name, _)| format!("arn:{partition}:dynamodb:{region}:{account}:table/{name}"))
+            .collect()
+    }
+
     /// The observation of a table read as `found` with `tags`, with its autoscaling when
     /// plinth set some up (only those tables have targets worth a call each plan).
     async fn observe(

@@ -125,16 +125,7 @@ pub fn known_str<'a>(props: &'a Props, key: &str) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
-/// The partition of a region, for ARNs.
-pub fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
-}
+pub use crate::arn::partition;
 
 /// The ARN of an EC2 resource (`vpc/vpc-…`), which most EC2 answers do not carry.
 pub fn arn(region: &str, owner: &str, kind: &str, id: &str) -> String {
