@@ -58,6 +58,9 @@ impl StatusLines {
     /// terminal's width and there are fewer than its height (a line that wrapped, or one
     /// scrolled off the top, could not be erased).
     fn draw(&mut self, out: &mut impl Write) {
+        if self.rows.is_empty() {
+            return; // a pipe, or nothing under way: no size to ask the terminal for
+        }
         let (width, height) = screen_size();
         let room = height.saturating_sub(1).max(1);
         let mut lines: Vec<String> = self
